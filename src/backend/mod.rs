@@ -1,0 +1,93 @@
+//! The storage contract the persister is written against, and its implementations:
+//! IndexedDB (`indexeddb`, wasm only), in-memory (`memory`) and a fault-injecting wrapper (`faulty`).
+
+pub mod faulty;
+#[cfg(target_arch = "wasm32")]
+pub mod indexeddb;
+pub mod memory;
+
+use std::collections::BTreeSet;
+
+use crate::error::Result;
+use crate::model::{Key, KeyPart, WalletId, AREA_STORES};
+
+pub use faulty::{FaultyBackend, Op};
+pub use memory::MemoryBackend;
+
+/// Stores outside the wallet areas.
+pub const META_STORES: &[&str] = &["db_meta", "pending", "channel_meta", "channel_history", "retrieval_hints"];
+
+/// Every object store of the database.
+pub fn all_stores() -> impl Iterator<Item = &'static str> {
+    AREA_STORES.iter().chain(META_STORES).copied()
+}
+
+/// One request inside a write transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    Put { store: &'static str, key: Key, value: Vec<u8> },
+    Delete { store: &'static str, key: Key },
+    /// Deletes every row of one wallet in `store` (one key-range request).
+    DeleteWallet { store: &'static str, wallet: WalletId },
+}
+
+impl WriteOp {
+    pub fn store(&self) -> &'static str {
+        match self {
+            WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } | WriteOp::DeleteWallet { store, .. } => store,
+        }
+    }
+
+    /// The wallet the op writes to (the first part of its key).
+    pub fn wallet_hex(&self) -> Option<String> {
+        match self {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => match key.first() {
+                Some(KeyPart::Text(hex)) => Some(hex.clone()),
+                _ => None,
+            },
+            WriteOp::DeleteWallet { wallet, .. } => Some(wallet.to_hex()),
+        }
+    }
+}
+
+/// Ops that commit together or not at all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    pub ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    /// The stores the batch touches, sorted and unique (the transaction's scope).
+    pub fn stores(&self) -> Vec<&'static str> {
+        self.ops.iter().map(WriteOp::store).collect::<BTreeSet<_>>().into_iter().collect()
+    }
+}
+
+/// One stored row: its key and its envelope bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: Key,
+    pub value: Vec<u8>,
+}
+
+/// The rows read from one store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRows {
+    pub store: &'static str,
+    pub rows: Vec<Row>,
+}
+
+/// Durable storage. Single-threaded: futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// Applies the whole batch in one readwrite transaction: every op or none.
+    /// All requests are issued before anything is awaited; resolves once the transaction committed.
+    async fn write(&self, batch: &WriteBatch) -> Result<()>;
+
+    /// Reads every row of `stores` in one readonly transaction, one bulk read per store,
+    /// each store's rows in key order.
+    async fn read(&self, stores: &[&'static str]) -> Result<Vec<StoreRows>>;
+
+    /// Releases the connection; later calls fail with `Closed`.
+    fn close(&self);
+}

@@ -1,0 +1,116 @@
+//! The versioned envelope every stored value is wrapped in:
+//! `magic (4) | flags u8 | schema version u16 LE | payload length u32 LE | bincode payload`.
+//!
+//! Decoding never allocates past the byte limit, refuses trailing bytes, unknown flags and schema
+//! versions newer than this build's, and never panics on any input.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Identifies a wallet-persist envelope.
+pub const MAGIC: [u8; 4] = *b"WPST";
+/// The schema version this build writes and the newest it reads.
+pub const SCHEMA_VERSION: u16 = 1;
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 11;
+/// The default and largest byte limit for one stored value.
+pub const MAX_BLOB_BYTES: usize = 16 * 1024 * 1024;
+/// Flag bit 0 is reserved for "payload encrypted"; no flag is defined yet.
+const KNOWN_FLAGS: u8 = 0;
+
+/// bincode's own limit bounds every length-prefixed allocation inside a payload.
+type Config = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_BLOB_BYTES>,
+>;
+
+fn config() -> Config {
+    bincode::config::standard().with_limit::<MAX_BLOB_BYTES>()
+}
+
+/// Encodes `value` into an envelope; refuses a payload over `limit` bytes.
+pub fn encode<T: Serialize>(value: &T, limit: usize) -> Result<Vec<u8>> {
+    let limit = limit.min(MAX_BLOB_BYTES);
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.push(0);
+    out.extend_from_slice(&SCHEMA_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    bincode::serde::encode_into_std_write(value, &mut out, config())
+        .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    let len = out.len() - HEADER_LEN;
+    if len > limit {
+        return Err(Error::BlobTooLarge { len: len as u64, limit: limit as u64 });
+    }
+    out[7..11].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(out)
+}
+
+/// Refuses a value whose encoded payload would exceed `limit`, without allocating it.
+pub fn check_size<T: Serialize>(value: &T, limit: usize) -> Result<()> {
+    let limit = limit.min(MAX_BLOB_BYTES);
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard())
+        .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    if size.bytes_written > limit {
+        return Err(Error::BlobTooLarge { len: size.bytes_written as u64, limit: limit as u64 });
+    }
+    Ok(())
+}
+
+/// Reads the schema version of an envelope without decoding its payload.
+pub fn schema_version(bytes: &[u8]) -> Result<u16> {
+    check_header(bytes, MAX_BLOB_BYTES, u16::MAX).map(|(version, _)| version)
+}
+
+/// Validates the header; returns the schema version and the payload slice.
+fn check_header(bytes: &[u8], limit: usize, newest: u16) -> Result<(u16, &[u8])> {
+    if bytes.len() < HEADER_LEN {
+        return Err(Error::BlobDecode(format!("truncated header: {} bytes", bytes.len())));
+    }
+    if bytes[0..4] != MAGIC {
+        return Err(Error::BlobDecode("wrong magic".into()));
+    }
+    let flags = bytes[4];
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Error::BlobDecode(format!("unknown flags {flags:#04x}")));
+    }
+    let version = u16::from_le_bytes([bytes[5], bytes[6]]);
+    if version > newest {
+        return Err(Error::SchemaVersionUnsupported { found: version, supported: newest });
+    }
+    if version == 0 {
+        return Err(Error::BlobDecode("schema version 0".into()));
+    }
+    let len = u32::from_le_bytes([bytes[7], bytes[8], bytes[9], bytes[10]]) as usize;
+    let limit = limit.min(MAX_BLOB_BYTES);
+    if len > limit {
+        return Err(Error::BlobTooLarge { len: len as u64, limit: limit as u64 });
+    }
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() < len {
+        return Err(Error::BlobDecode(format!("truncated payload: {} of {len} bytes", payload.len())));
+    }
+    if payload.len() > len {
+        return Err(Error::BlobDecode(format!("{} trailing bytes after the envelope", payload.len() - len)));
+    }
+    Ok((version, payload))
+}
+
+/// Decodes an envelope written by this or an older schema.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T> {
+    let (_version, payload) = check_header(bytes, limit, SCHEMA_VERSION)?;
+    let (value, read) = bincode::serde::decode_from_slice::<T, _>(payload, config()).map_err(|e| match e {
+        bincode::error::DecodeError::LimitExceeded => {
+            Error::BlobTooLarge { len: u64::MAX, limit: limit.min(MAX_BLOB_BYTES) as u64 }
+        }
+        other => Error::BlobDecode(other.to_string()),
+    })?;
+    if read != payload.len() {
+        return Err(Error::BlobDecode(format!("{} trailing bytes after the payload", payload.len() - read)));
+    }
+    Ok(value)
+}

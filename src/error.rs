@@ -1,0 +1,216 @@
+//! The one error enum of wallet-persist, its stable numeric codes and its transient/fatal split.
+
+use std::fmt;
+
+use crate::model::WalletId;
+
+/// Every failure wallet-persist reports. Codes and kinds are stable forever (see [`Error::code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad input from the caller; nothing was staged or written.
+    InvalidArgument(String),
+    WalletNotFound(WalletId),
+    WalletAlreadyExists(WalletId),
+    /// A flush failed transiently; the named wallets' changes are staged again and a retry can land them.
+    FlushRetryable { wallets: Vec<WalletId>, cause: Box<Error> },
+    /// A flush failed fatally for the named wallets; their taken changesets were dropped.
+    FlushFailed { wallets: Vec<WalletId>, cause: Box<Error> },
+    QuotaExceeded(String),
+    /// IndexedDB is missing or refused (private mode, disabled storage, sandboxed frame).
+    StorageUnavailable(String),
+    ConnectionLost(String),
+    UpgradeBlocked(String),
+    SchemaVersionUnsupported { found: u16, supported: u16 },
+    BlobTooLarge { len: u64, limit: u64 },
+    BlobDecode(String),
+    WalletIdMismatch { expected: WalletId, found: WalletId },
+    EntryMismatch(String),
+    BackupInvalid(String),
+    BackupDestinationNotEmpty,
+    AlreadyOpen(String),
+    PendingRegistrationMissing(WalletId),
+    Timeout(String),
+    ShutdownIncomplete(String),
+    Closed,
+    /// A transaction aborted without a more specific cause (contention, a browser hiccup).
+    TransactionAborted(String),
+    /// A bug in wallet-persist or an unexpected browser response.
+    Internal(String),
+}
+
+/// Whether a failure may succeed on retry (`Transient`) or will fail again (`Fatal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Transient,
+    Fatal,
+}
+
+impl Error {
+    /// The stable numeric code surfaced to JS.
+    pub fn code(&self) -> u16 {
+        match self {
+            Error::InvalidArgument(_) => 1,
+            Error::WalletNotFound(_) => 2,
+            Error::WalletAlreadyExists(_) => 3,
+            Error::FlushRetryable { .. } => 4,
+            Error::FlushFailed { cause, .. } => cause.code(),
+            Error::QuotaExceeded(_) => 5,
+            Error::StorageUnavailable(_) => 6,
+            Error::ConnectionLost(_) => 7,
+            Error::UpgradeBlocked(_) => 8,
+            Error::SchemaVersionUnsupported { .. } => 9,
+            Error::BlobTooLarge { .. } => 10,
+            Error::BlobDecode(_) => 11,
+            Error::WalletIdMismatch { .. } => 12,
+            Error::EntryMismatch(_) => 13,
+            Error::BackupInvalid(_) => 14,
+            Error::BackupDestinationNotEmpty => 15,
+            Error::AlreadyOpen(_) => 16,
+            Error::PendingRegistrationMissing(_) => 17,
+            Error::Timeout(_) => 18,
+            Error::ShutdownIncomplete(_) => 19,
+            Error::Closed => 20,
+            Error::TransactionAborted(_) => 21,
+            Error::Internal(_) => 99,
+        }
+    }
+
+    /// The stable snake_case kind tag surfaced to JS.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::WalletNotFound(_) => "wallet_not_found",
+            Error::WalletAlreadyExists(_) => "wallet_already_exists",
+            Error::FlushRetryable { .. } => "flush_retryable",
+            Error::FlushFailed { cause, .. } => cause.kind(),
+            Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::StorageUnavailable(_) => "storage_unavailable",
+            Error::ConnectionLost(_) => "connection_lost",
+            Error::UpgradeBlocked(_) => "upgrade_blocked",
+            Error::SchemaVersionUnsupported { .. } => "schema_version_unsupported",
+            Error::BlobTooLarge { .. } => "blob_too_large",
+            Error::BlobDecode(_) => "blob_decode",
+            Error::WalletIdMismatch { .. } => "wallet_id_mismatch",
+            Error::EntryMismatch(_) => "entry_mismatch",
+            Error::BackupInvalid(_) => "backup_invalid",
+            Error::BackupDestinationNotEmpty => "backup_destination_not_empty",
+            Error::AlreadyOpen(_) => "already_open",
+            Error::PendingRegistrationMissing(_) => "pending_registration_missing",
+            Error::Timeout(_) => "timeout",
+            Error::ShutdownIncomplete(_) => "shutdown_incomplete",
+            Error::Closed => "closed",
+            Error::TransactionAborted(_) => "transaction_aborted",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// Transient failures keep the buffer; fatal ones drop what they were about.
+    pub fn severity(&self) -> Severity {
+        use Severity::*;
+        match self {
+            Error::FlushRetryable { .. }
+            | Error::QuotaExceeded(_)
+            | Error::ConnectionLost(_)
+            | Error::UpgradeBlocked(_)
+            | Error::Timeout(_)
+            | Error::ShutdownIncomplete(_)
+            | Error::TransactionAborted(_) => Transient,
+            Error::FlushFailed { cause, .. } => cause.severity(),
+            Error::InvalidArgument(_)
+            | Error::WalletNotFound(_)
+            | Error::WalletAlreadyExists(_)
+            | Error::StorageUnavailable(_)
+            | Error::SchemaVersionUnsupported { .. }
+            | Error::BlobTooLarge { .. }
+            | Error::BlobDecode(_)
+            | Error::WalletIdMismatch { .. }
+            | Error::EntryMismatch(_)
+            | Error::BackupInvalid(_)
+            | Error::BackupDestinationNotEmpty
+            | Error::AlreadyOpen(_)
+            | Error::PendingRegistrationMissing(_)
+            | Error::Closed
+            | Error::Internal(_) => Fatal,
+        }
+    }
+
+    /// `true` when a retry may succeed (the JS `retryable` flag).
+    pub fn is_transient(&self) -> bool {
+        self.severity() == Severity::Transient
+    }
+
+    /// The wallets this error is about, when it names any.
+    pub fn wallet_ids(&self) -> Vec<WalletId> {
+        match self {
+            Error::FlushRetryable { wallets, .. } | Error::FlushFailed { wallets, .. } => wallets.clone(),
+            Error::WalletNotFound(id)
+            | Error::WalletAlreadyExists(id)
+            | Error::PendingRegistrationMissing(id) => vec![*id],
+            Error::WalletIdMismatch { expected, .. } => vec![*expected],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Classifies a DOMException (or `Error`) name raised by IndexedDB.
+    ///
+    /// `UnknownError` and `InvalidStateError` are what Chromium raises after the connection closed
+    /// under us; WebKit says "Connection to Indexed Database server lost" in the message.
+    pub fn from_dom_exception(name: &str, message: &str) -> Error {
+        let text = format!("{name}: {message}");
+        if message.contains("Connection to Indexed Database server lost") {
+            return Error::ConnectionLost(text);
+        }
+        match name {
+            "QuotaExceededError" => Error::QuotaExceeded(text),
+            "UnknownError" | "InvalidStateError" => Error::ConnectionLost(text),
+            "AbortError" | "TransactionInactiveError" => Error::TransactionAborted(text),
+            "TimeoutError" => Error::Timeout(text),
+            "SecurityError" | "NotAllowedError" => Error::StorageUnavailable(text),
+            "VersionError" => Error::SchemaVersionUnsupported { found: 0, supported: crate::codec::SCHEMA_VERSION },
+            _ => Error::Internal(text),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::WalletNotFound(id) => write!(f, "wallet {id} not found"),
+            Error::WalletAlreadyExists(id) => write!(f, "wallet {id} already exists"),
+            Error::FlushRetryable { wallets, cause } => {
+                write!(f, "flush failed transiently for {} wallet(s), changes kept staged: {cause}", wallets.len())
+            }
+            Error::FlushFailed { wallets, cause } => {
+                write!(f, "flush failed for {} wallet(s), their changes were dropped: {cause}", wallets.len())
+            }
+            Error::QuotaExceeded(m) => write!(f, "storage quota exceeded: {m}"),
+            Error::StorageUnavailable(m) => write!(f, "IndexedDB unavailable: {m}"),
+            Error::ConnectionLost(m) => write!(f, "connection to IndexedDB lost: {m}"),
+            Error::UpgradeBlocked(m) => write!(f, "database upgrade blocked by another tab: {m}"),
+            Error::SchemaVersionUnsupported { found, supported } => {
+                write!(f, "schema version {found} is newer than the supported {supported}")
+            }
+            Error::BlobTooLarge { len, limit } => write!(f, "blob of {len} bytes exceeds the limit of {limit} bytes"),
+            Error::BlobDecode(m) => write!(f, "blob decode failed: {m}"),
+            Error::WalletIdMismatch { expected, found } => {
+                write!(f, "entry belongs to wallet {found}, not to wallet {expected}")
+            }
+            Error::EntryMismatch(m) => write!(f, "entry key mismatch: {m}"),
+            Error::BackupInvalid(m) => write!(f, "backup invalid: {m}"),
+            Error::BackupDestinationNotEmpty => write!(f, "backup destination is not empty"),
+            Error::AlreadyOpen(name) => write!(f, "database {name} is already open"),
+            Error::PendingRegistrationMissing(id) => write!(f, "no pending registration for wallet {id}"),
+            Error::Timeout(m) => write!(f, "timed out: {m}"),
+            Error::ShutdownIncomplete(m) => write!(f, "shutdown incomplete: {m}"),
+            Error::Closed => write!(f, "the store is closed"),
+            Error::TransactionAborted(m) => write!(f, "transaction aborted: {m}"),
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,21 @@
+//! wallet-persist: durable, crash-safe, retry-safe wallet state in IndexedDB.
+//!
+//! Layers, top to bottom: `js` (wasm-bindgen surface) → [`persister`] → [`buffer`], [`model`],
+//! [`codec`] → [`backend`] (IndexedDB, memory, fault injection). Everything but `js` and
+//! `backend::indexeddb` is plain Rust, tested on the host against [`backend::MemoryBackend`].
+
+pub mod backend;
+pub mod buffer;
+pub mod codec;
+pub mod error;
+pub mod log;
+pub mod model;
+pub mod persister;
+#[doc(hidden)]
+pub mod conformance;
+
+#[cfg(target_arch = "wasm32")]
+pub mod js;
+
+pub use error::{Error, Result};
+pub use persister::{CommitReport, FlushMode, LoadReport, Options, Persister};

@@ -1,0 +1,278 @@
+//! `WalletChangeSet`: per-area upserts and tombstones, merged last-writer-wins, and its rows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::backend::WriteOp;
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::model::entries::*;
+use crate::model::ids::WalletId;
+use crate::model::keys::{EntryKey, Key, KeyPart};
+
+/// Merging a newer value into an older one: per key, the newer wins (tombstones included).
+pub trait Merge {
+    fn merge(&mut self, newer: Self);
+    fn is_empty(&self) -> bool;
+}
+
+/// One area of a changeset: `Some(value)` upserts, `None` deletes (a tombstone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryMap<E: Entry>(pub BTreeMap<E::Key, Option<E>>);
+
+impl<E: Entry> Default for EntryMap<E> {
+    fn default() -> Self {
+        EntryMap(BTreeMap::new())
+    }
+}
+
+impl<E: Entry> EntryMap<E> {
+    pub fn upsert(&mut self, value: E) {
+        self.0.insert(value.key(), Some(value));
+    }
+    pub fn tombstone(&mut self, key: E::Key) {
+        self.0.insert(key, None);
+    }
+}
+
+impl<E: Entry> Merge for EntryMap<E> {
+    fn merge(&mut self, newer: Self) {
+        self.0.extend(newer.0);
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<E: Entry> Merge for Option<E> {
+    fn merge(&mut self, newer: Self) {
+        if newer.is_some() {
+            *self = newer;
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// What the persister needs of each area, whether keyed (`EntryMap`) or a singleton (`Option`).
+trait Area {
+    type Item: Entry;
+    fn len(&self) -> usize;
+    fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()>;
+    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()>;
+    fn insert_loaded(&mut self, value: Self::Item);
+}
+
+/// The IndexedDB key of one entry of one wallet.
+pub fn entry_key<K: EntryKey>(wallet: &WalletId, key: &K) -> Key {
+    let mut out = Vec::with_capacity(1 + K::ARITY);
+    out.push(KeyPart::Text(wallet.to_hex()));
+    key.to_parts(&mut out);
+    out
+}
+
+fn encode_row<E: Entry>(wallet: &WalletId, value: &E, limit: usize) -> Result<Vec<u8>> {
+    codec::encode(&(wallet, value), limit)
+}
+
+/// Decodes one stored row and checks it against the key it was found under.
+pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Result<(WalletId, E)> {
+    let (wallet, value): (WalletId, E) = codec::decode(bytes, limit)?;
+    match key.first() {
+        Some(KeyPart::Text(hex)) if *hex == wallet.to_hex() => {}
+        Some(KeyPart::Text(hex)) => {
+            let found = WalletId::from_hex(hex).map_err(|_| Error::EntryMismatch(format!("bad wallet key part {hex:?}")))?;
+            return Err(Error::WalletIdMismatch { expected: found, found: wallet });
+        }
+        _ => return Err(Error::EntryMismatch("key does not start with a wallet id".into())),
+    }
+    if entry_key(&wallet, &value.key()) != key {
+        return Err(Error::EntryMismatch(format!("value's own key {:?} differs from its row key", value.key())));
+    }
+    Ok((wallet, value))
+}
+
+impl<E: Entry> Area for EntryMap<E> {
+    type Item = E;
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()> {
+        for (key, value) in &self.0 {
+            if let Some(value) = value {
+                codec::check_size(&(wallet, value), limit)?;
+                if value.key() != *key {
+                    return Err(Error::EntryMismatch(format!(
+                        "{store}: entry under key {:?} carries key {:?}",
+                        key.js_key(),
+                        value.key().js_key()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()> {
+        for (key, value) in &self.0 {
+            let key = entry_key(wallet, key);
+            ops.push(match value {
+                Some(value) => WriteOp::Put { store, key, value: encode_row(wallet, value, limit)? },
+                None => WriteOp::Delete { store, key },
+            });
+        }
+        Ok(())
+    }
+    fn insert_loaded(&mut self, value: E) {
+        self.upsert(value);
+    }
+}
+
+impl<E: Entry<Key = ()>> Area for Option<E> {
+    type Item = E;
+    fn len(&self) -> usize {
+        usize::from(self.is_some())
+    }
+    fn validate(&self, wallet: &WalletId, _store: &str, limit: usize) -> Result<()> {
+        match self {
+            Some(value) => codec::check_size(&(wallet, value), limit),
+            None => Ok(()),
+        }
+    }
+    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()> {
+        if let Some(value) = self {
+            ops.push(WriteOp::Put { store, key: entry_key(wallet, &()), value: encode_row(wallet, value, limit)? });
+        }
+        Ok(())
+    }
+    fn insert_loaded(&mut self, value: E) {
+        *self = Some(value);
+    }
+}
+
+impl<E: Entry> Serialize for EntryMap<E> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(&key.js_key(), value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, E: Entry> Deserialize<'de> for EntryMap<E> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct MapVisitor<E>(PhantomData<E>);
+        impl<'de, E: Entry> Visitor<'de> for MapVisitor<E> {
+            type Value = EntryMap<E>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object mapping entry keys to values or null")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    let parsed = E::Key::parse_js(&key).map_err(serde::de::Error::custom)?;
+                    out.insert(parsed, access.next_value::<Option<E>>()?);
+                }
+                Ok(EntryMap(out))
+            }
+        }
+        d.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// Declares the changeset's areas once; every per-area operation below is generated from this list.
+macro_rules! areas {
+    ($( $field:ident : $ty:ty => $store:literal ),* $(,)?) => {
+        /// Staged changes of one wallet, area by area.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+        pub struct WalletChangeSet {
+            $( pub $field: $ty, )*
+        }
+
+        /// The object store of every area, in declaration order.
+        pub const AREA_STORES: &[&str] = &[$($store),*];
+
+        impl Merge for WalletChangeSet {
+            fn merge(&mut self, newer: Self) {
+                $( self.$field.merge(newer.$field); )*
+            }
+            fn is_empty(&self) -> bool {
+                true $( && Merge::is_empty(&self.$field) )*
+            }
+        }
+
+        impl WalletChangeSet {
+            /// Entries (upserts and tombstones) per area, zero counts included.
+            pub fn area_counts(&self) -> Vec<(&'static str, usize)> {
+                vec![$( ($store, Area::len(&self.$field)) ),*]
+            }
+
+            /// Checks that every value carries the key it is stored under and fits the byte limit.
+            pub fn validate(&self, wallet: &WalletId, limit: usize) -> Result<()> {
+                $( self.$field.validate(wallet, $store, limit)?; )*
+                Ok(())
+            }
+
+            /// Appends this wallet's puts and deletes, every value encoded.
+            pub fn encode_into(&self, wallet: &WalletId, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()> {
+                $( self.$field.encode_into(wallet, $store, limit, ops)?; )*
+                Ok(())
+            }
+
+            /// Decodes one row of `store` and adds it to the changeset of its wallet.
+            pub fn load_row(
+                state: &mut BTreeMap<WalletId, WalletChangeSet>,
+                store: &str,
+                key: &[KeyPart],
+                bytes: &[u8],
+                limit: usize,
+            ) -> Result<()> {
+                match store {
+                    $( $store => {
+                        let (wallet, value) = decode_row::<<$ty as Area>::Item>(key, bytes, limit)?;
+                        state.entry(wallet).or_default().$field.insert_loaded(value);
+                        Ok(())
+                    } )*
+                    other => Err(Error::Internal(format!("{other} is not an area store"))),
+                }
+            }
+        }
+    };
+}
+
+areas! {
+    wallet: Option<WalletRecord> => "wallets",
+    accounts: EntryMap<Account> => "accounts",
+    addresses: EntryMap<AddressEntry> => "addresses",
+    utxos: EntryMap<Utxo> => "utxos",
+    transactions: EntryMap<TransactionEntry> => "transactions",
+    sync_state: Option<SyncState> => "sync_state",
+    identities: EntryMap<Identity> => "identities",
+    identity_keys: EntryMap<IdentityKey> => "identity_keys",
+    contacts: EntryMap<Contact> => "contacts",
+    asset_locks: EntryMap<AssetLock> => "asset_locks",
+    token_balances: EntryMap<TokenBalance> => "token_balances",
+    platform_addresses: EntryMap<PlatformAddress> => "platform_addresses",
+    records: EntryMap<Record> => "records",
+}
+
+impl WalletChangeSet {
+    /// Upserts plus tombstones over all areas.
+    pub fn field_count(&self) -> usize {
+        self.area_counts().iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// What `load` returns: the durable state of every wallet, grouped by wallet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientStartState {
+    pub wallets: BTreeMap<WalletId, WalletChangeSet>,
+}

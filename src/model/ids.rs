@@ -1,0 +1,95 @@
+//! 32-byte identifiers, written as 64 lowercase hex characters everywhere outside Rust.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Error;
+
+/// A 32-byte hash or id: txid, identity id, token id, contact id, block hash.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Hash32(pub [u8; 32]);
+
+/// The id of one wallet: 32 bytes, 64 lowercase hex characters in JS and in IndexedDB keys.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WalletId(pub [u8; 32]);
+
+fn parse_hex32(s: &str, what: &str) -> Result<[u8; 32], Error> {
+    let bad = || Error::InvalidArgument(format!("{what} must be 64 lowercase hex characters, got {s:?}"));
+    if s.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        out[i] = (nibble(pair[0]).ok_or_else(bad)? << 4) | nibble(pair[1]).ok_or_else(bad)?;
+    }
+    Ok(out)
+}
+
+fn write_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for b in bytes {
+        write!(f, "{b:02x}")?;
+    }
+    Ok(())
+}
+
+macro_rules! hex_id {
+    ($ty:ident, $what:literal) => {
+        impl $ty {
+            /// Parses 64 lowercase hex characters.
+            pub fn from_hex(s: &str) -> Result<Self, Error> {
+                parse_hex32(s, $what).map($ty)
+            }
+            /// 64 lowercase hex characters.
+            pub fn to_hex(&self) -> String {
+                self.to_string()
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_hex(&self.0, f)
+            }
+        }
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($ty), "("))?;
+                write_hex(&self.0, f)?;
+                write!(f, ")")
+            }
+        }
+        impl FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self, Error> {
+                Self::from_hex(s)
+            }
+        }
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    Self::from_hex(&s).map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(d).map($ty)
+                }
+            }
+        }
+    };
+}
+
+hex_id!(Hash32, "a 32-byte id");
+hex_id!(WalletId, "a wallet id");

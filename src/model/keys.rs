@@ -1,0 +1,223 @@
+//! Entry keys: how each area's key is spelled in JS (a string) and in IndexedDB (array parts).
+//!
+//! An IndexedDB key is `[walletIdHex, ...entryKey.to_parts()]`, so one key range covers one wallet.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Error;
+use crate::model::ids::Hash32;
+
+/// One component of an IndexedDB array key. Numbers sort before strings, as in IndexedDB.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyPart {
+    Num(u32),
+    Text(String),
+}
+
+/// A full IndexedDB key: `[walletIdHex, ...entry key parts]`.
+pub type Key = Vec<KeyPart>;
+
+/// A typed entry key. `ARITY` parts in IndexedDB; `js_key` / `parse_js` for JS object keys.
+pub trait EntryKey: Ord + Clone + fmt::Debug + Sized {
+    const ARITY: usize;
+    fn to_parts(&self, out: &mut Key);
+    fn from_parts(parts: &[KeyPart]) -> Option<Self>;
+    fn js_key(&self) -> String;
+    fn parse_js(s: &str) -> Result<Self, Error>;
+}
+
+fn bad_key(what: &str, s: &str) -> Error {
+    Error::InvalidArgument(format!("malformed {what} key {s:?}"))
+}
+
+/// The key of a per-wallet singleton (the wallet record, the sync state).
+impl EntryKey for () {
+    const ARITY: usize = 0;
+    fn to_parts(&self, _: &mut Key) {}
+    fn from_parts(parts: &[KeyPart]) -> Option<Self> {
+        parts.is_empty().then_some(())
+    }
+    fn js_key(&self) -> String {
+        String::new()
+    }
+    fn parse_js(_: &str) -> Result<Self, Error> {
+        Ok(())
+    }
+}
+
+impl EntryKey for u32 {
+    const ARITY: usize = 1;
+    fn to_parts(&self, out: &mut Key) {
+        out.push(KeyPart::Num(*self));
+    }
+    fn from_parts(parts: &[KeyPart]) -> Option<Self> {
+        match parts {
+            [KeyPart::Num(n)] => Some(*n),
+            _ => None,
+        }
+    }
+    fn js_key(&self) -> String {
+        self.to_string()
+    }
+    fn parse_js(s: &str) -> Result<Self, Error> {
+        // Canonical decimal only, so that one number has exactly one key spelling.
+        match s.parse::<u32>() {
+            Ok(n) if n.to_string() == s => Ok(n),
+            _ => Err(bad_key("u32", s)),
+        }
+    }
+}
+
+impl EntryKey for String {
+    const ARITY: usize = 1;
+    fn to_parts(&self, out: &mut Key) {
+        out.push(KeyPart::Text(self.clone()));
+    }
+    fn from_parts(parts: &[KeyPart]) -> Option<Self> {
+        match parts {
+            [KeyPart::Text(s)] => Some(s.clone()),
+            _ => None,
+        }
+    }
+    fn js_key(&self) -> String {
+        self.clone()
+    }
+    fn parse_js(s: &str) -> Result<Self, Error> {
+        if s.is_empty() {
+            return Err(bad_key("string", s));
+        }
+        Ok(s.to_owned())
+    }
+}
+
+impl EntryKey for Hash32 {
+    const ARITY: usize = 1;
+    fn to_parts(&self, out: &mut Key) {
+        out.push(KeyPart::Text(self.to_hex()));
+    }
+    fn from_parts(parts: &[KeyPart]) -> Option<Self> {
+        match parts {
+            [KeyPart::Text(s)] => Hash32::from_hex(s).ok(),
+            _ => None,
+        }
+    }
+    fn js_key(&self) -> String {
+        self.to_hex()
+    }
+    fn parse_js(s: &str) -> Result<Self, Error> {
+        Hash32::from_hex(s)
+    }
+}
+
+/// Two keys side by side; in JS `"<a>:<b>"` (split at the first colon, so `A` never holds one).
+impl<A: EntryKey, B: EntryKey> EntryKey for (A, B) {
+    const ARITY: usize = A::ARITY + B::ARITY;
+    fn to_parts(&self, out: &mut Key) {
+        self.0.to_parts(out);
+        self.1.to_parts(out);
+    }
+    fn from_parts(parts: &[KeyPart]) -> Option<Self> {
+        if parts.len() != Self::ARITY {
+            return None;
+        }
+        let (a, b) = parts.split_at(A::ARITY);
+        Some((A::from_parts(a)?, B::from_parts(b)?))
+    }
+    fn js_key(&self) -> String {
+        format!("{}:{}", self.0.js_key(), self.1.js_key())
+    }
+    fn parse_js(s: &str) -> Result<Self, Error> {
+        let (a, b) = s.split_once(':').ok_or_else(|| bad_key("composite", s))?;
+        Ok((A::parse_js(a)?, B::parse_js(b)?))
+    }
+}
+
+/// A transaction output: `"<txid hex>:<vout>"` in JS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct OutPoint {
+    pub txid: Hash32,
+    pub vout: u32,
+}
+
+impl EntryKey for OutPoint {
+    const ARITY: usize = 2;
+    fn to_parts(&self, out: &mut Key) {
+        (self.txid, self.vout).to_parts(out)
+    }
+    fn from_parts(parts: &[KeyPart]) -> Option<Self> {
+        <(Hash32, u32)>::from_parts(parts).map(|(txid, vout)| OutPoint { txid, vout })
+    }
+    fn js_key(&self) -> String {
+        (self.txid, self.vout).js_key()
+    }
+    fn parse_js(s: &str) -> Result<Self, Error> {
+        <(Hash32, u32)>::parse_js(s).map(|(txid, vout)| OutPoint { txid, vout })
+    }
+}
+
+impl Serialize for OutPoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.js_key())
+        } else {
+            (self.txid, self.vout).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OutPoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            OutPoint::parse_js(&s).map_err(serde::de::Error::custom)
+        } else {
+            let (txid, vout) = <(Hash32, u32)>::deserialize(d)?;
+            Ok(OutPoint { txid, vout })
+        }
+    }
+}
+
+/// Which side of a contact relationship an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactKind {
+    Sent,
+    Received,
+    Established,
+}
+
+impl ContactKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ContactKind::Sent => "sent",
+            ContactKind::Received => "received",
+            ContactKind::Established => "established",
+        }
+    }
+}
+
+impl EntryKey for ContactKind {
+    const ARITY: usize = 1;
+    fn to_parts(&self, out: &mut Key) {
+        out.push(KeyPart::Text(self.as_str().to_owned()));
+    }
+    fn from_parts(parts: &[KeyPart]) -> Option<Self> {
+        match parts {
+            [KeyPart::Text(s)] => Self::parse_js(s).ok(),
+            _ => None,
+        }
+    }
+    fn js_key(&self) -> String {
+        self.as_str().to_owned()
+    }
+    fn parse_js(s: &str) -> Result<Self, Error> {
+        match s {
+            "sent" => Ok(ContactKind::Sent),
+            "received" => Ok(ContactKind::Received),
+            "established" => Ok(ContactKind::Established),
+            _ => Err(bad_key("contact kind", s)),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Host tests: model, codec, buffer, error classification, and the conformance suite on the
+//! in-memory backend.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use wallet_persist::backend::MemoryBackend;
+use wallet_persist::codec::{self, HEADER_LEN, MAGIC, SCHEMA_VERSION};
+use wallet_persist::conformance::{self, sample_changeset, wallet_id, Harness};
+use wallet_persist::model::*;
+use wallet_persist::buffer::Buffer;
+use wallet_persist::Error;
+
+/// Drives a future to completion on this thread; the memory backend never waits on I/O.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..10_000 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+    panic!("future did not complete");
+}
+
+struct Memory(MemoryBackend);
+
+impl Harness for Memory {
+    type B = MemoryBackend;
+    async fn open(&self) -> MemoryBackend {
+        self.0.reopen()
+    }
+}
+
+fn memory() -> Memory {
+    Memory(MemoryBackend::new())
+}
+
+#[test]
+fn conformance_round_trip_every_area_with_tombstones() {
+    block_on(conformance::round_trip_every_area_with_tombstones(&memory()));
+}
+
+#[test]
+fn conformance_transient_failure_restores_buffer_under_newer_writes() {
+    block_on(conformance::transient_failure_restores_buffer_under_newer_writes(&memory()));
+}
+
+#[test]
+fn conformance_fatal_failure_drops_only_that_wallet() {
+    block_on(conformance::fatal_failure_drops_only_that_wallet(&memory()));
+}
+
+#[test]
+fn conformance_commit_report_partitions_wallets() {
+    block_on(conformance::commit_report_partitions_wallets(&memory()));
+}
+
+#[test]
+fn conformance_immediate_mode_keeps_data_staged_on_transient_failure() {
+    block_on(conformance::immediate_mode_keeps_data_staged_on_transient_failure(&memory()));
+}
+
+#[test]
+fn conformance_load_on_empty_database_is_empty() {
+    block_on(conformance::load_on_empty_database_is_empty(&memory()));
+}
+
+#[test]
+fn conformance_bad_input_stages_nothing() {
+    block_on(conformance::bad_input_stages_nothing(&memory()));
+}
+
+#[test]
+fn conformance_close_flushes_and_refuses_later_calls() {
+    block_on(conformance::close_flushes_and_refuses_later_calls(&memory()));
+}
+
+#[test]
+fn conformance_corrupt_rows_are_skipped_and_reported() {
+    block_on(conformance::corrupt_rows_are_skipped_and_reported(&memory()));
+}
+
+#[test]
+fn merge_is_per_key_last_writer_wins_with_tombstones() {
+    let mut older = sample_changeset(1);
+    let mut newer = WalletChangeSet::default();
+    newer.accounts.tombstone(1);
+    newer.addresses.upsert(AddressEntry { address: "tb1q0001".into(), account: 0, index: 1, used: true });
+    newer.addresses.upsert(AddressEntry { address: "tb1qnew".into(), account: 0, index: 2, used: false });
+    older.merge(newer);
+    assert_eq!(older.accounts.0.get(&1), Some(&None), "the tombstone wins over the older upsert");
+    assert!(older.addresses.0["tb1q0001"].as_ref().unwrap().used, "the newer value wins");
+    assert_eq!(older.addresses.0.len(), 2);
+    assert_eq!(older.utxos, sample_changeset(1).utxos, "untouched areas are kept");
+
+    // An upsert after a tombstone resurrects the key.
+    let mut again = WalletChangeSet::default();
+    again.accounts.upsert(Account { index: 1, kind: "bip44".into(), descriptor: "x".into() });
+    older.merge(again);
+    assert_eq!(older.accounts.0[&1].as_ref().unwrap().kind, "bip44");
+
+    // A singleton is replaced only by a newer `Some`.
+    let wallet_before = older.wallet.clone();
+    older.merge(WalletChangeSet::default());
+    assert_eq!(older.wallet, wallet_before);
+}
+
+#[test]
+fn codec_round_trips_and_refuses_trailing_bytes_and_oversize() {
+    let value = (wallet_id(1), sample_changeset(1).utxos.0.values().next().cloned().unwrap().unwrap());
+    let bytes = codec::encode(&value, codec::MAX_BLOB_BYTES).unwrap();
+    assert_eq!(bytes[0..4], MAGIC);
+    assert_eq!(u16::from_le_bytes([bytes[5], bytes[6]]), SCHEMA_VERSION);
+    let back: (WalletId, Utxo) = codec::decode(&bytes, codec::MAX_BLOB_BYTES).unwrap();
+    assert_eq!(back, value);
+
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(codec::decode::<(WalletId, Utxo)>(&trailing, 1 << 20), Err(Error::BlobDecode(m)) if m.contains("trailing")));
+    assert!(matches!(codec::decode::<(WalletId, Utxo)>(&bytes[..bytes.len() - 1], 1 << 20), Err(Error::BlobDecode(m)) if m.contains("truncated")));
+    assert_eq!(
+        codec::decode::<(WalletId, Utxo)>(&bytes, 16).unwrap_err(),
+        Error::BlobTooLarge { len: (bytes.len() - HEADER_LEN) as u64, limit: 16 }
+    );
+    assert!(matches!(codec::encode(&value, 16), Err(Error::BlobTooLarge { limit: 16, .. })));
+
+    let mut future = bytes.clone();
+    future[5..7].copy_from_slice(&(SCHEMA_VERSION + 1).to_le_bytes());
+    assert_eq!(
+        codec::decode::<(WalletId, Utxo)>(&future, 1 << 20).unwrap_err(),
+        Error::SchemaVersionUnsupported { found: SCHEMA_VERSION + 1, supported: SCHEMA_VERSION }
+    );
+    let mut bad_magic = bytes.clone();
+    bad_magic[0] ^= 0xff;
+    assert_eq!(codec::decode::<(WalletId, Utxo)>(&bad_magic, 1 << 20).unwrap_err().code(), 11);
+    let mut flagged = bytes.clone();
+    flagged[4] = 1;
+    assert_eq!(codec::decode::<(WalletId, Utxo)>(&flagged, 1 << 20).unwrap_err().code(), 11);
+}
+
+#[test]
+fn codec_inner_length_prefix_cannot_drive_allocation() {
+    // A payload whose first byte-string claims 2^40 bytes.
+    let mut payload = vec![0xfdu8];
+    payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    let mut bytes = MAGIC.to_vec();
+    bytes.push(0);
+    bytes.extend_from_slice(&SCHEMA_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    let error = codec::decode::<Bytes>(&bytes, codec::MAX_BLOB_BYTES).unwrap_err();
+    assert_eq!(error.code(), 10, "{error}");
+}
+
+#[test]
+fn buffer_restore_puts_taken_under_newer() {
+    let a = wallet_id(1);
+    let mut buffer = Buffer::default();
+    buffer.stage(a, sample_changeset(1));
+    let taken = buffer.take_for_flush();
+    assert!(buffer.is_empty());
+
+    let mut newer = WalletChangeSet::default();
+    newer.wallet = Some(WalletRecord { label: "newer".into(), ..sample_changeset(1).wallet.unwrap() });
+    buffer.stage(a, newer);
+    buffer.restore(taken);
+    let staged = buffer.get(&a).unwrap();
+    assert_eq!(staged.wallet.as_ref().unwrap().label, "newer");
+    assert_eq!(staged.utxos, sample_changeset(1).utxos);
+
+    buffer.stage(wallet_id(2), WalletChangeSet::default());
+    assert_eq!(buffer.summary().len(), 1, "an empty changeset stages nothing");
+}
+
+#[test]
+fn every_error_variant_has_its_stable_code_kind_and_retryability() {
+    let id = wallet_id(1);
+    let cases: Vec<(Error, u16, &str, bool)> = vec![
+        (Error::InvalidArgument("x".into()), 1, "invalid_argument", false),
+        (Error::WalletNotFound(id), 2, "wallet_not_found", false),
+        (Error::WalletAlreadyExists(id), 3, "wallet_already_exists", false),
+        (Error::FlushRetryable { wallets: vec![id], cause: Box::new(Error::Timeout("t".into())) }, 4, "flush_retryable", true),
+        (Error::QuotaExceeded("x".into()), 5, "quota_exceeded", true),
+        (Error::StorageUnavailable("x".into()), 6, "storage_unavailable", false),
+        (Error::ConnectionLost("x".into()), 7, "connection_lost", true),
+        (Error::UpgradeBlocked("x".into()), 8, "upgrade_blocked", true),
+        (Error::SchemaVersionUnsupported { found: 2, supported: 1 }, 9, "schema_version_unsupported", false),
+        (Error::BlobTooLarge { len: 2, limit: 1 }, 10, "blob_too_large", false),
+        (Error::BlobDecode("x".into()), 11, "blob_decode", false),
+        (Error::WalletIdMismatch { expected: id, found: wallet_id(2) }, 12, "wallet_id_mismatch", false),
+        (Error::EntryMismatch("x".into()), 13, "entry_mismatch", false),
+        (Error::BackupInvalid("x".into()), 14, "backup_invalid", false),
+        (Error::BackupDestinationNotEmpty, 15, "backup_destination_not_empty", false),
+        (Error::AlreadyOpen("x".into()), 16, "already_open", false),
+        (Error::PendingRegistrationMissing(id), 17, "pending_registration_missing", false),
+        (Error::Timeout("x".into()), 18, "timeout", true),
+        (Error::ShutdownIncomplete("x".into()), 19, "shutdown_incomplete", true),
+        (Error::Closed, 20, "closed", false),
+        (Error::TransactionAborted("x".into()), 21, "transaction_aborted", true),
+        (Error::Internal("x".into()), 99, "internal", false),
+        (Error::FlushFailed { wallets: vec![id], cause: Box::new(Error::BlobDecode("x".into())) }, 11, "blob_decode", false),
+    ];
+    for (error, code, kind, retryable) in cases {
+        assert_eq!((error.code(), error.kind(), error.is_transient()), (code, kind, retryable), "{error:?}");
+        assert!(!error.to_string().is_empty());
+    }
+}
+
+#[test]
+fn dom_exception_names_are_classified() {
+    let cases = [
+        ("QuotaExceededError", "", 5),
+        ("UnknownError", "Connection is closing because of: Force close delete origin", 7),
+        ("InvalidStateError", "The database connection is closing.", 7),
+        ("UnknownError", "Connection to Indexed Database server lost. Refresh the page to try again", 7),
+        ("AbortError", "", 21),
+        ("TransactionInactiveError", "", 21),
+        ("SecurityError", "", 6),
+        ("VersionError", "", 9),
+        ("DataError", "", 99),
+        ("ConstraintError", "", 99),
+    ];
+    for (name, message, code) in cases {
+        assert_eq!(Error::from_dom_exception(name, message).code(), code, "{name}");
+    }
+}
+
+#[test]
+fn entry_keys_round_trip_between_js_and_parts() {
+    let op = OutPoint { txid: Hash32([7; 32]), vout: 3 };
+    let key = (5u32, op);
+    let js = key.js_key();
+    assert_eq!(js, format!("5:{}:3", Hash32([7; 32])));
+    assert_eq!(<(u32, OutPoint)>::parse_js(&js).unwrap(), key);
+    let mut parts = Vec::new();
+    key.to_parts(&mut parts);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(<(u32, OutPoint)>::from_parts(&parts), Some(key));
+    assert!(u32::parse_js("007").is_err(), "non-canonical numbers are refused");
+    assert!(WalletId::from_hex(&"AB".repeat(32)).is_err(), "uppercase hex is refused");
+    assert!(WalletId::from_hex("abc").is_err());
+}
