@@ -105,14 +105,20 @@ pub struct SkippedRow {
     pub reason: String,
 }
 
+impl SkippedRow {
+    fn new(store: &'static str, key: String, error: &Error) -> Self {
+        SkippedRow { store, key, code: error.code(), kind: error.kind(), reason: error.to_string() }
+    }
+}
+
 /// What `load` found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadReport {
     /// Wallets with at least one loaded row.
-    pub wallets: usize,
+    pub wallets: u32,
     /// Rows loaded per area store, every area present (zero included).
-    pub rows: BTreeMap<&'static str, usize>,
+    pub rows: BTreeMap<&'static str, u32>,
     /// Rows that failed to decode or check, in store and key order.
     pub skipped: Vec<SkippedRow>,
 }
@@ -211,11 +217,22 @@ impl<B: Backend> Persister<B> {
     /// Validates `changes`, then merges them over the wallet's staged changes. Bad input is refused
     /// with nothing staged. In immediate mode, then flushes that wallet (`Some(report)`).
     pub async fn store(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<Option<CommitReport>> {
+        self.stage(wallet, changes)?;
+        self.flush_if_immediate(wallet).await
+    }
+
+    /// The synchronous half of `store`: validate, then merge into the buffer.
+    pub fn stage(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<()> {
         if self.closing.get() || self.closed.get() {
             return Err(Error::Closed);
         }
         changes.validate(&wallet, self.options.max_blob_bytes)?;
         self.buffer.borrow_mut().stage(wallet, changes);
+        Ok(())
+    }
+
+    /// The asynchronous half of `store`: in immediate mode, flushes `wallet`.
+    pub async fn flush_if_immediate(&self, wallet: WalletId) -> Result<Option<CommitReport>> {
         match self.options.flush_mode {
             FlushMode::Manual => Ok(None),
             FlushMode::Immediate => self.commit_scope(Some(wallet)).await?.into_result().map(Some),
@@ -319,6 +336,9 @@ impl<B: Backend> Persister<B> {
         let mut state = ClientStartState::default();
         let mut report = LoadReport { rows: AREA_STORES.iter().map(|s| (*s, 0)).collect(), ..Default::default() };
         for store_rows in stores {
+            for (key, error) in store_rows.unreadable {
+                report.skipped.push(SkippedRow::new(store_rows.store, key, &error));
+            }
             for row in store_rows.rows {
                 let loaded = WalletChangeSet::load_row(
                     &mut state.wallets,
@@ -329,18 +349,12 @@ impl<B: Backend> Persister<B> {
                 );
                 match loaded {
                     Ok(()) => *report.rows.entry(store_rows.store).or_default() += 1,
-                    Err(error) => report.skipped.push(SkippedRow {
-                        store: store_rows.store,
-                        key: key_to_string(&row.key),
-                        code: error.code(),
-                        kind: error.kind(),
-                        reason: error.to_string(),
-                    }),
+                    Err(error) => report.skipped.push(SkippedRow::new(store_rows.store, key_to_string(&row.key), &error)),
                 }
             }
         }
-        report.wallets = state.wallets.len();
-        let total: usize = report.rows.values().sum();
+        report.wallets = state.wallets.len() as u32;
+        let total: u32 = report.rows.values().sum();
         log_at!(Info, "loaded {} wallet(s), {total} row(s), skipped {}", report.wallets, report.skipped.len());
         for skipped in &report.skipped {
             log_at!(Warn, "skipped row {} {}: {}", skipped.store, skipped.key, skipped.reason);

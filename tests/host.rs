@@ -241,3 +241,21 @@ fn entry_keys_round_trip_between_js_and_parts() {
     assert!(WalletId::from_hex(&"AB".repeat(32)).is_err(), "uppercase hex is refused");
     assert!(WalletId::from_hex("abc").is_err());
 }
+
+#[test]
+fn area_shapes_list_every_area_and_its_value_fields() {
+    let shapes = WalletChangeSet::area_shapes();
+    let names: Vec<&str> = shapes.iter().map(|s| s.js_name).collect();
+    assert_eq!(
+        names,
+        [
+            "wallet", "accounts", "addresses", "utxos", "transactions", "syncState", "identities", "identityKeys",
+            "contacts", "assetLocks", "tokenBalances", "platformAddresses", "records"
+        ]
+    );
+    let utxos = shapes.iter().find(|s| s.js_name == "utxos").unwrap();
+    assert!(utxos.keyed);
+    assert_eq!(utxos.value_fields, ["outpoint", "value", "script", "height", "account"]);
+    assert!(!shapes[0].keyed);
+    assert_eq!(shapes[0].value_fields, ["network", "label", "birthHeight", "createdAtMs", "accountSchema"]);
+}

@@ -89,7 +89,7 @@ impl Backend for MemoryBackend {
             .map(|store| {
                 let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
                 let rows = table.iter().map(|(key, value)| Row { key: key.clone(), value: value.clone() }).collect();
-                Ok(StoreRows { store, rows })
+                Ok(StoreRows { store, rows, unreadable: Vec::new() })
             })
             .collect()
     }

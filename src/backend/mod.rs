@@ -75,6 +75,8 @@ pub struct Row {
 pub struct StoreRows {
     pub store: &'static str,
     pub rows: Vec<Row>,
+    /// Rows whose key or value is not ours at all (spelled key, why).
+    pub unreadable: Vec<(String, crate::error::Error)>,
 }
 
 /// Durable storage. Single-threaded: futures need not be `Send`.

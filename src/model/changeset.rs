@@ -63,6 +63,8 @@ impl<E: Entry> Merge for Option<E> {
 /// What the persister needs of each area, whether keyed (`EntryMap`) or a singleton (`Option`).
 trait Area {
     type Item: Entry;
+    /// Whether the area maps entry keys to values (else it holds one value).
+    const KEYED: bool;
     fn len(&self) -> usize;
     fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()>;
     fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()>;
@@ -100,6 +102,7 @@ pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Resu
 
 impl<E: Entry> Area for EntryMap<E> {
     type Item = E;
+    const KEYED: bool = true;
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -135,6 +138,7 @@ impl<E: Entry> Area for EntryMap<E> {
 
 impl<E: Entry<Key = ()>> Area for Option<E> {
     type Item = E;
+    const KEYED: bool = false;
     fn len(&self) -> usize {
         usize::from(self.is_some())
     }
@@ -208,7 +212,23 @@ macro_rules! areas {
             }
         }
 
+        /// The shape of one area in JS input: its field name, whether it is keyed, and the field
+        /// names its values accept.
+        #[derive(Debug, Clone, Copy)]
+        pub struct AreaShape {
+            pub js_name: &'static str,
+            pub keyed: bool,
+            pub value_fields: &'static [&'static str],
+        }
+
         impl WalletChangeSet {
+            /// Every area's JS shape, in declaration order.
+            pub fn area_shapes() -> Vec<AreaShape> {
+                let names = crate::model::introspect::field_names::<WalletChangeSet>();
+                let shapes = [$( (<$ty as Area>::KEYED, crate::model::introspect::field_names::<<$ty as Area>::Item>()) ),*];
+                names.iter().zip(shapes).map(|(js_name, (keyed, value_fields))| AreaShape { js_name, keyed, value_fields }).collect()
+            }
+
             /// Entries (upserts and tombstones) per area, zero counts included.
             pub fn area_counts(&self) -> Vec<(&'static str, usize)> {
                 vec![$( ($store, Area::len(&self.$field)) ),*]

@@ -3,6 +3,7 @@
 pub mod changeset;
 pub mod entries;
 pub mod ids;
+pub mod introspect;
 pub mod keys;
 
 pub use changeset::{ClientStartState, EntryMap, Merge, WalletChangeSet, AREA_STORES};

@@ -1,0 +1,82 @@
+//! Our errors as JS `Error`s: `name = "WalletPersistError"` plus `code`, `kind`, `retryable`,
+//! `walletIds` and `detail`.
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::error::Error;
+
+/// The stable numeric error codes (the `code` of every `WalletPersistError`).
+#[wasm_bindgen]
+#[derive(Debug, Clone, Copy)]
+pub enum ErrorCode {
+    InvalidArgument = 1,
+    WalletNotFound = 2,
+    WalletAlreadyExists = 3,
+    FlushRetryable = 4,
+    QuotaExceeded = 5,
+    StorageUnavailable = 6,
+    ConnectionLost = 7,
+    UpgradeBlocked = 8,
+    SchemaVersionUnsupported = 9,
+    BlobTooLarge = 10,
+    BlobDecode = 11,
+    WalletIdMismatch = 12,
+    EntryMismatch = 13,
+    BackupInvalid = 14,
+    BackupDestinationNotEmpty = 15,
+    AlreadyOpen = 16,
+    PendingRegistrationMissing = 17,
+    Timeout = 18,
+    ShutdownIncomplete = 19,
+    Closed = 20,
+    TransactionAborted = 21,
+    Internal = 99,
+}
+
+fn set(target: &JsValue, key: &str, value: impl Into<JsValue>) {
+    // Setting a property on a fresh Error or Object cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(key), &value.into());
+}
+
+fn detail(error: &Error) -> Option<Object> {
+    let detail = Object::new();
+    match error {
+        Error::FlushRetryable { cause, .. } | Error::FlushFailed { cause, .. } => {
+            let c = Object::new();
+            set(&c, "code", cause.code());
+            set(&c, "kind", cause.kind());
+            set(&c, "message", cause.to_string());
+            set(&detail, "cause", c);
+        }
+        Error::BlobTooLarge { len, limit } => {
+            set(&detail, "len", *len as f64);
+            set(&detail, "limit", *limit as f64);
+        }
+        Error::SchemaVersionUnsupported { found, supported } => {
+            set(&detail, "found", *found);
+            set(&detail, "supported", *supported);
+        }
+        _ => return None,
+    }
+    Some(detail)
+}
+
+/// Builds the `WalletPersistError` a promise rejects with.
+pub fn to_js(error: &Error) -> JsValue {
+    let js = js_sys::Error::new(&error.to_string());
+    js.set_name("WalletPersistError");
+    let value: JsValue = js.into();
+    set(&value, "code", error.code());
+    set(&value, "kind", error.kind());
+    set(&value, "retryable", error.is_transient());
+    let wallets = error.wallet_ids();
+    if !wallets.is_empty() {
+        let ids: Array = wallets.iter().map(|id| JsValue::from_str(&id.to_hex())).collect();
+        set(&value, "walletIds", ids);
+    }
+    if let Some(detail) = detail(error) {
+        set(&value, "detail", detail);
+    }
+    value
+}

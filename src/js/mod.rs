@@ -1,0 +1,294 @@
+//! The wasm-bindgen surface: converts and checks JS input, calls the persister, converts results.
+//! Every method returns a Promise; every failure rejects with a `WalletPersistError`.
+
+mod error;
+mod types;
+
+use std::future::Future;
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Promise, Reflect};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use crate::backend::indexeddb::IndexedDbBackend;
+use crate::error::{Error, Result};
+use crate::log::{self, Level};
+use crate::model::{WalletChangeSet, WalletId};
+use crate::persister::{FlushMode, Options, Persister};
+
+pub use error::ErrorCode;
+
+#[cfg(feature = "fault-injection")]
+type StoreBackend = crate::backend::FaultyBackend<IndexedDbBackend>;
+#[cfg(not(feature = "fault-injection"))]
+type StoreBackend = IndexedDbBackend;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Sets the console log level: `"error" | "warn" | "info" | "debug"` (default `"warn"`).
+#[wasm_bindgen(js_name = setLogLevel)]
+pub fn set_log_level(#[wasm_bindgen(unchecked_param_type = "LogLevel")] level: &str) -> Result<(), JsValue> {
+    let level = Level::parse(level)
+        .ok_or_else(|| error::to_js(&Error::InvalidArgument(format!("unknown log level {level:?}"))))?;
+    log::set_level(level);
+    Ok(())
+}
+
+fn serializer() -> serde_wasm_bindgen::Serializer {
+    serde_wasm_bindgen::Serializer::new()
+        .serialize_large_number_types_as_bigints(true)
+        .serialize_maps_as_objects(true)
+        .serialize_missing_as_null(true)
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
+    value.serialize(&serializer()).map_err(|e| Error::Internal(format!("result conversion: {e}")))
+}
+
+fn from_js<T: DeserializeOwned>(value: JsValue, what: &str) -> Result<T> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
+}
+
+/// Refuses keys the changeset types do not know, at the top level and inside every value:
+/// serde-wasm-bindgen reads structs field by field and would drop a misspelt key silently.
+fn check_changeset_keys(changes: &JsValue) -> Result<()> {
+    let shapes = WalletChangeSet::area_shapes();
+    let unknown = |what: &str, key: &str, allowed: &[&str]| {
+        Error::InvalidArgument(format!("{what}: unknown field {key:?} (expected one of {})", allowed.join(", ")))
+    };
+    let check_value = |area: &str, value: &JsValue, fields: &[&str]| -> Result<()> {
+        if value.is_object() {
+            for key in Object::keys(value.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
+                if !fields.contains(&key.as_str()) {
+                    return Err(unknown(area, &key, fields));
+                }
+            }
+        }
+        Ok(())
+    };
+    let areas: Vec<&str> = shapes.iter().map(|s| s.js_name).collect();
+    for key in Object::keys(changes.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
+        let shape = shapes.iter().find(|s| s.js_name == key).ok_or_else(|| unknown("changes", &key, &areas))?;
+        let area = Reflect::get(changes, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
+        if !shape.keyed {
+            check_value(shape.js_name, &area, shape.value_fields)?;
+        } else if area.is_object() {
+            for entry in Object::values(area.unchecked_ref::<Object>()).iter() {
+                check_value(shape.js_name, &entry, shape.value_fields)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wallet_id(value: &JsValue) -> Result<WalletId> {
+    let hex = value
+        .as_string()
+        .ok_or_else(|| Error::InvalidArgument("walletId must be a string of 64 lowercase hex characters".into()))?;
+    WalletId::from_hex(&hex)
+}
+
+/// Runs `work` as a Promise; its error rejects as a `WalletPersistError`.
+fn promise<F: Future<Output = Result<JsValue>> + 'static>(work: F) -> Promise {
+    wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(|e| error::to_js(&e)) })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OpenOptions {
+    name: String,
+    #[serde(default)]
+    flush_mode: Option<String>,
+    #[serde(default)]
+    max_blob_bytes: Option<u32>,
+}
+
+fn parse_options(value: JsValue) -> Result<(String, Options)> {
+    let raw: OpenOptions = from_js(value, "open options")?;
+    if raw.name.is_empty() {
+        return Err(Error::InvalidArgument("name must not be empty".into()));
+    }
+    let flush_mode = match raw.flush_mode.as_deref() {
+        None | Some("manual") => FlushMode::Manual,
+        Some("immediate") => FlushMode::Immediate,
+        Some(other) => return Err(Error::InvalidArgument(format!("flushMode must be \"manual\" or \"immediate\", got {other:?}"))),
+    };
+    let mut options = Options { flush_mode, ..Options::default() };
+    if let Some(limit) = raw.max_blob_bytes {
+        if limit == 0 || limit as usize > crate::codec::MAX_BLOB_BYTES {
+            return Err(Error::InvalidArgument(format!("maxBlobBytes must be 1..={}", crate::codec::MAX_BLOB_BYTES)));
+        }
+        options.max_blob_bytes = limit as usize;
+    }
+    Ok((raw.name, options))
+}
+
+/// A wallet-persist database: stage wallet changes, flush them atomically, load them back.
+#[wasm_bindgen]
+pub struct WalletStore {
+    inner: Rc<Persister<StoreBackend>>,
+    name: String,
+}
+
+impl WalletStore {
+    async fn connect(parsed: Result<(String, Options)>) -> Result<WalletStore> {
+        let (name, options) = parsed?;
+        let backend = IndexedDbBackend::open(&name).await?;
+        #[cfg(feature = "fault-injection")]
+        let backend = crate::backend::FaultyBackend::new(backend);
+        Ok(WalletStore { inner: Rc::new(Persister::new(backend, options)), name })
+    }
+
+    /// `open` for Rust callers (tests): the same checks, without crossing through JS.
+    #[doc(hidden)]
+    pub async fn open_from_rust(options: JsValue) -> Result<WalletStore, JsValue> {
+        Self::connect(parse_options(options)).await.map_err(|e| error::to_js(&e))
+    }
+}
+
+#[wasm_bindgen]
+impl WalletStore {
+    /// Opens (creating if needed) the database `options.name`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<WalletStore>")]
+    pub fn open(#[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue) -> Promise {
+        let parsed = parse_options(options);
+        wasm_bindgen_futures::future_to_promise(async move {
+            Self::connect(parsed).await.map(JsValue::from).map_err(|e| error::to_js(&e))
+        })
+    }
+
+    /// The database name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Stages `changes` for `walletId` (merged over what is staged, newer wins). Invalid input
+    /// rejects with `invalid_argument` and stages nothing. Resolves `null` in manual mode; in
+    /// immediate mode flushes that wallet and resolves its `CommitReport`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CommitReport | null>")]
+    pub fn store(
+        &self,
+        #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WalletChangeSet")] changes: JsValue,
+    ) -> Promise {
+        // Converted now, so that later mutation of the caller's object cannot change what is staged.
+        let input = wallet_id(&wallet).and_then(|id| {
+            if !changes.is_object() || changes.is_array() {
+                return Err(Error::InvalidArgument("changes must be an object".into()));
+            }
+            check_changeset_keys(&changes)?;
+            Ok((id, from_js::<WalletChangeSet>(changes, "changes")?))
+        });
+        let staged = input.and_then(|(id, cs)| self.inner.stage(id, cs).map(|()| id));
+        let inner = self.inner.clone();
+        promise(async move {
+            let wallet = staged?;
+            match inner.flush_if_immediate(wallet).await? {
+                Some(report) => to_js(&report),
+                None => Ok(JsValue::NULL),
+            }
+        })
+    }
+
+    /// Writes every staged change in one transaction. Rejects with `flush_retryable` (4, changes
+    /// staged again) or the fatal cause's code (changes of `walletIds` dropped).
+    #[wasm_bindgen(unchecked_return_type = "Promise<CommitReport>")]
+    pub fn flush(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move { to_js(&inner.flush().await?) })
+    }
+
+    /// Writes every staged change and resolves a per-wallet `CommitReport`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CommitReport>")]
+    pub fn commit(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move { to_js(&inner.commit().await?) })
+    }
+
+    /// Reads every wallet's durable state and a `LoadReport` of what was loaded and skipped.
+    #[wasm_bindgen(unchecked_return_type = "Promise<LoadResult>")]
+    pub fn load(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let (state, report) = inner.load().await?;
+            let result = Object::new();
+            let wallets = to_js(&state.wallets)?;
+            Reflect::set(&result, &"wallets".into(), &wallets).map_err(|_| Error::Internal("set wallets".into()))?;
+            Reflect::set(&result, &"report".into(), &to_js(&report)?).map_err(|_| Error::Internal("set report".into()))?;
+            Ok(result.into())
+        })
+    }
+
+    /// The wallets with staged, not yet durable changes, and their field counts.
+    #[wasm_bindgen(unchecked_return_type = "Promise<StagedWallet[]>")]
+    pub fn staged(&self) -> Promise {
+        let list: Array = self
+            .inner
+            .staged()
+            .into_iter()
+            .map(|(id, fields)| {
+                let entry = Object::new();
+                let _ = Reflect::set(&entry, &"walletId".into(), &id.to_hex().into());
+                let _ = Reflect::set(&entry, &"fields".into(), &(fields as f64).into());
+                JsValue::from(entry)
+            })
+            .collect();
+        let list: JsValue = list.into();
+        Promise::resolve(&list)
+    }
+
+    /// Final flush, then closes the database. If the flush fails transiently the store stays open
+    /// with its changes staged and the promise rejects; afterwards every call rejects `closed` (20).
+    #[wasm_bindgen(unchecked_return_type = "Promise<CommitReport>")]
+    pub fn close(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move { to_js(&inner.close().await?) })
+    }
+
+    /// Test hook: the next `count` calls of `op` (`"write"` | `"read"`) fail with error `kind`.
+    #[cfg(feature = "fault-injection")]
+    #[wasm_bindgen(js_name = failNext, unchecked_return_type = "Promise<void>")]
+    pub fn fail_next(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "\"write\" | \"read\"")] op: String,
+        count: u32,
+        #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
+    ) -> Promise {
+        let armed = crate::backend::Op::parse(&op)
+            .and_then(|op| injected(&kind).map(|e| self.inner.backend().fail_next(op, count, e)));
+        promise(async move { armed.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Test hook: the next `count` writes touching `walletId` fail with error `kind`.
+    #[cfg(feature = "fault-injection")]
+    #[wasm_bindgen(js_name = failWallet, unchecked_return_type = "Promise<void>")]
+    pub fn fail_wallet(
+        &self,
+        #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
+        count: u32,
+        #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
+    ) -> Promise {
+        let armed = wallet_id(&wallet)
+            .and_then(|id| injected(&kind).map(|e| self.inner.backend().fail_wallet(id, count, e)));
+        promise(async move { armed.map(|()| JsValue::UNDEFINED) })
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+fn injected(kind: &str) -> Result<Error> {
+    let message = || "injected fault".to_string();
+    Ok(match kind {
+        "quota_exceeded" => Error::QuotaExceeded(message()),
+        "connection_lost" => Error::ConnectionLost(message()),
+        "transaction_aborted" => Error::TransactionAborted(message()),
+        "timeout" => Error::Timeout(message()),
+        "blob_decode" => Error::BlobDecode(message()),
+        "internal" => Error::Internal(message()),
+        other => return Err(Error::InvalidArgument(format!("cannot inject error kind {other:?}"))),
+    })
+}

@@ -1,0 +1,109 @@
+//! Precise TypeScript definitions for everything the JS API accepts and returns.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** 64 lowercase hex characters. */
+export type Hex32 = string;
+/** `"<txid hex>:<vout>"`. */
+export type OutPointString = string;
+export type LogLevel = "error" | "warn" | "info" | "debug";
+export type FlushMode = "manual" | "immediate";
+
+export interface OpenOptions {
+  /** The IndexedDB database name. */
+  name: string;
+  /** `"manual"` (default): changes stay staged until `flush`/`commit`/`close`.
+   *  `"immediate"`: every `store` flushes its wallet before it resolves. */
+  flushMode?: FlushMode;
+  /** Largest encoded value accepted, 1..=16 MiB (default 16 MiB). */
+  maxBlobBytes?: number;
+}
+
+/** On input, u64 fields accept a `bigint` or a safe-integer `number`; on output they are `bigint`. */
+export type U64 = bigint;
+export type U64Input = bigint | number;
+
+export interface WalletRecord<N = U64> { network: string; label: string; birthHeight: number; createdAtMs: N; accountSchema: number; }
+export interface Account { index: number; kind: string; descriptor: string; }
+export interface AddressEntry { address: string; account: number; index: number; used: boolean; }
+export interface Utxo<N = U64> { outpoint: OutPointString; value: N; script: Uint8Array; height: number | null; account: number; }
+export interface TransactionEntry<N = U64> { txid: Hex32; raw: Uint8Array; height: number | null; timestampMs: N | null; fee: N | null; }
+export interface SyncState<N = U64> { height: number; tipHash: Hex32; lastSyncMs: N; }
+export interface Identity<N = U64> { id: Hex32; index: number | null; revision: N; balance: N; blob: Uint8Array; }
+export interface IdentityKey { identity: Hex32; keyId: number; purpose: number; securityLevel: number; publicKey: Uint8Array; }
+export type ContactKind = "sent" | "received" | "established";
+export interface Contact<N = U64> { kind: ContactKind; contact: Hex32; request: Uint8Array; createdMs: N; updatedMs: N; }
+export interface AssetLock<N = U64> { account: number; outpoint: OutPointString; status: string; amount: N; proof: Uint8Array; }
+export interface TokenBalance<N = U64> { identity: Hex32; token: Hex32; amount: N; }
+export interface PlatformAddress<N = U64> { address: string; balance: N; nonce: N; }
+export interface AppRecord { namespace: string; key: string; value: Uint8Array; }
+
+/** Per area: entry key → value (upsert) or `null` (tombstone: delete). Every value repeats its key:
+ *  `accounts` `"<index>"`, `addresses`/`platformAddresses` the address, `utxos` `"<txid>:<vout>"`,
+ *  `transactions` txid, `identities` id, `identityKeys` `"<identity>:<keyId>"`,
+ *  `contacts` `"<kind>:<contact>"`, `assetLocks` `"<account>:<txid>:<vout>"`,
+ *  `tokenBalances` `"<identity>:<token>"`, `records` `"<namespace>:<key>"`. */
+export interface WalletChangeSetOf<N> {
+  wallet?: WalletRecord<N> | null;
+  accounts?: { [index: string]: Account | null };
+  addresses?: { [address: string]: AddressEntry | null };
+  utxos?: { [outpoint: string]: Utxo<N> | null };
+  transactions?: { [txid: string]: TransactionEntry<N> | null };
+  syncState?: SyncState<N> | null;
+  identities?: { [id: string]: Identity<N> | null };
+  identityKeys?: { [key: string]: IdentityKey | null };
+  contacts?: { [key: string]: Contact<N> | null };
+  assetLocks?: { [key: string]: AssetLock<N> | null };
+  tokenBalances?: { [key: string]: TokenBalance<N> | null };
+  platformAddresses?: { [address: string]: PlatformAddress<N> | null };
+  records?: { [key: string]: AppRecord | null };
+}
+/** What `store` accepts. */
+export type WalletChangeSet = WalletChangeSetOf<U64Input>;
+/** A wallet's durable state as `load` returns it (every area present; no tombstones). */
+export type WalletState = Required<WalletChangeSetOf<U64>>;
+
+export interface WalletFailure { walletId: Hex32; code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
+export interface CommitReport {
+  /** Durable now. */
+  succeeded: Hex32[];
+  /** Failed fatally: their staged changes were dropped. */
+  failed: WalletFailure[];
+  /** Failed transiently: staged again under any newer changes; the next flush retries them. */
+  stillPending: Hex32[];
+}
+export type AreaStore = "wallets" | "accounts" | "addresses" | "utxos" | "transactions" | "sync_state"
+  | "identities" | "identity_keys" | "contacts" | "asset_locks" | "token_balances" | "platform_addresses" | "records";
+export interface SkippedRow { store: AreaStore; key: string; code: ErrorCode; kind: ErrorKind; reason: string; }
+export interface LoadReport {
+  /** Wallets with at least one loaded row. */
+  wallets: number;
+  /** Rows loaded per area store; every area present. */
+  rows: { [store in AreaStore]: number };
+  skipped: SkippedRow[];
+}
+export interface LoadResult { wallets: { [walletId: Hex32]: WalletState }; report: LoadReport; }
+export interface StagedWallet { walletId: Hex32; fields: number; }
+
+export type ErrorKind = "invalid_argument" | "wallet_not_found" | "wallet_already_exists" | "flush_retryable"
+  | "quota_exceeded" | "storage_unavailable" | "connection_lost" | "upgrade_blocked" | "schema_version_unsupported"
+  | "blob_too_large" | "blob_decode" | "wallet_id_mismatch" | "entry_mismatch" | "backup_invalid"
+  | "backup_destination_not_empty" | "already_open" | "pending_registration_missing" | "timeout"
+  | "shutdown_incomplete" | "closed" | "transaction_aborted" | "internal";
+export type InjectableErrorKind = "quota_exceeded" | "connection_lost" | "transaction_aborted" | "timeout" | "blob_decode" | "internal";
+
+/** Every promise of this package rejects with one of these. */
+export interface WalletPersistError extends Error {
+  name: "WalletPersistError";
+  code: ErrorCode;
+  kind: ErrorKind;
+  /** `true` when retrying may succeed (nothing staged was lost). */
+  retryable: boolean;
+  /** The wallets the error is about, when it names any. */
+  walletIds?: Hex32[];
+  /** `cause` for flush errors; `len`/`limit` for blob_too_large; `found`/`supported` for schema versions. */
+  detail?: { cause?: { code: ErrorCode; kind: ErrorKind; message: string }; len?: number; limit?: number; found?: number; supported?: number };
+}
+"#;

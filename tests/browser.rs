@@ -1,0 +1,210 @@
+//! Browser tests: the conformance suite and the JS API against real IndexedDB in headless Chromium.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Array, BigInt, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+use wallet_persist::backend::indexeddb::IndexedDbBackend;
+use wallet_persist::backend::{Backend, Row};
+use wallet_persist::conformance::{self, Harness};
+use wallet_persist::js::WalletStore;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A database name no other test uses.
+fn unique(name: &str) -> String {
+    format!("wp-test-{name}-{}-{}", js_sys::Date::now() as u64, (js_sys::Math::random() * 1e9) as u64)
+}
+
+struct Idb(String);
+
+impl Harness for Idb {
+    type B = IndexedDbBackend;
+    async fn open(&self) -> IndexedDbBackend {
+        IndexedDbBackend::open(&self.0).await.expect("open IndexedDB")
+    }
+}
+
+fn idb(name: &str) -> Idb {
+    Idb(unique(name))
+}
+
+#[wasm_bindgen_test]
+async fn round_trip_every_area_with_tombstones() {
+    conformance::round_trip_every_area_with_tombstones(&idb("round-trip")).await;
+}
+
+#[wasm_bindgen_test]
+async fn transient_failure_restores_buffer_under_newer_writes() {
+    conformance::transient_failure_restores_buffer_under_newer_writes(&idb("transient")).await;
+}
+
+#[wasm_bindgen_test]
+async fn fatal_failure_drops_only_that_wallet() {
+    conformance::fatal_failure_drops_only_that_wallet(&idb("fatal")).await;
+}
+
+#[wasm_bindgen_test]
+async fn commit_report_partitions_wallets() {
+    conformance::commit_report_partitions_wallets(&idb("partitions")).await;
+}
+
+#[wasm_bindgen_test]
+async fn immediate_mode_keeps_data_staged_on_transient_failure() {
+    conformance::immediate_mode_keeps_data_staged_on_transient_failure(&idb("immediate")).await;
+}
+
+#[wasm_bindgen_test]
+async fn load_on_empty_database_is_empty() {
+    conformance::load_on_empty_database_is_empty(&idb("empty")).await;
+}
+
+#[wasm_bindgen_test]
+async fn bad_input_stages_nothing() {
+    conformance::bad_input_stages_nothing(&idb("bad-input")).await;
+}
+
+#[wasm_bindgen_test]
+async fn close_flushes_and_refuses_later_calls() {
+    conformance::close_flushes_and_refuses_later_calls(&idb("close")).await;
+}
+
+#[wasm_bindgen_test]
+async fn corrupt_rows_are_skipped_and_reported() {
+    conformance::corrupt_rows_are_skipped_and_reported(&idb("corrupt")).await;
+}
+
+#[wasm_bindgen_test]
+async fn wallet_rows_are_keyed_wallet_first_in_indexeddb() {
+    let h = idb("layout");
+    let db = h.open().await;
+    let persister = wallet_persist::Persister::new(db, Default::default());
+    persister.store(conformance::wallet_id(1), conformance::sample_changeset(1)).await.unwrap();
+    persister.flush().await.unwrap();
+    let rows = persister.backend().read(&["utxos"]).await.unwrap();
+    let Row { key, value } = rows[0].rows[0].clone();
+    assert_eq!(key.len(), 3, "[walletIdHex, txidHex, vout]");
+    assert_eq!(&value[0..4], b"WPST");
+    persister.close().await.unwrap();
+}
+
+// ---- The JS surface -------------------------------------------------------------------------
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &JsValue::from_str(k), v).unwrap();
+    }
+    o.into()
+}
+
+async fn open_store(name: &str) -> WalletStore {
+    WalletStore::open_from_rust(obj(&[("name", name.into())])).await.expect("open")
+}
+
+async fn reject(promise: Promise) -> JsValue {
+    JsFuture::from(promise).await.expect_err("must reject")
+}
+
+fn field(value: &JsValue, key: &str) -> JsValue {
+    Reflect::get(value, &key.into()).unwrap()
+}
+
+fn assert_code(error: &JsValue, code: u32, kind: &str, retryable: bool) {
+    assert_eq!(field(error, "name").as_string().as_deref(), Some("WalletPersistError"));
+    assert_eq!(field(error, "code").as_f64(), Some(f64::from(code)), "{:?}", field(error, "message"));
+    assert_eq!(field(error, "kind").as_string().as_deref(), Some(kind));
+    assert_eq!(field(error, "retryable").as_bool(), Some(retryable));
+    assert!(error.is_instance_of::<js_sys::Error>());
+}
+
+const WALLET: &str = "ababababababababababababababababababababababababababababababab01";
+
+fn utxo(value: JsValue) -> JsValue {
+    let outpoint = format!("{}:0", "11".repeat(32));
+    let entry = obj(&[
+        ("outpoint", outpoint.clone().into()),
+        ("value", value),
+        ("script", Uint8Array::from(&[0x51u8][..]).into()),
+        ("height", JsValue::NULL),
+        ("account", 0.into()),
+    ]);
+    obj(&[("utxos", obj(&[(outpoint.as_str(), entry)]))])
+}
+
+#[wasm_bindgen_test]
+async fn js_bad_input_rejects_invalid_argument_and_stages_nothing() {
+    let store = open_store(&unique("js-bad-input")).await;
+    let cases: Vec<(JsValue, JsValue)> = vec![
+        (JsValue::from(42), utxo(BigInt::from(5u32).into())),
+        ("not-hex".into(), utxo(BigInt::from(5u32).into())),
+        (WALLET.to_uppercase().into(), utxo(BigInt::from(5u32).into())),
+        (WALLET.into(), JsValue::from("changes")),
+        (WALLET.into(), JsValue::NULL),
+        (WALLET.into(), utxo(BigInt::new(&"18446744073709551616".into()).unwrap().into())),
+        (WALLET.into(), utxo(JsValue::from(-1))),
+        (WALLET.into(), utxo(JsValue::from(2f64.powi(60)))),
+        (WALLET.into(), utxo("5000".into())),
+        (WALLET.into(), obj(&[("unknownArea", Object::new().into())])),
+        (WALLET.into(), obj(&[("wallet", obj(&[("netwrok", "testnet".into())]))])),
+        (WALLET.into(), {
+            let cs = utxo(BigInt::from(5u32).into());
+            let entry = Object::values(field(&cs, "utxos").unchecked_ref::<Object>()).get(0);
+            Reflect::set(&entry, &"heigth".into(), &7.into()).unwrap();
+            cs
+        }),
+        (WALLET.into(), Array::new().into()),
+    ];
+    for (i, (wallet, changes)) in cases.into_iter().enumerate() {
+        let error = JsFuture::from(store.store(wallet.clone(), changes)).await.expect_err(&format!("case {i} must reject"));
+        assert_code(&error, 1, "invalid_argument", false);
+    }
+    let staged: Array = JsFuture::from(store.staged()).await.unwrap().unchecked_into();
+    assert_eq!(staged.length(), 0, "nothing may be staged");
+
+    // The largest u64 is accepted, crosses back as a BigInt, exactly.
+    let max = BigInt::new(&"18446744073709551615".into()).unwrap();
+    JsFuture::from(store.store(WALLET.into(), utxo(max.clone().into()))).await.unwrap();
+    JsFuture::from(store.flush()).await.unwrap();
+    let loaded = JsFuture::from(store.load()).await.unwrap();
+    let utxos = field(&field(&field(&loaded, "wallets"), WALLET), "utxos");
+    let entry = field(&utxos, &format!("{}:0", "11".repeat(32)));
+    let value = field(&entry, "value");
+    assert!(value.is_bigint());
+    assert_eq!(BigInt::from(value).to_string(10).unwrap(), "18446744073709551615");
+    JsFuture::from(store.close()).await.unwrap();
+    let error = reject(store.commit()).await;
+    assert_code(&error, 20, "closed", false);
+}
+
+#[wasm_bindgen_test]
+async fn js_transient_flush_failure_rejects_flush_retryable_naming_wallets() {
+    let name = unique("js-transient");
+    let store = open_store(&name).await;
+    JsFuture::from(store.store(WALLET.into(), utxo(BigInt::from(7u32).into()))).await.unwrap();
+    JsFuture::from(store.fail_next("write".into(), 1, "quota_exceeded".into())).await.unwrap();
+    let error = reject(store.flush()).await;
+    assert_code(&error, 4, "flush_retryable", true);
+    let wallets: Array = field(&error, "walletIds").unchecked_into();
+    assert_eq!(wallets.to_vec(), vec![JsValue::from(WALLET)]);
+    assert_eq!(field(&field(&field(&error, "detail"), "cause"), "code").as_f64(), Some(5.0));
+    JsFuture::from(store.flush()).await.unwrap();
+    JsFuture::from(store.close()).await.unwrap();
+
+    let reopened = open_store(&name).await;
+    let loaded = JsFuture::from(reopened.load()).await.unwrap();
+    let report = field(&loaded, "report");
+    assert_eq!(field(&field(&report, "rows"), "utxos").as_f64(), Some(1.0));
+    assert_eq!(field(&report, "wallets").as_f64(), Some(1.0));
+    JsFuture::from(reopened.close()).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn js_open_refuses_bad_options() {
+    for options in [JsValue::from(3), obj(&[("name", "".into())]), obj(&[("name", "x".into()), ("flushMode", "sometimes".into())])] {
+        let error = reject(WalletStore::open(options)).await;
+        assert_code(&error, 1, "invalid_argument", false);
+    }
+}
