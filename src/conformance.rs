@@ -82,6 +82,11 @@ async fn reopen_and_load<H: Harness>(h: &H) -> ClientStartState {
     state
 }
 
+/// A tombstone for every key of `area`.
+fn tombstones<E: Entry>(area: &EntryMap<E>) -> EntryMap<E> {
+    EntryMap(area.0.keys().map(|key| (key.clone(), None)).collect())
+}
+
 /// Every area round-trips across close and reopen; tombstones delete.
 pub async fn round_trip_every_area_with_tombstones<H: Harness>(h: &H) {
     let (a, b) = (wallet_id(1), wallet_id(2));
@@ -102,27 +107,13 @@ pub async fn round_trip_every_area_with_tombstones<H: Harness>(h: &H) {
     let mut deletes = WalletChangeSet::default();
     deletes.accounts.tombstone(1);
     deletes.addresses.tombstone("tb1q0001".into());
-    for key in full.utxos.0.keys() {
-        deletes.utxos.tombstone(*key);
-    }
-    for key in full.transactions.0.keys() {
-        deletes.transactions.tombstone(*key);
-    }
-    for key in full.identities.0.keys() {
-        deletes.identities.tombstone(*key);
-    }
-    for key in full.identity_keys.0.keys() {
-        deletes.identity_keys.tombstone(*key);
-    }
-    for key in full.contacts.0.keys() {
-        deletes.contacts.tombstone(*key);
-    }
-    for key in full.asset_locks.0.keys() {
-        deletes.asset_locks.tombstone(*key);
-    }
-    for key in full.token_balances.0.keys() {
-        deletes.token_balances.tombstone(*key);
-    }
+    deletes.utxos = tombstones(&full.utxos);
+    deletes.transactions = tombstones(&full.transactions);
+    deletes.identities = tombstones(&full.identities);
+    deletes.identity_keys = tombstones(&full.identity_keys);
+    deletes.contacts = tombstones(&full.contacts);
+    deletes.asset_locks = tombstones(&full.asset_locks);
+    deletes.token_balances = tombstones(&full.token_balances);
     deletes.platform_addresses.tombstone("plat1".into());
     deletes.records.tombstone(("app".into(), "k1".into()));
     deletes.sync_state = Some(SyncState { height: 9, tip_hash: Hash32([9; 32]), last_sync_ms: 9 });
@@ -333,6 +324,31 @@ pub async fn corrupt_rows_are_skipped_and_reported<H: Harness>(h: &H) {
     persister.close().await.unwrap();
 }
 
+/// Two flushes at once: the second waits for the first, so the first's transient failure cannot
+/// restore values older than what the second made durable.
+pub async fn concurrent_flushes_never_restore_older_values<H: Harness>(h: &H) {
+    let a = wallet_id(16);
+    let persister = Persister::new(FaultyBackend::new(h.open().await), manual());
+    let label = |l: &str| WalletChangeSet {
+        wallet: Some(WalletRecord { label: l.into(), ..sample_changeset(16).wallet.unwrap() }),
+        ..Default::default()
+    };
+    persister.store(a, label("old")).await.unwrap();
+    persister.backend().fail_next(Op::Write, 1, Error::ConnectionLost("injected".into()));
+    let first = persister.flush();
+    let second = async {
+        persister.store(a, label("new")).await.unwrap();
+        persister.flush().await
+    };
+    let (first, second) = join2(first, second).await;
+    assert_eq!(first.unwrap_err().code(), 4);
+    second.unwrap();
+    assert!(persister.staged().is_empty(), "the retry landed old under new");
+    persister.close().await.unwrap();
+    let state = reopen_and_load(h).await;
+    assert_eq!(state.wallets[&a].wallet.as_ref().unwrap().label, "new");
+}
+
 /// Polls two futures concurrently on the current task (both are driven; output of both returned).
 pub async fn join2<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
     use std::task::Poll;
@@ -360,15 +376,45 @@ pub async fn join2<A: std::future::Future, B: std::future::Future>(a: A, b: B) -
     (ra.unwrap(), rb.unwrap())
 }
 
-/// Runs the whole suite, each check against a fresh database from `fresh`.
-pub async fn run_all<H: Harness>(fresh: impl Fn(&str) -> H) {
-    round_trip_every_area_with_tombstones(&fresh("round_trip")).await;
-    transient_failure_restores_buffer_under_newer_writes(&fresh("transient")).await;
-    fatal_failure_drops_only_that_wallet(&fresh("fatal")).await;
-    commit_report_partitions_wallets(&fresh("partitions")).await;
-    immediate_mode_keeps_data_staged_on_transient_failure(&fresh("immediate")).await;
-    load_on_empty_database_is_empty(&fresh("empty")).await;
-    bad_input_stages_nothing(&fresh("bad_input")).await;
-    close_flushes_and_refuses_later_calls(&fresh("close")).await;
-    corrupt_rows_are_skipped_and_reported(&fresh("corrupt")).await;
+/// Declares one test per conformance check. `sync`: `#[test]` functions driven by a `block_on`;
+/// `async`: async test functions (e.g. `wasm_bindgen_test`). `$harness` takes the test name and
+/// returns a fresh `Harness`.
+#[macro_export]
+macro_rules! conformance_tests {
+    (sync, $block_on:path, $harness:path) => {
+        $crate::conformance_tests!(@each sync, $block_on, $harness);
+    };
+    (async, $attr:path, $harness:path) => {
+        $crate::conformance_tests!(@each async, $attr, $harness);
+    };
+    (@each $mode:ident, $with:path, $harness:path) => {
+        $crate::conformance_tests!(@one $mode, $with, $harness,
+            round_trip_every_area_with_tombstones,
+            transient_failure_restores_buffer_under_newer_writes,
+            fatal_failure_drops_only_that_wallet,
+            commit_report_partitions_wallets,
+            immediate_mode_keeps_data_staged_on_transient_failure,
+            load_on_empty_database_is_empty,
+            bad_input_stages_nothing,
+            close_flushes_and_refuses_later_calls,
+            corrupt_rows_are_skipped_and_reported,
+            concurrent_flushes_never_restore_older_values,
+        );
+    };
+    (@one sync, $block_on:path, $harness:path, $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on($crate::conformance::$name(&$harness(stringify!($name))));
+            }
+        )*
+    };
+    (@one async, $attr:path, $harness:path, $($name:ident,)*) => {
+        $(
+            #[$attr]
+            async fn $name() {
+                $crate::conformance::$name(&$harness(stringify!($name))).await;
+            }
+        )*
+    };
 }

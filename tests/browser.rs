@@ -31,49 +31,10 @@ fn idb(name: &str) -> Idb {
     Idb(unique(name))
 }
 
-#[wasm_bindgen_test]
-async fn round_trip_every_area_with_tombstones() {
-    conformance::round_trip_every_area_with_tombstones(&idb("round-trip")).await;
-}
-
-#[wasm_bindgen_test]
-async fn transient_failure_restores_buffer_under_newer_writes() {
-    conformance::transient_failure_restores_buffer_under_newer_writes(&idb("transient")).await;
-}
-
-#[wasm_bindgen_test]
-async fn fatal_failure_drops_only_that_wallet() {
-    conformance::fatal_failure_drops_only_that_wallet(&idb("fatal")).await;
-}
-
-#[wasm_bindgen_test]
-async fn commit_report_partitions_wallets() {
-    conformance::commit_report_partitions_wallets(&idb("partitions")).await;
-}
-
-#[wasm_bindgen_test]
-async fn immediate_mode_keeps_data_staged_on_transient_failure() {
-    conformance::immediate_mode_keeps_data_staged_on_transient_failure(&idb("immediate")).await;
-}
-
-#[wasm_bindgen_test]
-async fn load_on_empty_database_is_empty() {
-    conformance::load_on_empty_database_is_empty(&idb("empty")).await;
-}
-
-#[wasm_bindgen_test]
-async fn bad_input_stages_nothing() {
-    conformance::bad_input_stages_nothing(&idb("bad-input")).await;
-}
-
-#[wasm_bindgen_test]
-async fn close_flushes_and_refuses_later_calls() {
-    conformance::close_flushes_and_refuses_later_calls(&idb("close")).await;
-}
-
-#[wasm_bindgen_test]
-async fn corrupt_rows_are_skipped_and_reported() {
-    conformance::corrupt_rows_are_skipped_and_reported(&idb("corrupt")).await;
+mod conformance_indexeddb {
+    use super::idb;
+    use wasm_bindgen_test::wasm_bindgen_test;
+    wallet_persist::conformance_tests!(async, wasm_bindgen_test, idb);
 }
 
 #[wasm_bindgen_test]

@@ -6,7 +6,7 @@ use std::task::{Context, Poll, Waker};
 
 use wallet_persist::backend::MemoryBackend;
 use wallet_persist::codec::{self, HEADER_LEN, MAGIC, SCHEMA_VERSION};
-use wallet_persist::conformance::{self, sample_changeset, wallet_id, Harness};
+use wallet_persist::conformance::{sample_changeset, wallet_id, Harness};
 use wallet_persist::model::*;
 use wallet_persist::buffer::Buffer;
 use wallet_persist::Error;
@@ -32,53 +32,13 @@ impl Harness for Memory {
     }
 }
 
-fn memory() -> Memory {
+fn memory(_test: &str) -> Memory {
     Memory(MemoryBackend::new())
 }
 
-#[test]
-fn conformance_round_trip_every_area_with_tombstones() {
-    block_on(conformance::round_trip_every_area_with_tombstones(&memory()));
-}
-
-#[test]
-fn conformance_transient_failure_restores_buffer_under_newer_writes() {
-    block_on(conformance::transient_failure_restores_buffer_under_newer_writes(&memory()));
-}
-
-#[test]
-fn conformance_fatal_failure_drops_only_that_wallet() {
-    block_on(conformance::fatal_failure_drops_only_that_wallet(&memory()));
-}
-
-#[test]
-fn conformance_commit_report_partitions_wallets() {
-    block_on(conformance::commit_report_partitions_wallets(&memory()));
-}
-
-#[test]
-fn conformance_immediate_mode_keeps_data_staged_on_transient_failure() {
-    block_on(conformance::immediate_mode_keeps_data_staged_on_transient_failure(&memory()));
-}
-
-#[test]
-fn conformance_load_on_empty_database_is_empty() {
-    block_on(conformance::load_on_empty_database_is_empty(&memory()));
-}
-
-#[test]
-fn conformance_bad_input_stages_nothing() {
-    block_on(conformance::bad_input_stages_nothing(&memory()));
-}
-
-#[test]
-fn conformance_close_flushes_and_refuses_later_calls() {
-    block_on(conformance::close_flushes_and_refuses_later_calls(&memory()));
-}
-
-#[test]
-fn conformance_corrupt_rows_are_skipped_and_reported() {
-    block_on(conformance::corrupt_rows_are_skipped_and_reported(&memory()));
+mod conformance_memory {
+    use super::{block_on, memory};
+    wallet_persist::conformance_tests!(sync, block_on, memory);
 }
 
 #[test]
