@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use crate::backend::indexeddb::IndexedDbBackend;
 use crate::error::{Error, Result};
 use crate::log::{self, Level};
+use crate::model::changeset::AreaShape;
 use crate::model::{WalletChangeSet, WalletId};
 use crate::persister::{FlushMode, Options, Persister};
 
@@ -56,7 +57,8 @@ fn from_js<T: DeserializeOwned>(value: JsValue, what: &str) -> Result<T> {
 /// Refuses keys the changeset types do not know, at the top level and inside every value:
 /// serde-wasm-bindgen reads structs field by field and would drop a misspelt key silently.
 fn check_changeset_keys(changes: &JsValue) -> Result<()> {
-    let shapes = WalletChangeSet::area_shapes();
+    static SHAPES: std::sync::OnceLock<Vec<AreaShape>> = std::sync::OnceLock::new();
+    let shapes = SHAPES.get_or_init(WalletChangeSet::area_shapes);
     let unknown = |what: &str, key: &str, allowed: &[&str]| {
         Error::InvalidArgument(format!("{what}: unknown field {key:?} (expected one of {})", allowed.join(", ")))
     };
