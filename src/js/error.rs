@@ -46,6 +46,7 @@ fn detail(error: &Error) -> Option<Object> {
             let c = Object::new();
             set(&c, "code", cause.code());
             set(&c, "kind", cause.kind());
+            set(&c, "retryable", cause.is_transient());
             set(&c, "message", cause.to_string());
             set(&detail, "cause", c);
         }

@@ -77,6 +77,11 @@ fn check_changeset_keys(changes: &JsValue) -> Result<()> {
         let shape = shapes.iter().find(|s| s.js_name == key).ok_or_else(|| unknown("changes", &key, &areas))?;
         let area = Reflect::get(changes, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
         if !shape.keyed {
+            if area.is_null() {
+                return Err(Error::InvalidArgument(format!(
+                    "{key} cannot be null: a wallet's {key} is removed only with the whole wallet"
+                )));
+            }
             check_value(shape.js_name, &area, shape.value_fields)?;
         } else if area.is_object() {
             for entry in Object::values(area.unchecked_ref::<Object>()).iter() {
@@ -229,6 +234,9 @@ impl WalletStore {
     /// The wallets with staged, not yet durable changes, and their field counts.
     #[wasm_bindgen(unchecked_return_type = "Promise<StagedWallet[]>")]
     pub fn staged(&self) -> Promise {
+        if self.inner.is_closed() {
+            return promise(async { Err(Error::Closed) });
+        }
         let list: Array = self
             .inner
             .staged()
@@ -245,7 +253,8 @@ impl WalletStore {
     }
 
     /// Final flush, then closes the database. If the flush fails transiently the store stays open
-    /// with its changes staged and the promise rejects; afterwards every call rejects `closed` (20).
+    /// with its changes staged and the promise rejects; afterwards every other call rejects
+    /// `closed` (20) and `close` resolves an empty report.
     #[wasm_bindgen(unchecked_return_type = "Promise<CommitReport>")]
     pub fn close(&self) -> Promise {
         let inner = self.inner.clone();

@@ -46,12 +46,14 @@ export interface AppRecord { namespace: string; key: string; value: Uint8Array; 
  *  `contacts` `"<kind>:<contact>"`, `assetLocks` `"<account>:<txid>:<vout>"`,
  *  `tokenBalances` `"<identity>:<token>"`, `records` `"<namespace>:<key>"`. */
 export interface WalletChangeSetOf<N> {
-  wallet?: WalletRecord<N> | null;
+  /** Upsert only: a wallet's record is removed with the whole wallet. */
+  wallet?: WalletRecord<N>;
   accounts?: { [index: string]: Account | null };
   addresses?: { [address: string]: AddressEntry | null };
   utxos?: { [outpoint: string]: Utxo<N> | null };
   transactions?: { [txid: string]: TransactionEntry<N> | null };
-  syncState?: SyncState<N> | null;
+  /** Upsert only. */
+  syncState?: SyncState<N>;
   identities?: { [id: string]: Identity<N> | null };
   identityKeys?: { [key: string]: IdentityKey | null };
   contacts?: { [key: string]: Contact<N> | null };
@@ -63,11 +65,12 @@ export interface WalletChangeSetOf<N> {
 /** What `store` accepts. */
 export type WalletChangeSet = WalletChangeSetOf<U64Input>;
 /** A wallet's durable state as `load` returns it (every area present; no tombstones). */
-export type WalletState = Required<WalletChangeSetOf<U64>>;
+export type WalletState = Omit<Required<WalletChangeSetOf<U64>>, "wallet" | "syncState">
+  & { wallet: WalletRecord<U64> | null; syncState: SyncState<U64> | null };
 
 export interface WalletFailure { walletId: Hex32; code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
 export interface CommitReport {
-  /** Durable now. */
+  /** Durable now. (All three lists are sorted by wallet id.) */
   succeeded: Hex32[];
   /** Failed fatally: their staged changes were dropped. */
   failed: WalletFailure[];
@@ -104,6 +107,6 @@ export interface WalletPersistError extends Error {
   /** The wallets the error is about, when it names any. */
   walletIds?: Hex32[];
   /** `cause` for flush errors; `len`/`limit` for blob_too_large; `found`/`supported` for schema versions. */
-  detail?: { cause?: { code: ErrorCode; kind: ErrorKind; message: string }; len?: number; limit?: number; found?: number; supported?: number };
+  detail?: { cause?: { code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string }; len?: number; limit?: number; found?: number; supported?: number };
 }
 "#;
