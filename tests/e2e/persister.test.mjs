@@ -1,7 +1,7 @@
 // The published package, end to end in a real browser: what a wallet developer sees through the
 // JS API, checked value by value after a page reload and after a browser restart.
 //
-// Pages: fixtures/persister.html (release build, /pkg/) and fixtures/persister-faults.html
+// Pages: fixtures/persister.html (release build, /pkg/) and fixtures/persister.html?build=fault-injection
 // (fault-injection dev build, /www/pkg/). Both install `window.wp` (fixtures/persister-api.mjs);
 // values cross page.evaluate in the type-preserving wire form of fixtures/wire.mjs, so a bigint is
 // compared as its decimal string and a Uint8Array as its byte list, each tagged with its type.
@@ -11,7 +11,7 @@ import { startServer, launch, openPage, reload, evalInPage, pageErrors, uniqueNa
 import { toWire } from './fixtures/wire.mjs';
 
 const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
-const FAULTS_PAGE = '/tests/e2e/fixtures/persister-faults.html';
+const FAULTS_PAGE = '/tests/e2e/fixtures/persister.html?build=fault-injection';
 
 // ---- Fixture data -------------------------------------------------------------------------------
 
