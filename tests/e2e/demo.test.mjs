@@ -5,23 +5,23 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { startServer, launch, openPage, waitForReady, pageErrors, REPO_ROOT } from './harness.mjs';
+import { openPage, waitForReady, pageErrors, REPO_ROOT, setup } from './harness.mjs';
 
 const DEMO = '/www/';
 const SCREENSHOT = path.join(REPO_ROOT, 'test-results', 'demo.png');
 
 let server;
 let browser;
+let env;
 
 before(async () => {
-  server = await startServer();
   // Its own fresh profile: the demo always uses the database "wallet-persist-demo".
-  browser = await launch();
+  env = await setup();
+  ({ server, browser } = env);
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
+  await env?.close();
 });
 
 /** Clicks a button and waits until the page has finished that action. */

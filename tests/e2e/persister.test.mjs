@@ -7,7 +7,7 @@
 // compared as its decimal string and a Uint8Array as its byte list, each tagged with its type.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, openPage, reload, evalInPage, pageErrors, uniqueName } from './harness.mjs';
+import { openPage, reload, evalInPage, pageErrors, uniqueName, launch, setup } from './harness.mjs';
 import { toWire } from './fixtures/wire.mjs';
 
 const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
@@ -191,15 +191,15 @@ function assertPersistError(error, { code, kind, retryable }, what = 'error') {
 
 let server;
 let browser;
+let env;
 
 before(async () => {
-  server = await startServer();
-  browser = await launch();
+  env = await setup();
+  ({ server, browser } = env);
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
+  await env?.close();
 });
 
 /** A fresh page on `pathname` and a client of a fresh, uniquely named database on it. */
