@@ -33,11 +33,16 @@ fn config() -> Config {
 
 /// Encodes `value` into an envelope; refuses a payload over `limit` bytes.
 pub fn encode<T: Serialize>(value: &T, limit: usize) -> Result<Vec<u8>> {
+    encode_as(value, SCHEMA_VERSION, limit)
+}
+
+/// `encode`, stamping the header with schema version `version` (for migrations).
+pub fn encode_as<T: Serialize>(value: &T, version: u16, limit: usize) -> Result<Vec<u8>> {
     let limit = limit.min(MAX_BLOB_BYTES);
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
     out.push(0);
-    out.extend_from_slice(&SCHEMA_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     bincode::serde::encode_into_std_write(value, &mut out, config())
         .map_err(|e| Error::Internal(format!("encode: {e}")))?;
@@ -103,14 +108,45 @@ fn check_header(bytes: &[u8], limit: usize, newest: u16) -> Result<(u16, &[u8])>
 /// Decodes an envelope written by this or an older schema.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T> {
     let (_version, payload) = check_header(bytes, limit, SCHEMA_VERSION)?;
-    let (value, read) = bincode::serde::decode_from_slice::<T, _>(payload, config()).map_err(|e| match e {
+    let mut reader = PayloadReader { rest: payload, last_int: 0 };
+    let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut reader, config());
+    let decoded = T::deserialize(decoder.as_deserializer());
+    let value = decoded.map_err(|e| match e {
         bincode::error::DecodeError::LimitExceeded => {
-            Error::BlobTooLarge { len: u64::MAX, limit: limit.min(MAX_BLOB_BYTES) as u64 }
+            Error::BlobTooLarge { len: reader.last_int, limit: limit.min(MAX_BLOB_BYTES) as u64 }
+        }
+        // A length beyond the address space (wasm32 usize) is an oversize claim too.
+        bincode::error::DecodeError::OutsideUsizeRange(len) => {
+            Error::BlobTooLarge { len, limit: limit.min(MAX_BLOB_BYTES) as u64 }
         }
         other => Error::BlobDecode(other.to_string()),
     })?;
-    if read != payload.len() {
-        return Err(Error::BlobDecode(format!("{} trailing bytes after the payload", payload.len() - read)));
+    if !reader.rest.is_empty() {
+        return Err(Error::BlobDecode(format!("{} trailing bytes after the payload", reader.rest.len())));
     }
     Ok(value)
+}
+
+/// Reads a payload and remembers the last integer read. bincode reads a length prefix just before
+/// it checks the claim against the limit, so on `LimitExceeded` this is the offending length.
+struct PayloadReader<'a> {
+    rest: &'a [u8],
+    last_int: u64,
+}
+
+impl bincode::de::read::Reader for PayloadReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::result::Result<(), bincode::error::DecodeError> {
+        if out.len() > self.rest.len() {
+            return Err(bincode::error::DecodeError::UnexpectedEnd { additional: out.len() - self.rest.len() });
+        }
+        let (head, tail) = self.rest.split_at(out.len());
+        out.copy_from_slice(head);
+        self.rest = tail;
+        if out.len() <= 8 {
+            let mut le = [0u8; 8];
+            le[..out.len()].copy_from_slice(out);
+            self.last_int = u64::from_le_bytes(le);
+        }
+        Ok(())
+    }
 }

@@ -2,6 +2,7 @@
 //! browser against IndexedDB. Each check asserts the exact state read back after a reopen.
 
 use crate::backend::{Backend, FaultyBackend, Op, WriteBatch, WriteOp};
+use crate::model::changeset::Merge;
 use crate::error::Error;
 use crate::model::*;
 use crate::persister::{FlushMode, Options, Persister};
@@ -35,6 +36,7 @@ pub fn sample_changeset(seed: u8) -> WalletChangeSet {
     let outpoint = OutPoint { txid: hash(seed, 1), vout: u32::from(seed) };
     let mut cs = WalletChangeSet {
         wallet: Some(WalletRecord {
+            wallet_id: Some(wallet_id(seed)),
             network: "testnet".into(),
             label: format!("wallet {seed}"),
             birth_height: 100 + u32::from(seed),
@@ -75,7 +77,7 @@ fn manual() -> Options {
 }
 
 async fn reopen_and_load<H: Harness>(h: &H) -> ClientStartState {
-    let persister = Persister::new(h.open().await, manual());
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
     let (state, report) = persister.load().await.expect("load");
     assert!(report.skipped.is_empty(), "no row may be skipped: {:?}", report.skipped);
     persister.close().await.expect("close");
@@ -90,7 +92,7 @@ fn tombstones<E: Entry>(area: &EntryMap<E>) -> EntryMap<E> {
 /// Every area round-trips across close and reopen; tombstones delete.
 pub async fn round_trip_every_area_with_tombstones<H: Harness>(h: &H) {
     let (a, b) = (wallet_id(1), wallet_id(2));
-    let persister = Persister::new(h.open().await, manual());
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
     persister.store(a, sample_changeset(1)).await.unwrap();
     persister.store(b, sample_changeset(2)).await.unwrap();
     let report = persister.commit().await.unwrap();
@@ -117,7 +119,7 @@ pub async fn round_trip_every_area_with_tombstones<H: Harness>(h: &H) {
     deletes.platform_addresses.tombstone("plat1".into());
     deletes.records.tombstone(("app".into(), "k1".into()));
     deletes.sync_state = Some(SyncState { height: 9, tip_hash: Hash32([9; 32]), last_sync_ms: 9 });
-    let persister = Persister::new(h.open().await, manual());
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
     persister.store(a, deletes).await.unwrap();
     persister.flush().await.unwrap();
     persister.close().await.unwrap();
@@ -135,14 +137,16 @@ pub async fn round_trip_every_area_with_tombstones<H: Harness>(h: &H) {
 /// A transient failure restores the taken changes under a `store` made meanwhile; the retry lands both.
 pub async fn transient_failure_restores_buffer_under_newer_writes<H: Harness>(h: &H) {
     let (a, b) = (wallet_id(3), wallet_id(4));
-    let persister = Persister::new(FaultyBackend::new(h.open().await), manual());
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
     persister.store(a, sample_changeset(3)).await.unwrap();
     persister.store(b, sample_changeset(4)).await.unwrap();
     persister.backend().fail_next(Op::Write, 1, Error::QuotaExceeded("injected".into()));
 
     // The newer label is staged while the failing flush is in flight.
-    let mut newer = WalletChangeSet::default();
-    newer.wallet = Some(WalletRecord { label: "renamed".into(), ..sample_changeset(3).wallet.unwrap() });
+    let newer = WalletChangeSet {
+        wallet: Some(WalletRecord { label: "renamed".into(), ..sample_changeset(3).wallet.unwrap() }),
+        ..Default::default()
+    };
     let flush = persister.flush();
     let store = persister.store(a, newer.clone());
     let (flushed, stored) = join2(flush, store).await;
@@ -173,7 +177,7 @@ pub async fn transient_failure_restores_buffer_under_newer_writes<H: Harness>(h:
 /// A fatal failure of one wallet drops only its changes; the other wallets still commit.
 pub async fn fatal_failure_drops_only_that_wallet<H: Harness>(h: &H) {
     let (a, bad, c) = (wallet_id(5), wallet_id(6), wallet_id(7));
-    let persister = Persister::new(FaultyBackend::new(h.open().await), manual());
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
     for (id, seed) in [(a, 5), (bad, 6), (c, 7)] {
         persister.store(id, sample_changeset(seed)).await.unwrap();
     }
@@ -197,7 +201,7 @@ pub async fn fatal_failure_drops_only_that_wallet<H: Harness>(h: &H) {
 /// Partitioned report: one wallet fatal, one transient, one fine.
 pub async fn commit_report_partitions_wallets<H: Harness>(h: &H) {
     let (ok, fatal, transient) = (wallet_id(8), wallet_id(9), wallet_id(10));
-    let persister = Persister::new(FaultyBackend::new(h.open().await), manual());
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
     for (id, seed) in [(ok, 8), (fatal, 9), (transient, 10)] {
         persister.store(id, sample_changeset(seed)).await.unwrap();
     }
@@ -221,7 +225,7 @@ pub async fn commit_report_partitions_wallets<H: Harness>(h: &H) {
 pub async fn immediate_mode_keeps_data_staged_on_transient_failure<H: Harness>(h: &H) {
     let a = wallet_id(11);
     let options = Options { flush_mode: FlushMode::Immediate, ..Default::default() };
-    let persister = Persister::new(FaultyBackend::new(h.open().await), options);
+    let persister = Persister::open(FaultyBackend::new(h.open().await), options).await.expect("open");
     persister.backend().fail_next(Op::Write, 1, Error::TransactionAborted("injected".into()));
     let error = persister.store(a, sample_changeset(11)).await.unwrap_err();
     assert_eq!(error.code(), 4);
@@ -243,7 +247,7 @@ pub async fn immediate_mode_keeps_data_staged_on_transient_failure<H: Harness>(h
 
 /// `load` of an empty database: no wallets, every area counted at zero, nothing skipped.
 pub async fn load_on_empty_database_is_empty<H: Harness>(h: &H) {
-    let persister = Persister::new(h.open().await, manual());
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
     let (state, report) = persister.load().await.unwrap();
     assert!(state.wallets.is_empty());
     assert_eq!(report.wallets, 0);
@@ -253,28 +257,47 @@ pub async fn load_on_empty_database_is_empty<H: Harness>(h: &H) {
     persister.close().await.unwrap();
 }
 
-/// Invalid changesets are refused with their code and stage nothing.
+/// Invalid changesets are refused with their code; buffer and disk stay exactly as they were.
 pub async fn bad_input_stages_nothing<H: Harness>(h: &H) {
-    let a = wallet_id(12);
-    let persister = Persister::new(h.open().await, manual());
-    let mut mismatched = WalletChangeSet::default();
-    mismatched.accounts.0.insert(7, Some(Account { index: 8, kind: "bip84".into(), descriptor: "d".into() }));
-    assert_eq!(persister.store(a, mismatched).await.unwrap_err().code(), 13);
+    let (a, other) = (wallet_id(12), wallet_id(13));
+    let persister = Persister::open(h.open().await, Options { max_blob_bytes: 512, ..manual() }).await.expect("open");
+    persister.store(a, sample_changeset(12)).await.unwrap();
+    persister.flush().await.unwrap();
+    let mut staged = WalletChangeSet::default();
+    staged.platform_addresses.upsert(PlatformAddress { address: "staged".into(), balance: 1, nonce: 1 });
+    persister.store(a, staged.clone()).await.unwrap();
+
+    let mut mismatched_key = WalletChangeSet::default();
+    mismatched_key.accounts.0.insert(7, Some(Account { index: 8, kind: "bip84".into(), descriptor: "d".into() }));
+    let foreign_record = WalletChangeSet {
+        wallet: Some(WalletRecord { wallet_id: Some(other), ..sample_changeset(12).wallet.unwrap() }),
+        ..Default::default()
+    };
     let mut huge = WalletChangeSet::default();
     huge.records.upsert(Record { namespace: "app".into(), key: "big".into(), value: Bytes::from(vec![0u8; 1024]) });
-    let small = Persister::new(h.open().await, Options { max_blob_bytes: 512, ..manual() });
-    assert_eq!(small.store(a, huge).await.unwrap_err().code(), 10);
-    assert!(persister.staged().is_empty());
-    assert!(small.staged().is_empty());
-    small.close().await.unwrap();
+    // A valid entry beside the bad one: nothing of the changeset may be staged.
+    huge.accounts.upsert(Account { index: 40, kind: "bip84".into(), descriptor: "ok".into() });
+
+    assert_eq!(persister.store(a, mismatched_key).await.unwrap_err().code(), 13);
+    assert_eq!(persister.store(a, foreign_record).await.unwrap_err(), Error::WalletIdMismatch { expected: a, found: other });
+    match persister.store(a, huge).await.unwrap_err() {
+        Error::BlobTooLarge { limit: 512, len } => assert!(len > 1024, "{len}"),
+        other => panic!("expected BlobTooLarge, got {other:?}"),
+    }
+    assert_eq!(persister.staged_changes(&a), Some(staged.clone()));
+    assert_eq!(persister.staged().len(), 1);
     persister.close().await.unwrap();
-    assert!(reopen_and_load(h).await.wallets.is_empty());
+    let mut expected = sample_changeset(12);
+    expected.merge(staged);
+    let state = reopen_and_load(h).await;
+    assert_eq!(state.wallets.len(), 1);
+    assert_eq!(state.wallets[&a], expected);
 }
 
 /// Close flushes what is staged; afterwards every call is refused with `Closed`.
 pub async fn close_flushes_and_refuses_later_calls<H: Harness>(h: &H) {
     let a = wallet_id(13);
-    let persister = Persister::new(h.open().await, manual());
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
     persister.store(a, sample_changeset(13)).await.unwrap();
     let report = persister.close().await.unwrap();
     assert_eq!(report.succeeded, vec![a]);
@@ -284,26 +307,49 @@ pub async fn close_flushes_and_refuses_later_calls<H: Harness>(h: &H) {
     assert_eq!(reopen_and_load(h).await.wallets[&a], sample_changeset(13));
 }
 
-/// Rows that fail to decode or check are skipped and reported; the good ones load.
+/// The envelope of `value` stored for `wallet`, as the persister writes it.
+fn row_bytes<E: Entry>(wallet: &WalletId, value: &E) -> Vec<u8> {
+    crate::codec::encode(&(wallet, value), usize::MAX).unwrap()
+}
+
+/// Hostile rows beside good ones: every good row loads, every bad one is skipped with its reason.
 pub async fn corrupt_rows_are_skipped_and_reported<H: Harness>(h: &H) {
     let (a, other) = (wallet_id(14), wallet_id(15));
-    let persister = Persister::new(h.open().await, manual());
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
     persister.store(a, sample_changeset(14)).await.unwrap();
     persister.flush().await.unwrap();
-    // A valid row of wallet `other`, filed under wallet `a`'s key.
-    let mut foreign = Vec::new();
-    sample_changeset(15).encode_into(&other, usize::MAX, &mut foreign).unwrap();
-    let WriteOp::Put { value: foreign_value, .. } = foreign.iter().find(|op| op.store() == "records").unwrap().clone() else {
-        unreachable!()
-    };
+    let record = |k: &str| Record { namespace: "app".into(), key: k.into(), value: Bytes::from(vec![7u8; 4]) };
     let key = |k: &str| vec![KeyPart::Text(a.to_hex()), KeyPart::Text("app".into()), KeyPart::Text(k.into())];
-    let mut trailing = foreign_value.clone();
+    let valid = row_bytes(&a, &record("trailing"));
+    let mut trailing = valid.clone();
     trailing.push(0);
+    let mut truncated = row_bytes(&a, &record("truncated"));
+    truncated.truncate(truncated.len() - 2);
+    let mut future = row_bytes(&a, &record("future"));
+    future[5..7].copy_from_slice(&(crate::codec::SCHEMA_VERSION + 1).to_le_bytes());
+    let mut magic = row_bytes(&a, &record("magic"));
+    magic[0] = b'X';
+    // A payload whose first string (the record's namespace, after the wallet id) claims 2^40 bytes.
+    let mut prefix = a.0.to_vec();
+    prefix.push(0xfd);
+    prefix.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    let mut huge_prefix = crate::codec::MAGIC.to_vec();
+    huge_prefix.push(0);
+    huge_prefix.extend_from_slice(&crate::codec::SCHEMA_VERSION.to_le_bytes());
+    huge_prefix.extend_from_slice(&(prefix.len() as u32).to_le_bytes());
+    huge_prefix.extend_from_slice(&prefix);
+    let shape = row_bytes(&a, &sample_changeset(14).utxos.0.into_values().next().unwrap().unwrap());
     let raw = WriteBatch {
         ops: vec![
+            WriteOp::Put { store: "records", key: key("foreign"), value: row_bytes(&other, &record("foreign")) },
+            WriteOp::Put { store: "records", key: key("future"), value: future },
             WriteOp::Put { store: "records", key: key("garbage"), value: vec![1, 2, 3] },
-            WriteOp::Put { store: "records", key: key("foreign"), value: foreign_value },
+            WriteOp::Put { store: "records", key: key("huge"), value: huge_prefix },
+            WriteOp::Put { store: "records", key: key("magic"), value: magic },
+            WriteOp::Put { store: "records", key: key("moved"), value: row_bytes(&a, &record("elsewhere")) },
+            WriteOp::Put { store: "records", key: key("shape"), value: shape },
             WriteOp::Put { store: "records", key: key("trailing"), value: trailing },
+            WriteOp::Put { store: "records", key: key("truncated"), value: truncated },
         ],
     };
     persister.backend().write(&raw).await.unwrap();
@@ -311,16 +357,214 @@ pub async fn corrupt_rows_are_skipped_and_reported<H: Harness>(h: &H) {
     assert_eq!(state.wallets.len(), 1);
     assert_eq!(state.wallets[&a], sample_changeset(14));
     let reasons: Vec<(String, u16)> = report.skipped.iter().map(|s| (s.key.clone(), s.code)).collect();
-    let hex = a.to_hex();
+    let at = |k: &str| format!("[\"{}\",\"app\",\"{k}\"]", a.to_hex());
     assert_eq!(
         reasons,
         vec![
-            (format!("[\"{hex}\",\"app\",\"foreign\"]"), 12),
-            (format!("[\"{hex}\",\"app\",\"garbage\"]"), 11),
-            (format!("[\"{hex}\",\"app\",\"trailing\"]"), 11),
+            (at("foreign"), 12),
+            (at("future"), 9),
+            (at("garbage"), 11),
+            (at("huge"), 10),
+            (at("magic"), 11),
+            (at("moved"), 13),
+            (at("shape"), 11),
+            (at("trailing"), 11),
+            (at("truncated"), 11),
         ]
     );
+    assert!(report.skipped.iter().all(|s| s.store == "records"));
+    assert!(report.skipped[3].reason.contains(&(1u64 << 40).to_string()), "{}", report.skipped[3].reason);
     assert_eq!(report.rows["records"], 1);
+    assert_eq!(report.skipped_rows["records"], 9);
+    assert_eq!(report.skipped_rows.len(), AREA_STORES.len());
+    assert!(report.skipped_rows.iter().filter(|(s, _)| **s != "records").all(|(_, n)| *n == 0));
+    assert!(report.scanned_stores.is_empty());
+    persister.close().await.unwrap();
+}
+
+/// A store whose bulk read fails as a whole is read row by row: the same state loads.
+pub async fn failed_bulk_read_falls_back_to_row_by_row<H: Harness>(h: &H) {
+    let (a, b) = (wallet_id(17), wallet_id(18));
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
+    persister.store(a, sample_changeset(17)).await.unwrap();
+    persister.store(b, sample_changeset(18)).await.unwrap();
+    persister.flush().await.unwrap();
+    let (before, _) = persister.load().await.unwrap();
+    persister.backend().fail_store_read("utxos", 1, Error::BlobDecode("NotReadableError: injected".into()));
+    let scans = persister.backend().calls(Op::Scan);
+    let (after, report) = persister.load().await.unwrap();
+    assert_eq!(after, before);
+    assert_eq!(report.scanned_stores, vec!["utxos"]);
+    assert_eq!(report.rows["utxos"], 2);
+    assert!(report.skipped.is_empty());
+    assert_eq!(persister.backend().calls(Op::Scan), scans + 1);
+    // The row-by-row read failing too fails the load with its error.
+    persister.backend().fail_store_read("utxos", 1, Error::BlobDecode("injected".into()));
+    persister.backend().fail_next(Op::Scan, 1, Error::ConnectionLost("injected".into()));
+    assert_eq!(persister.load().await.unwrap_err().code(), 7);
+    persister.close().await.unwrap();
+}
+
+/// Every row of the wallet goes, in every wallet store, staged changes included; others stay.
+pub async fn delete_wallet_removes_every_row<H: Harness>(h: &H) {
+    let (a, b) = (wallet_id(19), wallet_id(20));
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
+    persister.store(a, sample_changeset(19)).await.unwrap();
+    persister.store(b, sample_changeset(20)).await.unwrap();
+    persister.flush().await.unwrap();
+    let pending = WriteOp::Put { store: "pending", key: vec![KeyPart::Text(a.to_hex())], value: vec![1] };
+    persister.backend().write(&WriteBatch { ops: vec![pending] }).await.unwrap();
+    let mut staged = WalletChangeSet::default();
+    staged.records.upsert(Record { namespace: "n".into(), key: "k".into(), value: Bytes::from(vec![1]) });
+    staged.accounts.tombstone(5);
+    persister.store(a, staged).await.unwrap();
+
+    let report = persister.delete_wallet(a).await.unwrap();
+    assert_eq!(report, crate::persister::DeleteReport { wallet_id: a, discarded_staged_fields: 2 });
+    assert!(persister.staged().is_empty());
+    let hex = KeyPart::Text(a.to_hex());
+    let stores: Vec<&'static str> = crate::backend::wallet_stores().collect();
+    for read in persister.backend().read(&stores).await.unwrap() {
+        let rows = read.unwrap();
+        assert!(rows.rows.iter().all(|row| row.key.first() != Some(&hex)), "{} kept a row of the wallet", rows.store);
+    }
+    // Deleting again (nothing left) succeeds.
+    assert_eq!(persister.delete_wallet(a).await.unwrap().discarded_staged_fields, 0);
+    persister.close().await.unwrap();
+    let state = reopen_and_load(h).await;
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![b]);
+    assert_eq!(state.wallets[&b], sample_changeset(20));
+}
+
+/// A delete that fails before it commits deletes nothing and keeps the staged changes.
+pub async fn failed_delete_keeps_rows_and_buffer<H: Harness>(h: &H) {
+    let a = wallet_id(21);
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
+    persister.store(a, sample_changeset(21)).await.unwrap();
+    persister.flush().await.unwrap();
+    let mut staged = WalletChangeSet::default();
+    staged.accounts.upsert(Account { index: 9, kind: "bip84".into(), descriptor: "later".into() });
+    persister.store(a, staged.clone()).await.unwrap();
+    persister.backend().fail_next(Op::Write, 1, Error::QuotaExceeded("injected".into()));
+    assert_eq!(persister.delete_wallet(a).await.unwrap_err().code(), 5);
+    assert_eq!(persister.staged_changes(&a), Some(staged.clone()));
+    let (state, _) = persister.load().await.unwrap();
+    assert_eq!(state.wallets[&a], sample_changeset(21));
+    persister.flush().await.unwrap();
+    persister.close().await.unwrap();
+    let mut expected = sample_changeset(21);
+    expected.merge(staged);
+    assert_eq!(reopen_and_load(h).await.wallets[&a], expected);
+}
+
+/// `store` for a wallet while its delete runs is refused (code 2), whether the delete is waiting
+/// behind a flush or writing; nothing resurrects the wallet. Afterwards the id can be reused.
+pub async fn store_racing_delete_cannot_resurrect<H: Harness>(h: &H) {
+    let (a, b) = (wallet_id(22), wallet_id(23));
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
+    persister.store(a, sample_changeset(22)).await.unwrap();
+    let backend = persister.backend();
+    let wait_paused = || async {
+        while !backend.is_paused() {
+            crate::backend::faulty::yield_now().await;
+        }
+    };
+
+    // 1. The delete is requested while a flush of the wallet is writing.
+    backend.pause_next(Op::Write);
+    let racer = async {
+        wait_paused().await;
+        let refused = persister.store(a, sample_changeset(22)).await;
+        backend.resume();
+        refused
+    };
+    let ((flushed, deleted), refused) = join2(join2(persister.flush(), persister.delete_wallet(a)), racer).await;
+    flushed.unwrap();
+    deleted.unwrap();
+    assert_eq!(refused.unwrap_err(), Error::WalletBeingDeleted(a));
+
+    // 2. The store arrives while the delete itself is writing.
+    persister.store(a, sample_changeset(22)).await.unwrap();
+    persister.flush().await.unwrap();
+    backend.pause_next(Op::Write);
+    let racer = async {
+        wait_paused().await;
+        let refused = persister.store(a, sample_changeset(22)).await;
+        let unrelated = persister.store(b, sample_changeset(23)).await;
+        backend.resume();
+        (refused, unrelated)
+    };
+    let (deleted, (refused, unrelated)) = join2(persister.delete_wallet(a), racer).await;
+    deleted.unwrap();
+    assert_eq!(refused.unwrap_err().code(), 2);
+    unrelated.unwrap();
+    assert_eq!(persister.staged().iter().map(|(w, _)| *w).collect::<Vec<_>>(), vec![b]);
+    persister.close().await.unwrap();
+    let state = reopen_and_load(h).await;
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![b]);
+
+    // 3. Once the delete ended, the id is free again.
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
+    persister.store(a, sample_changeset(22)).await.unwrap();
+    persister.close().await.unwrap();
+    assert_eq!(reopen_and_load(h).await.wallets[&a], sample_changeset(22));
+}
+
+/// Every row of every store.
+async fn snapshot<B: Backend>(backend: &B) -> Vec<crate::backend::StoreRows> {
+    let stores: Vec<&'static str> = crate::backend::all_stores().collect();
+    backend.read(&stores).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
+}
+
+/// A database stamped by a newer schema is refused with code 9 and left byte for byte unchanged.
+pub async fn newer_schema_is_refused_and_left_unchanged<H: Harness>(h: &H) {
+    let a = wallet_id(24);
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
+    assert_eq!(persister.open_report().schema_version, crate::codec::SCHEMA_VERSION);
+    persister.store(a, sample_changeset(24)).await.unwrap();
+    persister.close().await.unwrap();
+    let newer = crate::codec::SCHEMA_VERSION + 1;
+    let stamp = crate::codec::encode_as(&"a later build", newer, usize::MAX).unwrap();
+    let backend = h.open().await;
+    let ops = vec![WriteOp::Put { store: crate::schema::DB_META, key: crate::schema::stamp_key(), value: stamp }];
+    backend.write(&WriteBatch { ops }).await.unwrap();
+    let before = snapshot(&backend).await;
+    backend.close();
+
+    let refused = Persister::open(h.open().await, manual()).await.err().expect("open must be refused");
+    assert_eq!(refused, Error::SchemaVersionUnsupported { found: newer, supported: crate::codec::SCHEMA_VERSION });
+    let backend = h.open().await;
+    assert_eq!(snapshot(&backend).await, before);
+    backend.close();
+}
+
+/// An unstamped database (rows written before the stamp existed) is stamped at open; a stamp
+/// write that fails leaves it unstamped and fully readable.
+pub async fn failed_migration_leaves_old_data_readable<H: Harness>(h: &H) {
+    let a = wallet_id(25);
+    let backend = h.open().await;
+    let mut ops = Vec::new();
+    sample_changeset(25).encode_into(&a, usize::MAX, &mut ops).unwrap();
+    backend.write(&WriteBatch { ops }).await.unwrap();
+    backend.close();
+
+    let faulty = FaultyBackend::new(h.open().await);
+    faulty.fail_next(Op::Write, 1, Error::TransactionAborted("injected".into()));
+    let refused = Persister::open(faulty, manual()).await.err().expect("the migration must fail");
+    assert_eq!(refused.code(), 21);
+    let backend = h.open().await;
+    assert_eq!(crate::schema::stored_version(&backend).await.unwrap(), crate::schema::Version::Unstamped);
+    backend.close();
+
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
+    assert_eq!(
+        *persister.open_report(),
+        crate::persister::OpenReport { schema_version: crate::codec::SCHEMA_VERSION, migrated_from: Some(0) }
+    );
+    assert_eq!(persister.load().await.unwrap().0.wallets[&a], sample_changeset(25));
+    persister.close().await.unwrap();
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
+    assert_eq!(persister.open_report().migrated_from, None);
     persister.close().await.unwrap();
 }
 
@@ -328,7 +572,7 @@ pub async fn corrupt_rows_are_skipped_and_reported<H: Harness>(h: &H) {
 /// restore values older than what the second made durable.
 pub async fn concurrent_flushes_never_restore_older_values<H: Harness>(h: &H) {
     let a = wallet_id(16);
-    let persister = Persister::new(FaultyBackend::new(h.open().await), manual());
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
     let label = |l: &str| WalletChangeSet {
         wallet: Some(WalletRecord { label: l.into(), ..sample_changeset(16).wallet.unwrap() }),
         ..Default::default()
@@ -398,6 +642,12 @@ macro_rules! conformance_tests {
             bad_input_stages_nothing,
             close_flushes_and_refuses_later_calls,
             corrupt_rows_are_skipped_and_reported,
+            failed_bulk_read_falls_back_to_row_by_row,
+            delete_wallet_removes_every_row,
+            failed_delete_keeps_rows_and_buffer,
+            store_racing_delete_cannot_resurrect,
+            newer_schema_is_refused_and_left_unchanged,
+            failed_migration_leaves_old_data_readable,
             concurrent_flushes_never_restore_older_values,
         );
     };

@@ -10,6 +10,8 @@ pub enum Error {
     /// Bad input from the caller; nothing was staged or written.
     InvalidArgument(String),
     WalletNotFound(WalletId),
+    /// A write to a wallet whose delete is in progress (code 2: the wallet is going away).
+    WalletBeingDeleted(WalletId),
     WalletAlreadyExists(WalletId),
     /// A flush failed transiently; the named wallets' changes are staged again and a retry can land them.
     FlushRetryable { wallets: Vec<WalletId>, cause: Box<Error> },
@@ -50,7 +52,7 @@ impl Error {
     pub fn code(&self) -> u16 {
         match self {
             Error::InvalidArgument(_) => 1,
-            Error::WalletNotFound(_) => 2,
+            Error::WalletNotFound(_) | Error::WalletBeingDeleted(_) => 2,
             Error::WalletAlreadyExists(_) => 3,
             Error::FlushRetryable { .. } => 4,
             Error::FlushFailed { cause, .. } => cause.code(),
@@ -79,7 +81,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidArgument(_) => "invalid_argument",
-            Error::WalletNotFound(_) => "wallet_not_found",
+            Error::WalletNotFound(_) | Error::WalletBeingDeleted(_) => "wallet_not_found",
             Error::WalletAlreadyExists(_) => "wallet_already_exists",
             Error::FlushRetryable { .. } => "flush_retryable",
             Error::FlushFailed { cause, .. } => cause.kind(),
@@ -118,6 +120,7 @@ impl Error {
             Error::FlushFailed { cause, .. } => cause.severity(),
             Error::InvalidArgument(_)
             | Error::WalletNotFound(_)
+            | Error::WalletBeingDeleted(_)
             | Error::WalletAlreadyExists(_)
             | Error::StorageUnavailable(_)
             | Error::SchemaVersionUnsupported { .. }
@@ -144,6 +147,7 @@ impl Error {
         match self {
             Error::FlushRetryable { wallets, .. } | Error::FlushFailed { wallets, .. } => wallets.clone(),
             Error::WalletNotFound(id)
+            | Error::WalletBeingDeleted(id)
             | Error::WalletAlreadyExists(id)
             | Error::PendingRegistrationMissing(id) => vec![*id],
             Error::WalletIdMismatch { expected, .. } => vec![*expected],
@@ -166,6 +170,7 @@ impl Error {
             "AbortError" | "TransactionInactiveError" => Error::TransactionAborted(text),
             "TimeoutError" => Error::Timeout(text),
             "SecurityError" | "NotAllowedError" => Error::StorageUnavailable(text),
+            "NotReadableError" => Error::BlobDecode(text),
             "VersionError" => Error::SchemaVersionUnsupported { found: 0, supported: crate::codec::SCHEMA_VERSION },
             _ => Error::Internal(text),
         }
@@ -177,6 +182,7 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::WalletNotFound(id) => write!(f, "wallet {id} not found"),
+            Error::WalletBeingDeleted(id) => write!(f, "wallet {id} is being deleted; the change was not staged"),
             Error::WalletAlreadyExists(id) => write!(f, "wallet {id} already exists"),
             Error::FlushRetryable { wallets, cause } => {
                 write!(f, "flush failed transiently for {} wallet(s), changes kept staged: {cause}", wallets.len())

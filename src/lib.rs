@@ -11,6 +11,7 @@ pub mod error;
 pub mod log;
 pub mod model;
 pub mod persister;
+pub mod schema;
 #[doc(hidden)]
 pub mod conformance;
 
@@ -18,4 +19,4 @@ pub mod conformance;
 pub mod js;
 
 pub use error::{Error, Result};
-pub use persister::{CommitReport, FlushMode, LoadReport, Options, Persister};
+pub use persister::{CommitReport, DeleteClaim, DeleteReport, FlushMode, LoadReport, OpenReport, Options, Persister};

@@ -1,18 +1,20 @@
 //! The buffered, retry-safe persister, written once over the [`Backend`] trait.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::poll_fn;
+use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use serde::Serialize;
 
-use crate::backend::{Backend, WriteBatch, WriteOp};
+use crate::backend::{wallet_stores, Backend, StoreRows, WriteBatch, WriteOp};
 use crate::buffer::Buffer;
 use crate::codec::MAX_BLOB_BYTES;
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::model::{ClientStartState, Key, KeyPart, WalletChangeSet, WalletId, AREA_STORES};
+use crate::schema::{self, Version};
 
 /// When staged changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +121,56 @@ pub struct LoadReport {
     pub wallets: u32,
     /// Rows loaded per area store, every area present (zero included).
     pub rows: BTreeMap<&'static str, u32>,
-    /// Rows that failed to decode or check, in store and key order.
+    /// Rows skipped per area store, every area present (zero included).
+    pub skipped_rows: BTreeMap<&'static str, u32>,
+    /// Rows that failed to decode or check, in store order.
     pub skipped: Vec<SkippedRow>,
+    /// Stores whose bulk read failed as a whole and were read row by row instead.
+    pub scanned_stores: Vec<&'static str>,
+}
+
+impl LoadReport {
+    fn new() -> Self {
+        let zeros: BTreeMap<_, _> = AREA_STORES.iter().map(|s| (*s, 0)).collect();
+        LoadReport { rows: zeros.clone(), skipped_rows: zeros, ..Default::default() }
+    }
+
+    fn skip(&mut self, store: &'static str, key: String, error: &Error) {
+        *self.skipped_rows.entry(store).or_default() += 1;
+        self.skipped.push(SkippedRow::new(store, key, error));
+    }
+
+    /// One line: wallets, then loaded/skipped rows per area.
+    pub fn summary(&self) -> String {
+        let areas: Vec<String> =
+            self.rows.iter().map(|(store, n)| format!("{store} {n}/{}", self.skipped_rows[store])).collect();
+        format!(
+            "loaded {} wallet(s), {} row(s), skipped {} (loaded/skipped per area: {})",
+            self.wallets,
+            self.rows.values().sum::<u32>(),
+            self.skipped.len(),
+            areas.join(", ")
+        )
+    }
+}
+
+/// What `open` found and did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenReport {
+    /// The database's schema version after open.
+    pub schema_version: u16,
+    /// The version the database was moved from, when open migrated or stamped it.
+    pub migrated_from: Option<u16>,
+}
+
+/// The outcome of `deleteWallet`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteReport {
+    pub wallet_id: WalletId,
+    /// Staged (never flushed) fields of the wallet that the delete discarded.
+    pub discarded_staged_fields: u32,
 }
 
 /// Spells a key as a JSON array, e.g. `["ab…", 0]`.
@@ -173,23 +223,61 @@ impl Drop for FlushGuard<'_> {
 pub struct Persister<B: Backend> {
     backend: B,
     options: Options,
+    open_report: OpenReport,
     buffer: RefCell<Buffer>,
     flush_lock: FlushLock,
+    /// Wallets whose delete is in progress: `store` for them is refused, so a delete can never be
+    /// undone by a write that raced it.
+    deleting: Rc<RefCell<BTreeSet<WalletId>>>,
     /// Set while `close` runs and after it succeeded: `store` is refused.
     closing: Cell<bool>,
     closed: Cell<bool>,
 }
 
+/// A delete in progress, from [`Persister::begin_delete`]: the wallet stays marked as being
+/// deleted until this is dropped, on every path (including a dropped delete future).
+pub struct DeleteClaim {
+    deleting: Rc<RefCell<BTreeSet<WalletId>>>,
+    wallet: WalletId,
+}
+
+impl Drop for DeleteClaim {
+    fn drop(&mut self) {
+        self.deleting.borrow_mut().remove(&self.wallet);
+    }
+}
+
 impl<B: Backend> Persister<B> {
-    pub fn new(backend: B, options: Options) -> Self {
-        Persister {
+    /// Runs the schema gate (see [`crate::schema`]): a database written by a newer schema is
+    /// refused with `SchemaVersionUnsupported` and left untouched; an older one is migrated.
+    /// On failure the backend is closed.
+    pub async fn open(backend: B, options: Options) -> Result<Self> {
+        let outcome = match schema::gate(&backend).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                log_at!(Error, "open refused: {error}");
+                backend.close();
+                return Err(error);
+            }
+        };
+        let open_report = OpenReport {
+            schema_version: outcome.version.number(),
+            migrated_from: outcome.migrated_from.map(Version::number),
+        };
+        Ok(Persister {
             backend,
             options,
+            open_report,
             buffer: RefCell::new(Buffer::default()),
             flush_lock: FlushLock::default(),
+            deleting: Rc::default(),
             closing: Cell::new(false),
             closed: Cell::new(false),
-        }
+        })
+    }
+
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
     }
 
     pub fn backend(&self) -> &B {
@@ -225,6 +313,9 @@ impl<B: Backend> Persister<B> {
     pub fn stage(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<()> {
         if self.closing.get() || self.closed.get() {
             return Err(Error::Closed);
+        }
+        if self.deleting.borrow().contains(&wallet) {
+            return Err(Error::WalletBeingDeleted(wallet));
         }
         changes.validate(&wallet, self.options.max_blob_bytes)?;
         self.buffer.borrow_mut().stage(wallet, changes);
@@ -326,40 +417,94 @@ impl<B: Backend> Persister<B> {
         }
     }
 
+    /// Deletes every row of `wallet` in one transaction (one key-range delete per store) and
+    /// discards its staged changes. From the call on, `store` for that wallet is refused with
+    /// `WalletBeingDeleted` until the delete ends, so no write can resurrect it. If the delete
+    /// fails, nothing was deleted and the staged changes are restored. Deleting a wallet that does
+    /// not exist succeeds.
+    pub async fn delete_wallet(&self, wallet: WalletId) -> Result<DeleteReport> {
+        let claim = self.begin_delete(wallet)?;
+        self.finish_delete(claim).await
+    }
+
+    /// The synchronous half of `delete_wallet`: from now on `store` for `wallet` is refused.
+    pub fn begin_delete(&self, wallet: WalletId) -> Result<DeleteClaim> {
+        if self.closing.get() || self.closed.get() {
+            return Err(Error::Closed);
+        }
+        if !self.deleting.borrow_mut().insert(wallet) {
+            return Err(Error::WalletBeingDeleted(wallet));
+        }
+        Ok(DeleteClaim { deleting: self.deleting.clone(), wallet })
+    }
+
+    /// The asynchronous half of `delete_wallet`: waits for any running flush, then deletes.
+    pub async fn finish_delete(&self, claim: DeleteClaim) -> Result<DeleteReport> {
+        let wallet = claim.wallet;
+        let _flush = self.flush_lock.lock().await;
+        if self.closed.get() {
+            return Err(Error::Closed);
+        }
+        let taken = self.buffer.borrow_mut().take_wallet(&wallet);
+        let ops = wallet_stores().map(|store| WriteOp::DeleteWallet { store, wallet }).collect();
+        let written = self.backend.write(&WriteBatch { ops }).await;
+        drop(claim);
+        match written {
+            Ok(()) => {
+                let discarded = taken.map_or(0, |cs| cs.field_count()) as u32;
+                log_at!(Info, "deleted wallet {wallet} (discarded {discarded} staged field(s))");
+                Ok(DeleteReport { wallet_id: wallet, discarded_staged_fields: discarded })
+            }
+            Err(error) => {
+                if let Some(changes) = taken {
+                    self.buffer.borrow_mut().restore(BTreeMap::from([(wallet, changes)]));
+                }
+                log_at!(Warn, "delete of wallet {wallet} failed, nothing deleted: {error}");
+                Err(error)
+            }
+        }
+    }
+
     /// Reads the durable state of every wallet in one readonly transaction. Rows that fail to decode
-    /// or check are skipped and reported; staged (unflushed) changes are not included.
+    /// or check are skipped and reported; a store whose bulk read fails as a whole is read again row
+    /// by row. Staged (unflushed) changes are not included.
     pub async fn load(&self) -> Result<(ClientStartState, LoadReport)> {
         if self.closed.get() {
             return Err(Error::Closed);
         }
-        let stores = self.backend.read(AREA_STORES).await?;
+        let reads = self.backend.read(AREA_STORES).await?;
         let mut state = ClientStartState::default();
-        let mut report = LoadReport { rows: AREA_STORES.iter().map(|s| (*s, 0)).collect(), ..Default::default() };
-        for store_rows in stores {
-            for (key, error) in store_rows.unreadable {
-                report.skipped.push(SkippedRow::new(store_rows.store, key, &error));
-            }
-            for row in store_rows.rows {
-                let loaded = WalletChangeSet::load_row(
-                    &mut state.wallets,
-                    store_rows.store,
-                    &row.key,
-                    &row.value,
-                    self.options.max_blob_bytes,
-                );
-                match loaded {
-                    Ok(()) => *report.rows.entry(store_rows.store).or_default() += 1,
-                    Err(error) => report.skipped.push(SkippedRow::new(store_rows.store, key_to_string(&row.key), &error)),
+        let mut report = LoadReport::new();
+        for (store, read) in AREA_STORES.iter().zip(reads) {
+            let store_rows = match read {
+                Ok(rows) => rows,
+                Err(error) => {
+                    log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
+                    report.scanned_stores.push(store);
+                    self.backend.scan(store).await?
                 }
-            }
+            };
+            self.load_rows(&mut state, &mut report, store_rows);
         }
         report.wallets = state.wallets.len() as u32;
-        let total: u32 = report.rows.values().sum();
-        log_at!(Info, "loaded {} wallet(s), {total} row(s), skipped {}", report.wallets, report.skipped.len());
+        log_at!(Info, "{}", report.summary());
         for skipped in &report.skipped {
             log_at!(Warn, "skipped row {} {}: {}", skipped.store, skipped.key, skipped.reason);
         }
         Ok((state, report))
+    }
+
+    fn load_rows(&self, state: &mut ClientStartState, report: &mut LoadReport, store_rows: StoreRows) {
+        let store = store_rows.store;
+        for (key, error) in store_rows.unreadable {
+            report.skip(store, key, &error);
+        }
+        for row in store_rows.rows {
+            match WalletChangeSet::load_row(&mut state.wallets, store, &row.key, &row.value, self.options.max_blob_bytes) {
+                Ok(()) => *report.rows.entry(store).or_default() += 1,
+                Err(error) => report.skip(store, key_to_string(&row.key), &error),
+            }
+        }
     }
 
     /// Final flush, then releases the database. If the flush fails transiently the store stays

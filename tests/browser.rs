@@ -41,11 +41,11 @@ mod conformance_indexeddb {
 async fn wallet_rows_are_keyed_wallet_first_in_indexeddb() {
     let h = idb("layout");
     let db = h.open().await;
-    let persister = wallet_persist::Persister::new(db, Default::default());
+    let persister = wallet_persist::Persister::open(db, Default::default()).await.expect("open");
     persister.store(conformance::wallet_id(1), conformance::sample_changeset(1)).await.unwrap();
     persister.flush().await.unwrap();
     let rows = persister.backend().read(&["utxos"]).await.unwrap();
-    let Row { key, value } = rows[0].rows[0].clone();
+    let Row { key, value } = rows[0].as_ref().unwrap().rows[0].clone();
     assert_eq!(key.len(), 3, "[walletIdHex, txidHex, vout]");
     assert_eq!(&value[0..4], b"WPST");
     persister.close().await.unwrap();

@@ -110,7 +110,7 @@ fn codec_inner_length_prefix_cannot_drive_allocation() {
     bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&payload);
     let error = codec::decode::<Bytes>(&bytes, codec::MAX_BLOB_BYTES).unwrap_err();
-    assert_eq!(error.code(), 10, "{error}");
+    assert_eq!(error, Error::BlobTooLarge { len: 1 << 40, limit: codec::MAX_BLOB_BYTES as u64 });
 }
 
 #[test]
@@ -121,8 +121,10 @@ fn buffer_restore_puts_taken_under_newer() {
     let taken = buffer.take_for_flush();
     assert!(buffer.is_empty());
 
-    let mut newer = WalletChangeSet::default();
-    newer.wallet = Some(WalletRecord { label: "newer".into(), ..sample_changeset(1).wallet.unwrap() });
+    let newer = WalletChangeSet {
+        wallet: Some(WalletRecord { label: "newer".into(), ..sample_changeset(1).wallet.unwrap() }),
+        ..Default::default()
+    };
     buffer.stage(a, newer);
     buffer.restore(taken);
     let staged = buffer.get(&a).unwrap();
@@ -217,5 +219,33 @@ fn area_shapes_list_every_area_and_its_value_fields() {
     assert!(utxos.keyed);
     assert_eq!(utxos.value_fields, ["outpoint", "value", "script", "height", "account"]);
     assert!(!shapes[0].keyed);
-    assert_eq!(shapes[0].value_fields, ["network", "label", "birthHeight", "createdAtMs", "accountSchema"]);
+    assert_eq!(shapes[0].value_fields, ["walletId", "network", "label", "birthHeight", "createdAtMs", "accountSchema"]);
+}
+
+/// A value the backend can no longer read fails its store's bulk read; `load` reads that store
+/// row by row and skips only that row.
+#[test]
+fn unreadable_value_is_skipped_by_the_row_by_row_fallback() {
+    use wallet_persist::{Options, Persister};
+    let backend = MemoryBackend::new();
+    let (a, b) = (wallet_id(1), wallet_id(2));
+    block_on(async {
+        let persister = Persister::open(backend.reopen(), Options::default()).await.unwrap();
+        persister.store(a, sample_changeset(1)).await.unwrap();
+        persister.store(b, sample_changeset(2)).await.unwrap();
+        persister.flush().await.unwrap();
+        let lost = backend.rows("utxos").into_iter().find(|row| row.key[0] == KeyPart::Text(b.to_hex())).unwrap();
+        backend.lose_value("utxos", lost.key.clone());
+
+        let (state, report) = persister.load().await.unwrap();
+        assert_eq!(state.wallets[&a], sample_changeset(1));
+        let mut expected_b = sample_changeset(2);
+        expected_b.utxos = Default::default();
+        assert_eq!(state.wallets[&b], expected_b);
+        assert_eq!(report.scanned_stores, vec!["utxos"]);
+        assert_eq!((report.rows["utxos"], report.skipped_rows["utxos"]), (1, 1));
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!((report.skipped[0].store, report.skipped[0].code), ("utxos", 11));
+        assert_eq!(report.skipped[0].key, wallet_persist::persister::key_to_string(&lost.key));
+    });
 }

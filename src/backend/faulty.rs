@@ -1,9 +1,9 @@
 //! A wrapper over any backend that fails chosen calls, for tests and the example page.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::{Backend, StoreRows, WriteBatch};
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::model::WalletId;
 pub enum Op {
     Write,
     Read,
+    Scan,
 }
 
 impl Op {
@@ -22,7 +23,8 @@ impl Op {
         match name {
             "write" => Ok(Op::Write),
             "read" => Ok(Op::Read),
-            _ => Err(Error::InvalidArgument(format!("unknown backend operation {name:?} (write | read)"))),
+            "scan" => Ok(Op::Scan),
+            _ => Err(Error::InvalidArgument(format!("unknown backend operation {name:?} (write | read | scan)"))),
         }
     }
 }
@@ -34,6 +36,8 @@ struct Fault {
     error: Error,
     /// Only writes touching this wallet fail.
     wallet: Option<WalletId>,
+    /// Only this store's part of a bulk read fails; the other stores are read.
+    store: Option<&'static str>,
 }
 
 /// Fails the next N calls of an operation with a chosen error, then behaves like the inner backend.
@@ -41,12 +45,16 @@ struct Fault {
 pub struct FaultyBackend<B> {
     inner: B,
     faults: RefCell<Vec<Fault>>,
-    calls: RefCell<[u32; 2]>,
+    calls: RefCell<[u32; 3]>,
+    /// The operation whose next call is held until `resume`.
+    pause_armed: Cell<Option<Op>>,
+    /// The waker of the held call, `Some` while one is held.
+    paused: RefCell<Option<Waker>>,
 }
 
 impl<B> FaultyBackend<B> {
     pub fn new(inner: B) -> Self {
-        FaultyBackend { inner, faults: RefCell::new(Vec::new()), calls: RefCell::new([0; 2]) }
+        FaultyBackend { inner, faults: RefCell::new(Vec::new()), calls: RefCell::new([0; 3]), pause_armed: Cell::new(None), paused: RefCell::new(None) }
     }
 
     pub fn inner(&self) -> &B {
@@ -55,12 +63,59 @@ impl<B> FaultyBackend<B> {
 
     /// The next `count` calls of `op` fail with `error`.
     pub fn fail_next(&self, op: Op, count: u32, error: Error) {
-        self.faults.borrow_mut().push(Fault { op, remaining: count, error, wallet: None });
+        self.faults.borrow_mut().push(Fault { op, remaining: count, error, wallet: None, store: None });
     }
 
     /// The next `count` writes that touch `wallet` fail with `error`.
     pub fn fail_wallet(&self, wallet: WalletId, count: u32, error: Error) {
-        self.faults.borrow_mut().push(Fault { op: Op::Write, remaining: count, error, wallet: Some(wallet) });
+        self.faults.borrow_mut().push(Fault { op: Op::Write, remaining: count, error, wallet: Some(wallet), store: None });
+    }
+
+    /// The next `count` bulk reads that include `store` fail for that store only, as when one of
+    /// its values cannot be read; `scan` is not affected.
+    pub fn fail_store_read(&self, store: &'static str, count: u32, error: Error) {
+        self.faults.borrow_mut().push(Fault { op: Op::Read, remaining: count, error, wallet: None, store: Some(store) });
+    }
+
+    /// Holds the next call of `op` before it reaches the inner backend until [`Self::resume`], so a
+    /// test can act while that call is in flight.
+    pub fn pause_next(&self, op: Op) {
+        self.pause_armed.set(Some(op));
+    }
+
+    /// Whether a call is being held.
+    pub fn is_paused(&self) -> bool {
+        self.paused.borrow().is_some()
+    }
+
+    /// Lets the held call proceed.
+    pub fn resume(&self) {
+        if let Some(waker) = self.paused.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    async fn hold_if_paused(&self, op: Op) {
+        if self.pause_armed.get() != Some(op) {
+            return;
+        }
+        self.pause_armed.set(None);
+        let mut held = false;
+        std::future::poll_fn(|cx| {
+            if !held {
+                held = true;
+                *self.paused.borrow_mut() = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            match &mut *self.paused.borrow_mut() {
+                Some(waker) => {
+                    waker.clone_from(cx.waker());
+                    Poll::Pending
+                }
+                None => Poll::Ready(()),
+            }
+        })
+        .await
     }
 
     /// Disarms every fault.
@@ -73,12 +128,12 @@ impl<B> FaultyBackend<B> {
         self.calls.borrow()[op as usize]
     }
 
-    fn take_fault(&self, op: Op, batch: Option<&WriteBatch>) -> Option<Error> {
-        self.calls.borrow_mut()[op as usize] += 1;
+    fn take_fault(&self, op: Op, batch: Option<&WriteBatch>, store: Option<&str>) -> Option<Error> {
         let mut faults = self.faults.borrow_mut();
         let index = faults.iter().position(|f| {
             f.op == op
                 && f.remaining > 0
+                && f.store == store
                 && match (&f.wallet, batch) {
                     (Some(wallet), Some(batch)) => {
                         let hex = wallet.to_hex();
@@ -94,6 +149,15 @@ impl<B> FaultyBackend<B> {
         faults.retain(|f| f.remaining > 0);
         Some(error)
     }
+
+    fn count(&self, op: Op) {
+        self.calls.borrow_mut()[op as usize] += 1;
+    }
+}
+
+/// Yields to the executor once.
+pub async fn yield_now() {
+    YieldNow(false).await
 }
 
 /// Returns `Pending` once, so an injected failure resolves asynchronously like a real one.
@@ -114,19 +178,40 @@ impl Future for YieldNow {
 
 impl<B: Backend> Backend for FaultyBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
-        if let Some(error) = self.take_fault(Op::Write, Some(batch)) {
+        self.count(Op::Write);
+        self.hold_if_paused(Op::Write).await;
+        if let Some(error) = self.take_fault(Op::Write, Some(batch), None) {
             YieldNow(false).await;
             return Err(error);
         }
         self.inner.write(batch).await
     }
 
-    async fn read(&self, stores: &[&'static str]) -> Result<Vec<StoreRows>> {
-        if let Some(error) = self.take_fault(Op::Read, None) {
+    async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
+        self.count(Op::Read);
+        self.hold_if_paused(Op::Read).await;
+        if let Some(error) = self.take_fault(Op::Read, None, None) {
             YieldNow(false).await;
             return Err(error);
         }
-        self.inner.read(stores).await
+        let failed: Vec<Option<Error>> = stores.iter().map(|s| self.take_fault(Op::Read, None, Some(s))).collect();
+        let mut read = self.inner.read(stores).await?;
+        for (slot, error) in read.iter_mut().zip(failed) {
+            if let Some(error) = error {
+                *slot = Err(error);
+            }
+        }
+        Ok(read)
+    }
+
+    async fn scan(&self, store: &'static str) -> Result<StoreRows> {
+        self.count(Op::Scan);
+        self.hold_if_paused(Op::Scan).await;
+        if let Some(error) = self.take_fault(Op::Scan, None, None) {
+            YieldNow(false).await;
+            return Err(error);
+        }
+        self.inner.scan(store).await
     }
 
     fn close(&self) {

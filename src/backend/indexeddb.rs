@@ -109,6 +109,15 @@ fn key_from_js(value: &JsValue) -> Option<Key> {
         .collect()
 }
 
+/// Adds one row read back, or reports it when its key or value is not ours at all.
+fn push_row(rows: &mut StoreRows, key: &JsValue, value: &JsValue) {
+    match (key_from_js(key), value.dyn_ref::<Uint8Array>()) {
+        (Some(key), Some(bytes)) => rows.rows.push(Row { key, value: bytes.to_vec() }),
+        (None, _) => rows.unreadable.push((describe(key), Error::EntryMismatch("key is not a wallet-persist key".into()))),
+        (Some(_), None) => rows.unreadable.push((describe(key), Error::BlobDecode("value is not a Uint8Array".into()))),
+    }
+}
+
 fn describe(value: &JsValue) -> String {
     js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| format!("{value:?}"))
 }
@@ -201,7 +210,7 @@ impl Backend for IndexedDbBackend {
         Ok(())
     }
 
-    async fn read(&self, stores: &[&'static str]) -> Result<Vec<StoreRows>> {
+    async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
         let db = self.db()?;
         let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
         let tx = db.transaction_with_str_sequence(&names).map_err(js_error)?;
@@ -214,21 +223,50 @@ impl Backend for IndexedDbBackend {
         }
         let mut out = Vec::with_capacity(stores.len());
         for (store, keys, values) in pending {
-            let keys: Array = JsFuture::from(keys).await.map_err(js_error)?.unchecked_into();
-            let values: Array = JsFuture::from(values).await.map_err(js_error)?.unchecked_into();
-            let mut rows = StoreRows { store, rows: Vec::with_capacity(keys.length() as usize), unreadable: Vec::new() };
-            for (key, value) in keys.iter().zip(values.iter()) {
-                match (key_from_js(&key), value.dyn_ref::<Uint8Array>()) {
-                    (Some(key), Some(bytes)) => rows.rows.push(Row { key, value: bytes.to_vec() }),
-                    (None, _) => rows.unreadable.push((describe(&key), Error::EntryMismatch("key is not a wallet-persist key".into()))),
-                    (Some(_), None) => rows
-                        .unreadable
-                        .push((describe(&key), Error::BlobDecode("value is not a Uint8Array".into()))),
+            // Both requests settle even when one fails (a failed request does not abort the
+            // readonly transaction, see `requestDone`).
+            let keys = JsFuture::from(keys).await;
+            let values = JsFuture::from(values).await;
+            out.push(match (keys, values) {
+                (Ok(keys), Ok(values)) => {
+                    let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+                    let (keys, values): (Array, Array) = (keys.unchecked_into(), values.unchecked_into());
+                    for (key, value) in keys.iter().zip(values.iter()) {
+                        push_row(&mut rows, &key, &value);
+                    }
+                    Ok(rows)
                 }
-            }
-            out.push(rows);
+                (Err(error), _) | (_, Err(error)) => Err(js_error(error)),
+            });
         }
         Ok(out)
+    }
+
+    async fn scan(&self, store: &'static str) -> Result<StoreRows> {
+        let db = self.db()?;
+        let tx = db.transaction_with_str(store).map_err(js_error)?;
+        let object_store = tx.object_store(store).map_err(js_error)?;
+        let keys: Array = JsFuture::from(request_done(&object_store.get_all_keys().map_err(js_error)?))
+            .await
+            .map_err(js_error)?
+            .unchecked_into();
+        // Every get is issued before any is awaited, so the transaction stays active.
+        let mut gets = Vec::with_capacity(keys.length() as usize);
+        for key in keys.iter() {
+            gets.push(object_store.get(&key).map(|request| request_done(&request)).map_err(js_error));
+        }
+        let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+        for (key, get) in keys.iter().zip(gets) {
+            let value = match get {
+                Ok(promise) => JsFuture::from(promise).await.map_err(js_error),
+                Err(error) => Err(error),
+            };
+            match value {
+                Ok(value) => push_row(&mut rows, &key, &value),
+                Err(error) => rows.unreadable.push((describe(&key), error)),
+            }
+        }
+        Ok(rows)
     }
 
     fn close(&self) {

@@ -2,7 +2,7 @@
 //! opening another over a clone is a restart.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::{all_stores, Backend, Row, StoreRows, WriteBatch, WriteOp};
@@ -15,6 +15,9 @@ type Tables = BTreeMap<&'static str, BTreeMap<Key, Vec<u8>>>;
 #[derive(Debug, Clone)]
 pub struct MemoryBackend {
     tables: Rc<RefCell<Tables>>,
+    /// Rows whose value cannot be read back, like a row whose blob file the browser lost: they fail
+    /// a bulk read of their store as a whole and only themselves in a `scan`.
+    lost: Rc<RefCell<BTreeSet<(&'static str, Key)>>>,
     closed: Rc<Cell<bool>>,
 }
 
@@ -27,12 +30,12 @@ impl Default for MemoryBackend {
 impl MemoryBackend {
     pub fn new() -> Self {
         let tables = all_stores().map(|s| (s, BTreeMap::new())).collect();
-        MemoryBackend { tables: Rc::new(RefCell::new(tables)), closed: Rc::new(Cell::new(false)) }
+        MemoryBackend { tables: Rc::new(RefCell::new(tables)), lost: Rc::default(), closed: Rc::new(Cell::new(false)) }
     }
 
     /// A new handle on the same data, as if the database were opened again.
     pub fn reopen(&self) -> Self {
-        MemoryBackend { tables: self.tables.clone(), closed: Rc::new(Cell::new(false)) }
+        MemoryBackend { tables: self.tables.clone(), lost: self.lost.clone(), closed: Rc::new(Cell::new(false)) }
     }
 
     /// Every row of one store, for assertions.
@@ -45,6 +48,15 @@ impl MemoryBackend {
     /// Writes a raw row, bypassing every check (for corruption tests).
     pub fn put_raw(&self, store: &'static str, key: Key, value: Vec<u8>) {
         self.tables.borrow_mut().entry(store).or_default().insert(key, value);
+    }
+
+    /// Makes the value of an existing row unreadable (see the `lost` field).
+    pub fn lose_value(&self, store: &'static str, key: Key) {
+        self.lost.borrow_mut().insert((store, key));
+    }
+
+    fn lost_error() -> Error {
+        Error::from_dom_exception("NotReadableError", "the value of a row could not be read")
     }
 
     fn check_open(&self) -> Result<()> {
@@ -63,35 +75,58 @@ impl Backend for MemoryBackend {
         if let Some(missing) = batch.stores().into_iter().find(|s| !tables.contains_key(s)) {
             return Err(Error::Internal(format!("NotFoundError: no object store {missing}")));
         }
+        let mut lost = self.lost.borrow_mut();
         for op in &batch.ops {
             let table = tables.get_mut(op.store()).expect("checked above");
             match op {
-                WriteOp::Put { key, value, .. } => {
+                WriteOp::Put { store, key, value } => {
+                    lost.remove(&(*store, key.clone()));
                     table.insert(key.clone(), value.clone());
                 }
-                WriteOp::Delete { key, .. } => {
+                WriteOp::Delete { store, key } => {
+                    lost.remove(&(*store, key.clone()));
                     table.remove(key);
                 }
                 WriteOp::DeleteWallet { wallet, .. } => {
-                    let hex = wallet.to_hex();
-                    table.retain(|key, _| key.first() != Some(&KeyPart::Text(hex.clone())));
+                    let hex = KeyPart::Text(wallet.to_hex());
+                    table.retain(|key, _| key.first() != Some(&hex));
                 }
             }
         }
         Ok(())
     }
 
-    async fn read(&self, stores: &[&'static str]) -> Result<Vec<StoreRows>> {
+    async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
         self.check_open()?;
         let tables = self.tables.borrow();
+        let lost = self.lost.borrow();
         stores
             .iter()
             .map(|store| {
                 let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
+                if lost.iter().any(|(s, key)| s == store && table.contains_key(key)) {
+                    return Ok(Err(Self::lost_error()));
+                }
                 let rows = table.iter().map(|(key, value)| Row { key: key.clone(), value: value.clone() }).collect();
-                Ok(StoreRows { store, rows, unreadable: Vec::new() })
+                Ok(Ok(StoreRows { store, rows, unreadable: Vec::new() }))
             })
             .collect()
+    }
+
+    async fn scan(&self, store: &'static str) -> Result<StoreRows> {
+        self.check_open()?;
+        let tables = self.tables.borrow();
+        let lost = self.lost.borrow();
+        let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
+        let mut out = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+        for (key, value) in table {
+            if lost.contains(&(store, key.clone())) {
+                out.unreadable.push((crate::persister::key_to_string(key), Self::lost_error()));
+            } else {
+                out.rows.push(Row { key: key.clone(), value: value.clone() });
+            }
+        }
+        Ok(out)
     }
 
     fn close(&self) {

@@ -17,6 +17,11 @@ pub use memory::MemoryBackend;
 /// Stores outside the wallet areas.
 pub const META_STORES: &[&str] = &["db_meta", "pending", "channel_meta", "channel_history", "retrieval_hints"];
 
+/// The stores whose keys start with a wallet id: everything `deleteWallet` removes.
+pub fn wallet_stores() -> impl Iterator<Item = &'static str> {
+    AREA_STORES.iter().copied().chain(["pending"])
+}
+
 /// Every object store of the database.
 pub fn all_stores() -> impl Iterator<Item = &'static str> {
     AREA_STORES.iter().chain(META_STORES).copied()
@@ -86,9 +91,14 @@ pub trait Backend {
     /// All requests are issued before anything is awaited; resolves once the transaction committed.
     async fn write(&self, batch: &WriteBatch) -> Result<()>;
 
-    /// Reads every row of `stores` in one readonly transaction, one bulk read per store,
-    /// each store's rows in key order.
-    async fn read(&self, stores: &[&'static str]) -> Result<Vec<StoreRows>>;
+    /// Reads every row of `stores` in one readonly transaction, one bulk read per store, each
+    /// store's rows in key order. The outer error fails the whole read; an inner error is one
+    /// store's bulk read failing as a whole (e.g. one unreadable value), to be retried with `scan`.
+    async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>>;
+
+    /// Reads one store row by row, so a row whose value cannot be read is reported in
+    /// `unreadable` instead of failing the others.
+    async fn scan(&self, store: &'static str) -> Result<StoreRows>;
 
     /// Releases the connection; later calls fail with `Closed`.
     fn close(&self);

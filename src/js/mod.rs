@@ -147,7 +147,7 @@ impl WalletStore {
         let backend = IndexedDbBackend::open(&name).await?;
         #[cfg(feature = "fault-injection")]
         let backend = crate::backend::FaultyBackend::new(backend);
-        Ok(WalletStore { inner: Rc::new(Persister::new(backend, options)), name })
+        Ok(WalletStore { inner: Rc::new(Persister::open(backend, options).await?), name })
     }
 
     /// `open` for Rust callers (tests): the same checks, without crossing through JS.
@@ -172,6 +172,12 @@ impl WalletStore {
     #[wasm_bindgen(getter)]
     pub fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// What `open` found and did: the schema version, and the version it migrated from if any.
+    #[wasm_bindgen(getter, js_name = openReport, unchecked_return_type = "OpenReport")]
+    pub fn open_report(&self) -> Result<JsValue, JsValue> {
+        to_js(self.inner.open_report()).map_err(|e| error::to_js(&e))
     }
 
     /// Stages `changes` for `walletId` (merged over what is staged, newer wins). Invalid input
@@ -231,6 +237,18 @@ impl WalletStore {
         })
     }
 
+    /// Deletes every row of `walletId` in one transaction and discards its staged changes. From
+    /// this call until the promise settles, `store` for that wallet rejects with `wallet_not_found`
+    /// (2) and stages nothing; if the delete fails, nothing was deleted and the staged changes are
+    /// kept. Deleting an unknown wallet resolves.
+    #[wasm_bindgen(js_name = deleteWallet, unchecked_return_type = "Promise<DeleteReport>")]
+    pub fn delete_wallet(&self, #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue) -> Promise {
+        // Claimed now, so a `store` called right after this returns is already refused.
+        let claim = wallet_id(&wallet).and_then(|id| self.inner.begin_delete(id));
+        let inner = self.inner.clone();
+        promise(async move { to_js(&inner.finish_delete(claim?).await?) })
+    }
+
     /// The wallets with staged, not yet durable changes, and their field counts.
     #[wasm_bindgen(unchecked_return_type = "Promise<StagedWallet[]>")]
     pub fn staged(&self) -> Promise {
@@ -261,17 +279,35 @@ impl WalletStore {
         promise(async move { to_js(&inner.close().await?) })
     }
 
-    /// Test hook: the next `count` calls of `op` (`"write"` | `"read"`) fail with error `kind`.
+    /// Test hook: the next `count` calls of `op` (`"write"` | `"read"` | `"scan"`) fail with error `kind`.
     #[cfg(feature = "fault-injection")]
     #[wasm_bindgen(js_name = failNext, unchecked_return_type = "Promise<void>")]
     pub fn fail_next(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "\"write\" | \"read\"")] op: String,
+        #[wasm_bindgen(unchecked_param_type = "\"write\" | \"read\" | \"scan\"")] op: String,
         count: u32,
         #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
     ) -> Promise {
         let armed = crate::backend::Op::parse(&op)
             .and_then(|op| injected(&kind).map(|e| self.inner.backend().fail_next(op, count, e)));
+        promise(async move { armed.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Test hook: the next `count` bulk reads of area store `store` fail for that store only (as
+    /// when one of its values cannot be read), so `load` reads it row by row.
+    #[cfg(feature = "fault-injection")]
+    #[wasm_bindgen(js_name = failStoreRead, unchecked_return_type = "Promise<void>")]
+    pub fn fail_store_read(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "AreaStore")] store: String,
+        count: u32,
+        #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
+    ) -> Promise {
+        let armed = crate::model::AREA_STORES
+            .iter()
+            .find(|s| **s == store)
+            .ok_or_else(|| Error::InvalidArgument(format!("{store:?} is not an area store")))
+            .and_then(|store| injected(&kind).map(|e| self.inner.backend().fail_store_read(store, count, e)));
         promise(async move { armed.map(|()| JsValue::UNDEFINED) })
     }
 

@@ -25,7 +25,9 @@ export interface OpenOptions {
 export type U64 = bigint;
 export type U64Input = bigint | number;
 
-export interface WalletRecord<N = U64> { network: string; label: string; birthHeight: number; createdAtMs: N; accountSchema: number; }
+/** `walletId` is optional in `store` (when given it must be the wallet's own id, else code 12)
+ *  and always set by `load`. */
+export interface WalletRecord<N = U64> { walletId?: Hex32 | null; network: string; label: string; birthHeight: number; createdAtMs: N; accountSchema: number; }
 export interface Account { index: number; kind: string; descriptor: string; }
 export interface AddressEntry { address: string; account: number; index: number; used: boolean; }
 export interface Utxo<N = U64> { outpoint: OutPointString; value: N; script: Uint8Array; height: number | null; account: number; }
@@ -85,7 +87,23 @@ export interface LoadReport {
   wallets: number;
   /** Rows loaded per area store; every area present. */
   rows: { [store in AreaStore]: number };
+  /** Rows skipped per area store; every area present. */
+  skippedRows: { [store in AreaStore]: number };
+  /** Every skipped row with the reason, in store order. */
   skipped: SkippedRow[];
+  /** Stores whose bulk read failed as a whole and were read row by row instead. */
+  scannedStores: AreaStore[];
+}
+export interface OpenReport {
+  /** The database's schema version. */
+  schemaVersion: number;
+  /** The version `open` migrated the database from (`0`: it had no version stamp), or `null`. */
+  migratedFrom: number | null;
+}
+export interface DeleteReport {
+  walletId: Hex32;
+  /** Staged, never flushed fields of the wallet that the delete discarded. */
+  discardedStagedFields: number;
 }
 export interface LoadResult { wallets: { [walletId: Hex32]: WalletState }; report: LoadReport; }
 export interface StagedWallet { walletId: Hex32; fields: number; }

@@ -79,13 +79,26 @@ pub fn entry_key<K: EntryKey>(wallet: &WalletId, key: &K) -> Key {
     out
 }
 
+/// Checks one value before it is staged: it names no other wallet and fits the byte limit.
+fn check_value<E: Entry>(wallet: &WalletId, value: &E, limit: usize) -> Result<()> {
+    check_wallet(wallet, value)?;
+    codec::check_size(&(wallet, value), limit)
+}
+
+fn check_wallet<E: Entry>(wallet: &WalletId, value: &E) -> Result<()> {
+    match value.wallet_id() {
+        Some(found) if found != *wallet => Err(Error::WalletIdMismatch { expected: *wallet, found }),
+        _ => Ok(()),
+    }
+}
+
 fn encode_row<E: Entry>(wallet: &WalletId, value: &E, limit: usize) -> Result<Vec<u8>> {
     codec::encode(&(wallet, value), limit)
 }
 
 /// Decodes one stored row and checks it against the key it was found under.
 pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Result<(WalletId, E)> {
-    let (wallet, value): (WalletId, E) = codec::decode(bytes, limit)?;
+    let (wallet, mut value): (WalletId, E) = codec::decode(bytes, limit)?;
     match key.first() {
         Some(KeyPart::Text(hex)) if *hex == wallet.to_hex() => {}
         Some(KeyPart::Text(hex)) => {
@@ -94,9 +107,11 @@ pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Resu
         }
         _ => return Err(Error::EntryMismatch("key does not start with a wallet id".into())),
     }
+    check_wallet(&wallet, &value)?;
     if entry_key(&wallet, &value.key()) != key {
         return Err(Error::EntryMismatch(format!("value's own key {:?} differs from its row key", value.key())));
     }
+    value.set_wallet_id(wallet);
     Ok((wallet, value))
 }
 
@@ -109,7 +124,7 @@ impl<E: Entry> Area for EntryMap<E> {
     fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()> {
         for (key, value) in &self.0 {
             if let Some(value) = value {
-                codec::check_size(&(wallet, value), limit)?;
+                check_value(wallet, value, limit)?;
                 if value.key() != *key {
                     return Err(Error::EntryMismatch(format!(
                         "{store}: entry under key {:?} carries key {:?}",
@@ -144,7 +159,7 @@ impl<E: Entry<Key = ()>> Area for Option<E> {
     }
     fn validate(&self, wallet: &WalletId, _store: &str, limit: usize) -> Result<()> {
         match self {
-            Some(value) => codec::check_size(&(wallet, value), limit),
+            Some(value) => check_value(wallet, value, limit),
             None => Ok(()),
         }
     }

@@ -4,13 +4,19 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::ids::Hash32;
+use crate::model::ids::{Hash32, WalletId};
 use crate::model::keys::{ContactKind, EntryKey, OutPoint};
 
 /// A value of one area, with the key it lives under.
 pub trait Entry: Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug {
     type Key: EntryKey;
     fn key(&self) -> Self::Key;
+    /// The wallet the value names itself, if it names one; it must be the wallet it is stored under.
+    fn wallet_id(&self) -> Option<WalletId> {
+        None
+    }
+    /// Records the wallet a loaded value was found under (a no-op for values that name none).
+    fn set_wallet_id(&mut self, _wallet: WalletId) {}
 }
 
 /// Opaque bytes: a `Uint8Array` in JS, a length-prefixed byte string in bincode.
@@ -20,6 +26,10 @@ pub type Bytes = serde_bytes::ByteBuf;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WalletRecord {
+    /// Optional on input, where it must equal the wallet the record is stored under; always set
+    /// on load.
+    #[serde(default)]
+    pub wallet_id: Option<WalletId>,
     pub network: String,
     pub label: String,
     pub birth_height: u32,
@@ -153,6 +163,12 @@ pub struct Record {
 impl Entry for WalletRecord {
     type Key = ();
     fn key(&self) {}
+    fn wallet_id(&self) -> Option<WalletId> {
+        self.wallet_id
+    }
+    fn set_wallet_id(&mut self, wallet: WalletId) {
+        self.wallet_id = Some(wallet);
+    }
 }
 impl Entry for SyncState {
     type Key = ();

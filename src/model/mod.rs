@@ -6,7 +6,7 @@ pub mod ids;
 pub mod introspect;
 pub mod keys;
 
-pub use changeset::{ClientStartState, EntryMap, Merge, WalletChangeSet, AREA_STORES};
+pub use changeset::{entry_key, ClientStartState, EntryMap, Merge, WalletChangeSet, AREA_STORES};
 pub use entries::*;
 pub use ids::{Hash32, WalletId};
 pub use keys::{ContactKind, EntryKey, Key, KeyPart, OutPoint};

@@ -9,183 +9,30 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPage, reload, evalInPage, pageErrors, uniqueName, launch, setup } from './harness.mjs';
 import { toWire } from './fixtures/wire.mjs';
+import {
+  id,
+  W1,
+  W2,
+  TX1,
+  TX2,
+  IDENTITY,
+  TOKEN1,
+  U64_MAX,
+  richChangeset,
+  RICH_FIELDS,
+  smallChangeset,
+  asLoaded,
+  richLoaded,
+  NO_ROWS,
+  RICH_ROWS,
+  loadReport,
+  report,
+  client,
+  assertPersistError,
+} from './client.mjs';
 
 const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
 const FAULTS_PAGE = '/tests/e2e/fixtures/persister.html?build=fault-injection';
-
-// ---- Fixture data -------------------------------------------------------------------------------
-
-/** A 32-byte id as 64 lowercase hex characters: `tag` (one byte, hex) repeated. */
-const id = (tag) => tag.repeat(32);
-
-const W1 = id('a1');
-const W2 = id('b2');
-const TX1 = id('01');
-const TX2 = id('02');
-const TX3 = id('03');
-const IDENTITY = id('1d');
-const TOKEN1 = id('70');
-const TOKEN2 = id('71');
-const CONTACT = id('c0');
-const TIP = id('ee');
-
-const ABOVE_2_53 = 2n ** 53n + 1n; // 9007199254740993: not representable as a JS number
-const U64_MAX = 2n ** 64n - 1n;
-
-const seq = (n, start = 0) => Uint8Array.from({ length: n }, (_, i) => (start + i * 37) & 0xff);
-
-/** Every area of one wallet, with boundary values (u64 max, > 2^53, empty bytes, nulls, unicode). */
-function richChangeset() {
-  return {
-    wallet: { network: 'testnet', label: 'Savings ✓ — héllo', birthHeight: 850_000, createdAtMs: 1_732_000_000_123, accountSchema: 2 },
-    accounts: {
-      0: { index: 0, kind: 'bip84', descriptor: 'wpkh([d34db33f/84h/1h/0h]tpubDC8msFGeGuwnKG9Upg7DM2b4DaRqg3CUZa5g8v2SRQ6K4NSkxUgd7HsL2XVWbVm39yBA4LAxysQAm397zwQSQoQgewGiYZqrA9DsP4zbQ1M/0/*)' },
-      1: { index: 1, kind: 'coinjoin', descriptor: 'wpkh(tpubDC8msFGeGuwnKG9Upg7DM2b4DaRqg3CUZa5g8v2SRQ6K4NSkxUgd7HsL2XVWbVm39yBA4LAxysQAm397zwQSQoQgewGiYZqrA9DsP4zbQ1M/1/*)' },
-    },
-    addresses: {
-      tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx: { address: 'tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx', account: 0, index: 0, used: true },
-      tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7: {
-        address: 'tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7',
-        account: 1,
-        index: 4_294_967_295,
-        used: false,
-      },
-    },
-    utxos: {
-      [`${TX1}:0`]: { outpoint: `${TX1}:0`, value: 5000n, script: Uint8Array.from([0x00, 0x14, ...seq(20, 9)]), height: 850_001, account: 0 },
-      [`${TX2}:3`]: { outpoint: `${TX2}:3`, value: ABOVE_2_53, script: Uint8Array.from([0x51]), height: null, account: 1 },
-    },
-    transactions: {
-      [TX1]: { txid: TX1, raw: seq(256), height: 850_001, timestampMs: 1_732_000_100_000n, fee: 141n },
-      [TX2]: { txid: TX2, raw: Uint8Array.from([0, 255, 0, 255]), height: null, timestampMs: null, fee: null },
-    },
-    syncState: { height: 850_123, tipHash: TIP, lastSyncMs: 1_732_000_200_000 },
-    identities: { [IDENTITY]: { id: IDENTITY, index: null, revision: 3n, balance: 2n ** 60n + 7n, blob: seq(64, 5) } },
-    identityKeys: { [`${IDENTITY}:7`]: { identity: IDENTITY, keyId: 7, purpose: 0, securityLevel: 2, publicKey: Uint8Array.from([0x02, ...seq(32, 1)]) } },
-    contacts: { [`sent:${CONTACT}`]: { kind: 'sent', contact: CONTACT, request: seq(48, 3), createdMs: 1n, updatedMs: 2n } },
-    assetLocks: { [`1:${TX2}:3`]: { account: 1, outpoint: `${TX2}:3`, status: 'instantLocked', amount: 100_000n, proof: seq(80, 11) } },
-    tokenBalances: {
-      [`${IDENTITY}:${TOKEN1}`]: { identity: IDENTITY, token: TOKEN1, amount: ABOVE_2_53 },
-      [`${IDENTITY}:${TOKEN2}`]: { identity: IDENTITY, token: TOKEN2, amount: U64_MAX },
-    },
-    platformAddresses: { dashevo1qq5f6ed5: { address: 'dashevo1qq5f6ed5', balance: 42n, nonce: 0n } },
-    records: {
-      'app:settings': { namespace: 'app', key: 'settings', value: new TextEncoder().encode('{"fiat":"EUR"}') },
-      'app:key:with:colons': { namespace: 'app', key: 'key:with:colons', value: new Uint8Array(0) },
-    },
-  };
-}
-/** Entries (upserts + tombstones) in richChangeset(): what staged() counts as `fields`. */
-const RICH_FIELDS = 19;
-
-function smallChangeset() {
-  return {
-    wallet: { network: 'mainnet', label: 'Spending', birthHeight: 1, createdAtMs: 0n, accountSchema: 1 },
-    utxos: { [`${TX3}:1`]: { outpoint: `${TX3}:1`, value: 0n, script: new Uint8Array(0), height: 0, account: 0 } },
-  };
-}
-
-/** A wallet's state as load() returns it: every area present, singletons null when absent. */
-function asLoaded(changeset) {
-  return {
-    wallet: null,
-    accounts: {},
-    addresses: {},
-    utxos: {},
-    transactions: {},
-    syncState: null,
-    identities: {},
-    identityKeys: {},
-    contacts: {},
-    assetLocks: {},
-    tokenBalances: {},
-    platformAddresses: {},
-    records: {},
-    ...changeset,
-  };
-}
-
-/** richChangeset() as load() returns it: u64 fields given as numbers come back as bigints. */
-function richLoaded() {
-  const cs = richChangeset();
-  return asLoaded({
-    ...cs,
-    wallet: { ...cs.wallet, createdAtMs: 1_732_000_000_123n },
-    syncState: { ...cs.syncState, lastSyncMs: 1_732_000_200_000n },
-  });
-}
-
-const NO_ROWS = {
-  wallets: 0,
-  accounts: 0,
-  addresses: 0,
-  utxos: 0,
-  transactions: 0,
-  sync_state: 0,
-  identities: 0,
-  identity_keys: 0,
-  contacts: 0,
-  asset_locks: 0,
-  token_balances: 0,
-  platform_addresses: 0,
-  records: 0,
-};
-const RICH_ROWS = {
-  wallets: 1,
-  accounts: 2,
-  addresses: 2,
-  utxos: 2,
-  transactions: 2,
-  sync_state: 1,
-  identities: 1,
-  identity_keys: 1,
-  contacts: 1,
-  asset_locks: 1,
-  token_balances: 2,
-  platform_addresses: 1,
-  records: 2,
-};
-
-const report = (succeeded = [], { failed = [], stillPending = [] } = {}) => ({ succeeded, failed, stillPending });
-
-// ---- Page client ----------------------------------------------------------------------------------
-
-/**
- * Drives one database of one page. `ok(method, ...args)` resolves the wire-form result or fails the
- * test with the rejection; `rejects(method, ...args)` resolves the wire-form error or fails the test.
- */
-function client(page, name) {
-  const settle = (method, args) =>
-    evalInPage(page, ([n, m, a]) => window.wp.call(n, m, a), [name, method, toWire(args)]);
-  const unwrap = (what, outcome) => {
-    if (outcome.error) assert.fail(`${what} rejected: ${JSON.stringify(outcome.error)}`);
-    return outcome.ok;
-  };
-  return {
-    name,
-    async open(options = {}) {
-      const outcome = await evalInPage(page, (o) => window.wp.open(o), toWire({ name, flushMode: 'manual', ...options }));
-      return unwrap(`open(${name})`, outcome);
-    },
-    async ok(method, ...args) {
-      return unwrap(`${method}()`, await settle(method, args));
-    },
-    async rejects(method, ...args) {
-      const outcome = await settle(method, args);
-      if (!('error' in outcome)) assert.fail(`${method}() resolved ${JSON.stringify(outcome.ok)}, expected a rejection`);
-      return outcome.error;
-    },
-  };
-}
-
-/** Asserts the shape every rejection of the package has, then the code/kind/retryable triple. */
-function assertPersistError(error, { code, kind, retryable }, what = 'error') {
-  assert.equal(error.isError, true, `${what}: instanceof Error`);
-  assert.equal(error.name, 'WalletPersistError', `${what}: name`);
-  assert.equal(typeof error.message, 'string', `${what}: message`);
-  assert.ok(error.message.length > 0, `${what}: message is empty`);
-  assert.deepEqual({ code: error.code, kind: error.kind, retryable: error.retryable }, { code, kind, retryable }, `${what}: ${error.message}`);
-}
 
 // ---- Setup ----------------------------------------------------------------------------------------
 
@@ -222,7 +69,7 @@ test('every area round-trips exactly through commit and a page reload (release b
       { walletId: W2, fields: 2 },
     ]);
     // Staged changes are not durable yet: load reads only what is on disk.
-    assert.deepEqual(await db.ok('load'), { wallets: {}, report: { wallets: 0, rows: NO_ROWS, skipped: [] } });
+    assert.deepEqual(await db.ok('load'), { wallets: {}, report: loadReport(0, NO_ROWS) });
 
     const committed = await db.ok('commit');
     assert.deepEqual({ ...committed, succeeded: [...committed.succeeded].sort() }, report([W1, W2]));
@@ -233,12 +80,8 @@ test('every area round-trips exactly through commit and a page reload (release b
     const loaded = await db.ok('load');
     assert.deepEqual(Object.keys(loaded.wallets).sort(), [W1, W2]);
     assert.deepEqual(loaded.wallets[W1], toWire(richLoaded()));
-    assert.deepEqual(loaded.wallets[W2], toWire(asLoaded(smallChangeset())));
-    assert.deepEqual(loaded.report, {
-      wallets: 2,
-      rows: { ...RICH_ROWS, wallets: 2, utxos: 3 },
-      skipped: [],
-    });
+    assert.deepEqual(loaded.wallets[W2], toWire(asLoaded(smallChangeset(), W2)));
+    assert.deepEqual(loaded.report, loadReport(2, { ...RICH_ROWS, wallets: 2, utxos: 3 }));
     assert.deepEqual(await db.ok('staged'), []);
     assert.deepEqual(await db.ok('close'), report());
     assert.deepEqual(pageErrors(page), []);
@@ -262,7 +105,7 @@ test('committed data survives a clean browser restart and a SIGKILL of the brows
     db = client(page, name);
     await db.open();
     let loaded = await db.ok('load');
-    assert.deepEqual(loaded, { wallets: { [W1]: toWire(richLoaded()) }, report: { wallets: 1, rows: RICH_ROWS, skipped: [] } });
+    assert.deepEqual(loaded, { wallets: { [W1]: toWire(richLoaded()) }, report: loadReport(1, RICH_ROWS) });
 
     // A commit that resolved is on disk: killing the whole browser right after cannot undo it.
     const utxo = { outpoint: `${TX1}:0`, value: U64_MAX, script: Uint8Array.from([0x6a]), height: 850_002, account: 0 };
@@ -276,7 +119,7 @@ test('committed data survives a clean browser restart and a SIGKILL of the brows
     loaded = await db.ok('load');
     const expected = richLoaded();
     expected.utxos[`${TX1}:0`] = utxo;
-    assert.deepEqual(loaded, { wallets: { [W1]: toWire(expected) }, report: { wallets: 1, rows: RICH_ROWS, skipped: [] } });
+    assert.deepEqual(loaded, { wallets: { [W1]: toWire(expected) }, report: loadReport(1, RICH_ROWS) });
     assert.deepEqual(pageErrors(page), []);
   } finally {
     await own.close();
@@ -377,7 +220,7 @@ test('a transient write failure rejects flush_retryable, keeps the wallet staged
     expected.utxos[`${TX1}:0`] = newer;
     assert.deepEqual(await db.ok('load'), {
       wallets: { [W1]: toWire(expected) },
-      report: { wallets: 1, rows: RICH_ROWS, skipped: [] },
+      report: loadReport(1, RICH_ROWS),
     });
     assert.deepEqual(pageErrors(page), []);
   } finally {
@@ -403,7 +246,7 @@ test('a null value is a tombstone: the entry is deleted and everything else stay
     delete expected.utxos[`${TX1}:0`];
     assert.deepEqual(await db.ok('load'), {
       wallets: { [W1]: toWire(expected) },
-      report: { wallets: 1, rows: { ...RICH_ROWS, utxos: 1 }, skipped: [] },
+      report: loadReport(1, { ...RICH_ROWS, utxos: 1 }),
     });
     assert.deepEqual(pageErrors(page), []);
   } finally {
