@@ -1,6 +1,8 @@
 //! The behaviour suite every backend must pass: run on the host against `MemoryBackend` and in the
 //! browser against IndexedDB. Each check asserts the exact state read back after a reopen.
 
+use std::cell::RefCell;
+
 use crate::backend::{Backend, FaultyBackend, Op, WriteBatch, WriteOp};
 use crate::model::changeset::Merge;
 use crate::error::Error;
@@ -206,7 +208,7 @@ pub async fn commit_report_partitions_wallets<H: Harness>(h: &H) {
         persister.store(id, sample_changeset(seed)).await.unwrap();
     }
     persister.backend().fail_wallet(fatal, 2, Error::BlobDecode("injected".into()));
-    persister.backend().fail_wallet(transient, 1, Error::ConnectionLost("injected".into()));
+    persister.backend().fail_wallet(transient, 1, Error::Timeout("injected".into()));
     let report = persister.commit().await.unwrap();
     assert_eq!(report.succeeded, vec![ok]);
     assert_eq!(report.failed.iter().map(|f| f.wallet_id).collect::<Vec<_>>(), vec![fatal]);
@@ -339,19 +341,17 @@ pub async fn corrupt_rows_are_skipped_and_reported<H: Harness>(h: &H) {
     huge_prefix.extend_from_slice(&(prefix.len() as u32).to_le_bytes());
     huge_prefix.extend_from_slice(&prefix);
     let shape = row_bytes(&a, &sample_changeset(14).utxos.0.into_values().next().unwrap().unwrap());
-    let raw = WriteBatch {
-        ops: vec![
-            WriteOp::Put { store: "records", key: key("foreign"), value: row_bytes(&other, &record("foreign")) },
-            WriteOp::Put { store: "records", key: key("future"), value: future },
-            WriteOp::Put { store: "records", key: key("garbage"), value: vec![1, 2, 3] },
-            WriteOp::Put { store: "records", key: key("huge"), value: huge_prefix },
-            WriteOp::Put { store: "records", key: key("magic"), value: magic },
-            WriteOp::Put { store: "records", key: key("moved"), value: row_bytes(&a, &record("elsewhere")) },
-            WriteOp::Put { store: "records", key: key("shape"), value: shape },
-            WriteOp::Put { store: "records", key: key("trailing"), value: trailing },
-            WriteOp::Put { store: "records", key: key("truncated"), value: truncated },
-        ],
-    };
+    let raw = WriteBatch::new(vec![
+        WriteOp::Put { store: "records", key: key("foreign"), value: row_bytes(&other, &record("foreign")) },
+        WriteOp::Put { store: "records", key: key("future"), value: future },
+        WriteOp::Put { store: "records", key: key("garbage"), value: vec![1, 2, 3] },
+        WriteOp::Put { store: "records", key: key("huge"), value: huge_prefix },
+        WriteOp::Put { store: "records", key: key("magic"), value: magic },
+        WriteOp::Put { store: "records", key: key("moved"), value: row_bytes(&a, &record("elsewhere")) },
+        WriteOp::Put { store: "records", key: key("shape"), value: shape },
+        WriteOp::Put { store: "records", key: key("trailing"), value: trailing },
+        WriteOp::Put { store: "records", key: key("truncated"), value: truncated },
+    ]);
     persister.backend().write(&raw).await.unwrap();
     let (state, report) = persister.load().await.unwrap();
     assert_eq!(state.wallets.len(), 1);
@@ -413,7 +413,7 @@ pub async fn delete_wallet_removes_every_row<H: Harness>(h: &H) {
     persister.store(b, sample_changeset(20)).await.unwrap();
     persister.flush().await.unwrap();
     let pending = WriteOp::Put { store: "pending", key: vec![KeyPart::Text(a.to_hex())], value: vec![1] };
-    persister.backend().write(&WriteBatch { ops: vec![pending] }).await.unwrap();
+    persister.backend().write(&WriteBatch::new(vec![pending])).await.unwrap();
     let mut staged = WalletChangeSet::default();
     staged.records.upsert(Record { namespace: "n".into(), key: "k".into(), value: Bytes::from(vec![1]) });
     staged.accounts.tombstone(5);
@@ -527,7 +527,7 @@ pub async fn newer_schema_is_refused_and_left_unchanged<H: Harness>(h: &H) {
     let stamp = crate::codec::encode_as(&"a later build", newer, usize::MAX).unwrap();
     let backend = h.open().await;
     let ops = vec![WriteOp::Put { store: crate::schema::DB_META, key: crate::schema::stamp_key(), value: stamp }];
-    backend.write(&WriteBatch { ops }).await.unwrap();
+    backend.write(&WriteBatch::new(ops)).await.unwrap();
     let before = snapshot(&backend).await;
     backend.close();
 
@@ -545,7 +545,7 @@ pub async fn failed_migration_leaves_old_data_readable<H: Harness>(h: &H) {
     let backend = h.open().await;
     let mut ops = Vec::new();
     sample_changeset(25).encode_into(&a, usize::MAX, &mut ops).unwrap();
-    backend.write(&WriteBatch { ops }).await.unwrap();
+    backend.write(&WriteBatch::new(ops)).await.unwrap();
     backend.close();
 
     let faulty = FaultyBackend::new(h.open().await);
@@ -558,7 +558,7 @@ pub async fn failed_migration_leaves_old_data_readable<H: Harness>(h: &H) {
 
     let persister = Persister::open(h.open().await, manual()).await.expect("open");
     assert_eq!(
-        *persister.open_report(),
+        persister.open_report(),
         crate::persister::OpenReport { schema_version: crate::codec::SCHEMA_VERSION, migrated_from: Some(0) }
     );
     assert_eq!(persister.load().await.unwrap().0.wallets[&a], sample_changeset(25));
@@ -578,7 +578,7 @@ pub async fn concurrent_flushes_never_restore_older_values<H: Harness>(h: &H) {
         ..Default::default()
     };
     persister.store(a, label("old")).await.unwrap();
-    persister.backend().fail_next(Op::Write, 1, Error::ConnectionLost("injected".into()));
+    persister.backend().fail_next(Op::Write, 1, Error::TransactionAborted("injected".into()));
     let first = persister.flush();
     let second = async {
         persister.store(a, label("new")).await.unwrap();
@@ -591,6 +591,55 @@ pub async fn concurrent_flushes_never_restore_older_values<H: Harness>(h: &H) {
     persister.close().await.unwrap();
     let state = reopen_and_load(h).await;
     assert_eq!(state.wallets[&a].wallet.as_ref().unwrap().label, "new");
+}
+
+/// A lost connection is reconnected once (schema gate included) and the flush retried; lost again,
+/// the flush rejects retryable with everything still staged.
+pub async fn lost_connection_reconnects_once<H: Harness>(h: &H) {
+    let (a, b) = (wallet_id(26), wallet_id(27));
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
+    let touched = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let seen = touched.clone();
+    persister.on_commit(Box::new(move |wallets| seen.borrow_mut().push(wallets.to_vec())));
+
+    persister.store(a, sample_changeset(26)).await.unwrap();
+    persister.backend().fail_next(Op::Write, 1, Error::ConnectionLost("injected".into()));
+    assert_eq!(persister.flush().await.unwrap().succeeded, vec![a]);
+    assert_eq!(persister.backend().reconnects(), 1);
+
+    persister.store(b, sample_changeset(27)).await.unwrap();
+    persister.backend().fail_next(Op::Write, 2, Error::ConnectionLost("injected".into()));
+    match persister.flush().await.unwrap_err() {
+        Error::FlushRetryable { wallets, cause } => {
+            assert_eq!(wallets, vec![b]);
+            assert_eq!(cause.code(), 7);
+        }
+        other => panic!("expected FlushRetryable, got {other:?}"),
+    }
+    assert_eq!(persister.backend().reconnects(), 2);
+    assert_eq!(persister.staged_changes(&b), Some(sample_changeset(27)));
+    persister.delete_wallet(a).await.unwrap();
+    persister.flush().await.unwrap();
+    assert_eq!(*touched.borrow(), vec![vec![a], vec![a], vec![b]], "one notice per successful write");
+    persister.close().await.unwrap();
+    let state = reopen_and_load(h).await;
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![b]);
+}
+
+/// A read-only follower loads but refuses every write with code 16, and never migrates.
+pub async fn read_only_follower_refuses_writes<H: Harness>(h: &H) {
+    let a = wallet_id(28);
+    let writer = Persister::open(h.open().await, manual()).await.expect("open");
+    writer.store(a, sample_changeset(28)).await.unwrap();
+    writer.flush().await.unwrap();
+    let follower = Persister::open(h.open().await, Options { read_only: true, ..manual() }).await.expect("open");
+    assert_eq!(follower.load().await.unwrap().0.wallets[&a], sample_changeset(28));
+    assert_eq!(follower.store(a, sample_changeset(28)).await.unwrap_err().code(), 16);
+    assert_eq!(follower.delete_wallet(a).await.unwrap_err().code(), 16);
+    assert!(follower.staged().is_empty());
+    follower.close().await.unwrap();
+    writer.close().await.unwrap();
+    assert_eq!(reopen_and_load(h).await.wallets[&a], sample_changeset(28));
 }
 
 /// Polls two futures concurrently on the current task (both are driven; output of both returned).
@@ -648,6 +697,8 @@ macro_rules! conformance_tests {
             store_racing_delete_cannot_resurrect,
             newer_schema_is_refused_and_left_unchanged,
             failed_migration_leaves_old_data_readable,
+            lost_connection_reconnects_once,
+            read_only_follower_refuses_writes,
             concurrent_flushes_never_restore_older_values,
         );
     };

@@ -21,6 +21,9 @@ pub enum Error {
     /// IndexedDB is missing or refused (private mode, disabled storage, sandboxed frame).
     StorageUnavailable(String),
     ConnectionLost(String),
+    /// Another connection upgraded or deleted the database, so ours was closed (code 7);
+    /// `reopen` the store to continue. Not reconnected automatically.
+    ClosedByUpgrade(String),
     UpgradeBlocked(String),
     SchemaVersionUnsupported { found: u16, supported: u16 },
     BlobTooLarge { len: u64, limit: u64 },
@@ -30,6 +33,8 @@ pub enum Error {
     BackupInvalid(String),
     BackupDestinationNotEmpty,
     AlreadyOpen(String),
+    /// A write on a read-only follower store (code 16: another instance is the writer).
+    ReadOnlyFollower(String),
     PendingRegistrationMissing(WalletId),
     Timeout(String),
     ShutdownIncomplete(String),
@@ -58,7 +63,7 @@ impl Error {
             Error::FlushFailed { cause, .. } => cause.code(),
             Error::QuotaExceeded(_) => 5,
             Error::StorageUnavailable(_) => 6,
-            Error::ConnectionLost(_) => 7,
+            Error::ConnectionLost(_) | Error::ClosedByUpgrade(_) => 7,
             Error::UpgradeBlocked(_) => 8,
             Error::SchemaVersionUnsupported { .. } => 9,
             Error::BlobTooLarge { .. } => 10,
@@ -67,7 +72,7 @@ impl Error {
             Error::EntryMismatch(_) => 13,
             Error::BackupInvalid(_) => 14,
             Error::BackupDestinationNotEmpty => 15,
-            Error::AlreadyOpen(_) => 16,
+            Error::AlreadyOpen(_) | Error::ReadOnlyFollower(_) => 16,
             Error::PendingRegistrationMissing(_) => 17,
             Error::Timeout(_) => 18,
             Error::ShutdownIncomplete(_) => 19,
@@ -87,7 +92,7 @@ impl Error {
             Error::FlushFailed { cause, .. } => cause.kind(),
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::StorageUnavailable(_) => "storage_unavailable",
-            Error::ConnectionLost(_) => "connection_lost",
+            Error::ConnectionLost(_) | Error::ClosedByUpgrade(_) => "connection_lost",
             Error::UpgradeBlocked(_) => "upgrade_blocked",
             Error::SchemaVersionUnsupported { .. } => "schema_version_unsupported",
             Error::BlobTooLarge { .. } => "blob_too_large",
@@ -96,7 +101,7 @@ impl Error {
             Error::EntryMismatch(_) => "entry_mismatch",
             Error::BackupInvalid(_) => "backup_invalid",
             Error::BackupDestinationNotEmpty => "backup_destination_not_empty",
-            Error::AlreadyOpen(_) => "already_open",
+            Error::AlreadyOpen(_) | Error::ReadOnlyFollower(_) => "already_open",
             Error::PendingRegistrationMissing(_) => "pending_registration_missing",
             Error::Timeout(_) => "timeout",
             Error::ShutdownIncomplete(_) => "shutdown_incomplete",
@@ -113,6 +118,7 @@ impl Error {
             Error::FlushRetryable { .. }
             | Error::QuotaExceeded(_)
             | Error::ConnectionLost(_)
+            | Error::ClosedByUpgrade(_)
             | Error::UpgradeBlocked(_)
             | Error::Timeout(_)
             | Error::ShutdownIncomplete(_)
@@ -131,6 +137,7 @@ impl Error {
             | Error::BackupInvalid(_)
             | Error::BackupDestinationNotEmpty
             | Error::AlreadyOpen(_)
+            | Error::ReadOnlyFollower(_)
             | Error::PendingRegistrationMissing(_)
             | Error::Closed
             | Error::Internal(_) => Fatal,
@@ -169,7 +176,8 @@ impl Error {
             "UnknownError" | "InvalidStateError" => Error::ConnectionLost(text),
             "AbortError" | "TransactionInactiveError" => Error::TransactionAborted(text),
             "TimeoutError" => Error::Timeout(text),
-            "SecurityError" | "NotAllowedError" => Error::StorageUnavailable(text),
+            "UpgradeBlockedError" => Error::UpgradeBlocked(text),
+            "SecurityError" | "NotAllowedError" | "NotSupportedError" => Error::StorageUnavailable(text),
             "NotReadableError" => Error::BlobDecode(text),
             "VersionError" => Error::SchemaVersionUnsupported { found: 0, supported: crate::codec::SCHEMA_VERSION },
             _ => Error::Internal(text),
@@ -193,6 +201,9 @@ impl fmt::Display for Error {
             Error::QuotaExceeded(m) => write!(f, "storage quota exceeded: {m}"),
             Error::StorageUnavailable(m) => write!(f, "IndexedDB unavailable: {m}"),
             Error::ConnectionLost(m) => write!(f, "connection to IndexedDB lost: {m}"),
+            Error::ClosedByUpgrade(name) => {
+                write!(f, "database {name} was closed because another tab upgraded or deleted it; reopen the store")
+            }
             Error::UpgradeBlocked(m) => write!(f, "database upgrade blocked by another tab: {m}"),
             Error::SchemaVersionUnsupported { found, supported } => {
                 write!(f, "schema version {found} is newer than the supported {supported}")
@@ -205,7 +216,10 @@ impl fmt::Display for Error {
             Error::EntryMismatch(m) => write!(f, "entry key mismatch: {m}"),
             Error::BackupInvalid(m) => write!(f, "backup invalid: {m}"),
             Error::BackupDestinationNotEmpty => write!(f, "backup destination is not empty"),
-            Error::AlreadyOpen(name) => write!(f, "database {name} is already open"),
+            Error::AlreadyOpen(m) => write!(f, "already open: {m}"),
+            Error::ReadOnlyFollower(name) => {
+                write!(f, "this store is a read-only follower: another instance is the writer of {name}")
+            }
             Error::PendingRegistrationMissing(id) => write!(f, "no pending registration for wallet {id}"),
             Error::Timeout(m) => write!(f, "timed out: {m}"),
             Error::ShutdownIncomplete(m) => write!(f, "shutdown incomplete: {m}"),

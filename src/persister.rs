@@ -31,13 +31,22 @@ pub struct Options {
     pub flush_mode: FlushMode,
     /// Largest encoded value accepted, at most [`MAX_BLOB_BYTES`].
     pub max_blob_bytes: usize,
+    /// A follower: `load` works, every write is refused with `ReadOnlyFollower`, open never
+    /// migrates.
+    pub read_only: bool,
+    /// Strict durability for the transactions that must survive a power cut once resolved
+    /// (`delete_wallet`); flushes keep the browser's default.
+    pub strict_durability: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { flush_mode: FlushMode::Manual, max_blob_bytes: MAX_BLOB_BYTES }
+        Options { flush_mode: FlushMode::Manual, max_blob_bytes: MAX_BLOB_BYTES, read_only: false, strict_durability: false }
     }
 }
+
+/// Told the wallets a successful write touched (commit or delete).
+pub type CommitObserver = Box<dyn Fn(&[WalletId])>;
 
 /// One wallet whose flush failed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,6 +173,12 @@ pub struct OpenReport {
     pub migrated_from: Option<u16>,
 }
 
+impl From<schema::GateOutcome> for OpenReport {
+    fn from(outcome: schema::GateOutcome) -> Self {
+        OpenReport { schema_version: outcome.version.number(), migrated_from: outcome.migrated_from.map(Version::number) }
+    }
+}
+
 /// The outcome of `deleteWallet`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -223,7 +238,8 @@ impl Drop for FlushGuard<'_> {
 pub struct Persister<B: Backend> {
     backend: B,
     options: Options,
-    open_report: OpenReport,
+    /// What the last open or reopen found.
+    open_report: RefCell<OpenReport>,
     buffer: RefCell<Buffer>,
     flush_lock: FlushLock,
     /// Wallets whose delete is in progress: `store` for them is refused, so a delete can never be
@@ -232,6 +248,7 @@ pub struct Persister<B: Backend> {
     /// Set while `close` runs and after it succeeded: `store` is refused.
     closing: Cell<bool>,
     closed: Cell<bool>,
+    observer: RefCell<Option<CommitObserver>>,
 }
 
 /// A delete in progress, from [`Persister::begin_delete`]: the wallet stays marked as being
@@ -252,7 +269,7 @@ impl<B: Backend> Persister<B> {
     /// refused with `SchemaVersionUnsupported` and left untouched; an older one is migrated.
     /// On failure the backend is closed.
     pub async fn open(backend: B, options: Options) -> Result<Self> {
-        let outcome = match schema::gate(&backend).await {
+        let outcome = match schema::gate(&backend, options.read_only).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 log_at!(Error, "open refused: {error}");
@@ -260,24 +277,64 @@ impl<B: Backend> Persister<B> {
                 return Err(error);
             }
         };
-        let open_report = OpenReport {
-            schema_version: outcome.version.number(),
-            migrated_from: outcome.migrated_from.map(Version::number),
-        };
         Ok(Persister {
             backend,
             options,
-            open_report,
+            open_report: RefCell::new(OpenReport::from(outcome)),
             buffer: RefCell::new(Buffer::default()),
             flush_lock: FlushLock::default(),
             deleting: Rc::default(),
             closing: Cell::new(false),
             closed: Cell::new(false),
+            observer: RefCell::new(None),
         })
     }
 
-    pub fn open_report(&self) -> &OpenReport {
-        &self.open_report
+    /// Sets the callback told which wallets each successful commit or delete touched.
+    pub fn on_commit(&self, observer: CommitObserver) {
+        *self.observer.borrow_mut() = Some(observer);
+    }
+
+    fn notify(&self, wallets: &[WalletId]) {
+        if wallets.is_empty() {
+            return;
+        }
+        if let Some(observer) = &*self.observer.borrow() {
+            observer(wallets);
+        }
+    }
+
+    /// Connects again (after the database was closed under us or upgraded by another tab) and
+    /// re-runs the schema gate. Staged changes are untouched.
+    pub async fn reopen(&self) -> Result<()> {
+        if self.closed.get() {
+            return Err(Error::Closed);
+        }
+        self.backend.reconnect().await?;
+        let outcome = schema::gate(&self.backend, self.options.read_only).await?;
+        *self.open_report.borrow_mut() = OpenReport::from(outcome);
+        log_at!(Info, "reconnected to the database");
+        Ok(())
+    }
+
+    /// Writes `batch`; if the connection was lost, reconnects once and writes it again.
+    async fn write(&self, batch: &WriteBatch) -> Result<()> {
+        match self.backend.write(batch).await {
+            Err(Error::ConnectionLost(cause)) => {
+                log_at!(Warn, "connection lost ({cause}); reconnecting once");
+                if let Err(error) = self.reopen().await {
+                    log_at!(Warn, "reconnect failed: {error}");
+                    return Err(Error::ConnectionLost(cause));
+                }
+                self.backend.write(batch).await
+            }
+            other => other,
+        }
+    }
+
+    /// What the last open or reopen found and did.
+    pub fn open_report(&self) -> OpenReport {
+        self.open_report.borrow().clone()
     }
 
     pub fn backend(&self) -> &B {
@@ -313,6 +370,9 @@ impl<B: Backend> Persister<B> {
     pub fn stage(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<()> {
         if self.closing.get() || self.closed.get() {
             return Err(Error::Closed);
+        }
+        if self.options.read_only {
+            return Err(Error::ReadOnlyFollower(String::from("this database")));
         }
         if self.deleting.borrow().contains(&wallet) {
             return Err(Error::WalletBeingDeleted(wallet));
@@ -371,8 +431,8 @@ impl<B: Backend> Persister<B> {
             taken.remove(&failure.wallet_id);
         }
 
-        let batch = WriteBatch { ops: encoded.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect() };
-        match self.backend.write(&batch).await {
+        let batch = WriteBatch::new(encoded.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect());
+        match self.write(&batch).await {
             Ok(()) => report.succeeded = encoded.iter().map(|(wallet, _)| *wallet).collect(),
             Err(error) if error.is_transient() || encoded.len() == 1 => {
                 self.settle_failure(&mut report, &mut taken, encoded.iter().map(|(w, _)| *w).collect(), error);
@@ -380,7 +440,7 @@ impl<B: Backend> Persister<B> {
             Err(error) => {
                 log_at!(Warn, "commit of {} wallets failed ({error}); isolating per wallet", encoded.len());
                 for (wallet, ops) in encoded {
-                    match self.backend.write(&WriteBatch { ops }).await {
+                    match self.write(&WriteBatch::new(ops)).await {
                         Ok(()) => report.succeeded.push(wallet),
                         Err(error) => self.settle_failure(&mut report, &mut taken, vec![wallet], error),
                     }
@@ -393,6 +453,7 @@ impl<B: Backend> Persister<B> {
         if !report.still_pending.is_empty() {
             log_at!(Warn, "{} wallet(s) kept staged after a transient failure", report.still_pending.len());
         }
+        self.notify(&report.succeeded);
         Ok(report)
     }
 
@@ -432,6 +493,9 @@ impl<B: Backend> Persister<B> {
         if self.closing.get() || self.closed.get() {
             return Err(Error::Closed);
         }
+        if self.options.read_only {
+            return Err(Error::ReadOnlyFollower(String::from("this database")));
+        }
         if !self.deleting.borrow_mut().insert(wallet) {
             return Err(Error::WalletBeingDeleted(wallet));
         }
@@ -447,10 +511,12 @@ impl<B: Backend> Persister<B> {
         }
         let taken = self.buffer.borrow_mut().take_wallet(&wallet);
         let ops = wallet_stores().map(|store| WriteOp::DeleteWallet { store, wallet }).collect();
-        let written = self.backend.write(&WriteBatch { ops }).await;
+        let batch = WriteBatch { ops, strict: self.options.strict_durability };
+        let written = self.write(&batch).await;
         drop(claim);
         match written {
             Ok(()) => {
+                self.notify(&[wallet]);
                 let discarded = taken.map_or(0, |cs| cs.field_count()) as u32;
                 log_at!(Info, "deleted wallet {wallet} (discarded {discarded} staged field(s))");
                 Ok(DeleteReport { wallet_id: wallet, discarded_staged_fields: discarded })

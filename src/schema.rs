@@ -108,15 +108,16 @@ fn stamp_op(version: Version) -> Result<WriteOp> {
     Ok(WriteOp::Put { store: DB_META, key: stamp_key(), value })
 }
 
-/// Refuses a newer database, migrates an older one forward, and leaves a current one untouched.
-pub async fn gate<B: Backend>(backend: &B) -> Result<GateOutcome> {
+/// Refuses a newer database, migrates an older one forward (unless `read_only`), and leaves a
+/// current one untouched.
+pub async fn gate<B: Backend>(backend: &B, read_only: bool) -> Result<GateOutcome> {
     let found = stored_version(backend).await?;
     let mut version = found;
-    while version < Version::CURRENT {
+    while version < Version::CURRENT && !read_only {
         let next = version.next();
         let mut ops = migration(backend, version).await?;
         ops.push(stamp_op(next)?);
-        backend.write(&WriteBatch { ops }).await?;
+        backend.write(&WriteBatch::new(ops)).await?;
         log_at!(Info, "database schema moved from version {} to {}", version.number(), next.number());
         version = next;
     }

@@ -46,6 +46,7 @@ pub struct FaultyBackend<B> {
     inner: B,
     faults: RefCell<Vec<Fault>>,
     calls: RefCell<[u32; 3]>,
+    reconnects: Cell<u32>,
     /// The operation whose next call is held until `resume`.
     pause_armed: Cell<Option<Op>>,
     /// The waker of the held call, `Some` while one is held.
@@ -54,7 +55,7 @@ pub struct FaultyBackend<B> {
 
 impl<B> FaultyBackend<B> {
     pub fn new(inner: B) -> Self {
-        FaultyBackend { inner, faults: RefCell::new(Vec::new()), calls: RefCell::new([0; 3]), pause_armed: Cell::new(None), paused: RefCell::new(None) }
+        FaultyBackend { inner, faults: RefCell::new(Vec::new()), calls: RefCell::new([0; 3]), reconnects: Cell::new(0), pause_armed: Cell::new(None), paused: RefCell::new(None) }
     }
 
     pub fn inner(&self) -> &B {
@@ -81,6 +82,11 @@ impl<B> FaultyBackend<B> {
     /// test can act while that call is in flight.
     pub fn pause_next(&self, op: Op) {
         self.pause_armed.set(Some(op));
+    }
+
+    /// How many times `reconnect` was called.
+    pub fn reconnects(&self) -> u32 {
+        self.reconnects.get()
     }
 
     /// Whether a call is being held.
@@ -212,6 +218,11 @@ impl<B: Backend> Backend for FaultyBackend<B> {
             return Err(error);
         }
         self.inner.scan(store).await
+    }
+
+    async fn reconnect(&self) -> Result<()> {
+        self.reconnects.set(self.reconnects.get() + 1);
+        self.inner.reconnect().await
     }
 
     fn close(&self) {

@@ -5,20 +5,19 @@
 //! `versionchange` handling) and awaits every delete. This module issues requests directly and only
 //! awaits the transaction's `complete`/`abort`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use js_sys::{Array, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DomException, IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbTransactionMode};
+use web_sys::{DomException, IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore};
 
 use super::{all_stores, Backend, Row, StoreRows, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
+use crate::log::log_at;
 use crate::model::{Key, KeyPart};
-
-/// The IndexedDB version of the object-store layout (not the envelope schema version).
-pub const DB_VERSION: u32 = 1;
 
 #[wasm_bindgen(inline_js = r#"
 export function requestDone(req) {
@@ -36,18 +35,68 @@ export function transactionDone(tx) {
 export function commitTransaction(tx) {
   if (typeof tx.commit === 'function') tx.commit();
 }
-export function openDatabase(factory, name, version, stores) {
+export function writeTransaction(db, names, strict) {
+  return strict ? db.transaction(names, 'readwrite', { durability: 'strict' }) : db.transaction(names, 'readwrite');
+}
+// One open request. Creates missing stores when an upgrade runs. Settles within timeoutMs: a request
+// still `blocked` by another connection then rejects UpgradeBlockedError, any other TimeoutError; a
+// connection that arrives after that is closed at once.
+function openOnce(factory, name, version, stores, timeoutMs) {
   return new Promise((resolve, reject) => {
-    const req = factory.open(name, version);
+    let settled = false;
+    let blocked = false;
+    const req = version === undefined ? factory.open(name) : factory.open(name, version);
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(blocked
+        ? new DOMException(`the upgrade of ${name} is blocked by a connection in another tab`, 'UpgradeBlockedError')
+        : new DOMException(`opening ${name} took longer than ${timeoutMs} ms`, 'TimeoutError'));
+    }, timeoutMs);
     req.onupgradeneeded = () => {
       const db = req.result;
       for (const store of stores) {
         if (!db.objectStoreNames.contains(store)) db.createObjectStore(store);
       }
     };
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = (event) => { event.preventDefault(); reject(req.error); };
+    req.onblocked = () => { blocked = true; };
+    req.onsuccess = () => {
+      if (settled) { req.result.close(); return; }
+      settled = true;
+      clearTimeout(timer);
+      resolve(req.result);
+    };
+    req.onerror = (event) => {
+      event.preventDefault();
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(req.error);
+    };
   });
+}
+// Opens `name` at whatever version it has; if a store is missing, upgrades by one version to add
+// it. A VersionError (another tab upgraded in between) is retried, at most three attempts.
+export async function openDatabase(factory, name, stores, timeoutMs) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const db = await openOnce(factory, name, undefined, stores, timeoutMs);
+      if (stores.every((s) => db.objectStoreNames.contains(s))) return db;
+      const version = db.version + 1;
+      db.close();
+      return await openOnce(factory, name, version, stores, timeoutMs);
+    } catch (error) {
+      if (error && error.name === 'VersionError' && attempt < 3) continue;
+      throw error;
+    }
+  }
+}
+// On `versionchange` (another connection wants to upgrade or delete): close at once, so it is not
+// blocked, then report.
+export function watchVersionChange(db, onChange) {
+  db.onversionchange = (event) => {
+    db.close();
+    onChange(event.oldVersion, event.newVersion === null ? -1 : event.newVersion);
+  };
 }
 "#)]
 extern "C" {
@@ -57,8 +106,12 @@ extern "C" {
     fn transaction_done(tx: &web_sys::IdbTransaction) -> Promise;
     #[wasm_bindgen(js_name = commitTransaction)]
     fn commit_transaction(tx: &web_sys::IdbTransaction);
-    #[wasm_bindgen(js_name = openDatabase, catch)]
-    fn open_database(factory: &IdbFactory, name: &str, version: u32, stores: &Array) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = writeTransaction, catch)]
+    fn write_transaction(db: &IdbDatabase, names: &Array, strict: bool) -> Result<web_sys::IdbTransaction, JsValue>;
+    #[wasm_bindgen(js_name = openDatabase)]
+    fn open_database(factory: &IdbFactory, name: &str, stores: &Array, timeout_ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = watchVersionChange)]
+    fn watch_version_change(db: &IdbDatabase, on_change: &Closure<dyn FnMut(f64, f64)>);
 }
 
 /// Maps a thrown or rejected JS value (usually a `DOMException`) to our error enum.
@@ -122,21 +175,85 @@ fn describe(value: &JsValue) -> String {
     js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| format!("{value:?}"))
 }
 
+/// Called when another connection upgrades or deletes the database: `(old, new)` versions, new
+/// `-1` for a delete.
+pub type VersionChangeHook = Box<dyn Fn(f64, f64)>;
+
+type VersionHandler = Closure<dyn FnMut(f64, f64)>;
+
 /// An open IndexedDB database with every object store of the layout.
-#[derive(Debug)]
 pub struct IndexedDbBackend {
     name: String,
+    open_timeout_ms: u32,
     db: RefCell<Option<IdbDatabase>>,
+    /// Set when a `versionchange` closed the connection: writes fail until `reconnect`.
+    superseded: Rc<Cell<bool>>,
+    hook: Rc<RefCell<Option<VersionChangeHook>>>,
+    /// Keeps the `versionchange` handler alive while its connection is.
+    handler: RefCell<Option<VersionHandler>>,
 }
+
+impl std::fmt::Debug for IndexedDbBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexedDbBackend").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// How long an open may take by default before it fails with `Timeout` or `UpgradeBlocked`.
+pub const DEFAULT_OPEN_TIMEOUT_MS: u32 = 10_000;
 
 impl IndexedDbBackend {
     /// Opens (creating or upgrading) the database `name`.
     pub async fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, DEFAULT_OPEN_TIMEOUT_MS).await
+    }
+
+    /// `open`, failing with `UpgradeBlocked` (an upgrade another tab blocks) or `Timeout` after
+    /// `open_timeout_ms`.
+    pub async fn open_with(name: &str, open_timeout_ms: u32) -> Result<Self> {
+        let backend = IndexedDbBackend {
+            name: name.to_owned(),
+            open_timeout_ms,
+            db: RefCell::new(None),
+            superseded: Rc::default(),
+            hook: Rc::default(),
+            handler: RefCell::new(None),
+        };
+        backend.connect().await?;
+        Ok(backend)
+    }
+
+    async fn connect(&self) -> Result<()> {
         let factory = factory()?;
         let stores: Array = all_stores().map(JsValue::from_str).collect();
-        let promise = open_database(&factory, name, DB_VERSION, &stores).map_err(js_error)?;
-        let db: IdbDatabase = JsFuture::from(promise).await.map_err(js_error)?.unchecked_into();
-        Ok(IndexedDbBackend { name: name.to_owned(), db: RefCell::new(Some(db)) })
+        let db: IdbDatabase = JsFuture::from(open_database(&factory, &self.name, &stores, self.open_timeout_ms))
+            .await
+            .map_err(|e| match js_error(e) {
+                // At open, "UnknownError" is the browser refusing storage (e.g. denied by settings).
+                Error::ConnectionLost(message) => Error::StorageUnavailable(message),
+                other => other,
+            })?
+            .unchecked_into();
+        let superseded = self.superseded.clone();
+        let hook = self.hook.clone();
+        let name = self.name.clone();
+        let handler = Closure::new(move |old: f64, new: f64| {
+            superseded.set(true);
+            log_at!(Warn, "database {name} closed: another connection is moving it from version {old} to {new}");
+            if let Some(hook) = &*hook.borrow() {
+                hook(old, new);
+            }
+        });
+        watch_version_change(&db, &handler);
+        self.superseded.set(false);
+        *self.handler.borrow_mut() = Some(handler);
+        *self.db.borrow_mut() = Some(db);
+        Ok(())
+    }
+
+    /// Sets the callback run when another connection upgrades or deletes the database.
+    pub fn on_version_change(&self, hook: VersionChangeHook) {
+        *self.hook.borrow_mut() = Some(hook);
     }
 
     /// Deletes the database `name` (resolves once no connection holds it).
@@ -151,6 +268,9 @@ impl IndexedDbBackend {
     }
 
     fn db(&self) -> Result<IdbDatabase> {
+        if self.superseded.get() {
+            return Err(Error::ClosedByUpgrade(self.name.clone()));
+        }
         self.db.borrow().clone().ok_or(Error::Closed)
     }
 }
@@ -196,9 +316,7 @@ impl Backend for IndexedDbBackend {
         }
         let db = self.db()?;
         let names: Array = batch.stores().into_iter().map(JsValue::from_str).collect();
-        let tx = db
-            .transaction_with_str_sequence_and_mode(&names, IdbTransactionMode::Readwrite)
-            .map_err(js_error)?;
+        let tx = write_transaction(&db, &names, batch.strict).map_err(js_error)?;
         let done = transaction_done(&tx);
         if let Err(error) = issue(&tx, batch) {
             let _ = tx.abort();
@@ -269,9 +387,17 @@ impl Backend for IndexedDbBackend {
         Ok(rows)
     }
 
+    async fn reconnect(&self) -> Result<()> {
+        if let Some(db) = self.db.borrow_mut().take() {
+            db.close();
+        }
+        self.connect().await
+    }
+
     fn close(&self) {
         if let Some(db) = self.db.borrow_mut().take() {
             db.close();
         }
+        self.handler.borrow_mut().take();
     }
 }

@@ -129,6 +129,11 @@ impl Backend for MemoryBackend {
         Ok(out)
     }
 
+    async fn reconnect(&self) -> Result<()> {
+        self.closed.set(false);
+        Ok(())
+    }
+
     fn close(&self) {
         self.closed.set(true);
     }

@@ -59,9 +59,16 @@ impl WriteOp {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
     pub ops: Vec<WriteOp>,
+    /// Ask for strict durability (flushed to disk before `complete`); IndexedDB's default in
+    /// Chromium is relaxed.
+    pub strict: bool,
 }
 
 impl WriteBatch {
+    pub fn new(ops: Vec<WriteOp>) -> Self {
+        WriteBatch { ops, strict: false }
+    }
+
     /// The stores the batch touches, sorted and unique (the transaction's scope).
     pub fn stores(&self) -> Vec<&'static str> {
         self.ops.iter().map(WriteOp::store).collect::<BTreeSet<_>>().into_iter().collect()
@@ -99,6 +106,10 @@ pub trait Backend {
     /// Reads one store row by row, so a row whose value cannot be read is reported in
     /// `unreadable` instead of failing the others.
     async fn scan(&self, store: &'static str) -> Result<StoreRows>;
+
+    /// Drops the current connection (if any) and connects again, e.g. after the browser closed
+    /// the database under us. The caller re-runs the schema gate.
+    async fn reconnect(&self) -> Result<()>;
 
     /// Releases the connection; later calls fail with `Closed`.
     fn close(&self);

@@ -1,19 +1,22 @@
 //! The wasm-bindgen surface: converts and checks JS input, calls the persister, converts results.
 //! Every method returns a Promise; every failure rejects with a `WalletPersistError`.
 
+mod env;
 mod error;
 mod types;
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
-use js_sys::{Array, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen_futures::JsFuture;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::backend::indexeddb::IndexedDbBackend;
 use crate::error::{Error, Result};
-use crate::log::{self, Level};
+use crate::log::{self, log_at, Level};
 use crate::model::changeset::AreaShape;
 use crate::model::{WalletChangeSet, WalletId};
 use crate::persister::{FlushMode, Options, Persister};
@@ -112,9 +115,36 @@ struct OpenOptions {
     flush_mode: Option<String>,
     #[serde(default)]
     max_blob_bytes: Option<u32>,
+    #[serde(default)]
+    multi_tab: Option<String>,
+    #[serde(default)]
+    open_timeout_ms: Option<u32>,
+    #[serde(default)]
+    auto_flush: Option<bool>,
+    #[serde(default)]
+    strict_durability: Option<bool>,
 }
 
-fn parse_options(value: JsValue) -> Result<(String, Options)> {
+/// What `open` does when another instance (another tab, a worker) is the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MultiTab {
+    /// Reject with `already_open` (16).
+    Refuse,
+    /// Wait for the writer to close, up to `openTimeoutMs` (then `timeout`, 18).
+    Wait,
+    /// Open as a read-only follower.
+    Follow,
+}
+
+struct Parsed {
+    name: String,
+    options: Options,
+    multi_tab: MultiTab,
+    open_timeout_ms: u32,
+    auto_flush: bool,
+}
+
+fn parse_options(value: JsValue) -> Result<Parsed> {
     let raw: OpenOptions = from_js(value, "open options")?;
     if raw.name.is_empty() {
         return Err(Error::InvalidArgument("name must not be empty".into()));
@@ -124,14 +154,46 @@ fn parse_options(value: JsValue) -> Result<(String, Options)> {
         Some("immediate") => FlushMode::Immediate,
         Some(other) => return Err(Error::InvalidArgument(format!("flushMode must be \"manual\" or \"immediate\", got {other:?}"))),
     };
-    let mut options = Options { flush_mode, ..Options::default() };
+    let multi_tab = match raw.multi_tab.as_deref() {
+        None | Some("refuse") => MultiTab::Refuse,
+        Some("wait") => MultiTab::Wait,
+        Some("follow") => MultiTab::Follow,
+        Some(other) => {
+            return Err(Error::InvalidArgument(format!("multiTab must be \"refuse\", \"wait\" or \"follow\", got {other:?}")))
+        }
+    };
+    let open_timeout_ms = raw.open_timeout_ms.unwrap_or(crate::backend::indexeddb::DEFAULT_OPEN_TIMEOUT_MS);
+    if open_timeout_ms == 0 {
+        return Err(Error::InvalidArgument("openTimeoutMs must be at least 1".into()));
+    }
+    let mut options = Options { flush_mode, strict_durability: raw.strict_durability.unwrap_or(false), ..Options::default() };
     if let Some(limit) = raw.max_blob_bytes {
         if limit == 0 || limit as usize > crate::codec::MAX_BLOB_BYTES {
             return Err(Error::InvalidArgument(format!("maxBlobBytes must be 1..={}", crate::codec::MAX_BLOB_BYTES)));
         }
         options.max_blob_bytes = limit as usize;
     }
-    Ok((raw.name, options))
+    Ok(Parsed { name: raw.name, options, multi_tab, open_timeout_ms, auto_flush: raw.auto_flush.unwrap_or(true) })
+}
+
+/// Calls every listener with `value`; a listener that throws is logged, the others still run.
+fn call_all(listeners: &RefCell<Vec<Function>>, value: &JsValue) {
+    for listener in listeners.borrow().clone() {
+        if let Err(error) = listener.call1(&JsValue::UNDEFINED, value) {
+            log_at!(Error, "a listener threw: {error:?}");
+        }
+    }
+}
+
+/// Adds `listener` and returns the function that removes it again.
+fn subscribe(listeners: &Rc<RefCell<Vec<Function>>>, listener: Function) -> JsValue {
+    listeners.borrow_mut().push(listener.clone());
+    let listeners = Rc::downgrade(listeners);
+    Closure::once_into_js(move || {
+        if let Some(listeners) = listeners.upgrade() {
+            listeners.borrow_mut().retain(|l| !Object::is(l, &listener));
+        }
+    })
 }
 
 /// A wallet-persist database: stage wallet changes, flush them atomically, load them back.
@@ -139,15 +201,88 @@ fn parse_options(value: JsValue) -> Result<(String, Options)> {
 pub struct WalletStore {
     inner: Rc<Persister<StoreBackend>>,
     name: String,
+    writer: bool,
+    change_listeners: Rc<RefCell<Vec<Function>>>,
+    version_listeners: Rc<RefCell<Vec<Function>>>,
+    /// The lock, channel and listeners this store holds; `None` once closed.
+    session: Rc<RefCell<Option<env::Session>>>,
 }
 
 impl WalletStore {
-    async fn connect(parsed: Result<(String, Options)>) -> Result<WalletStore> {
-        let (name, options) = parsed?;
-        let backend = IndexedDbBackend::open(&name).await?;
+    async fn connect(parsed: Result<Parsed>) -> Result<WalletStore> {
+        let Parsed { name, mut options, multi_tab, open_timeout_ms, auto_flush } = parsed?;
+        let mut session = env::Session::claim(&name)
+            .ok_or_else(|| Error::AlreadyOpen(format!("database {name} is already open in this page or worker")))?;
+        let lock_name = format!("wallet-persist:{name}");
+        let lock = JsFuture::from(env::acquire_lock(&lock_name, multi_tab == MultiTab::Wait, open_timeout_ms))
+            .await
+            .map_err(crate::backend::indexeddb::js_error)?;
+        let writer = if lock.is_undefined() {
+            log_at!(Warn, "Web Locks are not available: {name} cannot be protected against a second writer");
+            true
+        } else if lock.is_null() {
+            match multi_tab {
+                MultiTab::Follow => false,
+                _ => return Err(Error::AlreadyOpen(format!("another tab or worker is the writer of database {name}"))),
+            }
+        } else {
+            session.release_lock = Some(lock.unchecked_into());
+            true
+        };
+        options.read_only = !writer;
+
+        let backend = IndexedDbBackend::open_with(&name, open_timeout_ms).await?;
+        let version_listeners: Rc<RefCell<Vec<Function>>> = Rc::default();
+        let listeners = Rc::downgrade(&version_listeners);
+        backend.on_version_change(Box::new(move |old, new| {
+            if let Some(listeners) = listeners.upgrade() {
+                let event = Object::new();
+                let _ = Reflect::set(&event, &"oldVersion".into(), &old.into());
+                let _ = Reflect::set(&event, &"newVersion".into(), &if new < 0.0 { JsValue::NULL } else { new.into() });
+                call_all(&listeners, &event);
+            }
+        }));
         #[cfg(feature = "fault-injection")]
         let backend = crate::backend::FaultyBackend::new(backend);
-        Ok(WalletStore { inner: Rc::new(Persister::open(backend, options).await?), name })
+        let inner = Rc::new(Persister::open(backend, options).await?);
+
+        let change_listeners: Rc<RefCell<Vec<Function>>> = Rc::default();
+        let listeners = Rc::downgrade(&change_listeners);
+        let on_message = Closure::new(move |data: JsValue| {
+            if let Some(listeners) = listeners.upgrade() {
+                call_all(&listeners, &data);
+            }
+        });
+        let channel = env::open_channel(&lock_name, &on_message);
+        if !channel.is_null() {
+            let post_to = channel.clone();
+            inner.on_commit(Box::new(move |wallets| {
+                env::post_change(&post_to, wallets.iter().map(|w| JsValue::from_str(&w.to_hex())).collect());
+            }));
+            session.channel = Some(channel);
+            session.on_message = Some(on_message);
+        }
+        if auto_flush && writer {
+            let persister: Weak<Persister<StoreBackend>> = Rc::downgrade(&inner);
+            let on_hide = Closure::new(move |reason: String| {
+                let Some(persister) = persister.upgrade() else { return };
+                if persister.staged().is_empty() || persister.is_closed() {
+                    return;
+                }
+                log_at!(Info, "{reason}: flushing staged changes");
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Err(error) = persister.commit().await {
+                        log_at!(Error, "{reason} flush failed: {error}");
+                    }
+                });
+            });
+            let unwatch = env::watch_lifecycle(&on_hide);
+            if !unwatch.is_null() {
+                session.unwatch = Some(unwatch.unchecked_into());
+                session.on_hide = Some(on_hide);
+            }
+        }
+        Ok(WalletStore { inner, name, writer, change_listeners, version_listeners, session: Rc::new(RefCell::new(Some(session))) })
     }
 
     /// `open` for Rust callers (tests): the same checks, without crossing through JS.
@@ -174,10 +309,61 @@ impl WalletStore {
         self.name.clone()
     }
 
+    /// `false` for a read-only follower (`multiTab: "follow"` while another instance is the writer).
+    #[wasm_bindgen(getter, js_name = isWriter)]
+    pub fn is_writer(&self) -> bool {
+        self.writer
+    }
+
+    /// Calls `listener({walletIds})` whenever another instance of this database (another tab or
+    /// worker) committed or deleted wallets. Returns a function that unsubscribes.
+    #[wasm_bindgen(js_name = onChange, unchecked_return_type = "() => void")]
+    pub fn on_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: ChangeEvent) => void")] listener: Function,
+    ) -> JsValue {
+        subscribe(&self.change_listeners, listener)
+    }
+
+    /// Calls `listener({oldVersion, newVersion})` when another connection upgrades (or deletes,
+    /// `newVersion: null`) the database. The store has then closed its connection: writes reject
+    /// `connection_lost` (7, retryable) with everything kept staged until `reopen()`.
+    #[wasm_bindgen(js_name = onVersionChange, unchecked_return_type = "() => void")]
+    pub fn on_version_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: VersionChangeEvent) => void")] listener: Function,
+    ) -> JsValue {
+        subscribe(&self.version_listeners, listener)
+    }
+
+    /// Connects to the database again (after a `versionchange`), re-running the schema gate;
+    /// staged changes are kept and land with the next flush.
+    #[wasm_bindgen(unchecked_return_type = "Promise<OpenReport>")]
+    pub fn reopen(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.reopen().await?;
+            to_js(&inner.open_report())
+        })
+    }
+
+    /// Asks the browser to make this origin's storage persistent (`navigator.storage.persist()`),
+    /// so it is not evicted under storage pressure.
+    #[wasm_bindgen(unchecked_return_type = "Promise<{ persisted: boolean }>")]
+    pub fn persist(&self) -> Promise {
+        promise(async { JsFuture::from(env::persist_storage()).await.map_err(crate::backend::indexeddb::js_error) })
+    }
+
+    /// The origin's storage usage and quota in bytes (`navigator.storage.estimate()`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<{ usage: number; quota: number }>")]
+    pub fn estimate(&self) -> Promise {
+        promise(async { JsFuture::from(env::estimate_storage()).await.map_err(crate::backend::indexeddb::js_error) })
+    }
+
     /// What `open` found and did: the schema version, and the version it migrated from if any.
     #[wasm_bindgen(getter, js_name = openReport, unchecked_return_type = "OpenReport")]
     pub fn open_report(&self) -> Result<JsValue, JsValue> {
-        to_js(self.inner.open_report()).map_err(|e| error::to_js(&e))
+        to_js(&self.inner.open_report()).map_err(|e| error::to_js(&e))
     }
 
     /// Stages `changes` for `walletId` (merged over what is staged, newer wins). Invalid input
@@ -276,7 +462,12 @@ impl WalletStore {
     #[wasm_bindgen(unchecked_return_type = "Promise<CommitReport>")]
     pub fn close(&self) -> Promise {
         let inner = self.inner.clone();
-        promise(async move { to_js(&inner.close().await?) })
+        let session = self.session.clone();
+        promise(async move {
+            let report = inner.close().await?;
+            session.borrow_mut().take();
+            to_js(&report)
+        })
     }
 
     /// Test hook: the next `count` calls of `op` (`"write"` | `"read"` | `"scan"`) fail with error `kind`.

@@ -19,7 +19,25 @@ export interface OpenOptions {
   flushMode?: FlushMode;
   /** Largest encoded value accepted, 1..=16 MiB (default 16 MiB). */
   maxBlobBytes?: number;
+  /** When another tab or worker already has this database open as the writer:
+   *  `"refuse"` (default): reject `already_open` (16); `"wait"`: wait until it closes, up to
+   *  `openTimeoutMs` (then `timeout`, 18); `"follow"`: open a read-only follower (`isWriter` false:
+   *  `load` and `onChange` work, writes reject 16). */
+  multiTab?: "refuse" | "wait" | "follow";
+  /** Upper bound for opening the database and for `multiTab: "wait"` (default 10000). An upgrade
+   *  still blocked by another tab then rejects `upgrade_blocked` (8), anything else `timeout` (18). */
+  openTimeoutMs?: number;
+  /** Flush staged changes when the page is hidden or unloaded (`visibilitychange`, `pagehide`).
+   *  Default `true`. */
+  autoFlush?: boolean;
+  /** Strict IndexedDB durability for deletes (resolved = on disk even after a power cut).
+   *  Default `false` (the browser's relaxed default). */
+  strictDurability?: boolean;
 }
+/** Another tab or worker committed or deleted these wallets. */
+export interface ChangeEvent { walletIds: Hex32[]; }
+/** Another connection upgraded (or deleted: `newVersion` null) the database. */
+export interface VersionChangeEvent { oldVersion: number; newVersion: number | null; }
 
 /** On input, u64 fields accept a `bigint` or a safe-integer `number`; on output they are `bigint`. */
 export type U64 = bigint;
