@@ -14,6 +14,8 @@ use crate::persister::{FlushMode, Options, Persister};
 pub trait Harness {
     type B: Backend;
     async fn open(&self) -> Self::B;
+    /// Opens a second database of this test, distinct from the first (a backup's target).
+    async fn open_other(&self) -> Self::B;
 }
 
 fn bytes(seed: u8, len: usize) -> Bytes {
@@ -559,7 +561,7 @@ pub async fn failed_migration_leaves_old_data_readable<H: Harness>(h: &H) {
     let persister = Persister::open(h.open().await, manual()).await.expect("open");
     assert_eq!(
         persister.open_report(),
-        crate::persister::OpenReport { schema_version: crate::codec::SCHEMA_VERSION, migrated_from: Some(0) }
+        crate::persister::OpenReport { schema_version: crate::codec::SCHEMA_VERSION, migrated_from: Some(0), discarded_pending: vec![] }
     );
     assert_eq!(persister.load().await.unwrap().0.wallets[&a], sample_changeset(25));
     persister.close().await.unwrap();
@@ -642,6 +644,152 @@ pub async fn read_only_follower_refuses_writes<H: Harness>(h: &H) {
     assert_eq!(reopen_and_load(h).await.wallets[&a], sample_changeset(28));
 }
 
+/// The rows of `wallet` in every wallet store (pending included), as (store, key) pairs.
+async fn rows_of<B: Backend>(backend: &B, wallet: WalletId) -> Vec<(&'static str, Key)> {
+    let stores: Vec<&'static str> = crate::backend::wallet_stores().collect();
+    let hex = KeyPart::Text(wallet.to_hex());
+    let mut out = Vec::new();
+    for read in backend.read(&stores).await.unwrap() {
+        let rows = read.unwrap();
+        out.extend(rows.rows.into_iter().filter(|row| row.key.first() == Some(&hex)).map(|row| (rows.store, row.key)));
+    }
+    out
+}
+
+/// A registration that fails at stage, in init or at promote leaves zero rows of the wallet, and
+/// retrying it succeeds; an existing wallet is refused (3); promote without pending is 17.
+pub async fn registration_is_all_or_nothing<H: Harness>(h: &H) {
+    let persister = Persister::open(FaultyBackend::new(h.open().await), manual()).await.expect("open");
+    let backend = persister.backend();
+    let ok = || async { Ok::<(), &str>(()) };
+    let (a, b, c, d) = (wallet_id(30), wallet_id(31), wallet_id(32), wallet_id(33));
+
+    persister.register_wallet(a, sample_changeset(30), ok()).await.unwrap().unwrap();
+    assert_eq!(persister.register_wallet(a, sample_changeset(30), ok()).await.unwrap_err(), Error::WalletAlreadyExists(a));
+
+    // Stage fails.
+    backend.fail_next(Op::Write, 1, Error::QuotaExceeded("injected".into()));
+    assert_eq!(persister.register_wallet(b, sample_changeset(31), ok()).await.unwrap_err().code(), 5);
+    assert!(rows_of(backend, b).await.is_empty());
+    persister.register_wallet(b, sample_changeset(31), ok()).await.unwrap().unwrap();
+
+    // Init fails after staging more changes for the wallet: all of it goes.
+    let init = async {
+        assert_eq!(rows_of(backend, c).await, vec![(crate::persister::PENDING, vec![KeyPart::Text(c.to_hex())])]);
+        persister.stage(c, sample_changeset(32)).unwrap();
+        Err::<(), &str>("network probe failed")
+    };
+    assert_eq!(persister.register_wallet(c, sample_changeset(32), init).await.unwrap(), Err("network probe failed"));
+    assert!(rows_of(backend, c).await.is_empty());
+    assert!(persister.staged().is_empty());
+    persister.register_wallet(c, sample_changeset(32), ok()).await.unwrap().unwrap();
+
+    // Promote fails.
+    let init = async {
+        backend.fail_next(Op::Write, 1, Error::Timeout("injected".into()));
+        Ok::<(), &str>(())
+    };
+    assert_eq!(persister.register_wallet(d, sample_changeset(33), init).await.unwrap_err().code(), 18);
+    assert!(rows_of(backend, d).await.is_empty());
+    assert_eq!(persister.promote(d).await.unwrap_err(), Error::PendingRegistrationMissing(d));
+    persister.register_wallet(d, sample_changeset(33), ok()).await.unwrap().unwrap();
+    persister.close().await.unwrap();
+
+    let state = reopen_and_load(h).await;
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![a, b, c, d]);
+    for (id, seed) in [(a, 30), (b, 31), (c, 32), (d, 33)] {
+        assert_eq!(state.wallets[&id], sample_changeset(seed));
+    }
+}
+
+/// A pending registration left by a page that stopped before promote is discarded at the next
+/// open, reported, and never loads.
+pub async fn stale_pending_is_discarded_at_open<H: Harness>(h: &H) {
+    let (a, b) = (wallet_id(34), wallet_id(35));
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
+    persister.store(b, sample_changeset(35)).await.unwrap();
+    persister.flush().await.unwrap();
+    persister.store_pending(a, sample_changeset(34)).await.unwrap();
+    assert_eq!(persister.store_pending(a, sample_changeset(34)).await.unwrap_err().code(), 3);
+    persister.close().await.unwrap();
+
+    let persister = Persister::open(h.open().await, manual()).await.expect("open");
+    assert_eq!(persister.open_report().discarded_pending, vec![a]);
+    let (state, _) = persister.load().await.unwrap();
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![b]);
+    assert!(rows_of(persister.backend(), a).await.is_empty());
+    persister.register_wallet(a, sample_changeset(34), async { Ok::<(), ()>(()) }).await.unwrap().unwrap();
+    persister.close().await.unwrap();
+    assert_eq!(reopen_and_load(h).await.wallets[&a], sample_changeset(34));
+}
+
+/// Rewrites the trailing CRC of a backup after a test changed its content.
+fn fix_crc(bytes: &mut [u8]) {
+    let n = bytes.len() - 4;
+    let crc = crate::backup::crc32(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Export → import into an empty database loads exactly the original; every corruption is refused
+/// (14 or 9) with the target untouched; a non-empty target needs `overwrite` (15).
+pub async fn backup_round_trip_and_refusals<H: Harness>(h: &H) {
+    let source = Persister::open(h.open().await, manual()).await.expect("open");
+    for seed in 40..50 {
+        source.store(wallet_id(seed), sample_changeset(seed)).await.unwrap();
+    }
+    source.flush().await.unwrap();
+    let (original, _) = source.load().await.unwrap();
+    let mut seen = Vec::new();
+    let bytes = source.export_backup(1_700_000_000_000, &mut |phase, done, total| seen.push((phase, done, total))).await.unwrap();
+    assert_eq!(seen.last(), Some(&("export", 130, 130)));
+    source.close().await.unwrap();
+
+    let target = Persister::open(h.open_other().await, manual()).await.expect("open");
+    let other = wallet_id(99);
+    target.store(other, sample_changeset(99)).await.unwrap();
+    target.flush().await.unwrap();
+    let before = snapshot(target.backend()).await;
+
+    let mut corrupt: Vec<(&str, Vec<u8>, u16)> = Vec::new();
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x01;
+    corrupt.push(("flipped byte", flipped, 14));
+    corrupt.push(("truncated", bytes[..bytes.len() - 100].to_vec(), 14));
+    let mut magic = bytes.clone();
+    magic[0] = b'X';
+    corrupt.push(("wrong magic", magic, 14));
+    let mut future_schema = bytes.clone();
+    future_schema[6..8].copy_from_slice(&(crate::codec::SCHEMA_VERSION + 1).to_le_bytes());
+    fix_crc(&mut future_schema);
+    corrupt.push(("future schema", future_schema, 9));
+    let mut future_format = bytes.clone();
+    future_format[4..6].copy_from_slice(&(crate::backup::FORMAT_VERSION + 1).to_le_bytes());
+    corrupt.push(("future format", future_format, 9));
+    // A well-formed backup (checksum right) with one row that does not decode.
+    let key = vec![KeyPart::Text(wallet_id(40).to_hex()), KeyPart::Text("app".into()), KeyPart::Text("x".into())];
+    let garbage = crate::backend::Row { key, value: vec![1, 2, 3] };
+    let bad_row = crate::backup::encode(&[("records", vec![garbage])], 0).unwrap();
+    corrupt.push(("bad row", bad_row, 14));
+    for (what, bytes, code) in &corrupt {
+        for overwrite in [false, true] {
+            let error = target.import_backup(bytes, overwrite, &mut |_, _, _| {}).await.unwrap_err();
+            assert_eq!(error.code(), *code, "{what}: {error}");
+        }
+        assert_eq!(snapshot(target.backend()).await, before, "{what}: the target must be untouched");
+    }
+    assert_eq!(target.import_backup(&bytes, false, &mut |_, _, _| {}).await.unwrap_err(), Error::BackupDestinationNotEmpty);
+    assert_eq!(snapshot(target.backend()).await, before);
+
+    let report = target.import_backup(&bytes, true, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!((report.rows, report.wallets, report.created_at_ms), (130, 10, 1_700_000_000_000));
+    target.close().await.unwrap();
+    let target = Persister::open(h.open_other().await, manual()).await.expect("open");
+    let (imported, load) = target.load().await.unwrap();
+    assert_eq!(imported, original, "the old wallet is replaced and the backup loads exactly");
+    assert!(load.skipped.is_empty());
+    target.close().await.unwrap();
+}
+
 /// Polls two futures concurrently on the current task (both are driven; output of both returned).
 pub async fn join2<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
     use std::task::Poll;
@@ -699,6 +847,9 @@ macro_rules! conformance_tests {
             failed_migration_leaves_old_data_readable,
             lost_connection_reconnects_once,
             read_only_follower_refuses_writes,
+            registration_is_all_or_nothing,
+            stale_pending_is_discarded_at_open,
+            backup_round_trip_and_refusals,
             concurrent_flushes_never_restore_older_values,
         );
     };

@@ -5,6 +5,7 @@
 //! `backend::indexeddb` is plain Rust, tested on the host against [`backend::MemoryBackend`].
 
 pub mod backend;
+pub mod backup;
 pub mod buffer;
 pub mod codec;
 pub mod error;

@@ -25,6 +25,9 @@ impl Harness for Idb {
     async fn open(&self) -> IndexedDbBackend {
         IndexedDbBackend::open(&self.0).await.expect("open IndexedDB")
     }
+    async fn open_other(&self) -> IndexedDbBackend {
+        IndexedDbBackend::open(&format!("{}-other", self.0)).await.expect("open IndexedDB")
+    }
 }
 
 fn idb(name: &str) -> Idb {

@@ -23,17 +23,20 @@ fn block_on<F: Future>(future: F) -> F::Output {
     panic!("future did not complete");
 }
 
-struct Memory(MemoryBackend);
+struct Memory(MemoryBackend, MemoryBackend);
 
 impl Harness for Memory {
     type B = MemoryBackend;
     async fn open(&self) -> MemoryBackend {
         self.0.reopen()
     }
+    async fn open_other(&self) -> MemoryBackend {
+        self.1.reopen()
+    }
 }
 
 fn memory(_test: &str) -> Memory {
-    Memory(MemoryBackend::new())
+    Memory(MemoryBackend::new(), MemoryBackend::new())
 }
 
 mod conformance_memory {

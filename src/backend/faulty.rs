@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::{Backend, StoreRows, WriteBatch};
 use crate::error::{Error, Result};
-use crate::model::WalletId;
+use crate::model::{Key, WalletId};
 
 /// A backend operation that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +208,16 @@ impl<B: Backend> Backend for FaultyBackend<B> {
             }
         }
         Ok(read)
+    }
+
+    async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {
+        self.count(Op::Read);
+        self.hold_if_paused(Op::Read).await;
+        if let Some(error) = self.take_fault(Op::Read, None, None) {
+            YieldNow(false).await;
+            return Err(error);
+        }
+        self.inner.get(store, key).await
     }
 
     async fn scan(&self, store: &'static str) -> Result<StoreRows> {

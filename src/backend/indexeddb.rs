@@ -303,6 +303,7 @@ fn issue(tx: &web_sys::IdbTransaction, batch: &WriteBatch) -> Result<()> {
                     .map_err(js_error)?;
                 store.delete(&range)
             }
+            WriteOp::Clear { .. } => store.clear(),
         };
         issued.map_err(js_error)?;
     }
@@ -358,6 +359,20 @@ impl Backend for IndexedDbBackend {
             });
         }
         Ok(out)
+    }
+
+    async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {
+        let db = self.db()?;
+        let tx = db.transaction_with_str(store).map_err(js_error)?;
+        let request = tx.object_store(store).map_err(js_error)?.get(&key_to_js(key)).map_err(js_error)?;
+        let value = JsFuture::from(request_done(&request)).await.map_err(js_error)?;
+        if value.is_undefined() {
+            return Ok(None);
+        }
+        match value.dyn_ref::<Uint8Array>() {
+            Some(bytes) => Ok(Some(bytes.to_vec())),
+            None => Err(Error::BlobDecode(format!("{store} {}: value is not a Uint8Array", describe(&key_to_js(key))))),
+        }
     }
 
     async fn scan(&self, store: &'static str) -> Result<StoreRows> {

@@ -91,6 +91,7 @@ impl Backend for MemoryBackend {
                     let hex = KeyPart::Text(wallet.to_hex());
                     table.retain(|key, _| key.first() != Some(&hex));
                 }
+                WriteOp::Clear { .. } => table.clear(),
             }
         }
         Ok(())
@@ -111,6 +112,16 @@ impl Backend for MemoryBackend {
                 Ok(Ok(StoreRows { store, rows, unreadable: Vec::new() }))
             })
             .collect()
+    }
+
+    async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        if self.lost.borrow().contains(&(store, key.clone())) {
+            return Err(Self::lost_error());
+        }
+        let tables = self.tables.borrow();
+        let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
+        Ok(table.get(key).cloned())
     }
 
     async fn scan(&self, store: &'static str) -> Result<StoreRows> {

@@ -34,12 +34,17 @@ pub enum WriteOp {
     Delete { store: &'static str, key: Key },
     /// Deletes every row of one wallet in `store` (one key-range request).
     DeleteWallet { store: &'static str, wallet: WalletId },
+    /// Deletes every row of `store`.
+    Clear { store: &'static str },
 }
 
 impl WriteOp {
     pub fn store(&self) -> &'static str {
         match self {
-            WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } | WriteOp::DeleteWallet { store, .. } => store,
+            WriteOp::Put { store, .. }
+            | WriteOp::Delete { store, .. }
+            | WriteOp::DeleteWallet { store, .. }
+            | WriteOp::Clear { store } => store,
         }
     }
 
@@ -51,6 +56,7 @@ impl WriteOp {
                 _ => None,
             },
             WriteOp::DeleteWallet { wallet, .. } => Some(wallet.to_hex()),
+            WriteOp::Clear { .. } => None,
         }
     }
 }
@@ -102,6 +108,9 @@ pub trait Backend {
     /// store's rows in key order. The outer error fails the whole read; an inner error is one
     /// store's bulk read failing as a whole (e.g. one unreadable value), to be retried with `scan`.
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>>;
+
+    /// Reads one row (in its own readonly transaction).
+    async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>>;
 
     /// Reads one store row by row, so a row whose value cannot be read is reported in
     /// `unreadable` instead of failing the others.

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
 // Resolves a function that releases the lock; `null` when `wait` is false and another instance
-// holds it; `undefined` when Web Locks are missing. Waiting longer than timeoutMs rejects TimeoutError.
+// holds it; `undefined` when Web Locks are missing or denied in this context. Waiting longer than timeoutMs rejects TimeoutError.
 export function acquireLock(name, wait, timeoutMs) {
   const locks = globalThis.navigator && globalThis.navigator.locks;
   if (!locks || typeof locks.request !== 'function') return Promise.resolve(undefined);
@@ -21,17 +21,23 @@ export function acquireLock(name, wait, timeoutMs) {
     const controller = wait ? new AbortController() : null;
     const timer = wait ? setTimeout(() => controller.abort(), timeoutMs) : null;
     const options = wait ? { signal: controller.signal } : { ifAvailable: true };
-    locks.request(name, options, (lock) => {
+    const failed = (error) => {
       clearTimeout(timer);
-      if (!lock) { resolve(null); return undefined; }
-      resolve(() => release());
-      return held;
-    }).catch((error) => {
-      clearTimeout(timer);
-      reject(error && error.name === 'AbortError'
+      if (error && error.name === 'SecurityError') resolve(undefined); // denied here: as if missing
+      else reject(error && error.name === 'AbortError'
         ? new DOMException(`waited ${timeoutMs} ms for another instance to close ${name}`, 'TimeoutError')
         : error);
-    });
+    };
+    try {
+      locks.request(name, options, (lock) => {
+        clearTimeout(timer);
+        if (!lock) { resolve(null); return undefined; }
+        resolve(() => release());
+        return held;
+      }).catch(failed);
+    } catch (error) {
+      failed(error);
+    }
   });
 }
 export function openChannel(name, onMessage) {

@@ -176,6 +176,41 @@ fn parse_options(value: JsValue) -> Result<Parsed> {
     Ok(Parsed { name: raw.name, options, multi_tab, open_timeout_ms, auto_flush: raw.auto_flush.unwrap_or(true) })
 }
 
+/// The `walletId` and changeset arguments of `store` and friends, converted and shape-checked.
+fn parse_changes(wallet: &JsValue, changes: JsValue) -> Result<(WalletId, WalletChangeSet)> {
+    let id = wallet_id(wallet)?;
+    if !changes.is_object() || changes.is_array() {
+        return Err(Error::InvalidArgument("changes must be an object".into()));
+    }
+    check_changeset_keys(&changes)?;
+    Ok((id, from_js::<WalletChangeSet>(changes, "changes")?))
+}
+
+/// `options.onProgress` as a progress callback: `onProgress({phase, done, total})`.
+fn progress_callback(options: &JsValue) -> Result<impl FnMut(&'static str, u64, u64)> {
+    let callback = if options.is_undefined() || options.is_null() {
+        None
+    } else {
+        let value = Reflect::get(options, &"onProgress".into()).unwrap_or(JsValue::UNDEFINED);
+        if value.is_undefined() {
+            None
+        } else {
+            Some(value.dyn_into::<Function>().map_err(|_| Error::InvalidArgument("onProgress must be a function".into()))?)
+        }
+    };
+    Ok(move |phase: &'static str, done: u64, total: u64| {
+        if let Some(callback) = &callback {
+            let event = Object::new();
+            let _ = Reflect::set(&event, &"phase".into(), &phase.into());
+            let _ = Reflect::set(&event, &"done".into(), &(done as f64).into());
+            let _ = Reflect::set(&event, &"total".into(), &(total as f64).into());
+            if let Err(error) = callback.call1(&JsValue::UNDEFINED, &event) {
+                log_at!(Warn, "onProgress threw: {error:?}");
+            }
+        }
+    })
+}
+
 /// Calls every listener with `value`; a listener that throws is logged, the others still run.
 fn call_all(listeners: &RefCell<Vec<Function>>, value: &JsValue) {
     for listener in listeners.borrow().clone() {
@@ -376,13 +411,7 @@ impl WalletStore {
         #[wasm_bindgen(unchecked_param_type = "WalletChangeSet")] changes: JsValue,
     ) -> Promise {
         // Converted now, so that later mutation of the caller's object cannot change what is staged.
-        let input = wallet_id(&wallet).and_then(|id| {
-            if !changes.is_object() || changes.is_array() {
-                return Err(Error::InvalidArgument("changes must be an object".into()));
-            }
-            check_changeset_keys(&changes)?;
-            Ok((id, from_js::<WalletChangeSet>(changes, "changes")?))
-        });
+        let input = parse_changes(&wallet, changes);
         let staged = input.and_then(|(id, cs)| self.inner.stage(id, cs).map(|()| id));
         let inner = self.inner.clone();
         promise(async move {
@@ -420,6 +449,121 @@ impl WalletStore {
             Reflect::set(&result, &"wallets".into(), &wallets).map_err(|_| Error::Internal("set wallets".into()))?;
             Reflect::set(&result, &"report".into(), &to_js(&report)?).map_err(|_| Error::Internal("set report".into()))?;
             Ok(result.into())
+        })
+    }
+
+    /// Two-phase registration: refuses an existing wallet (`wallet_already_exists`, 3), stages
+    /// `changes` (which must include `wallet`) durably under `pending`, awaits `init()`, then
+    /// promotes pending → live in one transaction. If `init` rejects or throws, or a step fails,
+    /// nothing of the wallet remains (changes staged for it meanwhile included) and the promise
+    /// rejects with the cause — `init`'s own error as thrown. A retry with the same id can succeed.
+    #[wasm_bindgen(js_name = registerWallet, unchecked_return_type = "Promise<void>")]
+    pub fn register_wallet(
+        &self,
+        #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WalletChangeSet")] changes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "() => Promise<void> | void")] init: Function,
+    ) -> Promise {
+        let input = parse_changes(&wallet, changes);
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (wallet, changes) = input.map_err(|e| error::to_js(&e))?;
+            let run_init = async move {
+                let returned = init.call0(&JsValue::UNDEFINED)?;
+                JsFuture::from(Promise::resolve(&returned)).await.map(|_| ())
+            };
+            match inner.register_wallet(wallet, changes, run_init).await {
+                Ok(Ok(())) => Ok(JsValue::UNDEFINED),
+                Ok(Err(init_error)) => Err(init_error),
+                Err(error) => Err(error::to_js(&error)),
+            }
+        })
+    }
+
+    /// Phase one of a registration by hand: stages `changes` under `pending` (see `registerWallet`).
+    #[wasm_bindgen(js_name = storePending, unchecked_return_type = "Promise<void>")]
+    pub fn store_pending(
+        &self,
+        #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WalletChangeSet")] changes: JsValue,
+    ) -> Promise {
+        let input = parse_changes(&wallet, changes);
+        let inner = self.inner.clone();
+        promise(async move {
+            let (wallet, changes) = input?;
+            inner.store_pending(wallet, changes).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Phase two: moves the pending changes live in one transaction; rejects
+    /// `pending_registration_missing` (17) when nothing is pending.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn promote(&self, #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue) -> Promise {
+        let wallet = wallet_id(&wallet);
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.promote(wallet?).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Deletes the pending registration of `walletId`, if any.
+    #[wasm_bindgen(js_name = discardPending, unchecked_return_type = "Promise<void>")]
+    pub fn discard_pending(&self, #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue) -> Promise {
+        let wallet = wallet_id(&wallet);
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.discard_pending(wallet?).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Every wallet and channel row as a versioned, checksummed backup (staged changes are not
+    /// included: flush first). `onProgress({phase, done, total})` fires at least every 1,000 rows.
+    #[wasm_bindgen(js_name = exportBackup, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_backup(&self, #[wasm_bindgen(unchecked_param_type = "BackupOptions | undefined")] options: JsValue) -> Promise {
+        let progress = progress_callback(&options);
+        let inner = self.inner.clone();
+        promise(async move {
+            let mut report = progress?;
+            let bytes = inner.export_backup(js_sys::Date::now() as u64, &mut report).await?;
+            Ok(js_sys::Uint8Array::from(&bytes[..]).into())
+        })
+    }
+
+    /// Validates all of `bytes` (magic, format and schema version, checksum, every row) before it
+    /// touches the database `name`, then replaces its contents in one transaction. Rejects
+    /// `backup_invalid` (14) naming the first problem, `schema_version_unsupported` (9) for a
+    /// newer backup, `backup_destination_not_empty` (15) unless `overwrite: true`.
+    #[wasm_bindgen(js_name = importBackup, unchecked_return_type = "Promise<ImportReport>")]
+    pub fn import_backup(
+        name: String,
+        bytes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ImportOptions | undefined")] options: JsValue,
+    ) -> Promise {
+        let input = (|| {
+            let bytes = bytes
+                .dyn_ref::<js_sys::Uint8Array>()
+                .ok_or_else(|| Error::InvalidArgument("bytes must be a Uint8Array".into()))?
+                .to_vec();
+            let overwrite = match Reflect::get(&options, &"overwrite".into()) {
+                Ok(value) if value.is_undefined() => false,
+                Ok(value) => value.as_bool().ok_or_else(|| Error::InvalidArgument("overwrite must be a boolean".into()))?,
+                Err(_) => false,
+            };
+            Ok::<_, Error>((bytes, overwrite, progress_callback(&options)?))
+        })();
+        let open_options = Object::new();
+        let _ = Reflect::set(&open_options, &"name".into(), &name.into());
+        let parsed = parse_options(open_options.into());
+        promise(async move {
+            let (bytes, overwrite, mut progress) = input?;
+            let store = Self::connect(parsed).await?;
+            let imported = store.inner.import_backup(&bytes, overwrite, &mut progress).await;
+            store.inner.close().await?;
+            store.session.borrow_mut().take();
+            to_js(&imported?)
         })
     }
 

@@ -117,6 +117,23 @@ export interface OpenReport {
   schemaVersion: number;
   /** The version `open` migrated the database from (`0`: it had no version stamp), or `null`. */
   migratedFrom: number | null;
+  /** Unfinished registrations (stopped between `storePending` and `promote`) this open discarded. */
+  discardedPending: Hex32[];
+}
+/** Progress of a long operation (export, import validation and write). */
+export interface ProgressEvent { phase: "export" | "validate" | "write"; done: number; total: number; }
+export interface BackupOptions { onProgress?: (event: ProgressEvent) => void; }
+export interface ImportOptions extends BackupOptions {
+  /** Replace a database that already holds rows (default false: reject code 15). */
+  overwrite?: boolean;
+}
+export interface ImportReport {
+  /** Rows written over every store. */
+  rows: number;
+  /** Wallets in the backup. */
+  wallets: number;
+  /** When the backup was taken (unix ms). */
+  createdAtMs: bigint;
 }
 export interface DeleteReport {
   walletId: Hex32;

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::model::ids::Hash32;
 
 /// One component of an IndexedDB array key. Numbers sort before strings, as in IndexedDB.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum KeyPart {
     Num(u32),
     Text(String),

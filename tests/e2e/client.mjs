@@ -2,7 +2,7 @@
 // that drives one database of a fixture page (fixtures/persister.html) through `window.wp`.
 import assert from 'node:assert/strict';
 import { evalInPage } from './harness.mjs';
-import { toWire } from './fixtures/wire.mjs';
+import { toWire, fromWire } from './fixtures/wire.mjs';
 
 // ---- Fixture data -------------------------------------------------------------------------------
 
@@ -187,3 +187,13 @@ export function assertPersistError(error, { code, kind, retryable }, what = 'err
   assert.deepEqual({ code: error.code, kind: error.kind, retryable: error.retryable }, { code, kind, retryable }, `${what}: ${error.message}`);
 }
 
+
+/** `window.rawIdb[method](...args)` in the page (fixtures/raw-idb.mjs); the result decoded from wire form. */
+export const raw = (page, method, ...args) =>
+  evalInPage(page, ([m, a]) => window.rawIdb[m](...a), [method, toWire(args)]).then(fromWire);
+
+/** Rows of `walletId` per store (raw IndexedDB), only the stores that hold any. */
+export async function rowsOf(page, name, walletId) {
+  const counts = await raw(page, 'countWallet', name, walletId);
+  return Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
+}

@@ -17,6 +17,8 @@ import {
   NO_ROWS,
   client,
   assertPersistError,
+  raw,
+  rowsOf,
 } from './client.mjs';
 
 const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
@@ -35,9 +37,6 @@ async function openFresh(pathname, prefix) {
   return { page, db: client(page, uniqueName(prefix)) };
 }
 
-/** `window.rawIdb[method](...args)` in the page; results in wire form, decoded. */
-const raw = (page, method, ...args) =>
-  evalInPage(page, ([m, a]) => window.rawIdb[m](...a), [method, toWire(args)]).then(fromWire);
 
 const hexBytes = (hex) => Uint8Array.from(hex.match(/../g), (b) => parseInt(b, 16));
 
@@ -136,12 +135,12 @@ test('a database stamped by a newer schema refuses to open with code 9 and stays
   try {
     await db.open();
     assert.deepEqual(await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name), {
-      ok: { schemaVersion: 1, migratedFrom: 0 },
+      ok: { schemaVersion: 1, migratedFrom: 0, discardedPending: [] },
     });
     await db.ok('store', W1, richChangeset());
     await db.ok('close');
     await db.open();
-    assert.deepEqual((await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name)).ok, { schemaVersion: 1, migratedFrom: null });
+    assert.deepEqual((await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name)).ok, { schemaVersion: 1, migratedFrom: null, discardedPending: [] });
     await db.ok('close');
 
     const [stamp] = await raw(page, 'rows', db.name, 'db_meta');

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPage, evalInPage, pageErrors, uniqueName, setup, cdpSession, sleep } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
-import { W1, W2, RICH_ROWS, richChangeset, smallChangeset, richLoaded, asLoaded, client, assertPersistError } from './client.mjs';
+import { W1, W2, RICH_ROWS, richChangeset, smallChangeset, richLoaded, asLoaded, client, assertPersistError, raw, rowsOf } from './client.mjs';
 
 const PAGE = '/tests/e2e/fixtures/persister.html';
 
@@ -17,8 +17,6 @@ after(async () => {
 });
 
 const newPage = () => openPage(env.browser.context, env.server.url(PAGE), { ready: true });
-const raw = (page, method, ...args) =>
-  evalInPage(page, ([m, a]) => window.rawIdb[m](...a), [method, toWire(args)]).then(fromWire);
 const events = (page, name) => evalInPage(page, (n) => window.wp.events(n), name);
 const isWriter = async (page, name) => (await evalInPage(page, ([n]) => window.wp.get(n, 'isWriter'), [name])).ok;
 const tryOpen = (page, options) => evalInPage(page, (o) => window.wp.open(o), toWire(options));
@@ -32,12 +30,6 @@ async function eventually(check, ms = 5_000) {
     if (Date.now() > end) return value;
     await sleep(20);
   }
-}
-
-/** Rows of `walletId` per store, only the stores that hold any. */
-async function rowsOf(page, name, walletId) {
-  const counts = await raw(page, 'countWallet', name, walletId);
-  return Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
 }
 
 test('one writer per database: refuse, follow (read-only + onChange), wait; both tabs commits land', async () => {
@@ -117,7 +109,7 @@ test('an upgrade from another tab closes our connection cleanly; staged data sur
     assert.deepEqual(await dbA.ok('staged'), [{ walletId: W1, fields: 19 }]);
     assert.deepEqual(await rowsOf(b, name, W1), {});
 
-    assert.deepEqual(await dbA.ok('reopen'), { schemaVersion: 1, migratedFrom: null });
+    assert.deepEqual(await dbA.ok('reopen'), { schemaVersion: 1, migratedFrom: null, discardedPending: [] });
     await dbA.ok('flush');
     assert.deepEqual(await rowsOf(b, name, W1), RICH_ROWS);
     assert.equal(await raw(b, 'version', name), version + 1, 'we opened at the newer IndexedDB version');

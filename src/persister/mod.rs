@@ -16,6 +16,12 @@ use crate::log::log_at;
 use crate::model::{ClientStartState, Key, KeyPart, WalletChangeSet, WalletId, AREA_STORES};
 use crate::schema::{self, Version};
 
+mod backup;
+mod registration;
+
+pub use backup::{ImportReport, Progress};
+pub use registration::PENDING;
+
 /// When staged changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushMode {
@@ -171,11 +177,17 @@ pub struct OpenReport {
     pub schema_version: u16,
     /// The version the database was moved from, when open migrated or stamped it.
     pub migrated_from: Option<u16>,
+    /// Unfinished registrations (stopped between stage and promote) discarded by this open.
+    pub discarded_pending: Vec<WalletId>,
 }
 
 impl From<schema::GateOutcome> for OpenReport {
     fn from(outcome: schema::GateOutcome) -> Self {
-        OpenReport { schema_version: outcome.version.number(), migrated_from: outcome.migrated_from.map(Version::number) }
+        OpenReport {
+            schema_version: outcome.version.number(),
+            migrated_from: outcome.migrated_from.map(Version::number),
+            discarded_pending: Vec::new(),
+        }
     }
 }
 
@@ -245,32 +257,44 @@ pub struct Persister<B: Backend> {
     /// Wallets whose delete is in progress: `store` for them is refused, so a delete can never be
     /// undone by a write that raced it.
     deleting: Rc<RefCell<BTreeSet<WalletId>>>,
+    /// Wallets inside `register_wallet`: a second registration of the same id is refused.
+    registering: Rc<RefCell<BTreeSet<WalletId>>>,
     /// Set while `close` runs and after it succeeded: `store` is refused.
     closing: Cell<bool>,
     closed: Cell<bool>,
     observer: RefCell<Option<CommitObserver>>,
 }
 
-/// A delete in progress, from [`Persister::begin_delete`]: the wallet stays marked as being
-/// deleted until this is dropped, on every path (including a dropped delete future).
-pub struct DeleteClaim {
-    deleting: Rc<RefCell<BTreeSet<WalletId>>>,
+/// A wallet marked in one of the persister's sets (being deleted, being registered) until this
+/// is dropped, on every path (including a dropped future).
+pub struct Claim {
+    set: Rc<RefCell<BTreeSet<WalletId>>>,
     wallet: WalletId,
 }
 
-impl Drop for DeleteClaim {
+impl Drop for Claim {
     fn drop(&mut self) {
-        self.deleting.borrow_mut().remove(&self.wallet);
+        self.set.borrow_mut().remove(&self.wallet);
     }
 }
+
+/// A delete in progress, from [`Persister::begin_delete`].
+pub type DeleteClaim = Claim;
 
 impl<B: Backend> Persister<B> {
     /// Runs the schema gate (see [`crate::schema`]): a database written by a newer schema is
     /// refused with `SchemaVersionUnsupported` and left untouched; an older one is migrated.
     /// On failure the backend is closed.
     pub async fn open(backend: B, options: Options) -> Result<Self> {
-        let outcome = match schema::gate(&backend, options.read_only).await {
-            Ok(outcome) => outcome,
+        let gated = async {
+            let mut report = OpenReport::from(schema::gate(&backend, options.read_only).await?);
+            if !options.read_only {
+                report.discarded_pending = Self::discard_stale_pending(&backend).await?;
+            }
+            Ok(report)
+        };
+        let open_report = match gated.await {
+            Ok(report) => report,
             Err(error) => {
                 log_at!(Error, "open refused: {error}");
                 backend.close();
@@ -280,10 +304,11 @@ impl<B: Backend> Persister<B> {
         Ok(Persister {
             backend,
             options,
-            open_report: RefCell::new(OpenReport::from(outcome)),
+            open_report: RefCell::new(open_report),
             buffer: RefCell::new(Buffer::default()),
             flush_lock: FlushLock::default(),
             deleting: Rc::default(),
+            registering: Rc::default(),
             closing: Cell::new(false),
             closed: Cell::new(false),
             observer: RefCell::new(None),
@@ -366,8 +391,8 @@ impl<B: Backend> Persister<B> {
         self.flush_if_immediate(wallet).await
     }
 
-    /// The synchronous half of `store`: validate, then merge into the buffer.
-    pub fn stage(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<()> {
+    /// Refuses a write to `wallet`: store closing or closed, read-only, or the wallet being deleted.
+    fn check_writable(&self, wallet: WalletId) -> Result<()> {
         if self.closing.get() || self.closed.get() {
             return Err(Error::Closed);
         }
@@ -377,6 +402,12 @@ impl<B: Backend> Persister<B> {
         if self.deleting.borrow().contains(&wallet) {
             return Err(Error::WalletBeingDeleted(wallet));
         }
+        Ok(())
+    }
+
+    /// The synchronous half of `store`: validate, then merge into the buffer.
+    pub fn stage(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<()> {
+        self.check_writable(wallet)?;
         changes.validate(&wallet, self.options.max_blob_bytes)?;
         self.buffer.borrow_mut().stage(wallet, changes);
         Ok(())
@@ -490,16 +521,11 @@ impl<B: Backend> Persister<B> {
 
     /// The synchronous half of `delete_wallet`: from now on `store` for `wallet` is refused.
     pub fn begin_delete(&self, wallet: WalletId) -> Result<DeleteClaim> {
-        if self.closing.get() || self.closed.get() {
-            return Err(Error::Closed);
-        }
-        if self.options.read_only {
-            return Err(Error::ReadOnlyFollower(String::from("this database")));
-        }
+        self.check_writable(wallet)?;
         if !self.deleting.borrow_mut().insert(wallet) {
             return Err(Error::WalletBeingDeleted(wallet));
         }
-        Ok(DeleteClaim { deleting: self.deleting.clone(), wallet })
+        Ok(Claim { set: self.deleting.clone(), wallet })
     }
 
     /// The asynchronous half of `delete_wallet`: waits for any running flush, then deletes.
