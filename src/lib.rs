@@ -13,6 +13,7 @@ pub mod log;
 pub mod model;
 pub mod persister;
 pub mod schema;
+pub mod tasks;
 #[doc(hidden)]
 pub mod conformance;
 

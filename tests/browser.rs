@@ -138,7 +138,7 @@ async fn js_bad_input_rejects_invalid_argument_and_stages_nothing() {
     let value = field(&entry, "value");
     assert!(value.is_bigint());
     assert_eq!(BigInt::from(value).to_string(10).unwrap(), "18446744073709551615");
-    JsFuture::from(store.close()).await.unwrap();
+    JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
     let error = reject(store.commit()).await;
     assert_code(&error, 20, "closed", false);
 }
@@ -155,14 +155,14 @@ async fn js_transient_flush_failure_rejects_flush_retryable_naming_wallets() {
     assert_eq!(wallets.to_vec(), vec![JsValue::from(WALLET)]);
     assert_eq!(field(&field(&field(&error, "detail"), "cause"), "code").as_f64(), Some(5.0));
     JsFuture::from(store.flush()).await.unwrap();
-    JsFuture::from(store.close()).await.unwrap();
+    JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
 
     let reopened = open_store(&name).await;
     let loaded = JsFuture::from(reopened.load()).await.unwrap();
     let report = field(&loaded, "report");
     assert_eq!(field(&field(&report, "rows"), "utxos").as_f64(), Some(1.0));
     assert_eq!(field(&report, "wallets").as_f64(), Some(1.0));
-    JsFuture::from(reopened.close()).await.unwrap();
+    JsFuture::from(reopened.close(JsValue::UNDEFINED)).await.unwrap();
 }
 
 #[wasm_bindgen_test]

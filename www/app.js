@@ -339,7 +339,7 @@ const actions = {
   async close() {
     const report = await store.close();
     retryArmed = false;
-    showResult('close() → CommitReport of the final flush. The store is closed: reload the page to reopen it.', report);
+    showResult('close() → ShutdownReport: coordinators stopped, then the final flush. The store is closed: reload the page to reopen it.', report);
     setStatus('closed');
   },
 };

@@ -40,6 +40,18 @@ export function acquireLock(name, wait, timeoutMs) {
     }
   });
 }
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+// An AbortSignal and the function that aborts it.
+export function abortPair() {
+  const controller = new AbortController();
+  return [controller.signal, () => controller.abort()];
+}
+// What a rejection or throw says: its message if it is an Error, else its string form.
+export function describeFailure(value) {
+  return value instanceof Error ? `${value.name}: ${value.message}` : String(value);
+}
 export function openChannel(name, onMessage) {
   if (typeof globalThis.BroadcastChannel !== 'function') return null;
   const channel = new BroadcastChannel(name);
@@ -83,6 +95,11 @@ export async function estimateStorage() {
 }
 "#)]
 extern "C" {
+    pub fn sleep(ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = abortPair)]
+    pub fn abort_pair() -> js_sys::Array;
+    #[wasm_bindgen(js_name = describeFailure)]
+    pub fn describe_failure(value: &JsValue) -> String;
     #[wasm_bindgen(js_name = acquireLock)]
     pub fn acquire_lock(name: &str, wait: bool, timeout_ms: u32) -> Promise;
     #[wasm_bindgen(js_name = openChannel)]
@@ -142,5 +159,19 @@ impl Drop for Session {
             let _ = release.call0(&JsValue::UNDEFINED);
         }
         OPEN.with(|open| open.borrow_mut().remove(&self.name));
+    }
+}
+
+/// Browser timers and `spawn_local`.
+pub struct BrowserRuntime;
+
+impl crate::tasks::Runtime for BrowserRuntime {
+    fn spawn(&self, future: crate::tasks::LocalFuture<()>) {
+        wasm_bindgen_futures::spawn_local(future);
+    }
+    fn sleep(&self, ms: u32) -> crate::tasks::LocalFuture<()> {
+        Box::pin(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(sleep(ms)).await;
+        })
     }
 }

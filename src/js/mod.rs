@@ -3,6 +3,7 @@
 
 mod env;
 mod error;
+mod tasks;
 mod types;
 
 use std::cell::RefCell;
@@ -239,6 +240,7 @@ pub struct WalletStore {
     writer: bool,
     change_listeners: Rc<RefCell<Vec<Function>>>,
     version_listeners: Rc<RefCell<Vec<Function>>>,
+    registry: Rc<crate::tasks::TaskRegistry>,
     /// The lock, channel and listeners this store holds; `None` once closed.
     session: Rc<RefCell<Option<env::Session>>>,
 }
@@ -317,7 +319,16 @@ impl WalletStore {
                 session.on_hide = Some(on_hide);
             }
         }
-        Ok(WalletStore { inner, name, writer, change_listeners, version_listeners, session: Rc::new(RefCell::new(Some(session))) })
+        let registry = Rc::new(crate::tasks::TaskRegistry::new(Rc::new(env::BrowserRuntime)));
+        Ok(WalletStore {
+            inner,
+            name,
+            writer,
+            change_listeners,
+            version_listeners,
+            registry,
+            session: Rc::new(RefCell::new(Some(session))),
+        })
     }
 
     /// `open` for Rust callers (tests): the same checks, without crossing through JS.
@@ -576,7 +587,13 @@ impl WalletStore {
         // Claimed now, so a `store` called right after this returns is already refused.
         let claim = wallet_id(&wallet).and_then(|id| self.inner.begin_delete(id));
         let inner = self.inner.clone();
-        promise(async move { to_js(&inner.finish_delete(claim?).await?) })
+        let registry = self.registry.clone();
+        promise(async move {
+            let claim = claim?;
+            // Running coordinators are stopped for the delete and restarted after it; one that
+            // does not stop in time refuses the delete (shutdown_incomplete, 19), deleting nothing.
+            to_js(&registry.while_quiesced(tasks::DEFAULT_TIMEOUT_MS, inner.finish_delete(claim)).await?)
+        })
     }
 
     /// The wallets with staged, not yet durable changes, and their field counts.
@@ -600,17 +617,39 @@ impl WalletStore {
         Promise::resolve(&list)
     }
 
-    /// Final flush, then closes the database. If the flush fails transiently the store stays open
-    /// with its changes staged and the promise rejects; afterwards every other call rejects
-    /// `closed` (20) and `close` resolves an empty report.
-    #[wasm_bindgen(unchecked_return_type = "Promise<CommitReport>")]
-    pub fn close(&self) -> Promise {
+    /// The background coordinators of this store (`store.tasks.start({key, weight, intervalMs, pass})`).
+    #[wasm_bindgen(getter)]
+    pub fn tasks(&self) -> tasks::Tasks {
+        tasks::Tasks::new(self.registry.clone())
+    }
+
+    /// Shuts the coordinators down (lightest first, each pass's signal aborted, waiting up to
+    /// `timeoutMs` for each to drain), flushes what is staged as the last step, then closes the
+    /// database. Resolves `ShutdownReport {clean, workers, flush}`; afterwards no pass runs and
+    /// every other call rejects `closed` (20). If the final flush fails transiently, the promise
+    /// rejects and the store stays open with its changes staged (coordinators stay stopped).
+    #[wasm_bindgen(unchecked_return_type = "Promise<ShutdownReport>")]
+    pub fn close(&self, #[wasm_bindgen(unchecked_param_type = "{ timeoutMs?: number } | undefined")] options: JsValue) -> Promise {
         let inner = self.inner.clone();
+        let registry = self.registry.clone();
         let session = self.session.clone();
+        let timeout = tasks::timeout_ms(&options);
         promise(async move {
-            let report = inner.close().await?;
+            let flushed = RefCell::new(None);
+            let final_step = async {
+                let outcome = inner.close().await;
+                let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+                *flushed.borrow_mut() = Some(outcome);
+                result
+            };
+            let report = registry.shutdown(timeout?, "persister", final_step).await;
+            let flush = flushed.into_inner().unwrap_or_else(|| Err(Error::Internal("the final flush did not run".into())))?;
             session.borrow_mut().take();
-            to_js(&report)
+            let result = Object::new();
+            let _ = Reflect::set(&result, &"clean".into(), &report.clean.into());
+            let _ = Reflect::set(&result, &"workers".into(), &to_js(&report.workers)?);
+            let _ = Reflect::set(&result, &"flush".into(), &to_js(&flush)?);
+            Ok(result.into())
         })
     }
 

@@ -120,6 +120,30 @@ export interface OpenReport {
   /** Unfinished registrations (stopped between `storePending` and `promote`) this open discarded. */
   discardedPending: Hex32[];
 }
+export interface WorkerOptions {
+  /** Unique per store. */
+  key: string;
+  /** Shutdown stops lighter workers first (default 0); the final flush runs after all of them. */
+  weight?: number;
+  /** Pause between passes, in ms. */
+  intervalMs: number;
+  /** One pass. `signal` aborts when the worker is quiesced or the store closes; a rejection or
+   *  throw is reported as `failed` and the worker keeps running. */
+  pass: (signal: AbortSignal) => Promise<void> | void;
+}
+/** `notRunning`: nothing ran; `stopped`: drained; `timedOut`: its pass did not drain in time and
+ *  lives on as an orphan (reaped when it ends); `orphaned`: an earlier orphan still runs;
+ *  `failed`: its last pass rejected or threw (`error`). */
+export type WorkerStatus = "notRunning" | "stopped" | "timedOut" | "orphaned" | "failed";
+export interface WorkerReport { key: string; weight: number; status: WorkerStatus; error?: string; }
+export interface ShutdownReport {
+  /** Nothing is left running (no `timedOut`/`orphaned`) and the final flush succeeded. */
+  clean: boolean;
+  /** In stop order: ascending weight, then `{key: "persister"}`, the final flush. */
+  workers: WorkerReport[];
+  /** The final flush. */
+  flush: CommitReport;
+}
 /** Progress of a long operation (export, import validation and write). */
 export interface ProgressEvent { phase: "export" | "validate" | "write"; done: number; total: number; }
 export interface BackupOptions { onProgress?: (event: ProgressEvent) => void; }

@@ -146,6 +146,13 @@ export const RICH_ROWS = {
 /** A LoadReport with no skipped rows. */
 export const loadReport = (wallets, rows) => ({ wallets, rows, skippedRows: NO_ROWS, skipped: [], scannedStores: [] });
 
+/** What close() resolves with no coordinators: the final flush as the only (heaviest) step. */
+export const shutdownReport = (flush) => ({
+  clean: true,
+  workers: [{ key: 'persister', weight: 4_294_967_295, status: 'stopped' }],
+  flush,
+});
+
 export const report = (succeeded = [], { failed = [], stillPending = [] } = {}) => ({ succeeded, failed, stillPending });
 
 // ---- Page client ----------------------------------------------------------------------------------

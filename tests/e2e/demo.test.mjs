@@ -138,7 +138,7 @@ test('demo page: create, commit, reload, inject a transient failure, retry, clos
 
   // Close: the final report; afterwards calls are refused with `closed` (20), shown as such.
   await act(page, 'close');
-  assert.match(await page.textContent('#result'), /close\(\) → CommitReport/);
+  assert.match(await page.textContent("#result"), /close\(\) → ShutdownReport/);
   assert.equal(await page.textContent('#status'), 'closed');
   await act(page, 'load');
   assert.deepEqual({ ...(await errorShown(page)), summary: undefined }, { code: '20', kind: 'closed', retryable: 'false', summary: undefined });

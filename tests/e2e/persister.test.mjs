@@ -27,6 +27,7 @@ import {
   RICH_ROWS,
   loadReport,
   report,
+  shutdownReport,
   client,
   assertPersistError,
 } from './client.mjs';
@@ -83,7 +84,7 @@ test('every area round-trips exactly through commit and a page reload (release b
     assert.deepEqual(loaded.wallets[W2], toWire(asLoaded(smallChangeset(), W2)));
     assert.deepEqual(loaded.report, loadReport(2, { ...RICH_ROWS, wallets: 2, utxos: 3 }));
     assert.deepEqual(await db.ok('staged'), []);
-    assert.deepEqual(await db.ok('close'), report());
+    assert.deepEqual(await db.ok('close'), shutdownReport(report()));
     assert.deepEqual(pageErrors(page), []);
   } finally {
     await page.close();
@@ -170,7 +171,7 @@ test('bad input rejects with a typed WalletPersistError and stages nothing; a cl
     assert.deepEqual(await db.ok('staged'), [{ walletId: W1, fields: 1 }]);
 
     // close() is the final flush; afterwards every call rejects `closed`.
-    assert.deepEqual(await db.ok('close'), report([W1]));
+    assert.deepEqual(await db.ok('close'), shutdownReport(report([W1])));
     const closed = { code: 20, kind: 'closed', retryable: false };
     assertPersistError(await db.rejects('commit'), closed, 'commit after close');
     assertPersistError(await db.rejects('flush'), closed, 'flush after close');

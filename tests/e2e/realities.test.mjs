@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { openPage, reload, evalInPage, pageErrors, uniqueName, setup, cdpSession, waitForReady, sleep } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
 import { bulkChangeset, digestForm } from './fixtures/realities-shared.mjs';
-import { W1, richChangeset, richLoaded, RICH_FIELDS, RICH_ROWS, NO_ROWS, asLoaded, loadReport, report, client, assertPersistError } from './client.mjs';
+import { W1, richChangeset, richLoaded, RICH_FIELDS, RICH_ROWS, NO_ROWS, asLoaded, loadReport, report, shutdownReport, client, assertPersistError } from './client.mjs';
 
 const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
 const PAGE_HELPERS = '/tests/e2e/fixtures/realities-page.mjs';
@@ -359,11 +359,11 @@ test('a dedicated module worker: open, store, commit, close, reopen, load exactl
     assert.deepEqual(result.staged, [{ walletId: W1, fields: RICH_FIELDS }]);
     assert.deepEqual(result.commit, report([W1]));
     assert.deepEqual(result.stagedAfter, []);
-    assert.deepEqual(result.close, report());
+    assert.deepEqual(result.close, shutdownReport(report()));
     assert.deepEqual(result.reopenReport, { schemaVersion: 1, migratedFrom: null, discardedPending: [] });
     assert.deepEqual(result.load.wallets, { [W1]: toWire(richLoaded()) }, 'the worker loads exactly what it stored');
     assert.deepEqual(result.load.report, toWire(loadReport(1, RICH_ROWS)));
-    assert.deepEqual(result.closeAgain, report());
+    assert.deepEqual(result.closeAgain, shutdownReport(report()));
 
     // The page, after the worker closed the store and was terminated, sees the same data.
     assert.deepEqual(await raw(page, 'countWallet', db.name, W1), { ...ZERO_COUNTS, ...RICH_ROWS });

@@ -1,0 +1,120 @@
+//! `store.tasks`: the task registry from JS. A pass is `async (signal: AbortSignal) => …`; the
+//! signal aborts when the worker is quiesced or the store closes.
+
+use std::rc::Rc;
+
+use js_sys::{Function, Promise, Reflect};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::{env, from_js, promise, to_js};
+use crate::error::{Error, Result};
+use crate::tasks::{LocalFuture, PassFn, Signal, TaskRegistry, WorkerSpec};
+
+/// Default drain timeout of `quiesce`, `close` and wallet deletes, in ms.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
+/// The background coordinators of a store.
+#[wasm_bindgen]
+pub struct Tasks {
+    registry: Rc<TaskRegistry>,
+}
+
+impl Tasks {
+    pub(super) fn new(registry: Rc<TaskRegistry>) -> Tasks {
+        Tasks { registry }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StartOptions {
+    key: String,
+    #[serde(default)]
+    weight: u32,
+    interval_ms: u32,
+}
+
+/// `{timeoutMs}` from an optional options object.
+pub(super) fn timeout_ms(options: &JsValue) -> Result<u32> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(DEFAULT_TIMEOUT_MS);
+    }
+    let value = Reflect::get(options, &"timeoutMs".into()).unwrap_or(JsValue::UNDEFINED);
+    if value.is_undefined() {
+        return Ok(DEFAULT_TIMEOUT_MS);
+    }
+    match value.as_f64() {
+        Some(ms) if ms.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&ms) => Ok(ms as u32),
+        _ => Err(Error::InvalidArgument("timeoutMs must be a non-negative integer".into())),
+    }
+}
+
+/// Wraps a JS `async (signal) => …` as a pass; a rejection or throw is the pass's failure.
+fn js_pass(pass: Function) -> PassFn {
+    Rc::new(move |abort: Signal| {
+        let pair = env::abort_pair();
+        let (signal, abort_js): (JsValue, Function) = (pair.get(0), pair.get(1).unchecked_into());
+        abort.on_fire(Box::new(move || {
+            let _ = abort_js.call0(&JsValue::UNDEFINED);
+        }));
+        let called = pass.call1(&JsValue::UNDEFINED, &signal);
+        Box::pin(async move {
+            let returned = called.map_err(|e| env::describe_failure(&e))?;
+            JsFuture::from(Promise::resolve(&returned)).await.map(|_| ()).map_err(|e| env::describe_failure(&e))
+        }) as LocalFuture<_>
+    })
+}
+
+#[wasm_bindgen]
+impl Tasks {
+    /// Starts a worker (or restarts a quiesced one in place): one pass at once, then one every
+    /// `intervalMs`. Rejects `closed` (20) once the store is closing, `shutdown_incomplete` (19)
+    /// while a wipe holds the worker's clearing latch.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn start(&self, #[wasm_bindgen(unchecked_param_type = "WorkerOptions")] options: JsValue) -> Promise {
+        let started = (|| {
+            let pass = Reflect::get(&options, &"pass".into())
+                .ok()
+                .and_then(|p| p.dyn_into::<Function>().ok())
+                .ok_or_else(|| Error::InvalidArgument("pass must be a function".into()))?;
+            let without_pass = js_sys::Object::assign(&js_sys::Object::new(), &options.clone().unchecked_into());
+            let _ = Reflect::delete_property(&without_pass, &"pass".into());
+            let parsed: StartOptions = from_js(without_pass.into(), "worker options")?;
+            self.registry.start(WorkerSpec {
+                key: parsed.key,
+                weight: parsed.weight,
+                interval_ms: parsed.interval_ms,
+                pass: js_pass(pass),
+            })
+        })();
+        promise(async move { started.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Runs one pass now: `"ran"`, or `"skipped_quiescing"` / `"skipped_busy"`.
+    #[wasm_bindgen(js_name = syncNow, unchecked_return_type = "Promise<\"ran\" | \"skipped_quiescing\" | \"skipped_busy\">")]
+    pub fn sync_now(&self, key: String) -> Promise {
+        let registry = self.registry.clone();
+        promise(async move { to_js(&registry.sync_now(&key).await?) })
+    }
+
+    /// Cancels the worker's loop and returns at once (a running pass continues).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn stop(&self, key: String) -> Promise {
+        let stopped = self.registry.stop(&key);
+        promise(async move { stopped.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Stops the worker and waits up to `timeoutMs` for its pass (whose signal is aborted) to end.
+    #[wasm_bindgen(unchecked_return_type = "Promise<WorkerStatus>")]
+    pub fn quiesce(
+        &self,
+        key: String,
+        #[wasm_bindgen(unchecked_param_type = "{ timeoutMs?: number } | undefined")] options: JsValue,
+    ) -> Promise {
+        let registry = self.registry.clone();
+        let timeout = timeout_ms(&options);
+        promise(async move { to_js(&registry.quiesce(&key, timeout?).await?) })
+    }
+}
