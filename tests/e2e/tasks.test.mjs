@@ -51,3 +51,37 @@ test('coordinators: abort on close, weight-ordered shutdown report, nothing writ
     await page.close();
   }
 });
+
+test('shutdown latency with 50 coordinators whose passes are in flight', async (t) => {
+  const page = await openPage(env.browser.context, env.server.url('/tests/e2e/fixtures/persister.html'), { ready: true });
+  const db = client(page, uniqueName('tasks-50'));
+  try {
+    await db.open();
+    const startAll = await evalInPage(
+      page,
+      async ([n]) => {
+        for (let i = 0; i < 50; i++) {
+          const txid = i.toString(16).padStart(2, '0').repeat(32);
+          const outcome = await window.wp.startCoordinator(n, `w${i}`, 'a1'.repeat(32), { weight: i % 5, intervalMs: 1_000, hold: true, txid });
+          if (outcome.error) return outcome;
+        }
+        return { ok: true };
+      },
+      [db.name],
+    );
+    assert.deepEqual(startAll, { ok: true });
+    await sleep(100);
+    const closed = await evalInPage(page, (n) => window.wp.timed(n, 'close'), db.name);
+    assert.equal(closed.ok.result.clean, true);
+    assert.equal(closed.ok.result.workers.length, 51);
+    assert.deepEqual([...new Set(closed.ok.result.workers.map((w) => w.status))], ['stopped']);
+    const weights = closed.ok.result.workers.map((w) => w.weight);
+    assert.deepEqual(weights, [...weights].sort((a, b) => a - b), 'reported in stop order');
+    assert.deepEqual(closed.ok.result.flush.succeeded, ['a1'.repeat(32)]);
+    const line = `close() with 50 coordinators in flight (5 weight groups) + final flush of 50 staged UTXOs: ${closed.ok.ms.toFixed(1)} ms`;
+    t.diagnostic(line);
+    console.log(`[figures] ${line}`);
+  } finally {
+    await page.close();
+  }
+});
