@@ -495,6 +495,18 @@ impl TaskRegistry {
         outcome
     }
 
+    /// Closes the latch, cancels every loop and aborts every pass without waiting (the store is
+    /// being dropped without `close`).
+    pub fn abandon(&self) {
+        self.closed.set(true);
+        for worker in self.workers.borrow().values() {
+            if let Some(stop) = worker.loop_stop.borrow_mut().take() {
+                stop.fire();
+            }
+            worker.pass_abort.borrow().fire();
+        }
+    }
+
     /// The gate refcount of a worker (for tests and diagnostics).
     pub fn gate_holds(&self, key: &str) -> Result<u32> {
         Ok(self.worker(key)?.gate.holds())

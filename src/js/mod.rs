@@ -245,6 +245,12 @@ pub struct WalletStore {
     session: Rc<RefCell<Option<env::Session>>>,
 }
 
+impl Drop for WalletStore {
+    fn drop(&mut self) {
+        self.registry.abandon();
+    }
+}
+
 impl WalletStore {
     async fn connect(parsed: Result<Parsed>) -> Result<WalletStore> {
         let Parsed { name, mut options, multi_tab, open_timeout_ms, auto_flush } = parsed?;

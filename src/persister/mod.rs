@@ -564,7 +564,14 @@ impl<B: Backend> Persister<B> {
         if self.closed.get() {
             return Err(Error::Closed);
         }
-        let reads = self.backend.read(AREA_STORES).await?;
+        let reads = match self.backend.read(AREA_STORES).await {
+            Err(Error::ConnectionLost(cause)) => {
+                log_at!(Warn, "connection lost ({cause}); reconnecting once");
+                self.reopen().await.map_err(|_| Error::ConnectionLost(cause))?;
+                self.backend.read(AREA_STORES).await?
+            }
+            other => other?,
+        };
         let mut state = ClientStartState::default();
         let mut report = LoadReport::new();
         for (store, read) in AREA_STORES.iter().zip(reads) {
