@@ -36,7 +36,8 @@ struct Fault {
     error: Error,
     /// Only writes touching this wallet fail.
     wallet: Option<WalletId>,
-    /// Only this store's part of a bulk read fails; the other stores are read.
+    /// Reads: only this store's part of a bulk read fails; the other stores are read.
+    /// Writes: only batches touching this store fail.
     store: Option<&'static str>,
 }
 
@@ -76,6 +77,11 @@ impl<B> FaultyBackend<B> {
     /// its values cannot be read; `scan` is not affected.
     pub fn fail_store_read(&self, store: &'static str, count: u32, error: Error) {
         self.faults.borrow_mut().push(Fault { op: Op::Read, remaining: count, error, wallet: None, store: Some(store) });
+    }
+
+    /// The next `count` writes whose batch touches `store` fail with `error`.
+    pub fn fail_store_write(&self, store: &'static str, count: u32, error: Error) {
+        self.faults.borrow_mut().push(Fault { op: Op::Write, remaining: count, error, wallet: None, store: Some(store) });
     }
 
     /// Holds the next call of `op` before it reaches the inner backend until [`Self::resume`], so a
@@ -139,7 +145,11 @@ impl<B> FaultyBackend<B> {
         let index = faults.iter().position(|f| {
             f.op == op
                 && f.remaining > 0
-                && f.store == store
+                && match (f.store, batch) {
+                    (Some(scope), Some(batch)) => batch.ops.iter().any(|op| op.store() == scope),
+                    (None, Some(_)) => true,
+                    (scope, None) => scope == store,
+                }
                 && match (&f.wallet, batch) {
                     (Some(wallet), Some(batch)) => {
                         let hex = wallet.to_hex();
@@ -182,6 +192,29 @@ impl Future for YieldNow {
     }
 }
 
+impl<B: Backend> FaultyBackend<B> {
+    /// `read` (`group` `None`) or `read_group`, counted as one `Read` and subject to its faults.
+    async fn faulty_read(&self, stores: &[&'static str], group: Option<&str>) -> Result<Vec<Result<StoreRows>>> {
+        self.count(Op::Read);
+        self.hold_if_paused(Op::Read).await;
+        if let Some(error) = self.take_fault(Op::Read, None, None) {
+            YieldNow(false).await;
+            return Err(error);
+        }
+        let failed: Vec<Option<Error>> = stores.iter().map(|s| self.take_fault(Op::Read, None, Some(s))).collect();
+        let mut read = match group {
+            None => self.inner.read(stores).await?,
+            Some(group) => self.inner.read_group(stores, group).await?,
+        };
+        for (slot, error) in read.iter_mut().zip(failed) {
+            if let Some(error) = error {
+                *slot = Err(error);
+            }
+        }
+        Ok(read)
+    }
+}
+
 impl<B: Backend> Backend for FaultyBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
         self.count(Op::Write);
@@ -194,20 +227,11 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
-        self.count(Op::Read);
-        self.hold_if_paused(Op::Read).await;
-        if let Some(error) = self.take_fault(Op::Read, None, None) {
-            YieldNow(false).await;
-            return Err(error);
-        }
-        let failed: Vec<Option<Error>> = stores.iter().map(|s| self.take_fault(Op::Read, None, Some(s))).collect();
-        let mut read = self.inner.read(stores).await?;
-        for (slot, error) in read.iter_mut().zip(failed) {
-            if let Some(error) = error {
-                *slot = Err(error);
-            }
-        }
-        Ok(read)
+        self.faulty_read(stores, None).await
+    }
+
+    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
+        self.faulty_read(stores, Some(group)).await
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

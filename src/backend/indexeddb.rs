@@ -287,6 +287,15 @@ fn store_handle<'a>(
     Ok(&cache.last().expect("just pushed").1)
 }
 
+/// Every key `[first, ...parts]`: arrays sort after every other key type, so `[first, []]` bounds
+/// them from above.
+fn group_range(first: &str) -> Result<IdbKeyRange> {
+    let first = JsValue::from_str(first);
+    let lower = Array::of1(&first);
+    let upper = Array::of2(&first, &Array::new());
+    IdbKeyRange::bound_with_lower_open_and_upper_open(&lower, &upper, false, true).map_err(js_error)
+}
+
 fn issue(tx: &web_sys::IdbTransaction, batch: &WriteBatch) -> Result<()> {
     let mut stores = Vec::new();
     for op in &batch.ops {
@@ -294,20 +303,51 @@ fn issue(tx: &web_sys::IdbTransaction, batch: &WriteBatch) -> Result<()> {
         let issued = match op {
             WriteOp::Put { key, value, .. } => store.put_with_key(&Uint8Array::from(&value[..]), &key_to_js(key)),
             WriteOp::Delete { key, .. } => store.delete(&key_to_js(key)),
-            WriteOp::DeleteWallet { wallet, .. } => {
-                // Arrays sort after every other key type, so [id, []] bounds every [id, ...parts].
-                let hex = JsValue::from_str(&wallet.to_hex());
-                let lower = Array::of1(&hex);
-                let upper = Array::of2(&hex, &Array::new());
-                let range = IdbKeyRange::bound_with_lower_open_and_upper_open(&lower, &upper, false, true)
-                    .map_err(js_error)?;
-                store.delete(&range)
-            }
+            WriteOp::DeleteWallet { wallet, .. } => store.delete(group_range(&wallet.to_hex())?.as_ref()),
+            WriteOp::DeleteGroup { group, .. } => store.delete(group_range(group)?.as_ref()),
             WriteOp::Clear { .. } => store.clear(),
         };
         issued.map_err(js_error)?;
     }
     Ok(())
+}
+
+impl IndexedDbBackend {
+    /// One readonly transaction over `stores`, one `getAllKeys` + `getAll` per store over `range`
+    /// (every row when `None`), every request issued before any is awaited.
+    async fn bulk_read(&self, stores: &[&'static str], range: Option<IdbKeyRange>) -> Result<Vec<Result<StoreRows>>> {
+        let db = self.db()?;
+        let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+        let tx = db.transaction_with_str_sequence(&names).map_err(js_error)?;
+        let mut pending = Vec::with_capacity(stores.len());
+        for store in stores {
+            let object_store = tx.object_store(store).map_err(js_error)?;
+            let (keys, values) = match &range {
+                None => (object_store.get_all_keys(), object_store.get_all()),
+                Some(range) => (object_store.get_all_keys_with_key(range), object_store.get_all_with_key(range)),
+            };
+            pending.push((*store, request_done(&keys.map_err(js_error)?), request_done(&values.map_err(js_error)?)));
+        }
+        let mut out = Vec::with_capacity(stores.len());
+        for (store, keys, values) in pending {
+            // Both requests settle even when one fails (a failed request does not abort the
+            // readonly transaction, see `requestDone`).
+            let keys = JsFuture::from(keys).await;
+            let values = JsFuture::from(values).await;
+            out.push(match (keys, values) {
+                (Ok(keys), Ok(values)) => {
+                    let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+                    let (keys, values): (Array, Array) = (keys.unchecked_into(), values.unchecked_into());
+                    for (key, value) in keys.iter().zip(values.iter()) {
+                        push_row(&mut rows, &key, &value);
+                    }
+                    Ok(rows)
+                }
+                (Err(error), _) | (_, Err(error)) => Err(js_error(error)),
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl Backend for IndexedDbBackend {
@@ -330,35 +370,11 @@ impl Backend for IndexedDbBackend {
     }
 
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
-        let db = self.db()?;
-        let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
-        let tx = db.transaction_with_str_sequence(&names).map_err(js_error)?;
-        let mut pending = Vec::with_capacity(stores.len());
-        for store in stores {
-            let object_store = tx.object_store(store).map_err(js_error)?;
-            let keys = request_done(&object_store.get_all_keys().map_err(js_error)?);
-            let values = request_done(&object_store.get_all().map_err(js_error)?);
-            pending.push((*store, keys, values));
-        }
-        let mut out = Vec::with_capacity(stores.len());
-        for (store, keys, values) in pending {
-            // Both requests settle even when one fails (a failed request does not abort the
-            // readonly transaction, see `requestDone`).
-            let keys = JsFuture::from(keys).await;
-            let values = JsFuture::from(values).await;
-            out.push(match (keys, values) {
-                (Ok(keys), Ok(values)) => {
-                    let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
-                    let (keys, values): (Array, Array) = (keys.unchecked_into(), values.unchecked_into());
-                    for (key, value) in keys.iter().zip(values.iter()) {
-                        push_row(&mut rows, &key, &value);
-                    }
-                    Ok(rows)
-                }
-                (Err(error), _) | (_, Err(error)) => Err(js_error(error)),
-            });
-        }
-        Ok(out)
+        self.bulk_read(stores, None).await
+    }
+
+    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
+        self.bulk_read(stores, Some(group_range(group)?)).await
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

@@ -91,6 +91,10 @@ impl Backend for MemoryBackend {
                     let hex = KeyPart::Text(wallet.to_hex());
                     table.retain(|key, _| key.first() != Some(&hex));
                 }
+                WriteOp::DeleteGroup { group, .. } => {
+                    let first = KeyPart::Text(group.clone());
+                    table.retain(|key, _| key.first() != Some(&first));
+                }
                 WriteOp::Clear { .. } => table.clear(),
             }
         }

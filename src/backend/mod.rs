@@ -34,6 +34,9 @@ pub enum WriteOp {
     Delete { store: &'static str, key: Key },
     /// Deletes every row of one wallet in `store` (one key-range request).
     DeleteWallet { store: &'static str, wallet: WalletId },
+    /// Deletes every row of `store` whose key starts with the text part `group` (one key-range
+    /// request over `[group]..[group, []]`), e.g. every row of one channel.
+    DeleteGroup { store: &'static str, group: String },
     /// Deletes every row of `store`.
     Clear { store: &'static str },
 }
@@ -44,6 +47,7 @@ impl WriteOp {
             WriteOp::Put { store, .. }
             | WriteOp::Delete { store, .. }
             | WriteOp::DeleteWallet { store, .. }
+            | WriteOp::DeleteGroup { store, .. }
             | WriteOp::Clear { store } => store,
         }
     }
@@ -56,7 +60,7 @@ impl WriteOp {
                 _ => None,
             },
             WriteOp::DeleteWallet { wallet, .. } => Some(wallet.to_hex()),
-            WriteOp::Clear { .. } => None,
+            WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => None,
         }
     }
 }
@@ -108,6 +112,17 @@ pub trait Backend {
     /// store's rows in key order. The outer error fails the whole read; an inner error is one
     /// store's bulk read failing as a whole (e.g. one unreadable value), to be retried with `scan`.
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>>;
+
+    /// `read`, limited to the rows whose key starts with the text part `group` (one key-range
+    /// bulk read per store over `[group]..[group, []]`). The default filters a full `read`.
+    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
+        let first = KeyPart::Text(group.to_owned());
+        let mut reads = self.read(stores).await?;
+        for rows in reads.iter_mut().flatten() {
+            rows.rows.retain(|row| row.key.first() == Some(&first));
+        }
+        Ok(reads)
+    }
 
     /// Reads one row (in its own readonly transaction).
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>>;
