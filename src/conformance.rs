@@ -9,6 +9,9 @@ use crate::error::Error;
 use crate::model::*;
 use crate::persister::{FlushMode, Options, Persister};
 
+mod channels;
+pub use channels::*;
+
 /// Opens the database under test; calling it again after a close is a restart.
 #[allow(async_fn_in_trait)]
 pub trait Harness {
@@ -851,6 +854,21 @@ macro_rules! conformance_tests {
             stale_pending_is_discarded_at_open,
             backup_round_trip_and_refusals,
             concurrent_flushes_never_restore_older_values,
+            channel_state_survives_restarts_exactly,
+            fifo_history_eviction_survives_restarts,
+            drop_channel_wipes_everything_in_one_transaction,
+            channel_load_and_drop_failures_reject_with_their_codes,
+            channel_commit_failures_resolve_and_the_next_commit_lands_both,
+            failed_history_writes_drain_in_one_update,
+            evict_then_re_add_during_outage_lands_the_re_added_entry,
+            idle_commit_flushes_a_failed_queue,
+            close_writes_queued_channel_changes,
+            newer_channel_rows_are_refused_whole,
+            channel_input_is_validated_before_anything_is_written,
+            retrieval_hints_round_trip_and_go_with_eviction,
+            channels_are_isolated_by_key_range,
+            channel_rows_survive_a_backup_round_trip,
+            changes_queued_during_a_commit_stay_newest,
         );
     };
     (@one sync, $block_on:path, $harness:path, $($name:ident,)*) => {

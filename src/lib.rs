@@ -1,8 +1,9 @@
 //! wallet-persist: durable, crash-safe, retry-safe wallet state in IndexedDB.
 //!
-//! Layers, top to bottom: `js` (wasm-bindgen surface) → [`persister`] → [`buffer`], [`model`],
-//! [`codec`] → [`backend`] (IndexedDB, memory, fault injection). Everything but `js` and
-//! `backend::indexeddb` is plain Rust, tested on the host against [`backend::MemoryBackend`].
+//! Layers, top to bottom: `js` (wasm-bindgen surface) → [`persister`] (wallets, and channels over
+//! [`snapshot`]) → [`buffer`], [`model`], [`codec`] → [`backend`] (IndexedDB, memory, fault
+//! injection). Everything but `js` and `backend::indexeddb` is plain Rust, tested on the host
+//! against [`backend::MemoryBackend`].
 
 pub mod backend;
 pub mod backup;
@@ -13,6 +14,7 @@ pub mod log;
 pub mod model;
 pub mod persister;
 pub mod schema;
+pub mod snapshot;
 pub mod tasks;
 #[doc(hidden)]
 pub mod conformance;

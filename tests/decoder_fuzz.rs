@@ -135,3 +135,59 @@ fn random_bytes_never_panic_or_allocate_past_the_limit() {
         assert!(outcomes.get(&code).copied().unwrap_or(0) > 0, "no input produced code {code}: {outcomes:?}");
     }
 }
+
+/// The channel rows (a structured meta, a history entry, a retrieval hint) under the same hostile
+/// inputs: no panic, no allocation past the limit, only decode refusals. A meta nested 100,000
+/// levels deep is refused without recursing.
+#[test]
+fn hostile_channel_rows_never_panic_or_allocate_past_the_limit() {
+    use wallet_persist::backend::Row;
+    use wallet_persist::model::Bytes;
+    use wallet_persist::snapshot::{self, HistoryEntry, HistoryIndex, MetaValue, Node};
+
+    let meta = MetaValue::from_nodes(vec![
+        Node::Map(2),
+        Node::Key("lamport".into()),
+        Node::BigInt(7),
+        Node::Key("buffers".into()),
+        Node::List(3),
+        Node::Text("m1".into()),
+        Node::Bytes(Bytes::from(vec![1, 2, 3])),
+        Node::Number(0.25),
+    ])
+    .unwrap();
+    let entry = HistoryEntry { id: "m1".into(), bytes: Bytes::from(vec![9; 40]), timestamp_ms: Some(1_732_000_000_123) };
+    let valid = vec![
+        codec::encode(&("c", &meta), MAX_BLOB_BYTES).unwrap(),
+        codec::encode(&("c", 3u32, &entry), MAX_BLOB_BYTES).unwrap(),
+        codec::encode(&("c", "m1", Bytes::from(vec![5; 8])), MAX_BLOB_BYTES).unwrap(),
+    ];
+    let (meta_key, history_key, hint_key) = (snapshot::meta_key("c"), snapshot::history_key("c", 3), snapshot::hint_key("c", "m1"));
+
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let mut outcomes: BTreeMap<u16, u32> = BTreeMap::new();
+    for iteration in 0..20_000 {
+        let bytes = hostile(&mut rng, &valid);
+        let codes = [
+            snapshot::decode_meta::<MetaValue>("c", &Row { key: meta_key.clone(), value: bytes.clone() }, MAX_BLOB_BYTES).err(),
+            HistoryIndex::from_rows("c", &[Row { key: history_key.clone(), value: bytes.clone() }], MAX_BLOB_BYTES).err(),
+            snapshot::decode_hint("c", &Row { key: hint_key.clone(), value: bytes }, MAX_BLOB_BYTES).err(),
+        ];
+        for code in codes.map(|e| e.map_or(0, |e| e.code())) {
+            assert!(matches!(code, 0 | 9 | 10 | 11 | 13), "iteration {iteration}: unexpected code {code}");
+            *outcomes.entry(code).or_default() += 1;
+        }
+    }
+    println!("channel row outcomes by code: {outcomes:?}");
+    assert!(LARGEST.load(Ordering::Relaxed) <= MAX_BLOB_BYTES);
+    for code in [10, 11, 13] {
+        assert!(outcomes.get(&code).copied().unwrap_or(0) > 0, "no input produced code {code}: {outcomes:?}");
+    }
+
+    let mut deep: Vec<Node> = vec![Node::List(1); 100_000];
+    deep.push(Node::Null);
+    let row = Row { key: meta_key, value: codec::encode(&("c", &deep), MAX_BLOB_BYTES).unwrap() };
+    let error = snapshot::decode_meta::<MetaValue>("c", &row, MAX_BLOB_BYTES).unwrap_err();
+    assert_eq!(error.code(), 11);
+    assert!(error.to_string().contains("nested deeper than 64"), "{error}");
+}

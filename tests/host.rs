@@ -252,3 +252,88 @@ fn unreadable_value_is_skipped_by_the_row_by_row_fallback() {
         assert_eq!(report.skipped[0].key, wallet_persist::persister::key_to_string(&lost.key));
     });
 }
+
+#[test]
+fn journal_keeps_the_latest_operation_per_id_in_queue_order() {
+    use wallet_persist::snapshot::{Journal, PendingOp::*};
+    let mut journal = Journal::default();
+    journal.queue("a".into(), Append);
+    journal.queue("b".into(), Append);
+    journal.queue("a".into(), Evict); // cancels the append of a, and moves it last
+    journal.queue("c".into(), Evict);
+    journal.queue("c".into(), Append); // cancels the evict of c
+    let ops = |j: &Journal| j.iter().map(|(id, op)| (id.to_owned(), op)).collect::<Vec<_>>();
+    assert_eq!(ops(&journal), [("b".into(), Append), ("a".into(), Evict), ("c".into(), Append)]);
+
+    let taken = journal.take();
+    assert!(journal.is_empty());
+    journal.queue("a".into(), Append);
+    journal.queue("d".into(), Evict);
+    journal.restore(taken);
+    assert_eq!(
+        ops(&journal),
+        [("b".into(), Append), ("c".into(), Append), ("a".into(), Append), ("d".into(), Evict)],
+        "taken under newer: the newer append of a wins, untouched taken ids stay ahead"
+    );
+}
+
+#[test]
+fn meta_values_must_be_one_complete_tree_at_most_64_deep() {
+    use wallet_persist::snapshot::{MetaValue, Node::*};
+    let ok = MetaValue::from_nodes(vec![Map(2), Key("a".into()), List(0), Key("b".into()), Map(1), Key("c".into()), Null]);
+    assert!(ok.is_ok());
+    let refused = |nodes, why: &str| {
+        let error = MetaValue::from_nodes(nodes).unwrap_err();
+        assert!(error.contains(why), "{error:?} should say {why:?}");
+    };
+    refused(vec![], "ends before");
+    refused(vec![Null, Null], "second root");
+    refused(vec![List(2), Null], "ends before");
+    refused(vec![Map(1), Null, Null], "must start with a key");
+    refused(vec![Map(1), Key("k".into())], "ends before");
+    refused(vec![List(1), Key("k".into())], "key outside a map");
+    refused(vec![Key("k".into())], "key outside a map");
+    let nested = |depth: usize| {
+        let mut nodes = vec![List(1); depth];
+        nodes.push(Bool(true));
+        MetaValue::from_nodes(nodes)
+    };
+    assert!(nested(64).is_ok());
+    assert!(nested(65).unwrap_err().contains("nested deeper than 64"));
+}
+
+#[test]
+fn history_plans_write_by_key_and_move_re_appended_ids() {
+    use wallet_persist::backend::{Row, WriteOp};
+    use wallet_persist::snapshot::{self, HistoryEntry, HistoryIndex, HistoryUpdate};
+    let entry = |id: &str| HistoryEntry { id: id.into(), bytes: Bytes::from(vec![1]), timestamp_ms: None };
+    let rows: Vec<Row> = [(0u32, "a"), (1, "b"), (5, "c")]
+        .into_iter()
+        .map(|(seq, id)| Row { key: snapshot::history_key("ch", seq), value: codec::encode(&("ch", seq, entry(id)), 1024).unwrap() })
+        .collect();
+    let (mut index, entries) = HistoryIndex::from_rows("ch", &rows, 1024).unwrap();
+    assert_eq!(entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    let update = HistoryUpdate { append: vec![entry("a"), entry("d")], evict: vec!["b".into(), "zz".into()] };
+    let (ops, change) = index.plan("ch", &update, 1024).unwrap();
+    let shape: Vec<(&str, &str, String)> = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Put { store, key, .. } => ("put", *store, wallet_persist::persister::key_to_string(key)),
+            WriteOp::Delete { store, key } => ("delete", *store, wallet_persist::persister::key_to_string(key)),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("delete", "channel_history", r#"["ch",1]"#.to_string()),
+            ("delete", "retrieval_hints", r#"["ch","b"]"#.to_string()),
+            ("delete", "retrieval_hints", r#"["ch","zz"]"#.to_string()),
+            ("delete", "channel_history", r#"["ch",0]"#.to_string()),
+            ("put", "channel_history", r#"["ch",6]"#.to_string()),
+            ("put", "channel_history", r#"["ch",7]"#.to_string()),
+        ]
+    );
+    index.apply(change);
+    assert_eq!(index.len(), 3, "c, a, d");
+}

@@ -78,8 +78,8 @@ impl<B: Backend> Persister<B> {
         if self.options.read_only {
             return Err(Error::ReadOnlyFollower(String::from("this database")));
         }
-        if !self.buffer.borrow().is_empty() {
-            return Err(Error::InvalidArgument("flush (or close) staged changes before importing a backup".into()));
+        if !self.buffer.borrow().is_empty() || !self.channel_state.borrow().dirty().is_empty() {
+            return Err(Error::InvalidArgument("flush (or close) staged changes and commit queued channel changes before importing a backup".into()));
         }
         let _flush = self.flush_lock.lock().await;
         let stores: Vec<&'static str> = backup_stores().collect();
@@ -109,6 +109,8 @@ impl<B: Backend> Persister<B> {
         }
         progress("write", 0, total);
         self.write(&WriteBatch { ops, strict: self.options.strict_durability }).await?;
+        // The channel stores were replaced: what was known of them is stale.
+        self.channel_state.borrow_mut().clear();
         progress("write", total, total);
         log_at!(Info, "imported {total} row(s) of {} wallet(s)", wallets.len());
         self.notify(&wallets);

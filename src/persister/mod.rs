@@ -15,11 +15,14 @@ use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::model::{ClientStartState, Key, KeyPart, WalletChangeSet, WalletId, AREA_STORES};
 use crate::schema::{self, Version};
+use crate::snapshot::ChannelRegistry;
 
 mod backup;
+mod channels;
 mod registration;
 
 pub use backup::{ImportReport, Progress};
+pub use channels::{ChannelCommit, Channels, CommitStep, StepFailure};
 pub use registration::PENDING;
 
 /// When staged changes are written.
@@ -263,6 +266,10 @@ pub struct Persister<B: Backend> {
     closing: Cell<bool>,
     closed: Cell<bool>,
     observer: RefCell<Option<CommitObserver>>,
+    /// Every channel's history index and queue (see [`Channels`]).
+    channel_state: RefCell<ChannelRegistry>,
+    /// Serialises channel writes (independent of `flush_lock`: they touch other stores).
+    channel_lock: FlushLock,
 }
 
 /// A wallet marked in one of the persister's sets (being deleted, being registered) until this
@@ -312,6 +319,8 @@ impl<B: Backend> Persister<B> {
             closing: Cell::new(false),
             closed: Cell::new(false),
             observer: RefCell::new(None),
+            channel_state: RefCell::new(ChannelRegistry::default()),
+            channel_lock: FlushLock::default(),
         })
     }
 
@@ -607,7 +616,9 @@ impl<B: Backend> Persister<B> {
     }
 
     /// Final flush, then releases the database. If the flush fails transiently the store stays
-    /// open with its changes staged and the error is returned, so nothing is discarded.
+    /// open with its changes staged and the error is returned, so nothing is discarded. Queued
+    /// channel history changes are written too; a failure there is logged, not returned (channel
+    /// writes never fail a foreground call).
     pub async fn close(&self) -> Result<CommitReport> {
         if self.closed.get() {
             return Ok(CommitReport::default());
@@ -625,6 +636,7 @@ impl<B: Backend> Persister<B> {
                 return Err(error);
             }
         };
+        self.flush_channel_queues().await;
         self.closed.set(true);
         self.backend.close();
         Ok(report)
@@ -635,6 +647,11 @@ impl<B: Backend> Persister<B> {
         if !dirty.is_empty() {
             let list: Vec<String> = dirty.iter().map(|(id, n)| format!("{id} ({n} fields)")).collect();
             log_at!(Error, "{context}: staged changes not durable for {} wallet(s): {}", dirty.len(), list.join(", "));
+        }
+        let channels = self.channel_state.borrow().dirty();
+        if !channels.is_empty() {
+            let list: Vec<String> = channels.iter().map(|(c, n)| format!("{c:?} ({n} queued)")).collect();
+            log_at!(Error, "{context}: history changes not durable for {} channel(s): {}", channels.len(), list.join(", "));
         }
     }
 }

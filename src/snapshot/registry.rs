@@ -1,0 +1,163 @@
+//! The in-memory side of every channel: what is known to be on disk of its history, its queue of
+//! pending history changes, and the payloads those changes will write.
+
+use std::collections::HashMap;
+
+use super::{HistoryEntry, HistoryIndex, HistoryUpdate, IndexChange, Journal, PendingOp};
+
+/// One channel in memory.
+#[derive(Debug, Default)]
+struct ChannelState {
+    /// What is on disk; `None` until read (by a load or the first history write).
+    index: Option<HistoryIndex>,
+    /// History changes not yet written: message ids, latest operation per id.
+    queue: Journal,
+    /// The entry of every id queued as an append, as last queued: the payload is read from here
+    /// when the queue is written. Invariant: exactly the ids `queue` holds as `Append`.
+    entries: HashMap<String, HistoryEntry>,
+}
+
+impl ChannelState {
+    /// Restores the invariant of `entries` after queues were merged.
+    fn prune_entries(&mut self) {
+        let queue = &self.queue;
+        self.entries.retain(|id, _| queue.get(id) == Some(PendingOp::Append));
+    }
+}
+
+/// A channel's queue taken for a write, and the update it writes.
+#[derive(Debug)]
+pub struct TakenQueue {
+    queue: Journal,
+    pub update: HistoryUpdate,
+}
+
+/// A dropped channel's state, kept until the drop committed (see [`ChannelRegistry::take_channel`]).
+#[derive(Debug)]
+pub struct TakenChannel(ChannelState);
+
+/// Every channel this instance has touched, by id.
+#[derive(Debug, Default)]
+pub struct ChannelRegistry {
+    channels: HashMap<String, ChannelState>,
+}
+
+impl ChannelRegistry {
+    fn state(&mut self, channel: &str) -> &mut ChannelState {
+        self.channels.entry(channel.to_owned()).or_default()
+    }
+
+    /// Queues `entry` to be appended (latest wins over anything queued for its id).
+    pub fn queue_append(&mut self, channel: &str, entry: HistoryEntry) {
+        let state = self.state(channel);
+        state.queue.queue(entry.id.clone(), PendingOp::Append);
+        state.entries.insert(entry.id.clone(), entry);
+    }
+
+    /// Queues `id` to be evicted (latest wins over anything queued for it).
+    pub fn queue_evict(&mut self, channel: &str, id: String) {
+        let state = self.state(channel);
+        state.entries.remove(&id);
+        state.queue.queue(id, PendingOp::Evict);
+    }
+
+    /// The queued `(id, op)` of `channel`, oldest first.
+    pub fn pending(&self, channel: &str) -> Vec<(String, PendingOp)> {
+        self.channels
+            .get(channel)
+            .map(|state| state.queue.iter().map(|(id, op)| (id.to_owned(), op)).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many ids are queued for `channel`.
+    pub fn pending_len(&self, channel: &str) -> usize {
+        self.channels.get(channel).map_or(0, |state| state.queue.len())
+    }
+
+    /// The channels with queued changes.
+    pub fn dirty(&self) -> Vec<(String, usize)> {
+        let mut dirty: Vec<(String, usize)> =
+            self.channels.iter().filter(|(_, s)| !s.queue.is_empty()).map(|(c, s)| (c.clone(), s.queue.len())).collect();
+        dirty.sort();
+        dirty
+    }
+
+    /// Takes the whole queue of `channel` (`None` if empty) with the one update that writes it:
+    /// evictions, then appends in queue order with the payloads as last queued.
+    pub fn take_queue(&mut self, channel: &str) -> Option<TakenQueue> {
+        let state = self.channels.get_mut(channel)?;
+        if state.queue.is_empty() {
+            return None;
+        }
+        let queue = state.queue.take();
+        let mut update = HistoryUpdate::default();
+        for (id, op) in queue.iter() {
+            match op {
+                PendingOp::Evict => update.evict.push(id.to_owned()),
+                PendingOp::Append => update.append.push(state.entries[id].clone()),
+            }
+        }
+        Some(TakenQueue { queue, update })
+    }
+
+    /// The taken queue was written: drops the payloads nothing queued since still needs.
+    pub fn settle_queue(&mut self, channel: &str, _taken: TakenQueue) {
+        if let Some(state) = self.channels.get_mut(channel) {
+            state.prune_entries();
+        }
+    }
+
+    /// The taken queue was not written: puts it back under anything queued since (newer wins).
+    pub fn restore_queue(&mut self, channel: &str, taken: TakenQueue) {
+        let state = self.state(channel);
+        state.queue.restore(taken.queue);
+        state.prune_entries();
+    }
+
+    /// The history index of `channel`, if known.
+    pub fn index(&self, channel: &str) -> Option<&HistoryIndex> {
+        self.channels.get(channel)?.index.as_ref()
+    }
+
+    /// Records what is on disk of `channel`'s history (read from it, or known after a drop).
+    pub fn set_index(&mut self, channel: &str, index: HistoryIndex) {
+        self.state(channel).index = Some(index);
+    }
+
+    /// Records a history write of `channel` that committed.
+    pub fn apply(&mut self, channel: &str, change: IndexChange) {
+        if let Some(index) = self.state(channel).index.as_mut() {
+            index.apply(change);
+        }
+    }
+
+    /// Removes `channel` while its drop is written: changes queued from now on belong to the
+    /// channel as recreated.
+    pub fn take_channel(&mut self, channel: &str) -> TakenChannel {
+        TakenChannel(self.channels.remove(channel).unwrap_or_default())
+    }
+
+    /// The drop committed: nothing of the old channel is on disk.
+    pub fn settle_drop(&mut self, channel: &str, _taken: TakenChannel) {
+        self.set_index(channel, HistoryIndex::default());
+    }
+
+    /// The drop failed, so nothing was deleted: the old state comes back, under anything queued
+    /// since.
+    pub fn restore_drop(&mut self, channel: &str, taken: TakenChannel) {
+        let TakenChannel(mut old) = taken;
+        if let Some(newer) = self.channels.remove(channel) {
+            let mut queue = newer.queue;
+            queue.restore(std::mem::take(&mut old.queue));
+            old.queue = queue;
+            old.entries.extend(newer.entries);
+            old.prune_entries();
+        }
+        self.channels.insert(channel.to_owned(), old);
+    }
+
+    /// Forgets every channel (after the stores were replaced underneath, e.g. by a backup import).
+    pub fn clear(&mut self) {
+        self.channels.clear();
+    }
+}
