@@ -1,6 +1,7 @@
 //! The wasm-bindgen surface: converts and checks JS input, calls the persister, converts results.
 //! Every method returns a Promise; every failure rejects with a `WalletPersistError`.
 
+mod channels;
 mod env;
 mod error;
 mod tasks;
@@ -22,6 +23,7 @@ use crate::model::changeset::AreaShape;
 use crate::model::{WalletChangeSet, WalletId};
 use crate::persister::{FlushMode, Options, Persister};
 
+pub use channels::Channels;
 pub use error::ErrorCode;
 
 #[cfg(feature = "fault-injection")]
@@ -367,6 +369,15 @@ impl WalletStore {
         self.writer
     }
 
+    /// The snapshot contract for protocol state (message-reliability channels, sync checkpoints)
+    /// in this store's database: `saveMeta`, `updateHistory`, `loadChannel`, `dropChannel`,
+    /// `setRetrievalHint`, and the journal `queueAppend` / `queueEvict` / `commit`. Every access
+    /// returns a new handle on the same state.
+    #[wasm_bindgen(getter)]
+    pub fn channels(&self) -> Channels {
+        Channels::new(self.inner.clone())
+    }
+
     /// Calls `listener({walletIds})` whenever another instance of this database (another tab or
     /// worker) committed or deleted wallets. Returns a function that unsubscribes.
     #[wasm_bindgen(js_name = onChange, unchecked_return_type = "() => void")]
@@ -689,6 +700,36 @@ impl WalletStore {
             .ok_or_else(|| Error::InvalidArgument(format!("{store:?} is not an area store")))
             .and_then(|store| injected(&kind).map(|e| self.inner.backend().fail_store_read(store, count, e)));
         promise(async move { armed.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Test hook: the next `count` writes whose transaction touches object store `store` fail with
+    /// error `kind` (e.g. `"channel_history"`: a channel commit's history write, not its meta).
+    #[cfg(feature = "fault-injection")]
+    #[wasm_bindgen(js_name = failStoreWrite, unchecked_return_type = "Promise<void>")]
+    pub fn fail_store_write(
+        &self,
+        store: String,
+        count: u32,
+        #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
+    ) -> Promise {
+        let armed = crate::backend::all_stores()
+            .find(|s| **s == store)
+            .ok_or_else(|| Error::InvalidArgument(format!("{store:?} is not an object store")))
+            .and_then(|store| injected(&kind).map(|e| self.inner.backend().fail_store_write(store, count, e)));
+        promise(async move { armed.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Test hook: how many backend calls this store made so far, per operation.
+    #[cfg(feature = "fault-injection")]
+    #[wasm_bindgen(js_name = backendCalls, unchecked_return_type = "Promise<{ write: number; read: number; scan: number }>")]
+    pub fn backend_calls(&self) -> Promise {
+        use crate::backend::Op;
+        let backend = self.inner.backend();
+        let calls = Object::new();
+        for (name, op) in [("write", Op::Write), ("read", Op::Read), ("scan", Op::Scan)] {
+            let _ = Reflect::set(&calls, &name.into(), &backend.calls(op).into());
+        }
+        Promise::resolve(&JsValue::from(calls))
     }
 
     /// Test hook: the next `count` writes touching `walletId` fail with error `kind`.

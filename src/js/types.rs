@@ -167,6 +167,44 @@ export interface DeleteReport {
 export interface LoadResult { wallets: { [walletId: Hex32]: WalletState }; report: LoadReport; }
 export interface StagedWallet { walletId: Hex32; fields: number; }
 
+/** A channel's meta as `loadChannel` returns it: exactly what was saved (numbers stay numbers,
+ *  bigints bigints, `Uint8Array`s `Uint8Array`s, object keys keep their order). */
+export type MetaValue = null | boolean | number | bigint | string | Uint8Array | MetaValue[] | { [key: string]: MetaValue };
+/** What `saveMeta` and `commit` accept: app bytes (`Uint8Array`) or a structured value of `null`,
+ *  booleans, numbers, bigints within int64 (e.g. unix milliseconds), strings, `Uint8Array`s, arrays
+ *  and plain objects, nested at most 64 deep; not `null` itself. `undefined` anywhere, class
+ *  instances (`Date`, `Map`, ...), functions and symbols are refused (code 1). */
+export type ChannelMeta = Exclude<MetaValue, null>;
+/** A history entry as `queueAppend` / `updateHistory` accept it. Ids: 1..=256 UTF-8 bytes. */
+export interface HistoryEntryInput { id: string; bytes: Uint8Array; /** Unix ms (int64). */ timestampMs?: bigint | number | null; }
+/** A history entry as `loadChannel` returns it. */
+export interface HistoryEntry { id: string; bytes: Uint8Array; timestampMs: bigint | null; }
+/** One history write: `append` in order, after every entry already there; `evict` by id. An id
+ *  appears at most once per update. */
+export interface HistoryUpdate { append?: HistoryEntryInput[]; evict?: string[]; }
+export interface RetrievalHint { messageId: string; hint: Uint8Array; }
+/** The durable state of one channel. `meta` is `null` when none was saved. */
+export interface LoadedChannel {
+  meta: MetaValue | null;
+  /** In append order. */
+  history: HistoryEntry[];
+  /** In message id order. */
+  hints: RetrievalHint[];
+}
+/** A queued history change (latest per id). */
+export interface PendingHistoryChange { id: string; op: "append" | "evict"; }
+export interface ChannelStepFailure { step: "meta" | "history"; code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
+/** What `channels.commit` did; storage failures are reported here, never thrown. */
+export interface ChannelCommitReport {
+  /** The meta of this commit is on disk. */
+  metaSaved: boolean;
+  /** The queue this commit took is on disk (`true` when nothing was queued). */
+  historyFlushed: boolean;
+  /** History changes still queued: what failed (retried by the next commit) and anything queued meanwhile. */
+  pending: number;
+  failures: ChannelStepFailure[];
+}
+
 export type ErrorKind = "invalid_argument" | "wallet_not_found" | "wallet_already_exists" | "flush_retryable"
   | "quota_exceeded" | "storage_unavailable" | "connection_lost" | "upgrade_blocked" | "schema_version_unsupported"
   | "blob_too_large" | "blob_decode" | "wallet_id_mismatch" | "entry_mismatch" | "backup_invalid"
