@@ -311,13 +311,19 @@ impl WalletStore {
             let persister: Weak<Persister<StoreBackend>> = Rc::downgrade(&inner);
             let on_hide = Closure::new(move |reason: String| {
                 let Some(persister) = persister.upgrade() else { return };
-                if persister.staged().is_empty() || persister.is_closed() {
+                let (staged, queued) = (!persister.staged().is_empty(), !persister.queued_channels().is_empty());
+                if !(staged || queued) || persister.is_closed() {
                     return;
                 }
-                log_at!(Info, "{reason}: flushing staged changes");
+                log_at!(Info, "{reason}: flushing staged changes and queued channel history");
                 wasm_bindgen_futures::spawn_local(async move {
-                    if let Err(error) = persister.commit().await {
-                        log_at!(Error, "{reason} flush failed: {error}");
+                    if staged {
+                        if let Err(error) = persister.commit().await {
+                            log_at!(Error, "{reason} flush failed: {error}");
+                        }
+                    }
+                    if queued {
+                        persister.flush_channel_queues().await;
                     }
                 });
             });

@@ -27,8 +27,8 @@ export interface OpenOptions {
   /** Upper bound for opening the database and for `multiTab: "wait"` (default 10000). An upgrade
    *  still blocked by another tab then rejects `upgrade_blocked` (8), anything else `timeout` (18). */
   openTimeoutMs?: number;
-  /** Flush staged changes when the page is hidden or unloaded (`visibilitychange`, `pagehide`).
-   *  Default `true`. */
+  /** Flush staged changes, and write queued channel history, when the page is hidden or unloaded
+   *  (`visibilitychange`, `pagehide`). Default `true`. */
   autoFlush?: boolean;
   /** Strict IndexedDB durability for deletes (resolved = on disk even after a power cut).
    *  Default `false` (the browser's relaxed default). */

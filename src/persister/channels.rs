@@ -71,8 +71,17 @@ impl<B: Backend> Persister<B> {
         Channels { persister: self }
     }
 
-    /// Writes every channel's queue (at close): failures are logged, and the queues kept.
-    pub(super) async fn flush_channel_queues(&self) {
+    /// The channels with queued history changes, and how many each.
+    pub fn queued_channels(&self) -> Vec<(String, usize)> {
+        self.channel_state.borrow().dirty()
+    }
+
+    /// Writes every channel's queue, one history write per channel (at close, on page hide):
+    /// failures are logged, and what failed stays queued.
+    pub async fn flush_channel_queues(&self) {
+        if self.closed.get() {
+            return;
+        }
         let dirty = self.channel_state.borrow().dirty();
         let channels = self.channels();
         for (channel, _) in dirty {

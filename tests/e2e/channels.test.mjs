@@ -323,3 +323,30 @@ test('figures: backend calls per commit and commit latency with a 1,000-entry hi
     console.log(`[figures] ${line}`);
   }
 });
+
+test('queued channel history is written when the page is hidden (autoFlush)', async () => {
+  const { page, db } = await openFresh(RELEASE_PAGE, 'channels-hidden');
+  try {
+    await db.open();
+    const ch = channels(page, db.name);
+    await ch.ok('queueAppend', 'c', entry('q1', 1, 1));
+    await ch.ok('queueAppend', 'c', entry('q2', 2, 2));
+    // visibilitychange → hidden (synthetic: headless pages never become hidden).
+    await evalInPage(page, () => {
+      Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    for (let i = 0; i < 100 && (await ch.ok('pending', 'c')).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(await ch.ok('pending', 'c'), []);
+    await reload(page, { ready: true });
+    await db.open();
+    assert.deepEqual(
+      await channels(page, db.name).ok('loadChannel', 'c'),
+      toWire({ meta: null, history: [loadedEntry('q1', 1, 1), loadedEntry('q2', 2, 2)], hints: [] }),
+    );
+    await db.ok('close');
+    assert.deepEqual(pageErrors(page), []);
+  } finally {
+    await page.close();
+  }
+});
