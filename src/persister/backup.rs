@@ -82,6 +82,7 @@ impl<B: Backend> Persister<B> {
             return Err(Error::InvalidArgument("flush (or close) staged changes and commit queued channel changes before importing a backup".into()));
         }
         let _flush = self.flush_lock.lock().await;
+        let _channels = self.channel_lock.lock().await;
         let stores: Vec<&'static str> = backup_stores().collect();
         if !overwrite {
             for read in self.backend.read(&stores).await? {

@@ -94,7 +94,8 @@ impl ChannelRegistry {
         for (id, op) in queue.iter() {
             match op {
                 PendingOp::Evict => update.evict.push(id.to_owned()),
-                PendingOp::Append => update.append.push(state.entries[id].clone()),
+                // Always present (the invariant of `entries`).
+                PendingOp::Append => update.append.extend(state.entries.get(id).cloned()),
             }
         }
         Some(TakenQueue { queue, update })
