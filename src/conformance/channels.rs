@@ -337,8 +337,13 @@ pub async fn channel_load_and_drop_failures_reject_with_their_codes<H: Harness>(
     let mut expected = peer.expected();
     expected.hints = vec![RetrievalHint { message_id: "durable-m1".into(), hint: Bytes::from(vec![1, 2, 3]) }];
 
+    // A lost connection is reconnected once; lost again (the reconnect's schema check), it rejects.
     backend.fail_next(Op::Read, 1, injected(7));
+    assert_eq!(persister.channels().load_channel::<ProtocolState>("durable").await.unwrap(), expected);
+    assert_eq!(backend.reconnects(), 1);
+    backend.fail_next(Op::Read, 2, injected(7));
     assert_eq!(persister.channels().load_channel::<ProtocolState>("durable").await.unwrap_err().code(), 7);
+    assert_eq!(backend.reconnects(), 2);
     backend.fail_store_read(CHANNEL_HISTORY, 1, Error::BlobDecode("NotReadableError: injected".into()));
     assert_eq!(persister.channels().load_channel::<ProtocolState>("durable").await.unwrap_err().code(), 11);
     assert_eq!(persister.channels().load_channel::<ProtocolState>("durable").await.unwrap(), expected);

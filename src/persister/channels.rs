@@ -161,7 +161,7 @@ impl<B: Backend> Channels<'_, B> {
         self.check_open()?;
         let _lock = self.persister.channel_lock.lock().await;
         self.check_open()?;
-        let mut reads = self.persister.backend.read_group(&CHANNEL_STORES, channel).await?.into_iter();
+        let mut reads = self.read_channel(&CHANNEL_STORES, channel).await?.into_iter();
         let mut next = |store: &str| -> Result<Vec<crate::backend::Row>> {
             let rows = reads.next().ok_or_else(|| Error::Internal(format!("no read of {store}")))??;
             if let Some((key, error)) = rows.unreadable.into_iter().next() {
@@ -291,6 +291,19 @@ impl<B: Backend> Channels<'_, B> {
         }
     }
 
+    /// `read_group` of `channel`; if the connection was lost, reconnects once and reads again (as
+    /// wallet `load` does).
+    async fn read_channel(&self, stores: &[&'static str], channel: &str) -> Result<Vec<Result<crate::backend::StoreRows>>> {
+        match self.persister.backend.read_group(stores, channel).await {
+            Err(Error::ConnectionLost(cause)) => {
+                log_at!(Warn, "connection lost ({cause}); reconnecting once");
+                self.persister.reopen().await.map_err(|_| Error::ConnectionLost(cause))?;
+                self.persister.backend.read_group(stores, channel).await
+            }
+            other => other,
+        }
+    }
+
     /// With the channel lock held: plans `update` against what is on disk (read once if unknown),
     /// writes it in one transaction, and records it once committed.
     async fn write_history(&self, channel: &str, update: &HistoryUpdate) -> Result<()> {
@@ -298,7 +311,7 @@ impl<B: Backend> Channels<'_, B> {
             return Ok(());
         }
         if self.persister.channel_state.borrow().index(channel).is_none() {
-            let mut reads = self.persister.backend.read_group(&[CHANNEL_HISTORY], channel).await?;
+            let mut reads = self.read_channel(&[CHANNEL_HISTORY], channel).await?;
             let rows = reads.pop().ok_or_else(|| Error::Internal("no read of channel_history".into()))??;
             let (index, _) = HistoryIndex::from_rows(channel, &rows.rows, self.limit())?;
             self.persister.channel_state.borrow_mut().set_index(channel, index);

@@ -192,7 +192,8 @@ test('typed rejections: bad input (1), a meta from a newer schema (9), failed lo
     await ch.ok('saveMeta', 'c', { lamport: 1n });
     await ch.ok('updateHistory', 'c', { append: [entry('m1', 1, 5)] });
     // Failed reads and writes reject loadChannel / dropChannel with their codes; nothing is lost.
-    await db.ok('failNext', 'read', 1, 'connection_lost');
+    // A lost connection is reconnected once; lost again (during the reconnect), the load rejects.
+    await db.ok('failNext', 'read', 2, 'connection_lost');
     assertPersistError(await ch.rejects('loadChannel', 'c'), { code: 7, kind: 'connection_lost', retryable: true });
     await db.ok('failNext', 'write', 1, 'quota_exceeded');
     assertPersistError(await ch.rejects('dropChannel', 'c'), { code: 5, kind: 'quota_exceeded', retryable: true });
