@@ -34,11 +34,16 @@ help:
 bootstrap:
 	@$(TIMED) bootstrap scripts/bootstrap.sh
 
+# --target web: one ES module that works with bundlers (Vite, webpack 5, Rollup: they see the
+# `new URL('…_bg.wasm', import.meta.url)` and emit the .wasm) and in a plain <script type=module>.
+# scripts/pkg-manifest.mjs adds the `exports` map wasm-pack does not write.
 pkg:
 	wasm-pack build --release --target web --out-dir pkg
+	node scripts/pkg-manifest.mjs pkg
 
 www-pkg:
 	wasm-pack build --dev --target web --out-dir www/pkg -- --features fault-injection
+	node scripts/pkg-manifest.mjs www/pkg
 
 demo: bootstrap pkg www-pkg
 	@echo "Serving $(CURDIR) — open http://127.0.0.1:$(PORT)/www/  (Ctrl-C to stop)"
