@@ -32,7 +32,6 @@ before(async () => {
   assert.ok(fs.existsSync(path.join(REPO_ROOT, 'pkg', 'package.json')), 'pkg/ is built (make pkg)');
   // Only the `file:../../pkg` link: nothing to download, so --offline holds.
   sh('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--loglevel=error']);
-  server = null;
 });
 
 after(async () => {
