@@ -1,10 +1,11 @@
 // The downstream view of the package: examples/consumer depends on ../../pkg by path (npm ci
 // links it), is type-checked with `tsc --noEmit --strict` against pkg/wallet_persist.d.ts, bundled
 // with Vite, and the bundle runs end to end in headless Chromium: the first visit registers and
-// commits a wallet, the second (after a reload) finds the same bigint balance on disk.
+// commits a wallet, the second (after a reload) finds the same bigint balance on disk. The same app
+// also runs under Vite's dev server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, openPage, reload, pageErrors, startServer, uniqueName, REPO_ROOT } from './harness.mjs';
@@ -108,4 +109,38 @@ test('Vite bundles it, and the bundle runs in headless Chromium: register, commi
   assert.deepEqual(second.refusals, [{ call: 'load (closed)', code: 20, kind: 'closed', retryable: false }]);
   assert.deepEqual(pageErrors(page), []);
   await page.close();
+});
+
+test('the same app runs under the Vite dev server (the linked pkg/ is served, .wasm included)', async () => {
+  const vite = spawn(path.join(BIN, 'vite'), ['--host', '127.0.0.1', '--port', '0', '--clearScreen', 'false'], {
+    cwd: APP,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let output = '';
+  vite.stdout.on('data', (chunk) => (output += chunk));
+  vite.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => vite.once('exit', resolve));
+  const dev = await launch();
+  try {
+    const deadline = Date.now() + 20_000;
+    let origin;
+    while (!(origin = /http:\/\/127\.0\.0\.1:\d+\//.exec(output)?.[0])) {
+      assert.ok(Date.now() < deadline && vite.exitCode === null, `vite dev server did not start:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const page = await openPage(dev.context, `${origin}?db=${uniqueName('consumer-dev')}`, { ready: true });
+    const result = await page.evaluate(() => window.__ready);
+    assert.equal(result.firstVisit, true);
+    assert.equal(result.balance, String(2n ** 53n + 1n));
+    assert.equal(result.backup.copyBalance, result.balance);
+    assert.equal(result.shutdown.clean, true);
+    assert.deepEqual(pageErrors(page), []);
+    assert.doesNotMatch(output, /outside of Vite serving allow list/);
+    await page.close();
+  } finally {
+    await dev.close();
+    vite.kill();
+    await exited;
+  }
 });

@@ -154,7 +154,9 @@ run(db).then(
     window.__ready = JSON.parse(json);
   },
   (error: unknown) => {
-    const message = isWalletPersistError(error) ? `code ${error.code} (${error.kind}): ${error.message}` : String(error);
+    // Not isWalletPersistError here: it is part of the wasm module, so it needs init() to have
+    // succeeded, and this may be init() failing (e.g. the .wasm not served).
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     if (status) status.textContent = `failed: ${message}`;
     window.__readyError = message;
   },
