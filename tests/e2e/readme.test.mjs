@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import zlib from 'node:zlib';
 import { startServer, launch, openPage, pageErrors, REPO_ROOT } from './harness.mjs';
 
 const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
@@ -100,4 +101,16 @@ test('the layout block names files and folders that exist', () => {
   const paths = [...layout[0].code.matchAll(/(?:^|\s)((?:src|tests|www|examples|scripts)\/[\w./-]*)/g)].map((m) => m[1]);
   assert.ok(paths.length > 5);
   for (const p of paths) assert.ok(fs.existsSync(path.join(REPO_ROOT, p)), `${p} exists`);
+});
+
+test('the sizes the README states are within 15% of pkg/', () => {
+  const match = /wallet_persist_bg\.wasm` is about (\d+) KiB \(about (\d+) KiB gzipped\); the JS\s+glue is about (\d+) KiB/.exec(README);
+  assert.ok(match, 'README states the package size');
+  const wasm = fs.readFileSync(path.join(REPO_ROOT, 'pkg', 'wallet_persist_bg.wasm'));
+  const js = fs.statSync(path.join(REPO_ROOT, 'pkg', 'wallet_persist.js')).size;
+  const actual = [wasm.length, zlib.gzipSync(wasm, { level: 9 }).length, js].map((n) => n / 1024);
+  actual.forEach((kib, i) => {
+    const stated = Number(match[i + 1]);
+    assert.ok(Math.abs(kib - stated) / kib < 0.15, `stated ${stated} KiB, actual ${kib.toFixed(0)} KiB`);
+  });
 });
