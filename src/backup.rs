@@ -14,6 +14,7 @@ use crate::codec::{self, HEADER_LEN, MAX_BLOB_BYTES, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::model::{Key, WalletChangeSet, AREA_STORES};
 
+/// The first four bytes of every backup.
 pub const MAGIC: [u8; 4] = *b"WPBK";
 /// The format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u16 = 1;
@@ -27,13 +28,16 @@ pub fn backup_stores() -> impl Iterator<Item = &'static str> {
 /// A validated backup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backup {
+    /// The schema version of the rows.
     pub schema: u16,
+    /// When the backup was taken (unix ms).
     pub created_at_ms: u64,
     /// Every backup store, in `backup_stores` order, with its rows.
     pub stores: Vec<(&'static str, Vec<Row>)>,
 }
 
 impl Backup {
+    /// Rows over every store.
     pub fn row_count(&self) -> usize {
         self.stores.iter().map(|(_, rows)| rows.len()).sum()
     }

@@ -48,10 +48,12 @@ impl Buffer {
         }
     }
 
+    /// The wallet's staged changes, if any.
     pub fn get(&self, wallet: &WalletId) -> Option<&WalletChangeSet> {
         self.staged.get(wallet)
     }
 
+    /// Whether nothing is staged.
     pub fn is_empty(&self) -> bool {
         self.staged.is_empty()
     }

@@ -9,35 +9,77 @@ use crate::model::WalletId;
 pub enum Error {
     /// Bad input from the caller; nothing was staged or written.
     InvalidArgument(String),
+    /// The wallet does not exist (code 2).
     WalletNotFound(WalletId),
     /// A write to a wallet whose delete is in progress (code 2: the wallet is going away).
     WalletBeingDeleted(WalletId),
+    /// Registration of a wallet that exists or is pending (code 3).
     WalletAlreadyExists(WalletId),
     /// A flush failed transiently; the named wallets' changes are staged again and a retry can land them.
-    FlushRetryable { wallets: Vec<WalletId>, cause: Box<Error> },
+    FlushRetryable {
+        /// The wallets staged again.
+        wallets: Vec<WalletId>,
+        /// The transient storage error behind it.
+        cause: Box<Error>,
+    },
     /// A flush failed fatally for the named wallets; their taken changesets were dropped.
-    FlushFailed { wallets: Vec<WalletId>, cause: Box<Error> },
+    FlushFailed {
+        /// The wallets whose changes were dropped.
+        wallets: Vec<WalletId>,
+        /// The fatal error behind it.
+        cause: Box<Error>,
+    },
+    /// The origin is out of storage (code 5, transient: the changes stay staged).
     QuotaExceeded(String),
     /// IndexedDB is missing or refused (private mode, disabled storage, sandboxed frame).
     StorageUnavailable(String),
+    /// The browser closed the database under us (code 7, transient; reconnected once).
     ConnectionLost(String),
     /// Another connection upgraded or deleted the database, so ours was closed (code 7);
     /// `reopen` the store to continue. Not reconnected automatically.
     ClosedByUpgrade(String),
+    /// An upgrade stayed blocked by another connection past the open timeout (code 8).
     UpgradeBlocked(String),
-    SchemaVersionUnsupported { found: u16, supported: u16 },
-    BlobTooLarge { len: u64, limit: u64 },
+    /// Data written by a newer schema than this build reads (code 9); nothing was written.
+    SchemaVersionUnsupported {
+        /// The version found.
+        found: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// A value over the byte limit (code 10), on write or as a length prefix on read.
+    BlobTooLarge {
+        /// The (claimed) length in bytes.
+        len: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A stored value is corrupt: bad magic, flags, length, trailing bytes, or payload (code 11).
     BlobDecode(String),
-    WalletIdMismatch { expected: WalletId, found: WalletId },
+    /// A value names another wallet than the one it is stored under (code 12).
+    WalletIdMismatch {
+        /// The wallet it is stored under.
+        expected: WalletId,
+        /// The wallet it names.
+        found: WalletId,
+    },
+    /// A value's own key differs from the key it is stored under (code 13).
     EntryMismatch(String),
+    /// A backup failed validation; the message names the first problem (code 14).
     BackupInvalid(String),
+    /// An import into a database with rows, without `overwrite` (code 15).
     BackupDestinationNotEmpty,
+    /// Another instance is the writer of this database (code 16).
     AlreadyOpen(String),
     /// A write on a read-only follower store (code 16: another instance is the writer).
     ReadOnlyFollower(String),
+    /// `promote` with nothing pending for the wallet (code 17).
     PendingRegistrationMissing(WalletId),
+    /// An open or a wait took longer than allowed (code 18, transient).
     Timeout(String),
+    /// A coordinator did not stop in time for a wipe; nothing was deleted (code 19, transient).
     ShutdownIncomplete(String),
+    /// The store or registry is closed (code 20).
     Closed,
     /// A transaction aborted without a more specific cause (contention, a browser hiccup).
     TransactionAborted(String),
@@ -48,7 +90,9 @@ pub enum Error {
 /// Whether a failure may succeed on retry (`Transient`) or will fail again (`Fatal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
+    /// May succeed on retry; nothing staged was lost.
     Transient,
+    /// Will fail again.
     Fatal,
 }
 

@@ -4,6 +4,12 @@
 //! [`snapshot`]) → [`buffer`], [`model`], [`codec`] → [`backend`] (IndexedDB, memory, fault
 //! injection). Everything but `js` and `backend::indexeddb` is plain Rust, tested on the host
 //! against [`backend::MemoryBackend`].
+//!
+//! JS users: the package in `pkg/` (`make pkg`) and its README are the entry point; the
+//! wasm-bindgen surface is the `js` module (`WalletStore`, `Tasks`, `Channels`, `ErrorCode`,
+//! `setLogLevel`, `isWalletPersistError`), documented here when built for `wasm32-unknown-unknown`
+//! (`make doc`).
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod backup;

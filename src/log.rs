@@ -6,9 +6,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Level {
+    /// Something failed and nothing will retry it.
     Error = 1,
+    /// Something failed or looks wrong but was handled (the default level).
     Warn = 2,
+    /// Lifecycle events: open, migrations, reconnects, lifecycle flushes.
     Info = 3,
+    /// Per-operation detail.
     Debug = 4,
 }
 
@@ -19,6 +23,7 @@ pub fn set_level(level: Level) {
     MAX_LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+/// The current level.
 pub fn level() -> Level {
     match MAX_LEVEL.load(Ordering::Relaxed) {
         1 => Level::Error,
@@ -29,6 +34,7 @@ pub fn level() -> Level {
 }
 
 impl Level {
+    /// Parses `"error" | "warn" | "info" | "debug"`.
     pub fn parse(name: &str) -> Option<Level> {
         match name {
             "error" => Some(Level::Error),
@@ -40,6 +46,7 @@ impl Level {
     }
 }
 
+/// Whether messages at `level` are written.
 pub fn enabled(level: Level) -> bool {
     level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
 }

@@ -29,6 +29,7 @@ pub enum Version {
     /// No stamp: a new database, or one written before `db_meta` recorded a version. Its rows
     /// are V1 rows.
     Unstamped = 0,
+    /// The first stamped schema: one object store per area, envelopes as values.
     V1 = 1,
 }
 
@@ -43,6 +44,7 @@ impl Version {
         }
     }
 
+    /// The version as stored in `db_meta` and envelope headers.
     pub fn number(self) -> u16 {
         self as u16
     }
@@ -69,6 +71,7 @@ struct Stamp {
 /// What the gate found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GateOutcome {
+    /// The version of the database now.
     pub version: Version,
     /// The version found, when the database was migrated.
     pub migrated_from: Option<Version>,

@@ -22,11 +22,14 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
+/// A boxed future that need not be `Send` (everything runs on one thread).
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// Where passes run and how time passes.
 pub trait Runtime {
+    /// Runs `future` in the background (`spawn_local` in the browser).
     fn spawn(&self, future: LocalFuture<()>);
+    /// Resolves after `ms` milliseconds.
     fn sleep(&self, ms: u32) -> LocalFuture<()>;
 }
 
@@ -42,6 +45,7 @@ struct SignalState {
 }
 
 impl Signal {
+    /// Fires the signal (once; later calls do nothing), waking every waiter and running every callback.
     pub fn fire(&self) {
         if self.0.fired.replace(true) {
             return;
@@ -54,6 +58,7 @@ impl Signal {
         }
     }
 
+    /// Whether it has fired.
     pub fn is_fired(&self) -> bool {
         self.0.fired.get()
     }
@@ -91,13 +96,16 @@ pub struct Gate {
 pub struct GateHold(Rc<Gate>);
 
 impl Gate {
+    /// Raises the gate by one hold; dropping the returned hold lowers it again.
     pub fn hold(self: &Rc<Self>) -> GateHold {
         self.holds.set(self.holds.get() + 1);
         GateHold(self.clone())
     }
+    /// Whether anyone holds the gate.
     pub fn is_raised(&self) -> bool {
         self.holds.get() > 0
     }
+    /// How many holds are outstanding.
     pub fn holds(&self) -> u32 {
         self.holds.get()
     }
@@ -131,11 +139,13 @@ pub type PassFn = Rc<dyn Fn(Signal) -> LocalFuture<std::result::Result<(), Strin
 /// What to run in the background.
 #[derive(Clone)]
 pub struct WorkerSpec {
+    /// Unique per registry.
     pub key: String,
     /// Shutdown stops lighter workers first.
     pub weight: u32,
     /// Pause between passes.
     pub interval_ms: u32,
+    /// One pass; its signal fires when the worker is quiesced or shut down.
     pub pass: PassFn,
 }
 
@@ -165,8 +175,11 @@ impl WorkerStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncOutcome {
+    /// A pass ran to its end.
     Ran,
+    /// Skipped: the worker's gate is raised.
     SkippedQuiescing,
+    /// Skipped: a pass is already running.
     SkippedBusy,
 }
 
@@ -174,9 +187,13 @@ pub enum SyncOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerReport {
+    /// The worker's key (`persister` for the final flush).
     pub key: String,
+    /// Its weight (stop order).
     pub weight: u32,
+    /// How it ended up.
     pub status: WorkerStatus,
+    /// The failure message when `status` is `Failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -309,6 +326,7 @@ pub struct TaskRegistry {
 }
 
 impl TaskRegistry {
+    /// An empty, open registry on `runtime`.
     pub fn new(runtime: Rc<dyn Runtime>) -> Self {
         TaskRegistry { runtime, workers: RefCell::default(), closed: Cell::new(false), clearing: Rc::default() }
     }
@@ -517,6 +535,7 @@ impl TaskRegistry {
         Ok(self.worker(key)?.syncing.get())
     }
 
+    /// Whether `shutdown` has closed the latch (no new `start`).
     pub fn is_closed(&self) -> bool {
         self.closed.get()
     }

@@ -12,8 +12,11 @@ use crate::model::{Key, WalletId};
 /// A backend operation that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// A write batch (`write`).
     Write,
+    /// A bulk read of a store (`read_all`, `read_wallet`).
     Read,
+    /// A row-by-row read (the cursor fallback of `load`).
     Scan,
 }
 
@@ -55,10 +58,12 @@ pub struct FaultyBackend<B> {
 }
 
 impl<B> FaultyBackend<B> {
+    /// Wraps `inner` with no fault armed.
     pub fn new(inner: B) -> Self {
         FaultyBackend { inner, faults: RefCell::new(Vec::new()), calls: RefCell::new([0; 3]), reconnects: Cell::new(0), pause_armed: Cell::new(None), paused: RefCell::new(None) }
     }
 
+    /// The wrapped backend.
     pub fn inner(&self) -> &B {
         &self.inner
     }

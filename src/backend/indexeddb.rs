@@ -263,6 +263,7 @@ impl IndexedDbBackend {
         Ok(())
     }
 
+    /// The database name.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -28,6 +28,7 @@ impl Default for MemoryBackend {
 }
 
 impl MemoryBackend {
+    /// An empty database with every object store.
     pub fn new() -> Self {
         let tables = all_stores().map(|s| (s, BTreeMap::new())).collect();
         MemoryBackend { tables: Rc::new(RefCell::new(tables)), lost: Rc::default(), closed: Rc::new(Cell::new(false)) }

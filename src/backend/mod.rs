@@ -30,18 +30,46 @@ pub fn all_stores() -> impl Iterator<Item = &'static str> {
 /// One request inside a write transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    Put { store: &'static str, key: Key, value: Vec<u8> },
-    Delete { store: &'static str, key: Key },
+    /// Writes `value` under `key` in `store` (insert or replace).
+    Put {
+        /// The object store.
+        store: &'static str,
+        /// The full key, wallet id first.
+        key: Key,
+        /// The encoded envelope.
+        value: Vec<u8>,
+    },
+    /// Deletes the row `key` of `store`, if any.
+    Delete {
+        /// The object store.
+        store: &'static str,
+        /// The full key, wallet id first.
+        key: Key,
+    },
     /// Deletes every row of one wallet in `store` (one key-range request).
-    DeleteWallet { store: &'static str, wallet: WalletId },
+    DeleteWallet {
+        /// The object store.
+        store: &'static str,
+        /// The wallet whose rows go.
+        wallet: WalletId,
+    },
     /// Deletes every row of `store` whose key starts with the text part `group` (one key-range
     /// request over `[group]..[group, []]`), e.g. every row of one channel.
-    DeleteGroup { store: &'static str, group: String },
+    DeleteGroup {
+        /// The object store.
+        store: &'static str,
+        /// The first key part shared by the rows that go.
+        group: String,
+    },
     /// Deletes every row of `store`.
-    Clear { store: &'static str },
+    Clear {
+        /// The object store.
+        store: &'static str,
+    },
 }
 
 impl WriteOp {
+    /// The object store the op writes to.
     pub fn store(&self) -> &'static str {
         match self {
             WriteOp::Put { store, .. }
@@ -68,6 +96,7 @@ impl WriteOp {
 /// Ops that commit together or not at all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
+    /// The requests, issued in order.
     pub ops: Vec<WriteOp>,
     /// Ask for strict durability (flushed to disk before `complete`); IndexedDB's default in
     /// Chromium is relaxed.
@@ -75,6 +104,7 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// A batch with the browser's default durability.
     pub fn new(ops: Vec<WriteOp>) -> Self {
         WriteBatch { ops, strict: false }
     }
@@ -88,14 +118,18 @@ impl WriteBatch {
 /// One stored row: its key and its envelope bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The full key, wallet id first.
     pub key: Key,
+    /// The envelope bytes as stored.
     pub value: Vec<u8>,
 }
 
 /// The rows read from one store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreRows {
+    /// The object store read.
     pub store: &'static str,
+    /// Its rows, in key order.
     pub rows: Vec<Row>,
     /// Rows whose key or value is not ours at all (spelled key, why).
     pub unreadable: Vec<(String, crate::error::Error)>,

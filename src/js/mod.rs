@@ -31,7 +31,8 @@ type StoreBackend = crate::backend::FaultyBackend<IndexedDbBackend>;
 #[cfg(not(feature = "fault-injection"))]
 type StoreBackend = IndexedDbBackend;
 
-#[wasm_bindgen(start)]
+/// Installs the panic hook once the module is instantiated (a private start function: not exported).
+#[wasm_bindgen(start, private)]
 fn start() {
     console_error_panic_hook::set_once();
 }
@@ -43,6 +44,15 @@ pub fn set_log_level(#[wasm_bindgen(unchecked_param_type = "LogLevel")] level: &
         .ok_or_else(|| error::to_js(&Error::InvalidArgument(format!("unknown log level {level:?}"))))?;
     log::set_level(level);
     Ok(())
+}
+
+/// `true` when `value` is an error this package rejected with (`name === "WalletPersistError"`
+/// with a numeric `code`). In TypeScript it narrows `catch (e: unknown)` to `WalletPersistError`.
+#[wasm_bindgen(js_name = isWalletPersistError, unchecked_return_type = "value is WalletPersistError")]
+pub fn is_wallet_persist_error(#[wasm_bindgen(unchecked_param_type = "unknown")] value: &JsValue) -> bool {
+    value.is_object()
+        && Reflect::get(value, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("WalletPersistError")
+        && Reflect::get(value, &"code".into()).ok().and_then(|c| c.as_f64()).is_some()
 }
 
 fn serializer() -> serde_wasm_bindgen::Serializer {
@@ -418,13 +428,13 @@ impl WalletStore {
 
     /// Asks the browser to make this origin's storage persistent (`navigator.storage.persist()`),
     /// so it is not evicted under storage pressure.
-    #[wasm_bindgen(unchecked_return_type = "Promise<{ persisted: boolean }>")]
+    #[wasm_bindgen(unchecked_return_type = "Promise<PersistResult>")]
     pub fn persist(&self) -> Promise {
         promise(async { JsFuture::from(env::persist_storage()).await.map_err(crate::backend::indexeddb::js_error) })
     }
 
     /// The origin's storage usage and quota in bytes (`navigator.storage.estimate()`).
-    #[wasm_bindgen(unchecked_return_type = "Promise<{ usage: number; quota: number }>")]
+    #[wasm_bindgen(unchecked_return_type = "Promise<StorageEstimate>")]
     pub fn estimate(&self) -> Promise {
         promise(async { JsFuture::from(env::estimate_storage()).await.map_err(crate::backend::indexeddb::js_error) })
     }
@@ -556,7 +566,7 @@ impl WalletStore {
     /// Every wallet and channel row as a versioned, checksummed backup (staged changes are not
     /// included: flush first). `onProgress({phase, done, total})` fires at least every 1,000 rows.
     #[wasm_bindgen(js_name = exportBackup, unchecked_return_type = "Promise<Uint8Array>")]
-    pub fn export_backup(&self, #[wasm_bindgen(unchecked_param_type = "BackupOptions | undefined")] options: JsValue) -> Promise {
+    pub fn export_backup(&self, #[wasm_bindgen(unchecked_optional_param_type = "BackupOptions")] options: JsValue) -> Promise {
         let progress = progress_callback(&options);
         let inner = self.inner.clone();
         promise(async move {
@@ -573,8 +583,8 @@ impl WalletStore {
     #[wasm_bindgen(js_name = importBackup, unchecked_return_type = "Promise<ImportReport>")]
     pub fn import_backup(
         name: String,
-        bytes: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ImportOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: JsValue,
     ) -> Promise {
         let input = (|| {
             let bytes = bytes
@@ -652,7 +662,7 @@ impl WalletStore {
     /// every other call rejects `closed` (20). If the final flush fails transiently, the promise
     /// rejects and the store stays open with its changes staged (coordinators stay stopped).
     #[wasm_bindgen(unchecked_return_type = "Promise<ShutdownReport>")]
-    pub fn close(&self, #[wasm_bindgen(unchecked_param_type = "{ timeoutMs?: number } | undefined")] options: JsValue) -> Promise {
+    pub fn close(&self, #[wasm_bindgen(unchecked_optional_param_type = "CloseOptions")] options: JsValue) -> Promise {
         let inner = self.inner.clone();
         let registry = self.registry.clone();
         let session = self.session.clone();
@@ -681,7 +691,7 @@ impl WalletStore {
     #[wasm_bindgen(js_name = failNext, unchecked_return_type = "Promise<void>")]
     pub fn fail_next(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "\"write\" | \"read\" | \"scan\"")] op: String,
+        #[wasm_bindgen(unchecked_param_type = "InjectableOp")] op: String,
         count: u32,
         #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
     ) -> Promise {

@@ -93,7 +93,7 @@ impl Tasks {
     }
 
     /// Runs one pass now: `"ran"`, or `"skipped_quiescing"` / `"skipped_busy"`.
-    #[wasm_bindgen(js_name = syncNow, unchecked_return_type = "Promise<\"ran\" | \"skipped_quiescing\" | \"skipped_busy\">")]
+    #[wasm_bindgen(js_name = syncNow, unchecked_return_type = "Promise<SyncOutcome>")]
     pub fn sync_now(&self, key: String) -> Promise {
         let registry = self.registry.clone();
         promise(async move { to_js(&registry.sync_now(&key).await?) })
@@ -111,7 +111,7 @@ impl Tasks {
     pub fn quiesce(
         &self,
         key: String,
-        #[wasm_bindgen(unchecked_param_type = "{ timeoutMs?: number } | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "QuiesceOptions")] options: JsValue,
     ) -> Promise {
         let registry = self.registry.clone();
         let timeout = timeout_ms(&options);

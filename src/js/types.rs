@@ -35,6 +35,16 @@ export interface OpenOptions {
   strictDurability?: boolean;
 }
 /** Another tab or worker committed or deleted these wallets. */
+/** `close({timeoutMs})`: how long each coordinator may take to drain (default 10000). */
+export interface CloseOptions { timeoutMs?: number; }
+/** `tasks.quiesce(key, {timeoutMs})`: how long the pass may take to drain (default 10000). */
+export interface QuiesceOptions { timeoutMs?: number; }
+/** What `tasks.syncNow` did: ran a pass, or skipped it (the worker is quiescing, or in a pass). */
+export type SyncOutcome = "ran" | "skipped_quiescing" | "skipped_busy";
+/** `navigator.storage.estimate()` for this origin, in bytes (0 when the browser does not say). */
+export interface StorageEstimate { usage: number; quota: number; }
+/** `navigator.storage.persist()`: whether the browser granted persistent storage. */
+export interface PersistResult { persisted: boolean; }
 export interface ChangeEvent { walletIds: Hex32[]; }
 /** Another connection upgraded (or deleted: `newVersion` null) the database. */
 export interface VersionChangeEvent { oldVersion: number; newVersion: number | null; }
@@ -84,9 +94,24 @@ export interface WalletChangeSetOf<N> {
 }
 /** What `store` accepts. */
 export type WalletChangeSet = WalletChangeSetOf<U64Input>;
-/** A wallet's durable state as `load` returns it (every area present; no tombstones). */
-export type WalletState = Omit<Required<WalletChangeSetOf<U64>>, "wallet" | "syncState">
-  & { wallet: WalletRecord<U64> | null; syncState: SyncState<U64> | null };
+/** A wallet's durable state as `load` returns it: every area present (empty when it has no rows),
+ *  no tombstones, u64 amounts as `bigint`, `wallet.walletId` always set. `wallet`/`syncState` are
+ *  `null` when the wallet has rows but no such record. */
+export interface WalletState {
+  wallet: (WalletRecord<U64> & { walletId: Hex32 }) | null;
+  accounts: { [index: string]: Account };
+  addresses: { [address: string]: AddressEntry };
+  utxos: { [outpoint: string]: Utxo<U64> };
+  transactions: { [txid: string]: TransactionEntry<U64> };
+  syncState: SyncState<U64> | null;
+  identities: { [id: string]: Identity<U64> };
+  identityKeys: { [key: string]: IdentityKey };
+  contacts: { [key: string]: Contact<U64> };
+  assetLocks: { [key: string]: AssetLock<U64> };
+  tokenBalances: { [key: string]: TokenBalance<U64> };
+  platformAddresses: { [address: string]: PlatformAddress<U64> };
+  records: { [key: string]: AppRecord };
+}
 
 export interface WalletFailure { walletId: Hex32; code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
 export interface CommitReport {
@@ -210,6 +235,9 @@ export type ErrorKind = "invalid_argument" | "wallet_not_found" | "wallet_alread
   | "blob_too_large" | "blob_decode" | "wallet_id_mismatch" | "entry_mismatch" | "backup_invalid"
   | "backup_destination_not_empty" | "already_open" | "pending_registration_missing" | "timeout"
   | "shutdown_incomplete" | "closed" | "transaction_aborted" | "internal";
+/** Fault-injection builds only: the backend operation `failNext` arms a failure for. */
+export type InjectableOp = "write" | "read" | "scan";
+/** Fault-injection builds only: the error kinds `failNext`, `failWallet` and `failStoreRead` can inject. */
 export type InjectableErrorKind = "quota_exceeded" | "connection_lost" | "transaction_aborted" | "timeout" | "blob_decode" | "internal";
 
 /** Every promise of this package rejects with one of these. */
@@ -222,6 +250,18 @@ export interface WalletPersistError extends Error {
   /** The wallets the error is about, when it names any. */
   walletIds?: Hex32[];
   /** `cause` for flush errors; `len`/`limit` for blob_too_large; `found`/`supported` for schema versions. */
-  detail?: { cause?: { code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string }; len?: number; limit?: number; found?: number; supported?: number };
+  detail?: ErrorDetail;
+}
+/** The underlying error of a flush failure (`detail.cause`). */
+export interface ErrorCause { code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
+export interface ErrorDetail {
+  /** flush_retryable (4) and fatal flush failures: the storage error behind them. */
+  cause?: ErrorCause;
+  /** blob_too_large (10): the value's (claimed) length and the limit, in bytes. */
+  len?: number;
+  limit?: number;
+  /** schema_version_unsupported (9): the version found and the newest this build reads. */
+  found?: number;
+  supported?: number;
 }
 "#;

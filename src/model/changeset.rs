@@ -17,7 +17,9 @@ use crate::model::keys::{EntryKey, Key, KeyPart};
 
 /// Merging a newer value into an older one: per key, the newer wins (tombstones included).
 pub trait Merge {
+    /// Merges `newer` over `self`: per key, `newer` wins.
     fn merge(&mut self, newer: Self);
+    /// Whether there is nothing to write.
     fn is_empty(&self) -> bool;
 }
 
@@ -32,9 +34,11 @@ impl<E: Entry> Default for EntryMap<E> {
 }
 
 impl<E: Entry> EntryMap<E> {
+    /// Stages `value` under its own key.
     pub fn upsert(&mut self, value: E) {
         self.0.insert(value.key(), Some(value));
     }
+    /// Stages the deletion of `key`.
     pub fn tombstone(&mut self, key: E::Key) {
         self.0.insert(key, None);
     }
@@ -212,7 +216,10 @@ macro_rules! areas {
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
         pub struct WalletChangeSet {
-            $( pub $field: $ty, )*
+            $(
+                #[doc = concat!("Changes to the `", $store, "` area (object store).")]
+                pub $field: $ty,
+            )*
         }
 
         /// The object store of every area, in declaration order.
@@ -231,8 +238,11 @@ macro_rules! areas {
         /// names its values accept.
         #[derive(Debug, Clone, Copy)]
         pub struct AreaShape {
+            /// The changeset field name in JS (camelCase).
             pub js_name: &'static str,
+            /// A map of entries (`true`) or a single value (`wallet`, `syncState`).
             pub keyed: bool,
+            /// The field names a value accepts.
             pub value_fields: &'static [&'static str],
         }
 
@@ -309,5 +319,6 @@ impl WalletChangeSet {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientStartState {
+    /// Every wallet with at least one loaded row, and its rows (no tombstones).
     pub wallets: BTreeMap<WalletId, WalletChangeSet>,
 }

@@ -9,7 +9,9 @@ use crate::model::keys::{ContactKind, EntryKey, OutPoint};
 
 /// A value of one area, with the key it lives under.
 pub trait Entry: Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug {
+    /// The key the value lives under inside its wallet.
     type Key: EntryKey;
+    /// The key this value embeds (checked against the stored key on load).
     fn key(&self) -> Self::Key;
     /// The wallet the value names itself, if it names one; it must be the wallet it is stored under.
     fn wallet_id(&self) -> Option<WalletId> {
@@ -30,8 +32,11 @@ pub struct WalletRecord {
     /// on load.
     #[serde(default)]
     pub wallet_id: Option<WalletId>,
+    /// The network name, e.g. `"mainnet"`, `"testnet"`.
     pub network: String,
+    /// The user's name for the wallet.
     pub label: String,
+    /// The first block height that can hold the wallet's transactions.
     pub birth_height: u32,
     /// Unix milliseconds.
     pub created_at_ms: u64,
@@ -43,6 +48,7 @@ pub struct WalletRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Account {
+    /// The account index (its key in the `accounts` area).
     pub index: u32,
     /// e.g. `"bip84"`, `"coinjoin"`, `"identity"`.
     pub kind: String,
@@ -50,33 +56,49 @@ pub struct Account {
     pub descriptor: String,
 }
 
+/// A derived address and whether it has been used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddressEntry {
+    /// The address string (its key in the `addresses` area).
     pub address: String,
+    /// The account it was derived from.
     pub account: u32,
+    /// The derivation index within the account.
     pub index: u32,
+    /// Whether a transaction paid to it.
     pub used: bool,
 }
 
+/// An unspent output the wallet controls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Utxo {
+    /// txid and vout (its key in the `utxos` area).
     pub outpoint: OutPoint,
+    /// The amount in the smallest unit (satoshis, duffs).
     pub value: u64,
+    /// The output script.
     pub script: Bytes,
+    /// The confirming block height; `None` while unconfirmed.
     pub height: Option<u32>,
+    /// The account that owns it.
     pub account: u32,
 }
 
+/// A transaction relevant to the wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransactionEntry {
+    /// Its id (its key in the `transactions` area).
     pub txid: Hash32,
+    /// The serialized transaction.
     pub raw: Bytes,
+    /// The confirming block height; `None` while unconfirmed.
     pub height: Option<u32>,
     /// Unix milliseconds.
     pub timestamp_ms: Option<u64>,
+    /// The fee paid, when known.
     pub fee: Option<u64>,
 }
 
@@ -84,38 +106,55 @@ pub struct TransactionEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncState {
+    /// The last synced block height.
     pub height: u32,
+    /// The hash of that block.
     pub tip_hash: Hash32,
     /// Unix milliseconds.
     pub last_sync_ms: u64,
 }
 
+/// A platform identity the wallet knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Identity {
+    /// The identity id (its key in the `identities` area).
     pub id: Hash32,
     /// The identity's index in the wallet; `None` for an out-of-wallet identity.
     pub index: Option<u32>,
+    /// The identity revision.
     pub revision: u64,
+    /// The credit balance.
     pub balance: u64,
+    /// The serialized identity.
     pub blob: Bytes,
 }
 
+/// A public key of an identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityKey {
+    /// The identity it belongs to.
     pub identity: Hash32,
+    /// The key id within the identity.
     pub key_id: u32,
+    /// The key purpose (authentication, encryption, …) as the platform numbers it.
     pub purpose: u8,
+    /// The security level as the platform numbers it.
     pub security_level: u8,
+    /// The public key bytes.
     pub public_key: Bytes,
 }
 
+/// A contact request sent, received, or established.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Contact {
+    /// Sent, received, or established.
     pub kind: ContactKind,
+    /// The other party's identity id.
     pub contact: Hash32,
+    /// The serialized contact request.
     pub request: Bytes,
     /// Unix milliseconds.
     pub created_ms: u64,
@@ -123,30 +162,43 @@ pub struct Contact {
     pub updated_ms: u64,
 }
 
+/// An asset lock (credit funding) transaction and its proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssetLock {
+    /// The account that funded it.
     pub account: u32,
+    /// The locked output.
     pub outpoint: OutPoint,
     /// e.g. `"broadcast"`, `"instantLocked"`, `"chainLocked"`, `"consumed"`.
     pub status: String,
+    /// The locked amount.
     pub amount: u64,
+    /// The serialized lock proof.
     pub proof: Bytes,
 }
 
+/// An identity's balance of one token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenBalance {
+    /// The identity holding the tokens.
     pub identity: Hash32,
+    /// The token id.
     pub token: Hash32,
+    /// The balance.
     pub amount: u64,
 }
 
+/// A platform address with its balance and nonce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlatformAddress {
+    /// The address string (its key in the `platform_addresses` area).
     pub address: String,
+    /// The credit balance.
     pub balance: u64,
+    /// The address nonce.
     pub nonce: u64,
 }
 
@@ -156,7 +208,9 @@ pub struct PlatformAddress {
 pub struct Record {
     /// Must not contain `:`.
     pub namespace: String,
+    /// The key within the namespace.
     pub key: String,
+    /// The opaque value.
     pub value: Bytes,
 }
 

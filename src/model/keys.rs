@@ -12,7 +12,9 @@ use crate::model::ids::Hash32;
 /// One component of an IndexedDB array key. Numbers sort before strings, as in IndexedDB.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum KeyPart {
+    /// A number (an index, a vout).
     Num(u32),
+    /// A string (a wallet id or hash in hex, an address, a name).
     Text(String),
 }
 
@@ -21,10 +23,15 @@ pub type Key = Vec<KeyPart>;
 
 /// A typed entry key. `ARITY` parts in IndexedDB; `js_key` / `parse_js` for JS object keys.
 pub trait EntryKey: Ord + Clone + fmt::Debug + Sized {
+    /// How many key parts the key takes in IndexedDB.
     const ARITY: usize;
+    /// Appends the key parts to `out`.
     fn to_parts(&self, out: &mut Key);
+    /// Reads the key from exactly `ARITY` parts; `None` if they do not form one.
     fn from_parts(parts: &[KeyPart]) -> Option<Self>;
+    /// The key as a JS object key (e.g. `"<txid>:<vout>"`).
     fn js_key(&self) -> String;
+    /// Parses a JS object key; `InvalidArgument` if malformed.
     fn parse_js(s: &str) -> Result<Self, Error>;
 }
 
@@ -137,7 +144,9 @@ impl<A: EntryKey, B: EntryKey> EntryKey for (A, B) {
 /// A transaction output: `"<txid hex>:<vout>"` in JS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct OutPoint {
+    /// The transaction id.
     pub txid: Hash32,
+    /// The output index.
     pub vout: u32,
 }
 
@@ -183,8 +192,11 @@ impl<'de> Deserialize<'de> for OutPoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContactKind {
+    /// A request we sent.
     Sent,
+    /// A request we received.
     Received,
+    /// Both sides sent one.
     Established,
 }
 

@@ -30,7 +30,9 @@ pub struct Channels<'a, B: Backend> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CommitStep {
+    /// The `saveMeta` half.
     Meta,
+    /// The queued history write.
     History,
 }
 
@@ -38,10 +40,15 @@ pub enum CommitStep {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepFailure {
+    /// Which half failed.
     pub step: CommitStep,
+    /// The stable code of the cause ([`crate::Error::code`]).
     pub code: u16,
+    /// The stable kind of the cause.
     pub kind: &'static str,
+    /// Whether the cause is transient.
     pub retryable: bool,
+    /// The cause, for people.
     pub message: String,
 }
 

@@ -37,6 +37,7 @@ pub enum FlushMode {
 /// How a persister behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// When staged changes are written.
     pub flush_mode: FlushMode,
     /// Largest encoded value accepted, at most [`MAX_BLOB_BYTES`].
     pub max_blob_bytes: usize,
@@ -61,11 +62,17 @@ pub type CommitObserver = Box<dyn Fn(&[WalletId])>;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletFailure {
+    /// The wallet whose changes failed.
     pub wallet_id: WalletId,
+    /// The stable code of the cause ([`Error::code`]).
     pub code: u16,
+    /// The stable kind of the cause ([`Error::kind`]).
     pub kind: &'static str,
+    /// Whether the cause is transient.
     pub retryable: bool,
+    /// The cause, for people.
     pub message: String,
+    /// The cause itself (not serialized to JS).
     #[serde(skip)]
     pub error: Error,
 }
@@ -117,11 +124,15 @@ impl CommitReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedRow {
+    /// The object store the row is in.
     pub store: &'static str,
     /// The IndexedDB key, spelled as a JSON array.
     pub key: String,
+    /// The stable code of the reason ([`Error::code`]).
     pub code: u16,
+    /// The stable kind of the reason ([`Error::kind`]).
     pub kind: &'static str,
+    /// Why the row was skipped, for people.
     pub reason: String,
 }
 
@@ -198,6 +209,7 @@ impl From<schema::GateOutcome> for OpenReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteReport {
+    /// The deleted wallet.
     pub wallet_id: WalletId,
     /// Staged (never flushed) fields of the wallet that the delete discarded.
     pub discarded_staged_fields: u32,
@@ -371,14 +383,17 @@ impl<B: Backend> Persister<B> {
         self.open_report.borrow().clone()
     }
 
+    /// The backend this persister writes to (tests arm its faults through it).
     pub fn backend(&self) -> &B {
         &self.backend
     }
 
+    /// The options it was opened with.
     pub fn options(&self) -> &Options {
         &self.options
     }
 
+    /// Whether `close` has completed: every later call fails with [`Error::Closed`].
     pub fn is_closed(&self) -> bool {
         self.closed.get()
     }

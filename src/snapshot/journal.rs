@@ -9,7 +9,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PendingOp {
+    /// The entry is to be appended (or moved to the end).
     Append,
+    /// The entry is to be evicted.
     Evict,
 }
 
@@ -42,10 +44,12 @@ impl Journal {
         self.ops.get(id).map(|(_, op)| *op)
     }
 
+    /// How many ids are queued.
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
+    /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }

@@ -12,16 +12,23 @@ pub const MAX_DEPTH: usize = 64;
 /// a list's elements, or per map entry a [`Node::Key`] then the entry's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Node {
+    /// JS `null`.
     Null,
+    /// A boolean.
     Bool(bool),
     /// A JS number (any f64, stored exactly).
     Number(f64),
     /// A JS bigint within int64, e.g. unix milliseconds.
     BigInt(i64),
+    /// A string.
     Text(String),
+    /// A `Uint8Array`.
     Bytes(Bytes),
+    /// An array of this many elements (they follow).
     List(u32),
+    /// A plain object of this many entries (each a `Key` then its value, in order).
     Map(u32),
+    /// The key of the map entry whose value follows.
     Key(String),
 }
 

@@ -29,8 +29,11 @@ pub use journal::{Journal, PendingOp};
 pub use meta::{MetaValue, Node};
 pub use registry::{ChannelRegistry, TakenQueue};
 
+/// The object store of channel meta snapshots (key `[channel]`).
 pub const CHANNEL_META: &str = "channel_meta";
+/// The object store of channel history (key `[channel, seq]`).
 pub const CHANNEL_HISTORY: &str = "channel_history";
+/// The object store of retrieval hints (key `[channel, messageId]`).
 pub const RETRIEVAL_HINTS: &str = "retrieval_hints";
 /// Every store holding rows of a channel.
 pub const CHANNEL_STORES: [&str; 3] = [CHANNEL_META, CHANNEL_HISTORY, RETRIEVAL_HINTS];
@@ -55,6 +58,7 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
 pub struct HistoryEntry {
     /// The message id, unique within the channel's history.
     pub id: String,
+    /// The message's bytes.
     pub bytes: Bytes,
     /// Unix milliseconds, if the app keeps a time per message.
     #[serde(default)]
@@ -65,13 +69,16 @@ pub struct HistoryEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryUpdate {
+    /// Entries to append after everything already there, in order.
     #[serde(default)]
     pub append: Vec<HistoryEntry>,
+    /// Ids to evict (their retrieval hints go too).
     #[serde(default)]
     pub evict: Vec<String>,
 }
 
 impl HistoryUpdate {
+    /// Whether the update changes nothing.
     pub fn is_empty(&self) -> bool {
         self.append.is_empty() && self.evict.is_empty()
     }
@@ -95,7 +102,9 @@ impl HistoryUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RetrievalHint {
+    /// The message it is for.
     pub message_id: String,
+    /// Where or how to retrieve the message (app bytes).
     pub hint: Bytes,
 }
 
@@ -111,14 +120,17 @@ pub struct LoadedChannel<T> {
     pub hints: Vec<RetrievalHint>,
 }
 
+/// The key of `channel`'s meta row.
 pub fn meta_key(channel: &str) -> Key {
     vec![KeyPart::Text(channel.to_owned())]
 }
 
+/// The key of the history row `seq` of `channel`.
 pub fn history_key(channel: &str, seq: u32) -> Key {
     vec![KeyPart::Text(channel.to_owned()), KeyPart::Num(seq)]
 }
 
+/// The key of the retrieval hint of `message_id` in `channel`.
 pub fn hint_key(channel: &str, message_id: &str) -> Key {
     vec![KeyPart::Text(channel.to_owned()), KeyPart::Text(message_id.to_owned())]
 }
@@ -202,6 +214,7 @@ impl HistoryIndex {
         self.seqs.len()
     }
 
+    /// Whether the channel has no history on disk.
     pub fn is_empty(&self) -> bool {
         self.seqs.is_empty()
     }

@@ -29,6 +29,7 @@ impl ChannelState {
 #[derive(Debug)]
 pub struct TakenQueue {
     queue: Journal,
+    /// The history write the queue amounts to.
     pub update: HistoryUpdate,
 }
 
