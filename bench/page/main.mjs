@@ -1,7 +1,7 @@
 // The benchmark page: loads our wasm exactly as a wallet does (`init()`, then `WalletStore`), from
 // the bench build (bench/pkg: the release profile plus the `bench` exports; `?pkg=pkg-profiling`:
-// the same with function names, for bench/profile.mjs), and installs `window.bench` for
-// bench/run.mjs.
+// the same with function names, for bench/profile.mjs; `?pkg=pkg-base`: another commit's build,
+// for bench/ab-load.mjs), and installs `window.bench` for bench/run.mjs.
 import { deleteDatabase } from './contenders.mjs';
 import { workloads } from './workloads.mjs';
 
@@ -15,7 +15,7 @@ async function areaStores() {
   return Object.keys(report.rows);
 }
 
-const PKG = new URLSearchParams(location.search).get('pkg') === 'pkg-profiling' ? 'pkg-profiling' : 'pkg';
+const PKG = /^pkg(-[a-z]+)?$/.test(new URLSearchParams(location.search).get('pkg')) ? new URLSearchParams(location.search).get('pkg') : 'pkg';
 const wasm = await import(`/bench/${PKG}/wallet_persist.js`);
 
 export async function install() {
