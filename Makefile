@@ -18,19 +18,26 @@ TIMED := scripts/timed.sh
 # Wall-clock start of this make run, for the total printed by `make test`.
 T0 := $(shell date +%s)
 
-.PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean
+.PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean \
+        bench bench-pkg bench-profile bench-ab-load test-bench-smoke
 
 help:
 	@echo "make bootstrap     install missing tools (rust target, chromium, wasm-pack, wasm-bindgen-cli, npm dev deps)"
 	@echo "make pkg           release build of the publishable package into pkg/ (no features)"
 	@echo "make www-pkg       dev build with --features fault-injection into www/pkg/ (example page, JS e2e tests)"
 	@echo "make demo          bootstrap, pkg, www-pkg, then serve the repo on http://127.0.0.1:$(PORT)/www/"
-	@echo "make test          bootstrap, then test-host, doc, test-browser, test-e2e (fail fast, timed)"
+	@echo "make test          bootstrap, then test-host, doc, test-browser, test-e2e, test-bench-smoke (fail fast, timed)"
 	@echo "make test-host     cargo test (native)"
 	@echo "make test-browser  wasm-bindgen-test in headless Chromium (webdriver.json at the crate root)"
 	@echo "make test-e2e      pkg + www-pkg, then node --test tests/e2e/ (playwright-core; consumer app, README samples)"
+	@echo "make test-bench-smoke  bench-pkg, then every benchmark workload at tiny size (node --test bench/)"
 	@echo "make doc           rustdoc for wasm32 (every public item documented, warnings are errors)"
-	@echo "make clean         remove pkg/, www/pkg/, test-results/ (keeps target/)"
+	@echo "make bench         bench-pkg, then the benchmarks vs raw IndexedDB, Dexie, idb-keyval (minutes;"
+	@echo "                   writes bench/results/latest.{json,md,svg} and a dated copy; not part of make test)"
+	@echo "make bench-pkg     release build with --features bench into bench/pkg/ (benchmark-only exports)"
+	@echo "make bench-profile W=W3 C=ours  CPU profile of one workload on a named build (bench/pkg-profiling/)"
+	@echo "make bench-ab-load REF=HEAD~1    load phases of this tree vs commit REF, alternating in one browser"
+	@echo "make clean         remove pkg/, www/pkg/, bench/pkg*/, test-results/ (keeps target/ and bench/results/)"
 
 bootstrap:
 	@$(TIMED) bootstrap scripts/bootstrap.sh
@@ -50,7 +57,7 @@ demo: bootstrap pkg www-pkg
 	@echo "Serving $(CURDIR) — open http://127.0.0.1:$(PORT)/www/  (Ctrl-C to stop)"
 	python3 -m http.server $(PORT) --bind 127.0.0.1 --directory .
 
-test: bootstrap test-host doc test-browser test-e2e
+test: bootstrap test-host doc test-browser test-e2e test-bench-smoke
 	@echo "==> make test: all layers passed in $$(( $$(date +%s) - $(T0) )) s"
 
 test-host: bootstrap
@@ -78,5 +85,38 @@ _e2e: pkg www-pkg
 	@test -n "$(E2E_TESTS)" || { echo "no tests/e2e/**/*.test.mjs found" >&2; exit 1; }
 	node --test $(E2E_TESTS)
 
+# ---- Benchmarks (issue 9) ----------------------------------------------------------------------
+# bench/pkg is the release profile (as pkg/) plus the `bench` cargo feature's exports: payload
+# generation, the exact rows a flush writes, load phases, the codec micro-benchmark.
+bench-pkg:
+	wasm-pack build --release --target web --out-dir bench/pkg -- --features bench
+
+bench: bootstrap bench-pkg
+	@$(TIMED) bench node bench/run.mjs $(BENCH_ARGS)
+
+test-bench-smoke: bootstrap bench-pkg
+	@$(TIMED) test-bench-smoke node --test bench/smoke.test.mjs
+
+# The release code with function names kept (a separate target dir, so the release build is not
+# invalidated), then the sampling profiler over the timed region of workload W, contender C.
+W ?= W3
+C ?= ours
+bench-profile: bootstrap
+	CARGO_TARGET_DIR=target/profiling CARGO_PROFILE_RELEASE_STRIP=none \
+	  cargo build --release --target wasm32-unknown-unknown --features bench
+	wasm-bindgen --target web --out-dir bench/pkg-profiling target/profiling/wasm32-unknown-unknown/release/wallet_persist.wasm
+	wasm-opt -Os -g bench/pkg-profiling/wallet_persist_bg.wasm -o bench/pkg-profiling/wallet_persist_bg.wasm
+	node bench/profile.mjs $(W) $(C)
+
+# Load phases of this tree's bench build against commit REF's (which must have the bench feature).
+REF ?= HEAD~1
+AB_TREE := $(CURDIR)/target/ab-tree
+bench-ab-load: bootstrap bench-pkg
+	rm -rf $(AB_TREE) && git worktree prune && git worktree add --detach $(AB_TREE) $(REF)
+	cd $(AB_TREE) && CARGO_TARGET_DIR=$(CURDIR)/target/ab wasm-pack build --release --target web \
+	  --out-dir $(CURDIR)/bench/pkg-base -- --features bench
+	git worktree remove --force $(AB_TREE)
+	node bench/ab-load.mjs pkg-base pkg
+
 clean:
-	rm -rf pkg www/pkg test-results
+	rm -rf pkg www/pkg test-results bench/pkg bench/pkg-profiling bench/pkg-base

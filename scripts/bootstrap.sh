@@ -5,7 +5,8 @@
 #   - wasm-pack 0.15.1                        (cargo install --locked)
 #   - wasm-bindgen-cli == wasm-bindgen in Cargo.lock (cargo install --force, WITHOUT --locked)
 #   - npm dev deps from package-lock.json     (npm ci: playwright-core, binaryen for wasm-opt,
-#                                              vite + typescript for the consumer app's check)
+#                                              vite + typescript for the consumer app's check,
+#                                              dexie and idb-keyval for the benchmarks)
 #
 # Non-interactive (CI=true, no stdin); runs as root or with passwordless sudo. Prints one line per
 # tool. Takes well under 2 s when everything is present. Only package registries are reachable on
@@ -108,15 +109,16 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 5. npm dev dependencies (playwright-core, binaryen's wasm-opt, vite, typescript), reinstalled when
-#    package-lock changes
+# 5. npm dev dependencies (playwright-core, binaryen's wasm-opt, vite, typescript, the benchmark
+#    baselines), reinstalled when package-lock changes
 command -v npm >/dev/null 2>&1 || die "npm not found"
 [ -f package-lock.json ] || die "package-lock.json not found in $ROOT"
 STAMP="node_modules/.bootstrap-lock.sha256"
 lock_sum="$(sha256sum package-lock.json | awk '{ print $1 }')"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$lock_sum" ] \
    && [ -x node_modules/.bin/wasm-opt ] && [ -f node_modules/playwright-core/package.json ] \
-   && [ -x node_modules/.bin/vite ] && [ -x node_modules/.bin/tsc ]; then
+   && [ -x node_modules/.bin/vite ] && [ -x node_modules/.bin/tsc ] \
+   && [ -f node_modules/dexie/package.json ] && [ -f node_modules/idb-keyval/package.json ]; then
   say "npm dev deps" "present"
 else
   npm ci --no-audit --no-fund --loglevel=error </dev/null >&2

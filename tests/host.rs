@@ -208,6 +208,20 @@ fn entry_keys_round_trip_between_js_and_parts() {
 }
 
 #[test]
+fn ids_are_spelled_as_64_lowercase_hex_characters_and_parse_back() {
+    let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(0xf0));
+    let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let id = WalletId(bytes);
+    assert_eq!(id.to_hex(), expected);
+    assert_eq!(id.to_string(), expected);
+    assert_eq!(WalletId::from_hex(&expected).unwrap(), id);
+    assert_eq!(Hash32(bytes).to_hex(), expected);
+    assert_eq!(format!("{:?}", Hash32(bytes)), format!("Hash32({expected})"));
+    assert_eq!(WalletId([0; 32]).to_hex(), "0".repeat(64));
+    assert_eq!(WalletId([0xff; 32]).to_hex(), "f".repeat(64));
+}
+
+#[test]
 fn area_shapes_list_every_area_and_its_value_fields() {
     let shapes = WalletChangeSet::area_shapes();
     let names: Vec<&str> = shapes.iter().map(|s| s.js_name).collect();

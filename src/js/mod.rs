@@ -1,6 +1,8 @@
 //! The wasm-bindgen surface: converts and checks JS input, calls the persister, converts results.
 //! Every method returns a Promise; every failure rejects with a `WalletPersistError`.
 
+#[cfg(feature = "bench")]
+mod bench;
 mod channels;
 mod env;
 mod error;

@@ -1,0 +1,265 @@
+// The workloads W1–W7 and the load request count, as the page runs them. One call of `run` is
+// one repetition of one contender on a fresh database; only the workload itself is timed (opening
+// the database beforehand, closing, verifying and deleting it afterwards are not).
+import * as contenders from './contenders.mjs';
+import { makeData, range } from './data.mjs';
+
+/** Workload sizes: the issue's ("full") and a tiny one for the test suite ("smoke"). */
+export const SIZES = {
+  W1: { full: { wallets: 1000 }, smoke: { wallets: 10 } },
+  W2: { full: { flushes: 100, wallets: 100 }, smoke: { flushes: 3, wallets: 5 } },
+  W3: { full: { wallets: 100, rows: 100 }, smoke: { wallets: 5, rows: 20 } },
+  W4: { full: { wallets: 1000 }, smoke: { wallets: 10 } },
+  W5: { full: { kib: 256 }, smoke: { kib: 64 } },
+  W6: { full: { updates: 10_000, wallets: 100 }, smoke: { updates: 200, wallets: 10 } },
+  W7: { full: { changesets: 1000 }, smoke: { changesets: 20 } },
+};
+
+const now = () => performance.now();
+const gc = () => globalThis.gc?.();
+// With ?profile (bench/profile.mjs), every timed region is also a console.profile() that the
+// profiler's CDP session receives: the profile holds the timed work only.
+const PROFILE = new URLSearchParams(location.search).has('profile');
+const profileStart = (label) => PROFILE && console.profile(label);
+const profileEnd = (label) => PROFILE && console.profileEnd(label);
+let dbCounter = 0;
+const freshName = (workload, contender) => `bench-${workload}-${contender}-${Date.now().toString(36)}-${dbCounter++}`;
+
+/** Makes the next `IDBTransaction.commit()` abort the transaction instead (a transient failure
+ *  after every request was issued, as a lost connection or a full disk would cause). */
+function abortNextCommit() {
+  const proto = IDBTransaction.prototype;
+  const original = proto.commit;
+  proto.commit = function () {
+    proto.commit = original;
+    this.abort();
+  };
+}
+
+export function workloads(wasm, areaStores) {
+  const data = makeData(wasm);
+  const c = {
+    ours: contenders.ours(wasm),
+    ours_breakdown: contenders.oursBreakdown(wasm),
+    raw_idb: contenders.rawIdb(areaStores),
+    dexie: contenders.dexie(areaStores),
+    idb_keyval: contenders.idbKeyval({ many: false }),
+    idb_keyval_setmany: contenders.idbKeyval({ many: true }),
+  };
+  // Write workloads: contender → [implementation, timed body (impl, handle, payload)].
+  const once = (impl) => [impl, (i, h, d) => i.write(h, d)];
+  // W2: one flush after the other; phases (if the contender reports any) summed over the flushes.
+  const sequence = (impl) => [
+    impl,
+    async (i, h, list) => {
+      const total = {};
+      for (const p of list) {
+        for (const [phase, ms] of Object.entries((await i.write(h, p)) || {})) total[phase] = (total[phase] || 0) + ms;
+      }
+      return total;
+    },
+  ];
+  const writes = {
+    W1: {
+      payload: (size) => data('flush', SIZES.W1[size]),
+      rows: (d) => d.rows.length,
+      contenders: { ours: once(c.ours), raw_idb: once(c.raw_idb), dexie: once(c.dexie), idb_keyval: once(c.idb_keyval), idb_keyval_setmany: once(c.idb_keyval_setmany) },
+    },
+    W2: {
+      payload: (size) => data('flushes', SIZES.W2[size]),
+      rows: (list) => list.reduce((n, p) => n + p.rows.length, 0),
+      contenders: {
+        ours: sequence(c.ours),
+        raw_idb: sequence(c.raw_idb),
+        dexie: sequence(c.dexie),
+        // idb-keyval `set` per row is measured in W1 and W5; here (40,000 transactions, about 35 s
+        // a repetition on 2 cores) it would dominate the run and show nothing W1 does not.
+        idb_keyval_setmany: sequence(c.idb_keyval_setmany),
+      },
+    },
+    W4: {
+      payload: (size) => data('flush', SIZES.W4[size]),
+      rows: (d) => d.rows.length,
+      contenders: {
+        ours: [c.ours, (i, h, d) => i.writeRetried(h, d, abortNextCommit)],
+        raw_idb: [c.raw_idb, (i, h, d) => i.writeRetried(h, d, abortNextCommit)],
+      },
+    },
+    W5: {
+      payload: (size) => data('big', SIZES.W5[size]),
+      rows: (d) => d.rows.length,
+      contenders: { ours: once(c.ours), raw_idb: once(c.raw_idb), dexie: once(c.dexie), idb_keyval: once(c.idb_keyval), idb_keyval_setmany: once(c.idb_keyval_setmany) },
+    },
+    W6: {
+      payload: (size) => data('updates', SIZES.W6[size]),
+      rows: (u) => u.rows.length,
+      contenders: {
+        ours: [c.ours, (i, h, u) => i.writeEach(h, u)],
+        raw_idb: [c.raw_idb, (i, h, u) => i.writeEach(h, u)],
+        dexie: [c.dexie, (i, h, u) => i.writeEach(h, u)],
+        dexie_bulkput: [c.dexie, (i, h, u) => i.writeBulk(h, u)],
+        // idb-keyval `set` per row (20,000 transactions) took 60–140 s a repetition: omitted.
+        idb_keyval_setmany: [c.idb_keyval_setmany, (i, h, u) => i.writeEach(h, u)],
+      },
+    },
+  };
+  // W3: each contender loads a database its own writer filled (populate, then a page reload).
+  const loads = {
+    payload: (size) => data('bulk', SIZES.W3[size]),
+    writers: { ours: c.ours, ours_breakdown: c.ours, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
+  };
+  let codec = null;
+
+  /** The rows the database of a write workload must hold afterwards. */
+  const expectedRows = (workload, payload) => {
+    if (workload === 'W6') return payload.distinct;
+    const rows = workload === 'W2' ? payload.flatMap((p) => p.rows) : payload.rows;
+    return new Set(rows.map((r) => r.store + '\u0000' + JSON.stringify(r.key))).size;
+  };
+
+  return {
+    /** Contenders of each workload, in the order the report lists them. */
+    contenders: () => ({
+      ...Object.fromEntries(Object.entries(writes).map(([w, spec]) => [w, Object.keys(spec.contenders)])),
+      W3: Object.keys(loads.writers),
+      W7: ['ours', 'serde_wasm_bindgen', 'json'],
+    }),
+
+    /** Builds the payload of `workload` (untimed) and describes it. */
+    prepare(workload, size) {
+      if (workload === 'W7') return { rows: SIZES.W7[size].changesets };
+      const payload = workload === 'W3' ? loads.payload(size) : writes[workload].payload(size);
+      const rows = workload === 'W3' ? payload.rows.length : writes[workload].rows(payload);
+      const list = Array.isArray(payload) ? payload : [payload];
+      const bytes = workload === 'W6' ? payload.rows.reduce((n, r) => n + r.value.length, 0) : list.reduce((n, p) => n + p.bytes, 0);
+      return { rows, bytes, expectedRows: workload === 'W3' ? payload.rows.length : expectedRows(workload, payload) };
+    },
+
+    /** One timed repetition of a write workload: `{ ms, phases?, check? }`. */
+    async run(workload, contender, size, { verify = false } = {}) {
+      const spec = writes[workload];
+      const [impl, body] = spec.contenders[contender];
+      const payload = spec.payload(size);
+      const name = freshName(workload, contender);
+      const handle = await impl.open(name);
+      gc();
+      profileStart(`${workload} ${contender}`);
+      const t0 = now();
+      const returned = await body(impl, handle, payload);
+      const ms = now() - t0;
+      profileEnd(`${workload} ${contender}`);
+      // Only ours and W4 report phases; the baselines' bodies may resolve anything else.
+      const phases = returned && typeof returned === 'object' && !Array.isArray(returned) ? returned : undefined;
+      await impl.close(handle);
+      const check = verify ? await contenders.digest(name, areaStores) : undefined;
+      await contenders.deleteDatabase(name);
+      return { ms, phases: phases && Object.keys(phases).length ? phases : undefined, check };
+    },
+
+    /** W3, before the reload: fills a fresh database with the contender's own writer. */
+    async populate(contender, size) {
+      const impl = loads.writers[contender];
+      const name = freshName('W3', contender);
+      const handle = await impl.open(name);
+      await impl.write(handle, loads.payload(size));
+      await impl.close(handle);
+      return name;
+    },
+
+    /** W3, after the reload: the timed cold load, then the database is deleted. */
+    async load(contender, name, { verify = false } = {}) {
+      gc();
+      profileStart(`W3 ${contender}`);
+      const t0 = now();
+      const { rows, phases } = await c[contender].load(name);
+      const ms = now() - t0;
+      profileEnd(`W3 ${contender}`);
+      const check = verify ? await contenders.digest(name, areaStores) : undefined;
+      await contenders.deleteDatabase(name);
+      // The breakdown's total is the sum of its phases (its own calls to performance.now()).
+      const total = contender === 'ours_breakdown' ? Object.values(phases).reduce((a, b) => a + b, 0) : ms;
+      return { ms: total, rows, phases, check };
+    },
+
+    /** W7: encode then decode `changesets` whole changesets with one codec, each half timed. */
+    codec(contender, size) {
+      const count = SIZES.W7[size].changesets;
+      if (!codec || codec.count !== count) codec = { count, bench: new wasm.CodecBench(count, 9) };
+      const [encode, decode] = {
+        ours: ['bincodeEncode', 'bincodeDecode'],
+        serde_wasm_bindgen: ['swbEncode', 'swbDecode'],
+        json: ['jsonEncode', 'jsonDecode'],
+      }[contender];
+      gc();
+      profileStart(`W7 ${contender}`);
+      const t0 = now();
+      const bytes = codec.bench[encode]();
+      const t1 = now();
+      const fields = codec.bench[decode]();
+      const t2 = now();
+      profileEnd(`W7 ${contender}`);
+      if (fields !== count * 13) throw new Error(`${contender} decoded ${fields} fields, expected ${count * 13}`);
+      return { ms: t2 - t0, phases: { encode_ms: t1 - t0, decode_ms: t2 - t1 }, bytes: contender === 'serde_wasm_bindgen' ? undefined : bytes };
+    },
+
+    /**
+     * The IndexedDB requests one `load()` issues on a database of `wallets` full wallets (13 rows
+     * each), counted by wrapping every request-issuing method of IDBObjectStore and IDBIndex, and
+     * the transactions it opens.
+     */
+    async countLoadRequests(wallets) {
+      const name = freshName('requests', String(wallets));
+      const store = await wasm.WalletStore.open({ name });
+      for (const n of range(wallets)) {
+        const { walletId, changes } = wasm.benchChangeset('full', n, 0, 9);
+        await store.store(walletId, changes);
+      }
+      await store.commit();
+      await store.close();
+      const reopened = await wasm.WalletStore.open({ name });
+      const counted = countRequests();
+      let result;
+      try {
+        result = await reopened.load();
+      } finally {
+        counted.stop();
+      }
+      await reopened.close();
+      await contenders.deleteDatabase(name);
+      const rows = Object.values(result.report.rows).reduce((a, b) => a + b, 0);
+      return { wallets: result.report.wallets, rows, requests: counted.requests, transactions: counted.transactions, byMethod: counted.byMethod };
+    },
+  };
+}
+
+const REQUEST_METHODS = ['get', 'getAll', 'getAllKeys', 'getKey', 'count', 'openCursor', 'openKeyCursor', 'put', 'add', 'delete', 'clear'];
+
+/** Counts IndexedDB requests (and transactions) until `stop()`. */
+function countRequests() {
+  const byMethod = {};
+  const restore = [];
+  let transactions = 0;
+  const wrap = (proto, method, count) => {
+    const original = proto[method];
+    if (typeof original !== 'function') return;
+    proto[method] = function (...args) {
+      count(method);
+      return original.apply(this, args);
+    };
+    restore.push(() => (proto[method] = original));
+  };
+  for (const proto of [IDBObjectStore.prototype, IDBIndex.prototype]) {
+    for (const method of REQUEST_METHODS) wrap(proto, method, (m) => (byMethod[m] = (byMethod[m] || 0) + 1));
+  }
+  wrap(IDBDatabase.prototype, 'transaction', () => (transactions += 1));
+  return {
+    get requests() {
+      return Object.values(byMethod).reduce((a, b) => a + b, 0);
+    },
+    get transactions() {
+      return transactions;
+    },
+    byMethod,
+    stop: () => restore.forEach((undo) => undo()),
+  };
+}

@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+// The benchmark runner (`make bench`): serves the repo on 127.0.0.1, launches Debian's Chromium as
+// a persistent context on a fresh profile, opens bench/index.html and runs every workload there:
+// warm-ups, then repetitions in an interleaved (seeded, shuffled per round) contender order, a fresh
+// database per repetition. Writes bench/results/latest.{json,md,svg} and a dated copy of the JSON.
+//
+//   node bench/run.mjs                    # the issue's sizes, 15 repetitions, 2 warm-ups
+//   node bench/run.mjs --smoke            # tiny sizes, 2 repetitions, 1 warm-up, results to a temp dir
+//   options: --only W1,W3,requests  --reps N  --warmups N  --out DIR  --size full|smoke
+//
+// Every warm-up (every repetition with --smoke) is verified: the database must hold exactly the
+// expected rows, with the same digest (store, key, bytes) for every contender of the workload.
+import os from 'node:os';
+import path from 'node:path';
+import fsp from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { startServer, launch, openPage, reload, evalInPage, CHROMIUM_PATH } from '../tests/e2e/harness.mjs';
+import { summarize, writeResults } from './report.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ALL = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'requests'];
+/** W5 takes ~10 ms against a timer of 0.1 ms and much scheduling noise: three times the rounds. */
+const ROUNDS_FACTOR = { W5: 3 };
+
+export function parseArgs(argv) {
+  const opts = { smoke: false, only: ALL, reps: undefined, warmups: undefined, out: undefined, size: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) throw new Error(`${arg} needs a value`);
+      return argv[++i];
+    };
+    if (arg === '--smoke') opts.smoke = true;
+    else if (arg === '--only') opts.only = value().split(',').map((s) => s.trim()).filter(Boolean);
+    else if (arg === '--reps') opts.reps = Number(value());
+    else if (arg === '--warmups') opts.warmups = Number(value());
+    else if (arg === '--out') opts.out = value();
+    else if (arg === '--size') opts.size = value();
+    else throw new Error(`unknown argument ${arg}`);
+  }
+  for (const w of opts.only) if (!ALL.includes(w)) throw new Error(`unknown workload ${w} (expected ${ALL.join(', ')})`);
+  opts.size ??= opts.smoke ? 'smoke' : 'full';
+  opts.reps ??= opts.smoke ? 2 : 15;
+  opts.warmups ??= opts.smoke ? 1 : 2;
+  if (!(opts.reps >= 1) || !(opts.warmups >= 0)) throw new Error('--reps must be ≥ 1 and --warmups ≥ 0');
+  return opts;
+}
+
+/** A seeded shuffle (mulberry32), so a run's interleaving is reproducible. */
+function shuffled(list, seed) {
+  let a = seed >>> 0;
+  const random = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...list];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+const log = (line) => process.stderr.write(line + '\n');
+
+/** `Chromium 156.0.8078.79` from `chromium --version` (the product CDP reports says "Chrome"). */
+function chromiumVersion() {
+  return new Promise((resolve) => {
+    execFile(CHROMIUM_PATH, ['--version'], { timeout: 10_000 }, (error, stdout) => {
+      const match = !error && /(Chromium|Chrome) ([\d.]+)/.exec(stdout);
+      resolve(match ? `${match[1]} ${match[2]}` : null);
+    });
+  });
+}
+
+/** The loopback server, Chromium on a fresh profile (gc() exposed) and the benchmark page. */
+export async function openBenchPage({ query = '', logLine = log } = {}) {
+  const server = await startServer();
+  const browser = await launch({ args: ['--js-flags=--expose-gc'], log: (line) => logLine(line) });
+  try {
+    const page = await openPage(browser.context, server.url(`/bench/index.html${query}`), { ready: true, timeout: 120_000 });
+    page.setDefaultTimeout(600_000);
+    return { server, browser, page };
+  } catch (error) {
+    await browser.close();
+    await server.close();
+    throw error;
+  }
+}
+
+/** Runs the selected workloads; returns the raw samples (see report.mjs summarize). */
+export async function runBench(opts, { logLine = log } = {}) {
+  const { server, browser, page } = await openBenchPage({ logLine });
+  try {
+    const cdp = await browser.context.newCDPSession(page);
+    const version = await cdp.send('Browser.getVersion');
+    await cdp.detach();
+    const binary = await chromiumVersion();
+    const info = await evalInPage(page, () => window.bench.info());
+    if (!info.gc) logLine('warning: gc() is not exposed; GC is not settled before timed runs');
+    const contenders = await evalInPage(page, () => window.bench.contenders());
+    const raw = {
+      date: new Date().toISOString(),
+      browser: binary || version.product,
+      browserProduct: version.product,
+      userAgent: info.userAgent,
+      machine: {
+        cores: os.cpus().length,
+        memory_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+        cpu: os.cpus()[0]?.model?.trim(),
+        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+        node: process.version,
+      },
+      method: { size: opts.size, warmups: opts.warmups, repetitions: opts.reps },
+      workloads: {},
+    };
+    for (const workload of opts.only.filter((w) => w !== 'requests')) {
+      const started = Date.now();
+      raw.workloads[workload] = await runWorkload(page, workload, contenders[workload], opts, logLine);
+      logLine(`[bench] ${workload} done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${oneLine(raw.workloads[workload])}`);
+    }
+    if (opts.only.includes('requests')) {
+      const counts = {};
+      for (const wallets of [1, 1000]) counts[wallets] = await evalInPage(page, (n) => window.bench.countLoadRequests(n), wallets);
+      raw.load_request_count = counts;
+      logLine(`[bench] load requests: 1 wallet ${counts[1].requests}, 1000 wallets ${counts[1000].requests}`);
+    }
+    return raw;
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
+
+async function runWorkload(page, workload, names, opts, logLine) {
+  const prepared = await evalInPage(page, ([w, size]) => window.bench.prepare(w, size), [workload, opts.size]);
+  const samples = Object.fromEntries(names.map((n) => [n, { ms: [], phases: {} }]));
+  let reference = null;
+  const rounds = opts.warmups + opts.reps * (opts.smoke ? 1 : ROUNDS_FACTOR[workload] || 1);
+  for (let round = 0; round < rounds; round++) {
+    const measured = round >= opts.warmups;
+    const verify = opts.smoke || !measured;
+    for (const contender of shuffled(names, 0x5eed + round * 7919 + workload.charCodeAt(1))) {
+      const result = await runOnce(page, workload, contender, opts.size, verify);
+      if (verify && result.check) {
+        const { check } = result;
+        const what = `${workload} ${contender}`;
+        if (check.rows !== prepared.expectedRows) throw new Error(`${what}: the database holds ${check.rows} rows, expected ${prepared.expectedRows}`);
+        reference ??= { contender, digest: check.digest };
+        if (check.digest !== reference.digest) throw new Error(`${what}: stored data differ from ${reference.contender}'s (digest ${check.digest} vs ${reference.digest})`);
+      }
+      if (workload === 'W3' && result.rows !== prepared.rows) throw new Error(`W3 ${contender} loaded ${result.rows} rows, expected ${prepared.rows}`);
+      if (!(result.ms >= 0)) throw new Error(`${workload} ${contender}: no time measured`);
+      if (!measured) continue;
+      samples[contender].ms.push(result.ms);
+      for (const [phase, ms] of Object.entries(result.phases || {})) (samples[contender].phases[phase] ??= []).push(ms);
+      if (result.bytes !== undefined) samples[contender].bytes = result.bytes;
+    }
+  }
+  return { rows: prepared.rows, bytes: prepared.bytes, samples };
+}
+
+/** One repetition of `contender` in `workload` (W3: populate, reload, cold load). */
+export async function runOnce(page, workload, contender, size, verify) {
+  if (workload === 'W7') return evalInPage(page, ([c, s]) => window.bench.codec(c, s), [contender, size]);
+  if (workload === 'W3') {
+    const name = await evalInPage(page, ([c, s]) => window.bench.populate(c, s), [contender, size]);
+    await reload(page, { ready: true, timeout: 120_000 });
+    return evalInPage(page, ([c, n, v]) => window.bench.load(c, n, { verify: v }), [contender, name, verify]);
+  }
+  return evalInPage(page, ([w, c, s, v]) => window.bench.run(w, c, s, { verify: v }), [workload, contender, size, verify]);
+}
+
+function oneLine({ samples }) {
+  return Object.entries(samples)
+    .map(([name, s]) => `${name} ${median(s.ms).toFixed(1)} ms`)
+    .join(', ');
+}
+
+function median(list) {
+  const sorted = [...list].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const out = opts.out ?? (opts.smoke ? await fsp.mkdtemp(path.join(os.tmpdir(), 'wallet-persist-bench-')) : path.join(HERE, 'results'));
+  log(`[bench] size ${opts.size}, ${opts.warmups} warm-up(s) + ${opts.reps} repetitions, workloads ${opts.only.join(' ')}; results to ${out}`);
+  const started = Date.now();
+  const raw = await runBench(opts);
+  const results = summarize(raw);
+  const files = await writeResults(results, out, { dated: !opts.smoke });
+  log(`[bench] done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote ${files.join(', ')}`);
+  for (const target of results.targets) log(`[bench] target ${target.met ? 'met   ' : 'MISSED'} ${target.what}: ${target.value}`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((error) => {
+    log(`[bench] failed: ${error && error.stack ? error.stack : error}`);
+    process.exit(1);
+  });
+}
