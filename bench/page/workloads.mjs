@@ -25,6 +25,10 @@ const profileEnd = (label) => PROFILE && console.profileEnd(label);
 let dbCounter = 0;
 const freshName = (workload, contender) => `bench-${workload}-${contender}-${Date.now().toString(36)}-${dbCounter++}`;
 
+/** `{ phase: ms }` as ours reports it (Dexie's bulkPut, for one, resolves an array of keys). */
+const isPhases = (value) =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'number');
+
 /** Makes the next `IDBTransaction.commit()` abort the transaction instead (a transient failure
  *  after every request was issued, as a lost connection or a full disk would cause). */
 function abortNextCommit() {
@@ -54,7 +58,9 @@ export function workloads(wasm, areaStores) {
     async (i, h, list) => {
       const total = {};
       for (const p of list) {
-        for (const [phase, ms] of Object.entries((await i.write(h, p)) || {})) total[phase] = (total[phase] || 0) + ms;
+        const phases = await i.write(h, p);
+        if (!isPhases(phases)) continue;
+        for (const [phase, ms] of Object.entries(phases)) total[phase] = (total[phase] || 0) + ms;
       }
       return total;
     },
@@ -149,7 +155,7 @@ export function workloads(wasm, areaStores) {
       const ms = now() - t0;
       profileEnd(`${workload} ${contender}`);
       // Only ours and W4 report phases; the baselines' bodies may resolve anything else.
-      const phases = returned && typeof returned === 'object' && !Array.isArray(returned) ? returned : undefined;
+      const phases = isPhases(returned) ? returned : undefined;
       await impl.close(handle);
       const check = verify ? await contenders.digest(name, areaStores) : undefined;
       await contenders.deleteDatabase(name);
