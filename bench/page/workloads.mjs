@@ -210,8 +210,8 @@ export function workloads(wasm, areaStores) {
 
     /**
      * The IndexedDB requests one `load()` issues on a database of `wallets` full wallets (13 rows
-     * each), counted by wrapping every request-issuing method of IDBObjectStore and IDBIndex, and
-     * the transactions it opens.
+     * each), counted by wrapping every method of IDBObjectStore and IDBIndex that returns an
+     * IDBRequest, and the transactions it opens.
      */
     async countLoadRequests(wallets) {
       const name = freshName('requests', String(wallets));
@@ -238,8 +238,6 @@ export function workloads(wasm, areaStores) {
   };
 }
 
-const REQUEST_METHODS = ['get', 'getAll', 'getAllKeys', 'getKey', 'count', 'openCursor', 'openKeyCursor', 'put', 'add', 'delete', 'clear'];
-
 /** Counts IndexedDB requests (and transactions) until `stop()`. */
 function countRequests() {
   const byMethod = {};
@@ -247,15 +245,22 @@ function countRequests() {
   let transactions = 0;
   const wrap = (proto, method, count) => {
     const original = proto[method];
-    if (typeof original !== 'function') return;
     proto[method] = function (...args) {
-      count(method);
-      return original.apply(this, args);
+      const result = original.apply(this, args);
+      if (count) count(method);
+      else if (result instanceof IDBRequest) byMethod[method] = (byMethod[method] || 0) + 1;
+      return result;
     };
     restore.push(() => (proto[method] = original));
   };
+  // Every method of IDBObjectStore and IDBIndex that returns an IDBRequest (get, getAll,
+  // getAllKeys, getAllRecords, openCursor, put, delete, …, and any the browser adds) is counted.
   for (const proto of [IDBObjectStore.prototype, IDBIndex.prototype]) {
-    for (const method of REQUEST_METHODS) wrap(proto, method, (m) => (byMethod[m] = (byMethod[m] || 0) + 1));
+    for (const method of Object.getOwnPropertyNames(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, method);
+      if (method === 'constructor' || typeof descriptor.value !== 'function') continue;
+      wrap(proto, method, null);
+    }
   }
   wrap(IDBDatabase.prototype, 'transaction', () => (transactions += 1));
   return {
