@@ -19,7 +19,7 @@ TIMED := scripts/timed.sh
 T0 := $(shell date +%s)
 
 .PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean \
-        bench bench-pkg bench-profile bench-ab-load test-bench-smoke
+        bench bench-pkg bench-profile bench-ab test-bench-smoke
 
 help:
 	@echo "make bootstrap     install missing tools (rust target, chromium, wasm-pack, wasm-bindgen-cli, npm dev deps)"
@@ -36,7 +36,7 @@ help:
 	@echo "                   writes bench/results/latest.{json,md,svg} and a dated copy; not part of make test)"
 	@echo "make bench-pkg     release build with --features bench into bench/pkg/ (benchmark-only exports)"
 	@echo "make bench-profile W=W3 C=ours  CPU profile of one workload on a named build (bench/pkg-profiling/)"
-	@echo "make bench-ab-load REF=HEAD~1    load phases of this tree vs commit REF, alternating in one browser"
+	@echo "make bench-ab REF=HEAD~1 W=W3   ours on this tree vs on commit REF, alternating in one browser"
 	@echo "make clean         remove pkg/, www/pkg/, bench/pkg*/, test-results/ (keeps target/ and bench/results/)"
 
 bootstrap:
@@ -108,15 +108,16 @@ bench-profile: bootstrap
 	wasm-opt -Os -g bench/pkg-profiling/wallet_persist_bg.wasm -o bench/pkg-profiling/wallet_persist_bg.wasm
 	node bench/profile.mjs $(W) $(C)
 
-# Load phases of this tree's bench build against commit REF's (which must have the bench feature).
+# Ours in workload W on this tree's bench build against commit REF's (REF must have the bench
+# feature): W3 = load phases, W1/W2/W4/W5/W6 = a write repetition.
 REF ?= HEAD~1
 AB_TREE := $(CURDIR)/target/ab-tree
-bench-ab-load: bootstrap bench-pkg
+bench-ab: bootstrap bench-pkg
 	rm -rf $(AB_TREE) && git worktree prune && git worktree add --detach $(AB_TREE) $(REF)
 	cd $(AB_TREE) && CARGO_TARGET_DIR=$(CURDIR)/target/ab wasm-pack build --release --target web \
 	  --out-dir $(CURDIR)/bench/pkg-base -- --features bench
 	git worktree remove --force $(AB_TREE)
-	node bench/ab-load.mjs pkg-base pkg
+	node bench/ab.mjs pkg-base pkg --workload $(W)
 
 clean:
 	rm -rf pkg www/pkg test-results bench/pkg bench/pkg-profiling bench/pkg-base

@@ -6,7 +6,8 @@
 //
 //   node bench/run.mjs                    # the issue's sizes, 15 repetitions, 2 warm-ups
 //   node bench/run.mjs --smoke            # tiny sizes, 2 repetitions, 1 warm-up, results to a temp dir
-//   options: --only W1,W3,requests  --reps N  --warmups N  --out DIR  --size full|smoke
+//   options: --only W1,W3,requests  --contenders ours,raw_idb  --reps N  --warmups N  --out DIR
+//            --size full|smoke  --pkg pkg-base (another build of ours, e.g. from make bench-ab)
 //
 // Every warm-up (every repetition with --smoke) is verified: the database must hold exactly the
 // expected rows, with the same digest (store, key, bytes) for every contender of the workload.
@@ -24,7 +25,7 @@ export const ALL = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'requests'];
 const ROUNDS_FACTOR = { W5: 3 };
 
 export function parseArgs(argv) {
-  const opts = { smoke: false, only: ALL, reps: undefined, warmups: undefined, out: undefined, size: undefined };
+  const opts = { smoke: false, only: ALL, pkg: 'pkg', contenders: undefined, reps: undefined, warmups: undefined, out: undefined, size: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -33,7 +34,9 @@ export function parseArgs(argv) {
     };
     if (arg === '--smoke') opts.smoke = true;
     else if (arg === '--only') opts.only = value().split(',').map((s) => s.trim()).filter(Boolean);
+    else if (arg === '--contenders') opts.contenders = value().split(',').map((s) => s.trim()).filter(Boolean);
     else if (arg === '--reps') opts.reps = Number(value());
+    else if (arg === '--pkg') opts.pkg = value();
     else if (arg === '--warmups') opts.warmups = Number(value());
     else if (arg === '--out') opts.out = value();
     else if (arg === '--size') opts.size = value();
@@ -94,7 +97,7 @@ export async function openBenchPage({ query = '', logLine = log } = {}) {
 
 /** Runs the selected workloads; returns the raw samples (see report.mjs summarize). */
 export async function runBench(opts, { logLine = log } = {}) {
-  const { server, browser, page } = await openBenchPage({ logLine });
+  const { server, browser, page } = await openBenchPage({ query: opts.pkg === 'pkg' ? '' : `?pkg=${opts.pkg}`, logLine });
   try {
     const cdp = await browser.context.newCDPSession(page);
     const version = await cdp.send('Browser.getVersion');
@@ -102,6 +105,7 @@ export async function runBench(opts, { logLine = log } = {}) {
     const binary = await chromiumVersion();
     const info = await evalInPage(page, () => window.bench.info());
     if (!info.gc) logLine('warning: gc() is not exposed; GC is not settled before timed runs');
+    if (info.pkg !== opts.pkg) throw new Error(`the page loaded bench/${info.pkg}, not bench/${opts.pkg}`);
     const contenders = await evalInPage(page, () => window.bench.contenders());
     const raw = {
       date: new Date().toISOString(),
@@ -115,12 +119,13 @@ export async function runBench(opts, { logLine = log } = {}) {
         platform: `${os.platform()} ${os.release()} ${os.arch()}`,
         node: process.version,
       },
-      method: { size: opts.size, warmups: opts.warmups, repetitions: opts.reps },
+      method: { size: opts.size, warmups: opts.warmups, repetitions: opts.reps, build: `bench/${opts.pkg}` },
       workloads: {},
     };
     for (const workload of opts.only.filter((w) => w !== 'requests')) {
       const started = Date.now();
-      raw.workloads[workload] = await runWorkload(page, workload, contenders[workload], opts, logLine);
+      const names = contenders[workload].filter((c) => !opts.contenders || opts.contenders.includes(c));
+      raw.workloads[workload] = await runWorkload(page, workload, names, opts, logLine);
       logLine(`[bench] ${workload} done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${oneLine(raw.workloads[workload])}`);
     }
     if (opts.only.includes('requests')) {

@@ -1,7 +1,7 @@
 // The benchmark page: loads our wasm exactly as a wallet does (`init()`, then `WalletStore`), from
 // the bench build (bench/pkg: the release profile plus the `bench` exports; `?pkg=pkg-profiling`:
 // the same with function names, for bench/profile.mjs; `?pkg=pkg-base`: another commit's build,
-// for bench/ab-load.mjs), and installs `window.bench` for bench/run.mjs.
+// for bench/ab.mjs), and installs `window.bench` for bench/run.mjs.
 import { deleteDatabase } from './contenders.mjs';
 import { workloads } from './workloads.mjs';
 

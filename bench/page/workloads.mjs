@@ -25,6 +25,10 @@ const profileEnd = (label) => PROFILE && console.profileEnd(label);
 let dbCounter = 0;
 const freshName = (workload, contender) => `bench-${workload}-${contender}-${Date.now().toString(36)}-${dbCounter++}`;
 
+/** `{ phase: ms }` as ours reports it (Dexie's bulkPut, for one, resolves an array of keys). */
+const isPhases = (value) =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'number');
+
 /** Makes the next `IDBTransaction.commit()` abort the transaction instead (a transient failure
  *  after every request was issued, as a lost connection or a full disk would cause). */
 function abortNextCommit() {
@@ -54,7 +58,9 @@ export function workloads(wasm, areaStores) {
     async (i, h, list) => {
       const total = {};
       for (const p of list) {
-        for (const [phase, ms] of Object.entries((await i.write(h, p)) || {})) total[phase] = (total[phase] || 0) + ms;
+        const phases = await i.write(h, p);
+        if (!isPhases(phases)) continue;
+        for (const [phase, ms] of Object.entries(phases)) total[phase] = (total[phase] || 0) + ms;
       }
       return total;
     },
@@ -149,7 +155,7 @@ export function workloads(wasm, areaStores) {
       const ms = now() - t0;
       profileEnd(`${workload} ${contender}`);
       // Only ours and W4 report phases; the baselines' bodies may resolve anything else.
-      const phases = returned && typeof returned === 'object' && !Array.isArray(returned) ? returned : undefined;
+      const phases = isPhases(returned) ? returned : undefined;
       await impl.close(handle);
       const check = verify ? await contenders.digest(name, areaStores) : undefined;
       await contenders.deleteDatabase(name);
@@ -204,8 +210,8 @@ export function workloads(wasm, areaStores) {
 
     /**
      * The IndexedDB requests one `load()` issues on a database of `wallets` full wallets (13 rows
-     * each), counted by wrapping every request-issuing method of IDBObjectStore and IDBIndex, and
-     * the transactions it opens.
+     * each), counted by wrapping every method of IDBObjectStore and IDBIndex that returns an
+     * IDBRequest, and the transactions it opens.
      */
     async countLoadRequests(wallets) {
       const name = freshName('requests', String(wallets));
@@ -232,8 +238,6 @@ export function workloads(wasm, areaStores) {
   };
 }
 
-const REQUEST_METHODS = ['get', 'getAll', 'getAllKeys', 'getKey', 'count', 'openCursor', 'openKeyCursor', 'put', 'add', 'delete', 'clear'];
-
 /** Counts IndexedDB requests (and transactions) until `stop()`. */
 function countRequests() {
   const byMethod = {};
@@ -241,15 +245,22 @@ function countRequests() {
   let transactions = 0;
   const wrap = (proto, method, count) => {
     const original = proto[method];
-    if (typeof original !== 'function') return;
     proto[method] = function (...args) {
-      count(method);
-      return original.apply(this, args);
+      const result = original.apply(this, args);
+      if (count) count(method);
+      else if (result instanceof IDBRequest) byMethod[method] = (byMethod[method] || 0) + 1;
+      return result;
     };
     restore.push(() => (proto[method] = original));
   };
+  // Every method of IDBObjectStore and IDBIndex that returns an IDBRequest (get, getAll,
+  // getAllKeys, getAllRecords, openCursor, put, delete, …, and any the browser adds) is counted.
   for (const proto of [IDBObjectStore.prototype, IDBIndex.prototype]) {
-    for (const method of REQUEST_METHODS) wrap(proto, method, (m) => (byMethod[m] = (byMethod[m] || 0) + 1));
+    for (const method of Object.getOwnPropertyNames(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, method);
+      if (method === 'constructor' || typeof descriptor.value !== 'function') continue;
+      wrap(proto, method, null);
+    }
   }
   wrap(IDBDatabase.prototype, 'transaction', () => (transactions += 1));
   return {
