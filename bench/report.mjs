@@ -153,6 +153,53 @@ function fmt(x) {
 
 const perSecond = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : String(x));
 
+/** The table of the write and load workloads (W1–W6), one row each. */
+function mainTable(result) {
+  const w = result.workloads;
+  const lines = [];
+  lines.push('| workload | rows | ours | B0 raw IndexedDB | B1 Dexie | B2 idb-keyval `set` | B2 idb-keyval `setMany` | ours rows/s | ours / B0 | ours / Dexie |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [id, wl] of Object.entries(w)) {
+    if (id === 'W7') continue;
+    const cells = COLUMNS.map((c) => ms(wl[c]));
+    const dexieRatio = wl.ratio_vs_dexie;
+    lines.push(
+      `| **${id}** ${wl.description} | ${wl.rows.toLocaleString('en')} | ${cells.join(' | ')} | ${wl.ours ? perSecond(wl.ours.rows_per_s) : '—'} | ${wl.ratio_vs_raw_idb ?? '—'} | ${dexieRatio ?? '—'} |`,
+    );
+  }
+  return lines;
+}
+
+const targetLines = (result) => result.targets.map((t) => `- ${t.met ? 'met' : '**missed**'}: ${t.what} — ${t.value}`);
+
+export const README_START = '<!-- bench:start (written by make bench from bench/results/latest.json) -->';
+export const README_END = '<!-- bench:end -->';
+
+/** What the README quotes of a result: date, browser, machine, the main table, the targets. */
+export function readmeBlock(result) {
+  return [
+    README_START,
+    `Measured ${result.date.slice(0, 10)} with ${result.browser} (headless), ${result.machine.cores} cores, ` +
+      `${result.method.warmups} warm-ups + ${result.method.repetitions} interleaved repetitions, a fresh database each. ` +
+      'Median ms (p10–p90); ratios are ours / contender (below 1: ours is faster).',
+    '',
+    ...mainTable(result),
+    '',
+    ...targetLines(result),
+    README_END,
+  ].join('\n');
+}
+
+/** Replaces the README's quoted block with `result`'s; false when the README has no markers. */
+export async function updateReadme(file, result) {
+  const text = await fsp.readFile(file, 'utf8');
+  const start = text.indexOf(README_START);
+  const end = text.indexOf(README_END);
+  if (start < 0 || end < start) return false;
+  await fsp.writeFile(file, text.slice(0, start) + readmeBlock(result) + text.slice(end + README_END.length));
+  return true;
+}
+
 export function markdown(result) {
   const w = result.workloads;
   const day = result.date.slice(0, 10);
@@ -165,16 +212,7 @@ export function markdown(result) {
   );
   lines.push('Median ms (p10–p90); ratios are ours / contender (below 1: ours is faster). Produced by `make bench`.');
   lines.push('');
-  lines.push('| workload | rows | ours | B0 raw IndexedDB | B1 Dexie | B2 idb-keyval `set` | B2 idb-keyval `setMany` | ours rows/s | ours / B0 | ours / Dexie |');
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const [id, wl] of Object.entries(w)) {
-    if (id === 'W7') continue;
-    const cells = COLUMNS.map((c) => ms(wl[c]));
-    const dexieRatio = wl.ratio_vs_dexie;
-    lines.push(
-      `| **${id}** ${wl.description} | ${wl.rows.toLocaleString('en')} | ${cells.join(' | ')} | ${wl.ours ? perSecond(wl.ours.rows_per_s) : '—'} | ${wl.ratio_vs_raw_idb ?? '—'} | ${dexieRatio ?? '—'} |`,
-    );
-  }
+  lines.push(...mainTable(result));
   if (w.W7) {
     const x = w.W7;
     lines.push('');
@@ -227,7 +265,7 @@ export function markdown(result) {
   lines.push('');
   lines.push('**Targets**');
   lines.push('');
-  for (const t of result.targets) lines.push(`- ${t.met ? 'met' : '**missed**'}: ${t.what} — ${t.value}`);
+  lines.push(...targetLines(result));
   lines.push('');
   return lines.join('\n');
 }

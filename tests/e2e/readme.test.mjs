@@ -6,6 +6,7 @@
 //   type-checks, bundles and runs: each must appear there verbatim.
 // - ```sh blocks name make targets: each must exist in the Makefile and in `make help`.
 // - the plain ``` layout block names files and folders: each must exist.
+// - the Benchmarks section quotes bench/results/latest.json as `make bench` writes it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -113,4 +114,14 @@ test('the sizes the README states are within 15% of pkg/', () => {
     const stated = Number(match[i + 1]);
     assert.ok(Math.abs(kib - stated) / kib < 0.15, `stated ${stated} KiB, actual ${kib.toFixed(0)} KiB`);
   });
+});
+
+test('the Benchmarks section quotes bench/results/latest.json (date, browser, table, targets) as make bench wrote it', async () => {
+  const { readmeBlock } = await import('../../bench/report.mjs');
+  const latest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'bench', 'results', 'latest.json'), 'utf8'));
+  const quoted = readmeBlock(latest);
+  assert.ok(README.includes(quoted), `README.md must hold, verbatim:\n${quoted}`);
+  assert.match(quoted, new RegExp(`Measured ${latest.date.slice(0, 10)} with Chromium \\d+`));
+  const dated = path.join(REPO_ROOT, 'bench', 'results', `${latest.date.slice(0, 10)}.json`);
+  assert.deepEqual(JSON.parse(fs.readFileSync(dated, 'utf8')), latest, 'the dated copy is the latest result');
 });
