@@ -65,11 +65,12 @@ export function workloads(wasm, areaStores) {
       return total;
     },
   ];
+  const everyContenderOnce = { ours: once(c.ours), raw_idb: once(c.raw_idb), dexie: once(c.dexie), idb_keyval: once(c.idb_keyval), idb_keyval_setmany: once(c.idb_keyval_setmany) };
   const writes = {
     W1: {
       payload: (size) => data('flush', SIZES.W1[size]),
       rows: (d) => d.rows.length,
-      contenders: { ours: once(c.ours), raw_idb: once(c.raw_idb), dexie: once(c.dexie), idb_keyval: once(c.idb_keyval), idb_keyval_setmany: once(c.idb_keyval_setmany) },
+      contenders: everyContenderOnce,
     },
     W2: {
       payload: (size) => data('flushes', SIZES.W2[size]),
@@ -94,7 +95,7 @@ export function workloads(wasm, areaStores) {
     W5: {
       payload: (size) => data('big', SIZES.W5[size]),
       rows: (d) => d.rows.length,
-      contenders: { ours: once(c.ours), raw_idb: once(c.raw_idb), dexie: once(c.dexie), idb_keyval: once(c.idb_keyval), idb_keyval_setmany: once(c.idb_keyval_setmany) },
+      contenders: everyContenderOnce,
     },
     W6: {
       payload: (size) => data('updates', SIZES.W6[size]),

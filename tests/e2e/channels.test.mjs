@@ -7,12 +7,10 @@
 // fixtures/wire.mjs: a bigint is compared as its decimal string, a Uint8Array as its byte list.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openPage, reload, evalInPage, pageErrors, uniqueName, setup } from './harness.mjs';
+import { reload, evalInPage, pageErrors, setup } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
-import { client, assertPersistError, raw } from './client.mjs';
+import { client, assertPersistError, raw, RELEASE_PAGE, FAULTS_PAGE, openFresh } from './client.mjs';
 
-const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
-const FAULTS_PAGE = '/tests/e2e/fixtures/persister.html?build=fault-injection';
 const T0 = 1_732_000_000_123n;
 
 let env;
@@ -22,11 +20,6 @@ before(async () => {
 after(async () => {
   await env?.close();
 });
-
-async function openFresh(pathname, prefix) {
-  const page = await openPage(env.browser.context, env.server.url(pathname), { ready: true });
-  return { page, db: client(page, uniqueName(prefix)) };
-}
 
 /** `store.channels[method](...args)` of database `name` in `page`: `ok` resolves the wire-form
  *  result (or fails the test), `rejects` the wire-form error. */
@@ -81,7 +74,7 @@ const OK = { metaSaved: true, historyFlushed: true, pending: 0, failures: [] };
 const VOID = toWire(undefined);
 
 test('the channels API round-trips exact values through a page reload (release build)', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'channels-roundtrip');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'channels-roundtrip');
   try {
     await db.open();
     let ch = channels(page, db.name);
@@ -158,7 +151,7 @@ test('the channels API round-trips exact values through a page reload (release b
 });
 
 test('typed rejections: bad input (1), a meta from a newer schema (9), failed load (7) and drop (5)', async () => {
-  const { page, db } = await openFresh(FAULTS_PAGE, 'channels-rejections');
+  const { page, db } = await openFresh(env, FAULTS_PAGE, 'channels-rejections');
   try {
     await db.open();
     const ch = channels(page, db.name);
@@ -222,7 +215,7 @@ test('typed rejections: bad input (1), a meta from a newer schema (9), failed lo
 });
 
 test('commit resolves through storage failures; two failed history writes drain in one write; exact after reload', async () => {
-  const { page, db } = await openFresh(FAULTS_PAGE, 'channels-commit');
+  const { page, db } = await openFresh(env, FAULTS_PAGE, 'channels-commit');
   try {
     await db.open();
     const ch = channels(page, db.name);
@@ -285,7 +278,7 @@ test('commit resolves through storage failures; two failed history writes drain 
 
 test('figures: backend calls per commit and commit latency with a 1,000-entry history', async (t) => {
   const figures = async (pathname, prefix) => {
-    const { page, db } = await openFresh(pathname, prefix);
+    const { page, db } = await openFresh(env, pathname, prefix);
     await db.open();
     const outcome = await evalInPage(page, ([n]) => window.wp.channelFigures(n, 'bench', 1000, 100), [db.name]);
     if (outcome.error) assert.fail(JSON.stringify(outcome.error));
@@ -326,7 +319,7 @@ test('figures: backend calls per commit and commit latency with a 1,000-entry hi
 });
 
 test('queued channel history is written when the page is hidden (autoFlush)', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'channels-hidden');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'channels-hidden');
   try {
     await db.open();
     const ch = channels(page, db.name);

@@ -1,8 +1,12 @@
 // Shared by the e2e tests of the JS API: fixture wallets, the shapes `load` returns, and a client
 // that drives one database of a fixture page (fixtures/persister.html) through `window.wp`.
 import assert from 'node:assert/strict';
-import { evalInPage } from './harness.mjs';
+import { evalInPage, openPage, uniqueName } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
+
+/** The fixture page on the release build, and on the fault-injection build. */
+export const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
+export const FAULTS_PAGE = '/tests/e2e/fixtures/persister.html?build=fault-injection';
 
 // ---- Fixture data -------------------------------------------------------------------------------
 
@@ -161,6 +165,13 @@ export const report = (succeeded = [], { failed = [], stillPending = [] } = {}) 
  * Drives one database of one page. `ok(method, ...args)` resolves the wire-form result or fails the
  * test with the rejection; `rejects(method, ...args)` resolves the wire-form error or fails the test.
  */
+/** A fresh page of `env` (from `setup()`) on `pathname`, and a client of a fresh, uniquely named
+ *  database on it. */
+export async function openFresh(env, pathname, prefix) {
+  const page = await openPage(env.browser.context, env.server.url(pathname), { ready: true });
+  return { page, db: client(page, uniqueName(prefix)) };
+}
+
 export function client(page, name) {
   const settle = (method, args) =>
     evalInPage(page, ([n, m, a]) => window.wp.call(n, m, a), [name, method, toWire(args)]);

@@ -2,7 +2,7 @@
 // wallet deletion checked row by row with raw IndexedDB, and load figures at 10,000 rows.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openPage, reload, evalInPage, pageErrors, uniqueName, setup } from './harness.mjs';
+import { openPage, reload, evalInPage, pageErrors, setup } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
 import {
   W1,
@@ -19,10 +19,11 @@ import {
   assertPersistError,
   raw,
   rowsOf,
+  RELEASE_PAGE,
+  FAULTS_PAGE,
+  openFresh,
 } from './client.mjs';
 
-const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
-const FAULTS_PAGE = '/tests/e2e/fixtures/persister.html?build=fault-injection';
 
 let env;
 before(async () => {
@@ -31,11 +32,6 @@ before(async () => {
 after(async () => {
   await env?.close();
 });
-
-async function openFresh(pathname, prefix) {
-  const page = await openPage(env.browser.context, env.server.url(pathname), { ready: true });
-  return { page, db: client(page, uniqueName(prefix)) };
-}
 
 
 const hexBytes = (hex) => Uint8Array.from(hex.match(/../g), (b) => parseInt(b, 16));
@@ -59,7 +55,7 @@ const concat = (...parts) => {
 };
 
 test('hostile rows written with raw IndexedDB are skipped and reported; every good row loads', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'hostile');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'hostile');
   const consoleLines = [];
   page.on('console', (msg) => consoleLines.push(msg.text()));
   try {
@@ -131,7 +127,7 @@ test('hostile rows written with raw IndexedDB are skipped and reported; every go
 });
 
 test('a database stamped by a newer schema refuses to open with code 9 and stays unchanged; a higher IndexedDB version alone does not', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'schema');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'schema');
   try {
     await db.open();
     assert.deepEqual(await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name), {
@@ -171,7 +167,7 @@ test('a database stamped by a newer schema refuses to open with code 9 and stays
 });
 
 test('deleteWallet removes every row of the wallet (raw IndexedDB count), keeps everything on failure, and refuses a racing store', async () => {
-  const { page, db } = await openFresh(FAULTS_PAGE, 'delete');
+  const { page, db } = await openFresh(env, FAULTS_PAGE, 'delete');
   try {
     await db.open();
     await db.ok('store', W1, richChangeset());
@@ -224,7 +220,7 @@ test('deleteWallet removes every row of the wallet (raw IndexedDB count), keeps 
 });
 
 test('load figures: 10,000 rows with 1% hostile rows, and the row-by-row fallback', async (t) => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'load-10k');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'load-10k');
   let faults;
   try {
     await db.open();
@@ -285,7 +281,7 @@ test('load figures: 10,000 rows with 1% hostile rows, and the row-by-row fallbac
 });
 
 test('dropping a store with staged changes logs an error naming the dirty wallets and their field counts', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'dirty-drop');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'dirty-drop');
   const errors = [];
   page.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
   try {

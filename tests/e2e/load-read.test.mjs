@@ -4,9 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPage, evalInPage, pageErrors, uniqueName, setup } from './harness.mjs';
 import { toWire } from './fixtures/wire.mjs';
-import { W1, W2, richChangeset, smallChangeset, richLoaded, asLoaded, RICH_ROWS, loadReport, client } from './client.mjs';
+import { W1, W2, richChangeset, smallChangeset, richLoaded, asLoaded, RICH_ROWS, loadReport, client, RELEASE_PAGE } from './client.mjs';
 
-const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
 const READS = ['getAllRecords', 'getAll', 'getAllKeys', 'get', 'openCursor'];
 
 let env;

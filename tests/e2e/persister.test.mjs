@@ -30,10 +30,11 @@ import {
   shutdownReport,
   client,
   assertPersistError,
+  RELEASE_PAGE,
+  FAULTS_PAGE,
+  openFresh,
 } from './client.mjs';
 
-const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
-const FAULTS_PAGE = '/tests/e2e/fixtures/persister.html?build=fault-injection';
 
 // ---- Setup ----------------------------------------------------------------------------------------
 
@@ -50,16 +51,10 @@ after(async () => {
   await env?.close();
 });
 
-/** A fresh page on `pathname` and a client of a fresh, uniquely named database on it. */
-async function openFresh(pathname, prefix, context = browser.context) {
-  const page = await openPage(context, server.url(pathname), { ready: true });
-  return { page, db: client(page, uniqueName(prefix)) };
-}
-
 // ---- Tests ----------------------------------------------------------------------------------------
 
 test('every area round-trips exactly through commit and a page reload (release build)', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'roundtrip');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'roundtrip');
   try {
     assert.equal(await evalInPage(page, () => window.wp.build), 'release');
     assert.deepEqual(await db.open(), { name: db.name });
@@ -128,7 +123,7 @@ test('committed data survives a clean browser restart and a SIGKILL of the brows
 });
 
 test('bad input rejects with a typed WalletPersistError and stages nothing; a closed store rejects code 20', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'errors');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'errors');
   try {
     await db.open();
     assert.deepEqual(
@@ -189,7 +184,7 @@ test('bad input rejects with a typed WalletPersistError and stages nothing; a cl
 });
 
 test('a transient write failure rejects flush_retryable, keeps the wallet staged, and a retry lands it', async () => {
-  const { page, db } = await openFresh(FAULTS_PAGE, 'transient');
+  const { page, db } = await openFresh(env, FAULTS_PAGE, 'transient');
   try {
     assert.equal(await evalInPage(page, () => window.wp.build), 'fault-injection');
     await db.open();
@@ -230,7 +225,7 @@ test('a transient write failure rejects flush_retryable, keeps the wallet staged
 });
 
 test('a null value is a tombstone: the entry is deleted and everything else stays', async () => {
-  const { page, db } = await openFresh(RELEASE_PAGE, 'tombstone');
+  const { page, db } = await openFresh(env, RELEASE_PAGE, 'tombstone');
   try {
     await db.open();
     await db.ok('store', W1, richChangeset());
@@ -259,7 +254,7 @@ test('a null value is a tombstone: the entry is deleted and everything else stay
 test(
   'a null singleton area (wallet, syncState) is refused with invalid_argument and stages nothing',
   async () => {
-    const { page, db } = await openFresh(RELEASE_PAGE, 'singleton-null');
+    const { page, db } = await openFresh(env, RELEASE_PAGE, 'singleton-null');
     try {
       await db.open();
       await db.ok('store', W1, richChangeset());

@@ -8,9 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { openPage, reload, evalInPage, pageErrors, uniqueName, setup, cdpSession, waitForReady, sleep } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
 import { bulkChangeset, digestForm } from './fixtures/realities-shared.mjs';
-import { W1, richChangeset, richLoaded, RICH_FIELDS, RICH_ROWS, NO_ROWS, asLoaded, loadReport, report, shutdownReport, client, assertPersistError } from './client.mjs';
+import { W1, richChangeset, richLoaded, RICH_FIELDS, RICH_ROWS, NO_ROWS, asLoaded, loadReport, report, shutdownReport, client, assertPersistError, RELEASE_PAGE } from './client.mjs';
 
-const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
 const PAGE_HELPERS = '/tests/e2e/fixtures/realities-page.mjs';
 const SANDBOXED_PAGE = '/tests/e2e/fixtures/realities-sandboxed.html';
 const WORKER = '/tests/e2e/fixtures/realities-worker.mjs';

@@ -3,10 +3,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPage, reload, evalInPage, pageErrors, uniqueName, setup } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
-import { W1, W2, TX1, RICH_ROWS, richChangeset, smallChangeset, richLoaded, client, assertPersistError, raw, rowsOf } from './client.mjs';
+import { W1, W2, TX1, RICH_ROWS, richChangeset, smallChangeset, richLoaded, client, assertPersistError, raw, rowsOf, RELEASE_PAGE, FAULTS_PAGE } from './client.mjs';
 
-const FAULTS_PAGE = '/tests/e2e/fixtures/persister.html?build=fault-injection';
-const RELEASE_PAGE = '/tests/e2e/fixtures/persister.html';
 
 let env;
 before(async () => {
