@@ -19,15 +19,16 @@ TIMED := scripts/timed.sh
 T0 := $(shell date +%s)
 
 .PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean \
-        bench bench-pkg bench-profile bench-ab test-bench-smoke
+        bench bench-pkg bench-profile bench-ab test-bench-smoke lint
 
 help:
 	@echo "make bootstrap     install missing tools (rust target, chromium, wasm-pack, wasm-bindgen-cli, npm dev deps)"
 	@echo "make pkg           release build of the publishable package into pkg/ (no features)"
 	@echo "make www-pkg       dev build with --features fault-injection into www/pkg/ (example page, JS e2e tests)"
 	@echo "make demo          bootstrap, pkg, www-pkg, then serve the repo on http://127.0.0.1:$(PORT)/www/"
-	@echo "make test          bootstrap, then test-host, doc, test-browser, test-e2e, test-bench-smoke (fail fast, timed)"
-	@echo "make test-host     cargo test (native)"
+	@echo "make test          bootstrap, then lint, test-host, doc, test-browser, test-e2e, test-bench-smoke (fail fast, timed)"
+	@echo "make lint          cargo fmt --check; cargo clippy -D warnings on the host and on wasm32, every feature set"
+	@echo "make test-host     cargo test --features testing (native)"
 	@echo "make test-browser  wasm-bindgen-test in headless Chromium (webdriver.json at the crate root)"
 	@echo "make test-e2e      pkg + www-pkg, then node --test tests/e2e/ (playwright-core; consumer app, README samples)"
 	@echo "make test-bench-smoke  bench-pkg, then every benchmark workload at tiny size (node --test bench/)"
@@ -57,11 +58,20 @@ demo: bootstrap pkg www-pkg
 	@echo "Serving $(CURDIR) — open http://127.0.0.1:$(PORT)/www/  (Ctrl-C to stop)"
 	python3 -m http.server $(PORT) --bind 127.0.0.1 --directory .
 
-test: bootstrap test-host doc test-browser test-e2e test-bench-smoke
+test: bootstrap lint test-host doc test-browser test-e2e test-bench-smoke
 	@echo "==> make test: all layers passed in $$(( $$(date +%s) - $(T0) )) s"
 
+# The formatter and the lints guard every change: host (with the test utilities) and wasm32 (the
+# published build, and the test and benchmark builds).
+lint: bootstrap
+	@$(TIMED) lint bash -c 'cargo fmt --check \
+	  && cargo clippy --all-targets --features testing -- -D warnings \
+	  && cargo clippy --target wasm32-unknown-unknown -- -D warnings \
+	  && cargo clippy --target wasm32-unknown-unknown --all-targets --features fault-injection,bench -- -D warnings'
+
+# The conformance suite and the fault-injecting backend live behind the `testing` feature.
 test-host: bootstrap
-	@$(TIMED) test-host cargo test
+	@$(TIMED) test-host cargo test --features testing
 
 # The API docs, as a wallet developer reads them: the wasm32 build (it has the JS surface, `js`).
 # Missing docs and broken intra-doc links fail the build. Output: target/wasm32-unknown-unknown/doc/.

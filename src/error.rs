@@ -87,6 +87,94 @@ pub enum Error {
     Internal(String),
 }
 
+/// THE error table: every stable code once, with its kind tag, whether it is retryable, and what
+/// it means to a caller. Expanded by [`Code`] here and by the JS `ErrorCode` enum; the TypeScript
+/// `ErrorKind` union is checked against it by a test. Codes are stable forever: add, never renumber.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! error_table {
+    ($then:ident) => {
+        $then! {
+            InvalidArgument = 1, "invalid_argument", false,
+                "Wrong JS type, malformed id or key, unknown field, number out of range; nothing staged.";
+            WalletNotFound = 2, "wallet_not_found", false,
+                "The wallet is being deleted (or does not exist).";
+            WalletAlreadyExists = 3, "wallet_already_exists", false,
+                "`registerWallet`/`storePending` for a wallet that exists or is pending.";
+            FlushRetryable = 4, "flush_retryable", true,
+                "A flush failed transiently; `walletIds` are staged again. Retryable.";
+            QuotaExceeded = 5, "quota_exceeded", true,
+                "The origin is out of storage. Retryable.";
+            StorageUnavailable = 6, "storage_unavailable", false,
+                "No IndexedDB here (private mode, disabled storage, sandboxed frame).";
+            ConnectionLost = 7, "connection_lost", true,
+                "The browser closed the database, or another tab upgraded it (`reopen()`). Retryable.";
+            UpgradeBlocked = 8, "upgrade_blocked", true,
+                "An upgrade stayed blocked by another tab for `openTimeoutMs`. Retryable.";
+            SchemaVersionUnsupported = 9, "schema_version_unsupported", false,
+                "Data written by a newer wallet-persist; nothing was written.";
+            BlobTooLarge = 10, "blob_too_large", false,
+                "A value over the byte limit.";
+            BlobDecode = 11, "blob_decode", false,
+                "A stored value is corrupt.";
+            WalletIdMismatch = 12, "wallet_id_mismatch", false,
+                "A value names another wallet than the one it is stored under.";
+            EntryMismatch = 13, "entry_mismatch", false,
+                "A value's own key differs from the key it is stored under.";
+            BackupInvalid = 14, "backup_invalid", false,
+                "A backup failed validation (the message names the first problem).";
+            BackupDestinationNotEmpty = 15, "backup_destination_not_empty", false,
+                "`importBackup` into a database with rows, without `overwrite: true`.";
+            AlreadyOpen = 16, "already_open", false,
+                "Another instance is the writer of this database (or a write on a read-only follower).";
+            PendingRegistrationMissing = 17, "pending_registration_missing", false,
+                "`promote` with nothing pending.";
+            Timeout = 18, "timeout", true,
+                "Open (or `multiTab: \"wait\"`) took longer than `openTimeoutMs`. Retryable.";
+            ShutdownIncomplete = 19, "shutdown_incomplete", true,
+                "A coordinator did not stop in time for a delete; nothing was deleted. Retryable.";
+            Closed = 20, "closed", false,
+                "The store is closed.";
+            TransactionAborted = 21, "transaction_aborted", true,
+                "IndexedDB aborted the transaction without a more specific cause. Retryable.";
+            Internal = 99, "internal", false,
+                "A bug in wallet-persist; please report it.";
+        }
+    };
+}
+
+macro_rules! define_code {
+    ($( $name:ident = $number:literal, $kind:literal, $retryable:literal, $doc:literal; )*) => {
+        /// A stable error code: one row of the error table.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code {
+            $( #[doc = $doc] $name = $number, )*
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$name),*];
+
+            /// The stable number surfaced to JS.
+            pub fn number(self) -> u16 {
+                self as u16
+            }
+
+            /// The stable snake_case kind tag surfaced to JS.
+            pub fn kind(self) -> &'static str {
+                match self { $( Code::$name => $kind, )* }
+            }
+
+            /// Whether a retry may succeed.
+            pub fn retryable(self) -> bool {
+                match self { $( Code::$name => $retryable, )* }
+            }
+        }
+    };
+}
+
+error_table!(define_code);
+
 /// Whether a failure may succeed on retry (`Transient`) or will fail again (`Fatal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -97,94 +185,52 @@ pub enum Severity {
 }
 
 impl Error {
+    /// The row of the error table this error reports as: one exhaustive match, no wildcard, so a
+    /// new variant cannot compile unclassified. A fatal flush reports its cause's code.
+    pub fn code_row(&self) -> Code {
+        match self {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::WalletNotFound(_) | Error::WalletBeingDeleted(_) => Code::WalletNotFound,
+            Error::WalletAlreadyExists(_) => Code::WalletAlreadyExists,
+            Error::FlushRetryable { .. } => Code::FlushRetryable,
+            Error::FlushFailed { cause, .. } => cause.code_row(),
+            Error::QuotaExceeded(_) => Code::QuotaExceeded,
+            Error::StorageUnavailable(_) => Code::StorageUnavailable,
+            Error::ConnectionLost(_) | Error::ClosedByUpgrade(_) => Code::ConnectionLost,
+            Error::UpgradeBlocked(_) => Code::UpgradeBlocked,
+            Error::SchemaVersionUnsupported { .. } => Code::SchemaVersionUnsupported,
+            Error::BlobTooLarge { .. } => Code::BlobTooLarge,
+            Error::BlobDecode(_) => Code::BlobDecode,
+            Error::WalletIdMismatch { .. } => Code::WalletIdMismatch,
+            Error::EntryMismatch(_) => Code::EntryMismatch,
+            Error::BackupInvalid(_) => Code::BackupInvalid,
+            Error::BackupDestinationNotEmpty => Code::BackupDestinationNotEmpty,
+            Error::AlreadyOpen(_) | Error::ReadOnlyFollower(_) => Code::AlreadyOpen,
+            Error::PendingRegistrationMissing(_) => Code::PendingRegistrationMissing,
+            Error::Timeout(_) => Code::Timeout,
+            Error::ShutdownIncomplete(_) => Code::ShutdownIncomplete,
+            Error::Closed => Code::Closed,
+            Error::TransactionAborted(_) => Code::TransactionAborted,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+
     /// The stable numeric code surfaced to JS.
     pub fn code(&self) -> u16 {
-        match self {
-            Error::InvalidArgument(_) => 1,
-            Error::WalletNotFound(_) | Error::WalletBeingDeleted(_) => 2,
-            Error::WalletAlreadyExists(_) => 3,
-            Error::FlushRetryable { .. } => 4,
-            Error::FlushFailed { cause, .. } => cause.code(),
-            Error::QuotaExceeded(_) => 5,
-            Error::StorageUnavailable(_) => 6,
-            Error::ConnectionLost(_) | Error::ClosedByUpgrade(_) => 7,
-            Error::UpgradeBlocked(_) => 8,
-            Error::SchemaVersionUnsupported { .. } => 9,
-            Error::BlobTooLarge { .. } => 10,
-            Error::BlobDecode(_) => 11,
-            Error::WalletIdMismatch { .. } => 12,
-            Error::EntryMismatch(_) => 13,
-            Error::BackupInvalid(_) => 14,
-            Error::BackupDestinationNotEmpty => 15,
-            Error::AlreadyOpen(_) | Error::ReadOnlyFollower(_) => 16,
-            Error::PendingRegistrationMissing(_) => 17,
-            Error::Timeout(_) => 18,
-            Error::ShutdownIncomplete(_) => 19,
-            Error::Closed => 20,
-            Error::TransactionAborted(_) => 21,
-            Error::Internal(_) => 99,
-        }
+        self.code_row().number()
     }
 
     /// The stable snake_case kind tag surfaced to JS.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Error::InvalidArgument(_) => "invalid_argument",
-            Error::WalletNotFound(_) | Error::WalletBeingDeleted(_) => "wallet_not_found",
-            Error::WalletAlreadyExists(_) => "wallet_already_exists",
-            Error::FlushRetryable { .. } => "flush_retryable",
-            Error::FlushFailed { cause, .. } => cause.kind(),
-            Error::QuotaExceeded(_) => "quota_exceeded",
-            Error::StorageUnavailable(_) => "storage_unavailable",
-            Error::ConnectionLost(_) | Error::ClosedByUpgrade(_) => "connection_lost",
-            Error::UpgradeBlocked(_) => "upgrade_blocked",
-            Error::SchemaVersionUnsupported { .. } => "schema_version_unsupported",
-            Error::BlobTooLarge { .. } => "blob_too_large",
-            Error::BlobDecode(_) => "blob_decode",
-            Error::WalletIdMismatch { .. } => "wallet_id_mismatch",
-            Error::EntryMismatch(_) => "entry_mismatch",
-            Error::BackupInvalid(_) => "backup_invalid",
-            Error::BackupDestinationNotEmpty => "backup_destination_not_empty",
-            Error::AlreadyOpen(_) | Error::ReadOnlyFollower(_) => "already_open",
-            Error::PendingRegistrationMissing(_) => "pending_registration_missing",
-            Error::Timeout(_) => "timeout",
-            Error::ShutdownIncomplete(_) => "shutdown_incomplete",
-            Error::Closed => "closed",
-            Error::TransactionAborted(_) => "transaction_aborted",
-            Error::Internal(_) => "internal",
-        }
+        self.code_row().kind()
     }
 
     /// Transient failures keep the buffer; fatal ones drop what they were about.
     pub fn severity(&self) -> Severity {
-        use Severity::*;
-        match self {
-            Error::FlushRetryable { .. }
-            | Error::QuotaExceeded(_)
-            | Error::ConnectionLost(_)
-            | Error::ClosedByUpgrade(_)
-            | Error::UpgradeBlocked(_)
-            | Error::Timeout(_)
-            | Error::ShutdownIncomplete(_)
-            | Error::TransactionAborted(_) => Transient,
-            Error::FlushFailed { cause, .. } => cause.severity(),
-            Error::InvalidArgument(_)
-            | Error::WalletNotFound(_)
-            | Error::WalletBeingDeleted(_)
-            | Error::WalletAlreadyExists(_)
-            | Error::StorageUnavailable(_)
-            | Error::SchemaVersionUnsupported { .. }
-            | Error::BlobTooLarge { .. }
-            | Error::BlobDecode(_)
-            | Error::WalletIdMismatch { .. }
-            | Error::EntryMismatch(_)
-            | Error::BackupInvalid(_)
-            | Error::BackupDestinationNotEmpty
-            | Error::AlreadyOpen(_)
-            | Error::ReadOnlyFollower(_)
-            | Error::PendingRegistrationMissing(_)
-            | Error::Closed
-            | Error::Internal(_) => Fatal,
+        if self.code_row().retryable() {
+            Severity::Transient
+        } else {
+            Severity::Fatal
         }
     }
 
@@ -203,28 +249,6 @@ impl Error {
             | Error::PendingRegistrationMissing(id) => vec![*id],
             Error::WalletIdMismatch { expected, .. } => vec![*expected],
             _ => Vec::new(),
-        }
-    }
-
-    /// Classifies a DOMException (or `Error`) name raised by IndexedDB.
-    ///
-    /// `UnknownError` and `InvalidStateError` are what Chromium raises after the connection closed
-    /// under us; WebKit says "Connection to Indexed Database server lost" in the message.
-    pub fn from_dom_exception(name: &str, message: &str) -> Error {
-        let text = format!("{name}: {message}");
-        if message.contains("Connection to Indexed Database server lost") {
-            return Error::ConnectionLost(text);
-        }
-        match name {
-            "QuotaExceededError" => Error::QuotaExceeded(text),
-            "UnknownError" | "InvalidStateError" => Error::ConnectionLost(text),
-            "AbortError" | "TransactionInactiveError" => Error::TransactionAborted(text),
-            "TimeoutError" => Error::Timeout(text),
-            "UpgradeBlockedError" => Error::UpgradeBlocked(text),
-            "SecurityError" | "NotAllowedError" | "NotSupportedError" => Error::StorageUnavailable(text),
-            "NotReadableError" => Error::BlobDecode(text),
-            "VersionError" => Error::SchemaVersionUnsupported { found: 0, supported: crate::codec::SCHEMA_VERSION },
-            _ => Error::Internal(text),
         }
     }
 }
@@ -278,3 +302,26 @@ impl std::error::Error for Error {}
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn codes_and_kinds_are_unique() {
+        let mut numbers: Vec<u16> = Code::ALL.iter().map(|c| c.number()).collect();
+        let mut kinds: Vec<&str> = Code::ALL.iter().map(|c| c.kind()).collect();
+        numbers.dedup();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(numbers.len(), Code::ALL.len(), "numbers ascend in table order, never repeat");
+        assert_eq!(kinds.len(), Code::ALL.len());
+    }
+
+    /// The hand-written TypeScript `ErrorKind` union (src/js/types.rs) lists exactly the table's kinds.
+    #[test]
+    fn typescript_error_kinds_match_the_table() {
+        let table: Vec<&str> = Code::ALL.iter().map(|c| c.kind()).collect();
+        assert_eq!(crate::layout::tests::typescript_union("ErrorKind"), table);
+    }
+}

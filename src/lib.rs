@@ -1,9 +1,19 @@
 //! wallet-persist: durable, crash-safe, retry-safe wallet state in IndexedDB.
 //!
-//! Layers, top to bottom: `js` (wasm-bindgen surface) → [`persister`] (wallets, and channels over
-//! [`snapshot`]) → [`buffer`], [`model`], [`codec`] → [`backend`] (IndexedDB, memory, fault
-//! injection). Everything but `js` and `backend::indexeddb` is plain Rust, tested on the host
-//! against [`backend::MemoryBackend`].
+//! One room per feature over a small database core; data flows top to bottom, nothing imports a
+//! module above it:
+//!
+//! - `js`: the wasm-bindgen surface (conversion only), over [`session`] (multi-tab policy)
+//! - features: [`wallets`] (buffer, rows, persister, registration), [`channels`] (the snapshot
+//!   contract), [`backup`] (format and export/import), [`tasks`] (the cooperative task registry)
+//! - [`db`]: the connection and its state, the reconnect-once rule, bulk reads with fallback,
+//!   the schema and its migrations
+//! - [`backend`]: the storage contract; IndexedDB (wasm), memory, fault injection
+//! - [`model`] (pure domain types), [`codec`] (the envelope), [`layout`] (store names),
+//!   [`error`] (the one error table), [`log`]
+//!
+//! Everything but `js` and `backend::indexeddb` is plain Rust, tested on the host against
+//! [`backend::MemoryBackend`].
 //!
 //! JS users: the package in `pkg/` (`make pkg`) and its README are the entry point; the
 //! wasm-bindgen surface is the `js` module (`WalletStore`, `Tasks`, `Channels`, `ErrorCode`,
@@ -13,20 +23,23 @@
 
 pub mod backend;
 pub mod backup;
-pub mod buffer;
+pub mod channels;
 pub mod codec;
+pub mod db;
 pub mod error;
+pub mod layout;
 pub mod log;
 pub mod model;
-pub mod persister;
-pub mod schema;
-pub mod snapshot;
+pub mod session;
 pub mod tasks;
+pub mod wallets;
+
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
-pub mod conformance;
+pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 pub mod js;
 
 pub use error::{Error, Result};
-pub use persister::{CommitReport, DeleteClaim, DeleteReport, FlushMode, LoadReport, OpenReport, Options, Persister};
+pub use wallets::{CommitReport, DeleteClaim, DeleteReport, FlushMode, LoadReport, OpenReport, Options, Persister};

@@ -344,7 +344,10 @@ impl TaskRegistry {
             return Err(Error::InvalidArgument("a worker needs a key".into()));
         }
         if self.clearing.borrow().contains_key(&spec.key) {
-            return Err(Error::ShutdownIncomplete(format!("worker {} cannot start while its data is being cleared", spec.key)));
+            return Err(Error::ShutdownIncomplete(format!(
+                "worker {} cannot start while its data is being cleared",
+                spec.key
+            )));
         }
         let existing = self.workers.borrow().get(&spec.key).cloned();
         let worker = match existing {
@@ -434,7 +437,11 @@ impl TaskRegistry {
             return worker.status_after_drain();
         }
         worker.orphan.set(true);
-        log_at!(Warn, "worker {}: pass did not drain within {timeout_ms} ms; parked as an orphan", worker.spec.borrow().key);
+        log_at!(
+            Warn,
+            "worker {}: pass did not drain within {timeout_ms} ms; parked as an orphan",
+            worker.spec.borrow().key
+        );
         WorkerStatus::TimedOut
     }
 
@@ -484,10 +491,13 @@ impl TaskRegistry {
     /// The loops that ran before are restarted afterwards.
     pub async fn while_quiesced<T>(&self, timeout_ms: u32, wipe: impl Future<Output = Result<T>>) -> Result<T> {
         let workers: Vec<Rc<Worker>> = self.workers.borrow().values().cloned().collect();
-        let running: Vec<Rc<Worker>> = workers.iter().filter(|w| w.loop_stop.borrow().is_some() || w.syncing.get()).cloned().collect();
-        let restart: Vec<WorkerSpec> = running.iter().filter(|w| w.loop_stop.borrow().is_some()).map(|w| w.spec.borrow().clone()).collect();
+        let running: Vec<Rc<Worker>> =
+            workers.iter().filter(|w| w.loop_stop.borrow().is_some() || w.syncing.get()).cloned().collect();
+        let restart: Vec<WorkerSpec> =
+            running.iter().filter(|w| w.loop_stop.borrow().is_some()).map(|w| w.spec.borrow().clone()).collect();
         let outcome = {
-            let _latches: Vec<ClearingHold> = running.iter().map(|w| self.hold_clearing(&w.spec.borrow().key)).collect();
+            let _latches: Vec<ClearingHold> =
+                running.iter().map(|w| self.hold_clearing(&w.spec.borrow().key)).collect();
             let _holds: Vec<GateHold> = running.iter().map(|w| w.gate.hold()).collect();
             let statuses = join_all(running.iter().map(|w| self.drain(w, timeout_ms))).await;
             let stuck: Vec<String> = running

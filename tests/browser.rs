@@ -8,8 +8,8 @@ use wasm_bindgen_test::*;
 
 use wallet_persist::backend::indexeddb::IndexedDbBackend;
 use wallet_persist::backend::{Backend, Row};
-use wallet_persist::conformance::{self, Harness};
 use wallet_persist::js::WalletStore;
+use wallet_persist::testing::{self, Harness};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -45,7 +45,7 @@ async fn wallet_rows_are_keyed_wallet_first_in_indexeddb() {
     let h = idb("layout");
     let db = h.open().await;
     let persister = wallet_persist::Persister::open(db, Default::default()).await.expect("open");
-    persister.store(conformance::wallet_id(1), conformance::sample_changeset(1)).await.unwrap();
+    persister.store(testing::wallet_id(1), testing::sample_changeset(1)).await.unwrap();
     persister.flush().await.unwrap();
     let rows = persister.backend().read(&["utxos"]).await.unwrap();
     let Row { key, value } = rows[0].as_ref().unwrap().rows[0].clone();
@@ -122,7 +122,8 @@ async fn js_bad_input_rejects_invalid_argument_and_stages_nothing() {
         (WALLET.into(), Array::new().into()),
     ];
     for (i, (wallet, changes)) in cases.into_iter().enumerate() {
-        let error = JsFuture::from(store.store(wallet.clone(), changes)).await.expect_err(&format!("case {i} must reject"));
+        let error =
+            JsFuture::from(store.store(wallet.clone(), changes)).await.expect_err(&format!("case {i} must reject"));
         assert_code(&error, 1, "invalid_argument", false);
     }
     let staged: Array = JsFuture::from(store.staged()).await.unwrap().unchecked_into();
@@ -167,7 +168,9 @@ async fn js_transient_flush_failure_rejects_flush_retryable_naming_wallets() {
 
 #[wasm_bindgen_test]
 async fn js_open_refuses_bad_options() {
-    for options in [JsValue::from(3), obj(&[("name", "".into())]), obj(&[("name", "x".into()), ("flushMode", "sometimes".into())])] {
+    for options in
+        [JsValue::from(3), obj(&[("name", "".into())]), obj(&[("name", "x".into()), ("flushMode", "sometimes".into())])]
+    {
         let error = reject(WalletStore::open(options)).await;
         assert_code(&error, 1, "invalid_argument", false);
     }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wallet_persist::codec::{self, MAX_BLOB_BYTES, SCHEMA_VERSION};
-use wallet_persist::conformance::{sample_changeset, wallet_id};
 use wallet_persist::model::{entry_key, KeyPart, WalletChangeSet, AREA_STORES};
+use wallet_persist::testing::{sample_changeset, wallet_id};
 
 struct Counting;
 
@@ -101,8 +101,7 @@ fn hostile(rng: &mut Rng, valid: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn random_bytes_never_panic_or_allocate_past_the_limit() {
     let wallet = wallet_id(1);
-    let mut ops = Vec::new();
-    sample_changeset(1).encode_into(&wallet, MAX_BLOB_BYTES, &mut ops).unwrap();
+    let ops = wallet_persist::wallets::rows::changeset_ops(&wallet, &sample_changeset(1), MAX_BLOB_BYTES).unwrap();
     let rows: Vec<(&str, Vec<KeyPart>, Vec<u8>)> = ops
         .into_iter()
         .map(|op| match op {
@@ -142,8 +141,8 @@ fn random_bytes_never_panic_or_allocate_past_the_limit() {
 #[test]
 fn hostile_channel_rows_never_panic_or_allocate_past_the_limit() {
     use wallet_persist::backend::Row;
+    use wallet_persist::channels::{self as snapshot, HistoryEntry, HistoryIndex, MetaValue, Node};
     use wallet_persist::model::Bytes;
-    use wallet_persist::snapshot::{self, HistoryEntry, HistoryIndex, MetaValue, Node};
 
     let meta = MetaValue::from_nodes(vec![
         Node::Map(2),
@@ -156,21 +155,29 @@ fn hostile_channel_rows_never_panic_or_allocate_past_the_limit() {
         Node::Number(0.25),
     ])
     .unwrap();
-    let entry = HistoryEntry { id: "m1".into(), bytes: Bytes::from(vec![9; 40]), timestamp_ms: Some(1_732_000_000_123) };
+    let entry =
+        HistoryEntry { id: "m1".into(), bytes: Bytes::from(vec![9; 40]), timestamp_ms: Some(1_732_000_000_123) };
     let valid = vec![
         codec::encode(&("c", &meta), MAX_BLOB_BYTES).unwrap(),
         codec::encode(&("c", 3u32, &entry), MAX_BLOB_BYTES).unwrap(),
         codec::encode(&("c", "m1", Bytes::from(vec![5; 8])), MAX_BLOB_BYTES).unwrap(),
     ];
-    let (meta_key, history_key, hint_key) = (snapshot::meta_key("c"), snapshot::history_key("c", 3), snapshot::hint_key("c", "m1"));
+    let (meta_key, history_key, hint_key) =
+        (snapshot::meta_key("c"), snapshot::history_key("c", 3), snapshot::hint_key("c", "m1"));
 
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     let mut outcomes: BTreeMap<u16, u32> = BTreeMap::new();
     for iteration in 0..20_000 {
         let bytes = hostile(&mut rng, &valid);
         let codes = [
-            snapshot::decode_meta::<MetaValue>("c", &Row { key: meta_key.clone(), value: bytes.clone() }, MAX_BLOB_BYTES).err(),
-            HistoryIndex::from_rows("c", &[Row { key: history_key.clone(), value: bytes.clone() }], MAX_BLOB_BYTES).err(),
+            snapshot::decode_meta::<MetaValue>(
+                "c",
+                &Row { key: meta_key.clone(), value: bytes.clone() },
+                MAX_BLOB_BYTES,
+            )
+            .err(),
+            HistoryIndex::from_rows("c", &[Row { key: history_key.clone(), value: bytes.clone() }], MAX_BLOB_BYTES)
+                .err(),
             snapshot::decode_hint("c", &Row { key: hint_key.clone(), value: bytes }, MAX_BLOB_BYTES).err(),
         ];
         for code in codes.map(|e| e.map_or(0, |e| e.code())) {

@@ -6,9 +6,9 @@ use std::task::{Context, Poll, Waker};
 
 use wallet_persist::backend::MemoryBackend;
 use wallet_persist::codec::{self, HEADER_LEN, MAGIC, SCHEMA_VERSION};
-use wallet_persist::conformance::{sample_changeset, wallet_id, Harness};
 use wallet_persist::model::*;
-use wallet_persist::buffer::Buffer;
+use wallet_persist::testing::{sample_changeset, wallet_id, Harness};
+use wallet_persist::wallets::buffer::Buffer;
 use wallet_persist::Error;
 
 /// Drives a future to completion on this thread; the memory backend never waits on I/O.
@@ -80,8 +80,12 @@ fn codec_round_trips_and_refuses_trailing_bytes_and_oversize() {
 
     let mut trailing = bytes.clone();
     trailing.push(0);
-    assert!(matches!(codec::decode::<(WalletId, Utxo)>(&trailing, 1 << 20), Err(Error::BlobDecode(m)) if m.contains("trailing")));
-    assert!(matches!(codec::decode::<(WalletId, Utxo)>(&bytes[..bytes.len() - 1], 1 << 20), Err(Error::BlobDecode(m)) if m.contains("truncated")));
+    assert!(
+        matches!(codec::decode::<(WalletId, Utxo)>(&trailing, 1 << 20), Err(Error::BlobDecode(m)) if m.contains("trailing"))
+    );
+    assert!(
+        matches!(codec::decode::<(WalletId, Utxo)>(&bytes[..bytes.len() - 1], 1 << 20), Err(Error::BlobDecode(m)) if m.contains("truncated"))
+    );
     assert_eq!(
         codec::decode::<(WalletId, Utxo)>(&bytes, 16).unwrap_err(),
         Error::BlobTooLarge { len: (bytes.len() - HEADER_LEN) as u64, limit: 16 }
@@ -145,7 +149,12 @@ fn every_error_variant_has_its_stable_code_kind_and_retryability() {
         (Error::InvalidArgument("x".into()), 1, "invalid_argument", false),
         (Error::WalletNotFound(id), 2, "wallet_not_found", false),
         (Error::WalletAlreadyExists(id), 3, "wallet_already_exists", false),
-        (Error::FlushRetryable { wallets: vec![id], cause: Box::new(Error::Timeout("t".into())) }, 4, "flush_retryable", true),
+        (
+            Error::FlushRetryable { wallets: vec![id], cause: Box::new(Error::Timeout("t".into())) },
+            4,
+            "flush_retryable",
+            true,
+        ),
         (Error::QuotaExceeded("x".into()), 5, "quota_exceeded", true),
         (Error::StorageUnavailable("x".into()), 6, "storage_unavailable", false),
         (Error::ConnectionLost("x".into()), 7, "connection_lost", true),
@@ -164,7 +173,12 @@ fn every_error_variant_has_its_stable_code_kind_and_retryability() {
         (Error::Closed, 20, "closed", false),
         (Error::TransactionAborted("x".into()), 21, "transaction_aborted", true),
         (Error::Internal("x".into()), 99, "internal", false),
-        (Error::FlushFailed { wallets: vec![id], cause: Box::new(Error::BlobDecode("x".into())) }, 11, "blob_decode", false),
+        (
+            Error::FlushFailed { wallets: vec![id], cause: Box::new(Error::BlobDecode("x".into())) },
+            11,
+            "blob_decode",
+            false,
+        ),
     ];
     for (error, code, kind, retryable) in cases {
         assert_eq!((error.code(), error.kind(), error.is_transient()), (code, kind, retryable), "{error:?}");
@@ -187,7 +201,7 @@ fn dom_exception_names_are_classified() {
         ("ConstraintError", "", 99),
     ];
     for (name, message, code) in cases {
-        assert_eq!(Error::from_dom_exception(name, message).code(), code, "{name}");
+        assert_eq!(wallet_persist::backend::indexeddb::error::from_dom_exception(name, message).code(), code, "{name}");
     }
 }
 
@@ -228,8 +242,19 @@ fn area_shapes_list_every_area_and_its_value_fields() {
     assert_eq!(
         names,
         [
-            "wallet", "accounts", "addresses", "utxos", "transactions", "syncState", "identities", "identityKeys",
-            "contacts", "assetLocks", "tokenBalances", "platformAddresses", "records"
+            "wallet",
+            "accounts",
+            "addresses",
+            "utxos",
+            "transactions",
+            "syncState",
+            "identities",
+            "identityKeys",
+            "contacts",
+            "assetLocks",
+            "tokenBalances",
+            "platformAddresses",
+            "records"
         ]
     );
     let utxos = shapes.iter().find(|s| s.js_name == "utxos").unwrap();
@@ -263,13 +288,13 @@ fn unreadable_value_is_skipped_by_the_row_by_row_fallback() {
         assert_eq!((report.rows["utxos"], report.skipped_rows["utxos"]), (1, 1));
         assert_eq!(report.skipped.len(), 1);
         assert_eq!((report.skipped[0].store, report.skipped[0].code), ("utxos", 11));
-        assert_eq!(report.skipped[0].key, wallet_persist::persister::key_to_string(&lost.key));
+        assert_eq!(report.skipped[0].key, wallet_persist::model::key_to_string(&lost.key));
     });
 }
 
 #[test]
 fn journal_keeps_the_latest_operation_per_id_in_queue_order() {
-    use wallet_persist::snapshot::{Journal, PendingOp::*};
+    use wallet_persist::channels::{Journal, PendingOp::*};
     let mut journal = Journal::default();
     journal.queue("a".into(), Append);
     journal.queue("b".into(), Append);
@@ -293,8 +318,9 @@ fn journal_keeps_the_latest_operation_per_id_in_queue_order() {
 
 #[test]
 fn meta_values_must_be_one_complete_tree_at_most_64_deep() {
-    use wallet_persist::snapshot::{MetaValue, Node::*};
-    let ok = MetaValue::from_nodes(vec![Map(2), Key("a".into()), List(0), Key("b".into()), Map(1), Key("c".into()), Null]);
+    use wallet_persist::channels::{MetaValue, Node::*};
+    let ok =
+        MetaValue::from_nodes(vec![Map(2), Key("a".into()), List(0), Key("b".into()), Map(1), Key("c".into()), Null]);
     assert!(ok.is_ok());
     let refused = |nodes, why: &str| {
         let error = MetaValue::from_nodes(nodes).unwrap_err();
@@ -319,11 +345,14 @@ fn meta_values_must_be_one_complete_tree_at_most_64_deep() {
 #[test]
 fn history_plans_write_by_key_and_move_re_appended_ids() {
     use wallet_persist::backend::{Row, WriteOp};
-    use wallet_persist::snapshot::{self, HistoryEntry, HistoryIndex, HistoryUpdate};
+    use wallet_persist::channels::{self as snapshot, HistoryEntry, HistoryIndex, HistoryUpdate};
     let entry = |id: &str| HistoryEntry { id: id.into(), bytes: Bytes::from(vec![1]), timestamp_ms: None };
     let rows: Vec<Row> = [(0u32, "a"), (1, "b"), (5, "c")]
         .into_iter()
-        .map(|(seq, id)| Row { key: snapshot::history_key("ch", seq), value: codec::encode(&("ch", seq, entry(id)), 1024).unwrap() })
+        .map(|(seq, id)| Row {
+            key: snapshot::history_key("ch", seq),
+            value: codec::encode(&("ch", seq, entry(id)), 1024).unwrap(),
+        })
         .collect();
     let (mut index, entries) = HistoryIndex::from_rows("ch", &rows, 1024).unwrap();
     assert_eq!(entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
@@ -332,8 +361,8 @@ fn history_plans_write_by_key_and_move_re_appended_ids() {
     let shape: Vec<(&str, &str, String)> = ops
         .iter()
         .map(|op| match op {
-            WriteOp::Put { store, key, .. } => ("put", *store, wallet_persist::persister::key_to_string(key)),
-            WriteOp::Delete { store, key } => ("delete", *store, wallet_persist::persister::key_to_string(key)),
+            WriteOp::Put { store, key, .. } => ("put", *store, wallet_persist::model::key_to_string(key)),
+            WriteOp::Delete { store, key } => ("delete", *store, wallet_persist::model::key_to_string(key)),
             other => panic!("{other:?}"),
         })
         .collect();

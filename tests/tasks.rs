@@ -7,9 +7,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use wallet_persist::backend::MemoryBackend;
-use wallet_persist::conformance::{sample_changeset, wallet_id};
-use wallet_persist::persister::{Options, Persister};
 use wallet_persist::tasks::*;
+use wallet_persist::testing::{sample_changeset, wallet_id};
+use wallet_persist::wallets::{Options, Persister};
 use wallet_persist::Error;
 
 /// Spawned tasks plus a virtual clock that advances 1 ms whenever a round of polls is done.
@@ -29,7 +29,9 @@ impl Runtime for Rt {
     fn sleep(&self, ms: u32) -> LocalFuture<()> {
         let executor = self.0.clone();
         let deadline = executor.now.get() + u64::from(ms);
-        Box::pin(std::future::poll_fn(move |_| if executor.now.get() >= deadline { Poll::Ready(()) } else { Poll::Pending }))
+        Box::pin(std::future::poll_fn(
+            move |_| if executor.now.get() >= deadline { Poll::Ready(()) } else { Poll::Pending },
+        ))
     }
 }
 
@@ -141,7 +143,11 @@ fn shutdown_waits_for_an_in_flight_pass_holds_every_gate_through_the_final_step_
     assert!(report.clean, "{report:?}");
     assert_eq!(
         statuses(&report),
-        vec![("core", WorkerStatus::Stopped), ("identity", WorkerStatus::Stopped), ("persister", WorkerStatus::Stopped)]
+        vec![
+            ("core", WorkerStatus::Stopped),
+            ("identity", WorkerStatus::Stopped),
+            ("persister", WorkerStatus::Stopped)
+        ]
     );
     let log = log.borrow();
     let core_end = log.iter().position(|l| l.starts_with("core end")).expect("core drained");
@@ -149,7 +155,10 @@ fn shutdown_waits_for_an_in_flight_pass_holds_every_gate_through_the_final_step_
     assert!(core_end < final_at, "the in-flight pass drained before the final step: {log:?}");
     assert_eq!(log.iter().filter(|l| l.contains("start")).count(), 2, "no pass started during the teardown: {log:?}");
     assert_eq!((registry.gate_holds("core").unwrap(), registry.gate_holds("identity").unwrap()), (0, 0));
-    assert_eq!(registry.start(spec("late", 0, 10, timed_pass(&ex, &Rc::default(), "late", 1, true))).unwrap_err(), Error::Closed);
+    assert_eq!(
+        registry.start(spec("late", 0, 10, timed_pass(&ex, &Rc::default(), "late", 1, true))).unwrap_err(),
+        Error::Closed
+    );
 }
 
 #[test]
@@ -241,7 +250,8 @@ fn stop_returns_while_a_pass_is_parked_and_shutdown_is_what_waits_for_it() {
             clock.idle(30).await;
             release.fire();
         };
-        let (report, ()) = wallet_persist::conformance::join2(registry.shutdown(1_000, "persister", async { Ok(()) }), releaser).await;
+        let (report, ()) =
+            wallet_persist::testing::join2(registry.shutdown(1_000, "persister", async { Ok(()) }), releaser).await;
         assert!(ex.now() >= 30, "shutdown waited for the pass");
         report
     });
@@ -313,7 +323,9 @@ fn fifty_workers_shut_down_in_one_pass_of_the_teardown() {
     let (ex, registry) = setup();
     let log = Rc::new(RefCell::new(Vec::new()));
     for i in 0..50 {
-        registry.start(spec(&format!("w{i:02}"), i % 5, 100, timed_pass(&ex, &log, &format!("w{i:02}"), 3, true))).unwrap();
+        registry
+            .start(spec(&format!("w{i:02}"), i % 5, 100, timed_pass(&ex, &log, &format!("w{i:02}"), 3, true)))
+            .unwrap();
     }
     let started = ex.now();
     let report = ex.run(async {

@@ -60,7 +60,14 @@ pub struct FaultyBackend<B> {
 impl<B> FaultyBackend<B> {
     /// Wraps `inner` with no fault armed.
     pub fn new(inner: B) -> Self {
-        FaultyBackend { inner, faults: RefCell::new(Vec::new()), calls: RefCell::new([0; 3]), reconnects: Cell::new(0), pause_armed: Cell::new(None), paused: RefCell::new(None) }
+        FaultyBackend {
+            inner,
+            faults: RefCell::new(Vec::new()),
+            calls: RefCell::new([0; 3]),
+            reconnects: Cell::new(0),
+            pause_armed: Cell::new(None),
+            paused: RefCell::new(None),
+        }
     }
 
     /// The wrapped backend.
@@ -75,18 +82,36 @@ impl<B> FaultyBackend<B> {
 
     /// The next `count` writes that touch `wallet` fail with `error`.
     pub fn fail_wallet(&self, wallet: WalletId, count: u32, error: Error) {
-        self.faults.borrow_mut().push(Fault { op: Op::Write, remaining: count, error, wallet: Some(wallet), store: None });
+        self.faults.borrow_mut().push(Fault {
+            op: Op::Write,
+            remaining: count,
+            error,
+            wallet: Some(wallet),
+            store: None,
+        });
     }
 
     /// The next `count` bulk reads that include `store` fail for that store only, as when one of
     /// its values cannot be read; `scan` is not affected.
     pub fn fail_store_read(&self, store: &'static str, count: u32, error: Error) {
-        self.faults.borrow_mut().push(Fault { op: Op::Read, remaining: count, error, wallet: None, store: Some(store) });
+        self.faults.borrow_mut().push(Fault {
+            op: Op::Read,
+            remaining: count,
+            error,
+            wallet: None,
+            store: Some(store),
+        });
     }
 
     /// The next `count` writes whose batch touches `store` fail with `error`.
     pub fn fail_store_write(&self, store: &'static str, count: u32, error: Error) {
-        self.faults.borrow_mut().push(Fault { op: Op::Write, remaining: count, error, wallet: None, store: Some(store) });
+        self.faults.borrow_mut().push(Fault {
+            op: Op::Write,
+            remaining: count,
+            error,
+            wallet: None,
+            store: Some(store),
+        });
     }
 
     /// Holds the next call of `op` before it reaches the inner backend until [`Self::resume`], so a

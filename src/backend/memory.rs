@@ -5,8 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use super::{all_stores, Backend, Row, StoreRows, WriteBatch, WriteOp};
+use super::{Backend, Row, StoreRows, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
+use crate::layout::all_stores;
 use crate::model::{Key, KeyPart};
 
 type Tables = BTreeMap<&'static str, BTreeMap<Key, Vec<u8>>>;
@@ -57,7 +58,7 @@ impl MemoryBackend {
     }
 
     fn lost_error() -> Error {
-        Error::from_dom_exception("NotReadableError", "the value of a row could not be read")
+        Error::BlobDecode("NotReadableError: the value of a row could not be read".into())
     }
 
     fn check_open(&self) -> Result<()> {
@@ -137,7 +138,7 @@ impl Backend for MemoryBackend {
         let mut out = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
         for (key, value) in table {
             if lost.contains(&(store, key.clone())) {
-                out.unreadable.push((crate::persister::key_to_string(key), Self::lost_error()));
+                out.unreadable.push((crate::model::key_to_string(key), Self::lost_error()));
             } else {
                 out.rows.push(Row { key: key.clone(), value: value.clone() });
             }

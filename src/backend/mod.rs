@@ -1,31 +1,19 @@
 //! The storage contract the persister is written against, and its implementations:
 //! IndexedDB (`indexeddb`, wasm only), in-memory (`memory`) and a fault-injecting wrapper (`faulty`).
 
+#[cfg(any(test, feature = "testing"))]
 pub mod faulty;
-#[cfg(target_arch = "wasm32")]
 pub mod indexeddb;
 pub mod memory;
 
 use std::collections::BTreeSet;
 
 use crate::error::Result;
-use crate::model::{Key, KeyPart, WalletId, AREA_STORES};
+use crate::model::{Key, KeyPart, WalletId};
 
+#[cfg(any(test, feature = "testing"))]
 pub use faulty::{FaultyBackend, Op};
 pub use memory::MemoryBackend;
-
-/// Stores outside the wallet areas.
-pub const META_STORES: &[&str] = &["db_meta", "pending", "channel_meta", "channel_history", "retrieval_hints"];
-
-/// The stores whose keys start with a wallet id: everything `deleteWallet` removes.
-pub fn wallet_stores() -> impl Iterator<Item = &'static str> {
-    AREA_STORES.iter().copied().chain(["pending"])
-}
-
-/// Every object store of the database.
-pub fn all_stores() -> impl Iterator<Item = &'static str> {
-    AREA_STORES.iter().chain(META_STORES).copied()
-}
 
 /// One request inside a write transaction.
 #[derive(Debug, Clone, PartialEq)]

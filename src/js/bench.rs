@@ -86,19 +86,59 @@ fn full(wallet: WalletId, n: u32, rng: &mut Rng) -> WalletChangeSet {
     let txid = rng.hash();
     let outpoint = OutPoint { txid, vout: n % 4 };
     let identity = rng.hash();
-    cs.accounts.upsert(Account { index: 0, kind: "bip84".into(), descriptor: format!("wpkh(tpubD6NzVbkrYhZ4X{n:08}/0/*)") });
+    cs.accounts.upsert(Account {
+        index: 0,
+        kind: "bip84".into(),
+        descriptor: format!("wpkh(tpubD6NzVbkrYhZ4X{n:08}/0/*)"),
+    });
     cs.addresses.upsert(AddressEntry { address: format!("tb1q{n:038}"), account: 0, index: n, used: n % 2 == 0 });
     let len = rng.mixed_blob_len();
-    cs.utxos.upsert(Utxo { outpoint, value: 50_000 + u64::from(n), script: rng.bytes(len), height: Some(850_001), account: 0 });
+    cs.utxos.upsert(Utxo {
+        outpoint,
+        value: 50_000 + u64::from(n),
+        script: rng.bytes(len),
+        height: Some(850_001),
+        account: 0,
+    });
     let len = rng.mixed_blob_len();
-    cs.transactions.upsert(TransactionEntry { txid, raw: rng.bytes(len), height: Some(850_001), timestamp_ms: Some(1_700_000_000_123), fee: Some(141) });
+    cs.transactions.upsert(TransactionEntry {
+        txid,
+        raw: rng.bytes(len),
+        height: Some(850_001),
+        timestamp_ms: Some(1_700_000_000_123),
+        fee: Some(141),
+    });
     let len = rng.mixed_blob_len();
-    cs.identities.upsert(Identity { id: identity, index: Some(0), revision: 2, balance: 1 << 60, blob: rng.bytes(len) });
-    cs.identity_keys.upsert(IdentityKey { identity, key_id: 1, purpose: 0, security_level: 2, public_key: rng.bytes(33) });
+    cs.identities.upsert(Identity {
+        id: identity,
+        index: Some(0),
+        revision: 2,
+        balance: 1 << 60,
+        blob: rng.bytes(len),
+    });
+    cs.identity_keys.upsert(IdentityKey {
+        identity,
+        key_id: 1,
+        purpose: 0,
+        security_level: 2,
+        public_key: rng.bytes(33),
+    });
     let len = rng.mixed_blob_len();
-    cs.contacts.upsert(Contact { kind: ContactKind::Established, contact: rng.hash(), request: rng.bytes(len), created_ms: 1, updated_ms: 2 });
+    cs.contacts.upsert(Contact {
+        kind: ContactKind::Established,
+        contact: rng.hash(),
+        request: rng.bytes(len),
+        created_ms: 1,
+        updated_ms: 2,
+    });
     let len = rng.mixed_blob_len();
-    cs.asset_locks.upsert(AssetLock { account: 1, outpoint, status: "chainLocked".into(), amount: 50_000, proof: rng.bytes(len) });
+    cs.asset_locks.upsert(AssetLock {
+        account: 1,
+        outpoint,
+        status: "chainLocked".into(),
+        amount: 50_000,
+        proof: rng.bytes(len),
+    });
     cs.token_balances.upsert(TokenBalance { identity, token: rng.hash(), amount: 9_007_199_254_740_993 });
     cs.platform_addresses.upsert(PlatformAddress { address: format!("dashevo1{n:030}"), balance: 12, nonce: 3 });
     let len = rng.mixed_blob_len();
@@ -109,13 +149,34 @@ fn full(wallet: WalletId, n: u32, rng: &mut Rng) -> WalletChangeSet {
 /// A small changeset (4 rows, about 300 B values): round `round` of wallet `n`'s sync.
 fn small(n: u32, round: u32, rng: &mut Rng) -> WalletChangeSet {
     let mut cs = WalletChangeSet {
-        sync_state: Some(SyncState { height: 850_000 + round, tip_hash: rng.hash(), last_sync_ms: 1_700_000_100_000 + u64::from(round) }),
+        sync_state: Some(SyncState {
+            height: 850_000 + round,
+            tip_hash: rng.hash(),
+            last_sync_ms: 1_700_000_100_000 + u64::from(round),
+        }),
         ..Default::default()
     };
     let txid = rng.hash();
-    cs.utxos.upsert(Utxo { outpoint: OutPoint { txid, vout: 0 }, value: u64::from(round), script: rng.bytes(220), height: Some(850_000 + round), account: 0 });
-    cs.transactions.upsert(TransactionEntry { txid, raw: rng.bytes(220), height: Some(850_000 + round), timestamp_ms: None, fee: Some(141) });
-    cs.addresses.upsert(AddressEntry { address: format!("tb1q{n:018}{round:020}"), account: 0, index: round, used: true });
+    cs.utxos.upsert(Utxo {
+        outpoint: OutPoint { txid, vout: 0 },
+        value: u64::from(round),
+        script: rng.bytes(220),
+        height: Some(850_000 + round),
+        account: 0,
+    });
+    cs.transactions.upsert(TransactionEntry {
+        txid,
+        raw: rng.bytes(220),
+        height: Some(850_000 + round),
+        timestamp_ms: None,
+        fee: Some(141),
+    });
+    cs.addresses.upsert(AddressEntry {
+        address: format!("tb1q{n:018}{round:020}"),
+        account: 0,
+        index: round,
+        used: true,
+    });
     cs
 }
 
@@ -131,13 +192,30 @@ fn bulk(wallet: WalletId, n: u32, rows: u32, rng: &mut Rng) -> WalletChangeSet {
         match i % 3 {
             0 => {
                 let len = rng.mixed_blob_len();
-                cs.utxos.upsert(Utxo { outpoint: OutPoint { txid: rng.hash(), vout: i }, value: u64::from(i), script: rng.bytes(len), height: Some(850_000), account: 0 });
+                cs.utxos.upsert(Utxo {
+                    outpoint: OutPoint { txid: rng.hash(), vout: i },
+                    value: u64::from(i),
+                    script: rng.bytes(len),
+                    height: Some(850_000),
+                    account: 0,
+                });
             }
             1 => {
                 let len = rng.mixed_blob_len();
-                cs.transactions.upsert(TransactionEntry { txid: rng.hash(), raw: rng.bytes(len), height: Some(850_000), timestamp_ms: Some(1_700_000_000_000), fee: Some(141) });
+                cs.transactions.upsert(TransactionEntry {
+                    txid: rng.hash(),
+                    raw: rng.bytes(len),
+                    height: Some(850_000),
+                    timestamp_ms: Some(1_700_000_000_000),
+                    fee: Some(141),
+                });
             }
-            _ => cs.addresses.upsert(AddressEntry { address: format!("tb1q{n:018}{i:020}"), account: 0, index: i, used: i % 2 == 0 }),
+            _ => cs.addresses.upsert(AddressEntry {
+                address: format!("tb1q{n:018}{i:020}"),
+                account: 0,
+                index: i,
+                used: i % 2 == 0,
+            }),
         }
     }
     cs
@@ -147,7 +225,13 @@ fn bulk(wallet: WalletId, n: u32, rows: u32, rng: &mut Rng) -> WalletChangeSet {
 fn big(wallet: WalletId, n: u32, kib: u32, rng: &mut Rng) -> WalletChangeSet {
     let mut cs = WalletChangeSet { wallet: Some(wallet_record(wallet, n)), ..Default::default() };
     for _ in 0..kib.div_ceil(8) {
-        cs.transactions.upsert(TransactionEntry { txid: rng.hash(), raw: rng.bytes(8192), height: Some(850_000), timestamp_ms: None, fee: Some(141) });
+        cs.transactions.upsert(TransactionEntry {
+            txid: rng.hash(),
+            raw: rng.bytes(8192),
+            height: Some(850_000),
+            timestamp_ms: None,
+            fee: Some(141),
+        });
     }
     cs
 }
@@ -159,14 +243,24 @@ fn update(n: u32, round: u32) -> WalletChangeSet {
     tip[..4].copy_from_slice(&n.to_le_bytes());
     tip[4..8].copy_from_slice(&round.to_le_bytes());
     let mut cs = WalletChangeSet {
-        sync_state: Some(SyncState { height: 850_000 + round, tip_hash: Hash32(tip), last_sync_ms: 1_700_000_000_000 + u64::from(round) }),
+        sync_state: Some(SyncState {
+            height: 850_000 + round,
+            tip_hash: Hash32(tip),
+            last_sync_ms: 1_700_000_000_000 + u64::from(round),
+        }),
         ..Default::default()
     };
     let mut txid = [0x77; 32];
     txid[0] = (round % 20) as u8;
     let script = Bytes::from([0x00, 0x14].into_iter().chain(std::iter::repeat_n(0xab, 20)).collect::<Vec<u8>>());
     let outpoint = OutPoint { txid: Hash32(txid), vout: 0 };
-    cs.utxos.upsert(Utxo { outpoint, value: 10_000 + u64::from(round), script, height: Some(850_000 + round), account: 0 });
+    cs.utxos.upsert(Utxo {
+        outpoint,
+        value: 10_000 + u64::from(round),
+        script,
+        height: Some(850_000 + round),
+        account: 0,
+    });
     cs
 }
 
@@ -225,8 +319,7 @@ pub fn bench_rows(wallet: JsValue, changes: JsValue) -> Result<Array, JsValue> {
     let rows = (|| -> Result<Array> {
         let (wallet, changes) = super::parse_changes(&wallet, changes)?;
         changes.validate(&wallet, MAX_BLOB_BYTES)?;
-        let mut ops = Vec::new();
-        changes.encode_into(&wallet, MAX_BLOB_BYTES, &mut ops)?;
+        let ops = crate::wallets::rows::changeset_ops(&wallet, &changes, MAX_BLOB_BYTES)?;
         let rows = Array::new();
         for op in ops {
             let row = Object::new();
@@ -317,7 +410,12 @@ impl CodecBench {
     /// Our codec: the versioned envelope around bincode.
     #[wasm_bindgen(js_name = bincodeEncode)]
     pub fn bincode_encode(&mut self) -> Result<f64, JsValue> {
-        self.bincode = self.changesets.iter().map(|cs| codec::encode(cs, MAX_BLOB_BYTES)).collect::<Result<_>>().map_err(|e| error::to_js(&e))?;
+        self.bincode = self
+            .changesets
+            .iter()
+            .map(|cs| codec::encode(cs, MAX_BLOB_BYTES))
+            .collect::<Result<_>>()
+            .map_err(|e| error::to_js(&e))?;
         Ok(self.bincode.iter().map(Vec::len).sum::<usize>() as f64)
     }
 
@@ -325,7 +423,8 @@ impl CodecBench {
     pub fn bincode_decode(&self) -> Result<f64, JsValue> {
         let mut fields = 0;
         for bytes in &self.bincode {
-            let (_, cs): (WalletId, WalletChangeSet) = codec::decode(bytes, MAX_BLOB_BYTES).map_err(|e| error::to_js(&e))?;
+            let (_, cs): (WalletId, WalletChangeSet) =
+                codec::decode(bytes, MAX_BLOB_BYTES).map_err(|e| error::to_js(&e))?;
             fields += cs.field_count();
         }
         Ok(fields as f64)
@@ -334,7 +433,8 @@ impl CodecBench {
     /// serde-wasm-bindgen to JS objects (u64 as bigint, bytes as Uint8Array), as `load` returns them.
     #[wasm_bindgen(js_name = swbEncode)]
     pub fn swb_encode(&mut self) -> Result<f64, JsValue> {
-        self.js = self.changesets.iter().map(|(_, cs)| to_js(cs)).collect::<Result<_>>().map_err(|e| error::to_js(&e))?;
+        self.js =
+            self.changesets.iter().map(|(_, cs)| to_js(cs)).collect::<Result<_>>().map_err(|e| error::to_js(&e))?;
         Ok(self.js.len() as f64)
     }
 

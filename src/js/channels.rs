@@ -1,5 +1,5 @@
 //! `store.channels`: the snapshot contract for protocol state, a thin surface over
-//! [`crate::persister::Channels`]. A JS meta is a [`MetaValue`]; everything else crosses with serde.
+//! [`crate::channels::Channels`]. A JS meta is a [`MetaValue`]; everything else crosses with serde.
 
 use std::rc::Rc;
 
@@ -9,11 +9,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::{error, from_js, promise, to_js, StoreBackend};
+use crate::channels::meta::MAX_DEPTH;
+use crate::channels::{HistoryEntry, HistoryUpdate, LoadedChannel, MetaValue, Node, PendingOp};
 use crate::error::{Error, Result};
 use crate::model::Bytes;
-use crate::persister::Persister;
-use crate::snapshot::meta::MAX_DEPTH;
-use crate::snapshot::{HistoryEntry, HistoryUpdate, LoadedChannel, MetaValue, Node, PendingOp};
+use crate::wallets::Persister;
 
 /// The snapshot contract of one store (`store.channels`): per channel an atomic meta snapshot, an
 /// append-ordered history and retrieval hints, plus a journal of pending history changes.
@@ -48,7 +48,10 @@ fn check_object(value: &JsValue, what: &str, allowed: &[&str]) -> Result<()> {
     }
     for key in Object::keys(value.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
         if !allowed.contains(&key.as_str()) {
-            return Err(Error::InvalidArgument(format!("{what}: unknown field {key:?} (expected one of {})", allowed.join(", "))));
+            return Err(Error::InvalidArgument(format!(
+                "{what}: unknown field {key:?} (expected one of {})",
+                allowed.join(", ")
+            )));
         }
     }
     Ok(())
@@ -72,7 +75,8 @@ fn history_update(value: &JsValue) -> Result<HistoryUpdate> {
         }
     };
     let append = list("append")?.iter().map(history_entry).collect::<Result<_>>()?;
-    let evict = list("evict")?.iter().map(|id| string(id, "history update: every evicted id")).collect::<Result<_>>()?;
+    let evict =
+        list("evict")?.iter().map(|id| string(id, "history update: every evicted id")).collect::<Result<_>>()?;
     Ok(HistoryUpdate { append, evict })
 }
 
@@ -139,7 +143,9 @@ fn push_nodes(value: &JsValue, depth: usize, out: &mut Vec<Node>) -> std::result
         };
         return Err((
             String::new(),
-            format!("{kind} cannot be stored; use null, boolean, number, bigint, string, Uint8Array, array or plain object"),
+            format!(
+                "{kind} cannot be stored; use null, boolean, number, bigint, string, Uint8Array, array or plain object"
+            ),
         ));
     }
     Ok(())

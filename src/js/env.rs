@@ -3,97 +3,13 @@
 //! `navigator.storage`. Everything is reached through `globalThis`, so a dedicated or service
 //! worker works too (it simply has no page lifecycle).
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-#[wasm_bindgen(inline_js = r#"
-// Resolves a function that releases the lock; `null` when `wait` is false and another instance
-// holds it; `undefined` when Web Locks are missing or denied in this context. Waiting longer than timeoutMs rejects TimeoutError.
-export function acquireLock(name, wait, timeoutMs) {
-  const locks = globalThis.navigator && globalThis.navigator.locks;
-  if (!locks || typeof locks.request !== 'function') return Promise.resolve(undefined);
-  return new Promise((resolve, reject) => {
-    let release;
-    const held = new Promise((r) => { release = r; });
-    const controller = wait ? new AbortController() : null;
-    const timer = wait ? setTimeout(() => controller.abort(), timeoutMs) : null;
-    const options = wait ? { signal: controller.signal } : { ifAvailable: true };
-    const failed = (error) => {
-      clearTimeout(timer);
-      if (error && error.name === 'SecurityError') resolve(undefined); // denied here: as if missing
-      else reject(error && error.name === 'AbortError'
-        ? new DOMException(`waited ${timeoutMs} ms for another instance to close ${name}`, 'TimeoutError')
-        : error);
-    };
-    try {
-      locks.request(name, options, (lock) => {
-        clearTimeout(timer);
-        if (!lock) { resolve(null); return undefined; }
-        resolve(() => release());
-        return held;
-      }).catch(failed);
-    } catch (error) {
-      failed(error);
-    }
-  });
-}
-export function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-// An AbortSignal and the function that aborts it.
-export function abortPair() {
-  const controller = new AbortController();
-  return [controller.signal, () => controller.abort()];
-}
-// What a rejection or throw says: its message if it is an Error, else its string form.
-export function describeFailure(value) {
-  return value instanceof Error ? `${value.name}: ${value.message}` : String(value);
-}
-export function openChannel(name, onMessage) {
-  if (typeof globalThis.BroadcastChannel !== 'function') return null;
-  const channel = new BroadcastChannel(name);
-  channel.onmessage = (event) => onMessage(event.data);
-  return channel;
-}
-export function postChange(channel, walletIds) {
-  channel.postMessage({ walletIds });
-}
-export function closeChannel(channel) {
-  channel.close();
-}
-// Calls onHide(reason) when the page is hidden or being unloaded; returns the unsubscribe
-// function, or null outside a page.
-export function watchLifecycle(onHide) {
-  const doc = globalThis.document;
-  if (!doc || typeof globalThis.addEventListener !== 'function') return null;
-  const visibility = () => { if (doc.visibilityState === 'hidden') onHide('visibilitychange'); };
-  const pagehide = () => onHide('pagehide');
-  doc.addEventListener('visibilitychange', visibility);
-  globalThis.addEventListener('pagehide', pagehide);
-  return () => {
-    doc.removeEventListener('visibilitychange', visibility);
-    globalThis.removeEventListener('pagehide', pagehide);
-  };
-}
-function storageManager(method) {
-  const storage = globalThis.navigator && globalThis.navigator.storage;
-  if (!storage || typeof storage[method] !== 'function') {
-    throw new DOMException(`navigator.storage.${method} is not available here`, 'NotSupportedError');
-  }
-  return storage;
-}
-export async function persistStorage() {
-  const storage = storageManager('persist');
-  return { persisted: await storage.persist() };
-}
-export async function estimateStorage() {
-  const { usage, quota } = await storageManager('estimate').estimate();
-  return { usage: usage ?? 0, quota: quota ?? 0 };
-}
-"#)]
+use crate::session::{Established, Lock};
+
+#[wasm_bindgen(module = "/src/js/env.js")]
 extern "C" {
     pub fn sleep(ms: u32) -> Promise;
     #[wasm_bindgen(js_name = abortPair)]
@@ -116,16 +32,29 @@ extern "C" {
     pub fn estimate_storage() -> Promise;
 }
 
-thread_local! {
-    /// Database names with an open store in this realm (page or worker).
-    static OPEN: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+/// Web Locks, for [`crate::session`].
+pub struct BrowserEnv;
+
+impl crate::session::Environment for BrowserEnv {
+    type Held = Function;
+    async fn acquire_lock(&self, name: &str, wait: bool, timeout_ms: u32) -> crate::Result<Lock<Function>> {
+        let lock = wasm_bindgen_futures::JsFuture::from(acquire_lock(name, wait, timeout_ms))
+            .await
+            .map_err(crate::backend::indexeddb::js_error)?;
+        Ok(if lock.is_undefined() {
+            Lock::Unsupported
+        } else if lock.is_null() {
+            Lock::Taken
+        } else {
+            Lock::Held(lock.unchecked_into())
+        })
+    }
 }
 
 /// Everything a store holds in its context. Dropping it releases all of it: lifecycle listeners,
 /// the change channel, the writer lock, and the name in this realm.
 pub struct Session {
-    name: String,
-    pub release_lock: Option<Function>,
+    established: Established<Function>,
     pub channel: Option<JsValue>,
     pub on_message: Option<Closure<dyn FnMut(JsValue)>>,
     pub unwatch: Option<Function>,
@@ -133,17 +62,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Claims `name` in this realm; `None` if a store of that name is already open here.
-    pub fn claim(name: &str) -> Option<Session> {
-        let fresh = OPEN.with(|open| open.borrow_mut().insert(name.to_owned()));
-        fresh.then(|| Session {
-            name: name.to_owned(),
-            release_lock: None,
-            channel: None,
-            on_message: None,
-            unwatch: None,
-            on_hide: None,
-        })
+    /// Holds what [`crate::session::establish`] claimed.
+    pub fn new(established: Established<Function>) -> Session {
+        Session { established, channel: None, on_message: None, unwatch: None, on_hide: None }
     }
 }
 
@@ -155,10 +76,9 @@ impl Drop for Session {
         if let Some(channel) = self.channel.take() {
             close_channel(&channel);
         }
-        if let Some(release) = self.release_lock.take() {
+        if let Some(release) = self.established.lock.take() {
             let _ = release.call0(&JsValue::UNDEFINED);
         }
-        OPEN.with(|open| open.borrow_mut().remove(&self.name));
     }
 }
 

@@ -14,16 +14,17 @@ use std::future::Future;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
-use wasm_bindgen_futures::JsFuture;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::indexeddb::IndexedDbBackend;
 use crate::error::{Error, Result};
 use crate::log::{self, log_at, Level};
 use crate::model::changeset::AreaShape;
 use crate::model::{WalletChangeSet, WalletId};
-use crate::persister::{FlushMode, Options, Persister};
+use crate::session::{self, MultiTab, Role};
+use crate::wallets::{FlushMode, Options, Persister};
 
 pub use channels::Channels;
 pub use error::ErrorCode;
@@ -140,17 +141,6 @@ struct OpenOptions {
     strict_durability: Option<bool>,
 }
 
-/// What `open` does when another instance (another tab, a worker) is the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MultiTab {
-    /// Reject with `already_open` (16).
-    Refuse,
-    /// Wait for the writer to close, up to `openTimeoutMs` (then `timeout`, 18).
-    Wait,
-    /// Open as a read-only follower.
-    Follow,
-}
-
 struct Parsed {
     name: String,
     options: Options,
@@ -167,21 +157,17 @@ fn parse_options(value: JsValue) -> Result<Parsed> {
     let flush_mode = match raw.flush_mode.as_deref() {
         None | Some("manual") => FlushMode::Manual,
         Some("immediate") => FlushMode::Immediate,
-        Some(other) => return Err(Error::InvalidArgument(format!("flushMode must be \"manual\" or \"immediate\", got {other:?}"))),
-    };
-    let multi_tab = match raw.multi_tab.as_deref() {
-        None | Some("refuse") => MultiTab::Refuse,
-        Some("wait") => MultiTab::Wait,
-        Some("follow") => MultiTab::Follow,
         Some(other) => {
-            return Err(Error::InvalidArgument(format!("multiTab must be \"refuse\", \"wait\" or \"follow\", got {other:?}")))
+            return Err(Error::InvalidArgument(format!("flushMode must be \"manual\" or \"immediate\", got {other:?}")))
         }
     };
+    let multi_tab = MultiTab::parse(raw.multi_tab.as_deref())?;
     let open_timeout_ms = raw.open_timeout_ms.unwrap_or(crate::backend::indexeddb::DEFAULT_OPEN_TIMEOUT_MS);
     if open_timeout_ms == 0 {
         return Err(Error::InvalidArgument("openTimeoutMs must be at least 1".into()));
     }
-    let mut options = Options { flush_mode, strict_durability: raw.strict_durability.unwrap_or(false), ..Options::default() };
+    let mut options =
+        Options { flush_mode, strict_durability: raw.strict_durability.unwrap_or(false), ..Options::default() };
     if let Some(limit) = raw.max_blob_bytes {
         if limit == 0 || limit as usize > crate::codec::MAX_BLOB_BYTES {
             return Err(Error::InvalidArgument(format!("maxBlobBytes must be 1..={}", crate::codec::MAX_BLOB_BYTES)));
@@ -210,7 +196,11 @@ fn progress_callback(options: &JsValue) -> Result<impl FnMut(&'static str, u64, 
         if value.is_undefined() {
             None
         } else {
-            Some(value.dyn_into::<Function>().map_err(|_| Error::InvalidArgument("onProgress must be a function".into()))?)
+            Some(
+                value
+                    .dyn_into::<Function>()
+                    .map_err(|_| Error::InvalidArgument("onProgress must be a function".into()))?,
+            )
         }
     };
     Ok(move |phase: &'static str, done: u64, total: u64| {
@@ -268,24 +258,9 @@ impl Drop for WalletStore {
 impl WalletStore {
     async fn connect(parsed: Result<Parsed>) -> Result<WalletStore> {
         let Parsed { name, mut options, multi_tab, open_timeout_ms, auto_flush } = parsed?;
-        let mut session = env::Session::claim(&name)
-            .ok_or_else(|| Error::AlreadyOpen(format!("database {name} is already open in this page or worker")))?;
-        let lock_name = format!("wallet-persist:{name}");
-        let lock = JsFuture::from(env::acquire_lock(&lock_name, multi_tab == MultiTab::Wait, open_timeout_ms))
-            .await
-            .map_err(crate::backend::indexeddb::js_error)?;
-        let writer = if lock.is_undefined() {
-            log_at!(Warn, "Web Locks are not available: {name} cannot be protected against a second writer");
-            true
-        } else if lock.is_null() {
-            match multi_tab {
-                MultiTab::Follow => false,
-                _ => return Err(Error::AlreadyOpen(format!("another tab or worker is the writer of database {name}"))),
-            }
-        } else {
-            session.release_lock = Some(lock.unchecked_into());
-            true
-        };
+        let established = session::establish(&env::BrowserEnv, &name, multi_tab, open_timeout_ms).await?;
+        let writer = established.role == Role::Writer;
+        let mut session = env::Session::new(established);
         options.read_only = !writer;
 
         let backend = IndexedDbBackend::open_with(&name, open_timeout_ms).await?;
@@ -310,7 +285,7 @@ impl WalletStore {
                 call_all(&listeners, &data);
             }
         });
-        let channel = env::open_channel(&lock_name, &on_message);
+        let channel = env::open_channel(&session::lock_name(&name), &on_message);
         if !channel.is_null() {
             let post_to = channel.clone();
             inner.on_commit(Box::new(move |wallets| {
@@ -323,21 +298,7 @@ impl WalletStore {
             let persister: Weak<Persister<StoreBackend>> = Rc::downgrade(&inner);
             let on_hide = Closure::new(move |reason: String| {
                 let Some(persister) = persister.upgrade() else { return };
-                let (staged, queued) = (!persister.staged().is_empty(), !persister.queued_channels().is_empty());
-                if !(staged || queued) || persister.is_closed() {
-                    return;
-                }
-                log_at!(Info, "{reason}: flushing staged changes and queued channel history");
-                wasm_bindgen_futures::spawn_local(async move {
-                    if staged {
-                        if let Err(error) = persister.commit().await {
-                            log_at!(Error, "{reason} flush failed: {error}");
-                        }
-                    }
-                    if queued {
-                        persister.flush_channel_queues().await;
-                    }
-                });
+                wasm_bindgen_futures::spawn_local(async move { session::flush_on_hide(&persister, &reason).await });
             });
             let unwatch = env::watch_lifecycle(&on_hide);
             if !unwatch.is_null() {
@@ -493,7 +454,8 @@ impl WalletStore {
             let result = Object::new();
             let wallets = to_js(&state.wallets)?;
             Reflect::set(&result, &"wallets".into(), &wallets).map_err(|_| Error::Internal("set wallets".into()))?;
-            Reflect::set(&result, &"report".into(), &to_js(&report)?).map_err(|_| Error::Internal("set report".into()))?;
+            Reflect::set(&result, &"report".into(), &to_js(&report)?)
+                .map_err(|_| Error::Internal("set report".into()))?;
             Ok(result.into())
         })
     }
@@ -545,7 +507,10 @@ impl WalletStore {
     /// Phase two: moves the pending changes live in one transaction; rejects
     /// `pending_registration_missing` (17) when nothing is pending.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn promote(&self, #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue) -> Promise {
+    pub fn promote(
+        &self,
+        #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
+    ) -> Promise {
         let wallet = wallet_id(&wallet);
         let inner = self.inner.clone();
         promise(async move {
@@ -556,7 +521,10 @@ impl WalletStore {
 
     /// Deletes the pending registration of `walletId`, if any.
     #[wasm_bindgen(js_name = discardPending, unchecked_return_type = "Promise<void>")]
-    pub fn discard_pending(&self, #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue) -> Promise {
+    pub fn discard_pending(
+        &self,
+        #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
+    ) -> Promise {
         let wallet = wallet_id(&wallet);
         let inner = self.inner.clone();
         promise(async move {
@@ -568,7 +536,10 @@ impl WalletStore {
     /// Every wallet and channel row as a versioned, checksummed backup (staged changes are not
     /// included: flush first). `onProgress({phase, done, total})` fires at least every 1,000 rows.
     #[wasm_bindgen(js_name = exportBackup, unchecked_return_type = "Promise<Uint8Array>")]
-    pub fn export_backup(&self, #[wasm_bindgen(unchecked_optional_param_type = "BackupOptions")] options: JsValue) -> Promise {
+    pub fn export_backup(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "BackupOptions")] options: JsValue,
+    ) -> Promise {
         let progress = progress_callback(&options);
         let inner = self.inner.clone();
         promise(async move {
@@ -595,7 +566,9 @@ impl WalletStore {
                 .to_vec();
             let overwrite = match Reflect::get(&options, &"overwrite".into()) {
                 Ok(value) if value.is_undefined() => false,
-                Ok(value) => value.as_bool().ok_or_else(|| Error::InvalidArgument("overwrite must be a boolean".into()))?,
+                Ok(value) => {
+                    value.as_bool().ok_or_else(|| Error::InvalidArgument("overwrite must be a boolean".into()))?
+                }
                 Err(_) => false,
             };
             Ok::<_, Error>((bytes, overwrite, progress_callback(&options)?))
@@ -618,7 +591,10 @@ impl WalletStore {
     /// (2) and stages nothing; if the delete fails, nothing was deleted and the staged changes are
     /// kept. Deleting an unknown wallet resolves.
     #[wasm_bindgen(js_name = deleteWallet, unchecked_return_type = "Promise<DeleteReport>")]
-    pub fn delete_wallet(&self, #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue) -> Promise {
+    pub fn delete_wallet(
+        &self,
+        #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
+    ) -> Promise {
         // Claimed now, so a `store` called right after this returns is already refused.
         let claim = wallet_id(&wallet).and_then(|id| self.inner.begin_delete(id));
         let inner = self.inner.clone();
@@ -678,7 +654,8 @@ impl WalletStore {
                 result
             };
             let report = registry.shutdown(timeout?, "persister", final_step).await;
-            let flush = flushed.into_inner().unwrap_or_else(|| Err(Error::Internal("the final flush did not run".into())))?;
+            let flush =
+                flushed.into_inner().unwrap_or_else(|| Err(Error::Internal("the final flush did not run".into())))?;
             session.borrow_mut().take();
             let result = Object::new();
             let _ = Reflect::set(&result, &"clean".into(), &report.clean.into());
@@ -730,7 +707,7 @@ impl WalletStore {
         count: u32,
         #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
     ) -> Promise {
-        let armed = crate::backend::all_stores()
+        let armed = crate::layout::all_stores()
             .find(|s| **s == store)
             .ok_or_else(|| Error::InvalidArgument(format!("{store:?} is not an object store")))
             .and_then(|store| injected(&kind).map(|e| self.inner.backend().fail_store_write(store, count, e)));
@@ -759,8 +736,8 @@ impl WalletStore {
         count: u32,
         #[wasm_bindgen(unchecked_param_type = "InjectableErrorKind")] kind: String,
     ) -> Promise {
-        let armed = wallet_id(&wallet)
-            .and_then(|id| injected(&kind).map(|e| self.inner.backend().fail_wallet(id, count, e)));
+        let armed =
+            wallet_id(&wallet).and_then(|id| injected(&kind).map(|e| self.inner.backend().fail_wallet(id, count, e)));
         promise(async move { armed.map(|()| JsValue::UNDEFINED) })
     }
 }

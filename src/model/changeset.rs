@@ -8,9 +8,9 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::backend::WriteOp;
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::layout::*;
 use crate::model::entries::*;
 use crate::model::ids::WalletId;
 use crate::model::keys::{EntryKey, Key, KeyPart};
@@ -64,6 +64,9 @@ impl<E: Entry> Merge for Option<E> {
     }
 }
 
+/// Receives one encoded row change: `Some(envelope)` puts, `None` deletes the row.
+pub type RowSink<'a> = &'a mut dyn FnMut(&'static str, Key, Option<Vec<u8>>);
+
 /// What the persister needs of each area, whether keyed (`EntryMap`) or a singleton (`Option`).
 trait Area {
     type Item: Entry;
@@ -71,7 +74,7 @@ trait Area {
     const KEYED: bool;
     fn len(&self) -> usize;
     fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()>;
-    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()>;
+    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, sink: RowSink<'_>) -> Result<()>;
     fn insert_loaded(&mut self, value: Self::Item);
 }
 
@@ -106,7 +109,8 @@ pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Resu
     match key.first() {
         Some(KeyPart::Text(hex)) if *hex == wallet.to_hex() => {}
         Some(KeyPart::Text(hex)) => {
-            let found = WalletId::from_hex(hex).map_err(|_| Error::EntryMismatch(format!("bad wallet key part {hex:?}")))?;
+            let found =
+                WalletId::from_hex(hex).map_err(|_| Error::EntryMismatch(format!("bad wallet key part {hex:?}")))?;
             return Err(Error::WalletIdMismatch { expected: found, found: wallet });
         }
         _ => return Err(Error::EntryMismatch("key does not start with a wallet id".into())),
@@ -140,13 +144,13 @@ impl<E: Entry> Area for EntryMap<E> {
         }
         Ok(())
     }
-    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()> {
+    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, sink: RowSink<'_>) -> Result<()> {
         for (key, value) in &self.0 {
             let key = entry_key(wallet, key);
-            ops.push(match value {
-                Some(value) => WriteOp::Put { store, key, value: encode_row(wallet, value, limit)? },
-                None => WriteOp::Delete { store, key },
-            });
+            match value {
+                Some(value) => sink(store, key, Some(encode_row(wallet, value, limit)?)),
+                None => sink(store, key, None),
+            }
         }
         Ok(())
     }
@@ -167,9 +171,9 @@ impl<E: Entry<Key = ()>> Area for Option<E> {
             None => Ok(()),
         }
     }
-    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()> {
+    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, sink: RowSink<'_>) -> Result<()> {
         if let Some(value) = self {
-            ops.push(WriteOp::Put { store, key: entry_key(wallet, &()), value: encode_row(wallet, value, limit)? });
+            sink(store, entry_key(wallet, &()), Some(encode_row(wallet, value, limit)?));
         }
         Ok(())
     }
@@ -211,19 +215,20 @@ impl<'de, E: Entry> Deserialize<'de> for EntryMap<E> {
 
 /// Declares the changeset's areas once; every per-area operation below is generated from this list.
 macro_rules! areas {
-    ($( $field:ident : $ty:ty => $store:literal ),* $(,)?) => {
+    ($( $field:ident : $ty:ty => $store:ident ),* $(,)?) => {
         /// Staged changes of one wallet, area by area.
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
         pub struct WalletChangeSet {
             $(
-                #[doc = concat!("Changes to the `", $store, "` area (object store).")]
+                #[doc = concat!("Changes to the `", stringify!($field), "` area.")]
                 pub $field: $ty,
             )*
         }
 
-        /// The object store of every area, in declaration order.
-        pub const AREA_STORES: &[&str] = &[$($store),*];
+        /// The object store of every area, in declaration order (equal to [`AREA_STORES`]).
+        #[cfg(test)]
+        const DECLARED_STORES: &[&str] = &[$($store),*];
 
         impl Merge for WalletChangeSet {
             fn merge(&mut self, newer: Self) {
@@ -265,9 +270,9 @@ macro_rules! areas {
                 Ok(())
             }
 
-            /// Appends this wallet's puts and deletes, every value encoded.
-            pub fn encode_into(&self, wallet: &WalletId, limit: usize, ops: &mut Vec<WriteOp>) -> Result<()> {
-                $( self.$field.encode_into(wallet, $store, limit, ops)?; )*
+            /// Hands this wallet's row puts and deletes to `sink`, every value encoded.
+            pub fn encode_into(&self, wallet: &WalletId, limit: usize, sink: RowSink<'_>) -> Result<()> {
+                $( self.$field.encode_into(wallet, $store, limit, &mut *sink)?; )*
                 Ok(())
             }
 
@@ -293,19 +298,19 @@ macro_rules! areas {
 }
 
 areas! {
-    wallet: Option<WalletRecord> => "wallets",
-    accounts: EntryMap<Account> => "accounts",
-    addresses: EntryMap<AddressEntry> => "addresses",
-    utxos: EntryMap<Utxo> => "utxos",
-    transactions: EntryMap<TransactionEntry> => "transactions",
-    sync_state: Option<SyncState> => "sync_state",
-    identities: EntryMap<Identity> => "identities",
-    identity_keys: EntryMap<IdentityKey> => "identity_keys",
-    contacts: EntryMap<Contact> => "contacts",
-    asset_locks: EntryMap<AssetLock> => "asset_locks",
-    token_balances: EntryMap<TokenBalance> => "token_balances",
-    platform_addresses: EntryMap<PlatformAddress> => "platform_addresses",
-    records: EntryMap<Record> => "records",
+    wallet: Option<WalletRecord> => WALLETS,
+    accounts: EntryMap<Account> => ACCOUNTS,
+    addresses: EntryMap<AddressEntry> => ADDRESSES,
+    utxos: EntryMap<Utxo> => UTXOS,
+    transactions: EntryMap<TransactionEntry> => TRANSACTIONS,
+    sync_state: Option<SyncState> => SYNC_STATE,
+    identities: EntryMap<Identity> => IDENTITIES,
+    identity_keys: EntryMap<IdentityKey> => IDENTITY_KEYS,
+    contacts: EntryMap<Contact> => CONTACTS,
+    asset_locks: EntryMap<AssetLock> => ASSET_LOCKS,
+    token_balances: EntryMap<TokenBalance> => TOKEN_BALANCES,
+    platform_addresses: EntryMap<PlatformAddress> => PLATFORM_ADDRESSES,
+    records: EntryMap<Record> => RECORDS,
 }
 
 impl WalletChangeSet {
@@ -321,4 +326,12 @@ impl WalletChangeSet {
 pub struct ClientStartState {
     /// Every wallet with at least one loaded row, and its rows (no tombstones).
     pub wallets: BTreeMap<WalletId, WalletChangeSet>,
+}
+
+#[cfg(test)]
+mod layout_tests {
+    #[test]
+    fn areas_are_declared_in_layout_order() {
+        assert_eq!(super::DECLARED_STORES, crate::layout::AREA_STORES);
+    }
 }

@@ -233,3 +233,15 @@ impl EntryKey for ContactKind {
         }
     }
 }
+
+/// Spells a key as a JSON array, e.g. `["ab…", 0]`.
+pub fn key_to_string(key: &Key) -> String {
+    let parts: Vec<String> = key
+        .iter()
+        .map(|part| match part {
+            KeyPart::Num(n) => n.to_string(),
+            KeyPart::Text(s) => format!("{s:?}"),
+        })
+        .collect();
+    format!("[{}]", parts.join(","))
+}

@@ -6,7 +6,8 @@ pub mod ids;
 pub mod introspect;
 pub mod keys;
 
-pub use changeset::{entry_key, ClientStartState, EntryMap, Merge, WalletChangeSet, AREA_STORES};
+pub use crate::layout::AREA_STORES;
+pub use changeset::{entry_key, ClientStartState, EntryMap, Merge, RowSink, WalletChangeSet};
 pub use entries::*;
 pub use ids::{Hash32, WalletId};
-pub use keys::{ContactKind, EntryKey, Key, KeyPart, OutPoint};
+pub use keys::{key_to_string, ContactKind, EntryKey, Key, KeyPart, OutPoint};

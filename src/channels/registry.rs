@@ -77,8 +77,12 @@ impl ChannelRegistry {
 
     /// The channels with queued changes.
     pub fn dirty(&self) -> Vec<(String, usize)> {
-        let mut dirty: Vec<(String, usize)> =
-            self.channels.iter().filter(|(_, s)| !s.queue.is_empty()).map(|(c, s)| (c.clone(), s.queue.len())).collect();
+        let mut dirty: Vec<(String, usize)> = self
+            .channels
+            .iter()
+            .filter(|(_, s)| !s.queue.is_empty())
+            .map(|(c, s)| (c.clone(), s.queue.len()))
+            .collect();
         dirty.sort();
         dirty
     }

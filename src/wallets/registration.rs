@@ -4,15 +4,15 @@
 
 use std::future::Future;
 
+use super::rows::changeset_ops;
 use super::{Claim, Persister};
 use crate::backend::{Backend, WriteBatch, WriteOp};
 use crate::codec;
+use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::layout::{PENDING, WALLETS};
 use crate::log::log_at;
 use crate::model::{entry_key, KeyPart, WalletChangeSet, WalletId};
-
-/// The `pending` store: one row per wallet being registered, keyed `[walletId]`.
-pub const PENDING: &str = "pending";
 
 fn pending_key(wallet: &WalletId) -> crate::model::Key {
     entry_key(wallet, &())
@@ -59,8 +59,8 @@ impl<B: Backend> Persister<B> {
 
     /// Whether the wallet has a live record or a pending registration.
     pub async fn wallet_exists(&self, wallet: WalletId) -> Result<bool> {
-        let live = self.backend.get("wallets", &entry_key(&wallet, &())).await?.is_some();
-        Ok(live || self.backend.get(PENDING, &pending_key(&wallet)).await?.is_some())
+        let live = self.db.get(WALLETS, &entry_key(&wallet, &())).await?.is_some();
+        Ok(live || self.db.get(PENDING, &pending_key(&wallet)).await?.is_some())
     }
 
     /// Phase one: validates `changes` (which must include the wallet record) and writes them as
@@ -76,7 +76,7 @@ impl<B: Backend> Persister<B> {
         }
         let value = codec::encode(&(wallet, &changes), self.options.max_blob_bytes)?;
         let put = WriteOp::Put { store: PENDING, key: pending_key(&wallet), value };
-        self.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await
+        self.db.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await
     }
 
     /// Phase two: moves the pending changeset into the live stores and deletes the pending row,
@@ -84,14 +84,15 @@ impl<B: Backend> Persister<B> {
     pub async fn promote(&self, wallet: WalletId) -> Result<()> {
         self.check_writable(wallet)?;
         let _flush = self.flush_lock.lock().await;
-        let bytes = self.backend.get(PENDING, &pending_key(&wallet)).await?.ok_or(Error::PendingRegistrationMissing(wallet))?;
+        let bytes =
+            self.db.get(PENDING, &pending_key(&wallet)).await?.ok_or(Error::PendingRegistrationMissing(wallet))?;
         let (stored, changes): (WalletId, WalletChangeSet) = codec::decode(&bytes, self.options.max_blob_bytes)?;
         if stored != wallet {
             return Err(Error::WalletIdMismatch { expected: wallet, found: stored });
         }
         let mut ops = vec![WriteOp::Delete { store: PENDING, key: pending_key(&wallet) }];
-        changes.encode_into(&wallet, self.options.max_blob_bytes, &mut ops)?;
-        self.write(&WriteBatch { ops, strict: self.options.strict_durability }).await?;
+        ops.extend(changeset_ops(&wallet, &changes, self.options.max_blob_bytes)?);
+        self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await?;
         log_at!(Info, "registered wallet {wallet}");
         self.notify(&[wallet]);
         Ok(())
@@ -101,21 +102,19 @@ impl<B: Backend> Persister<B> {
     pub async fn discard_pending(&self, wallet: WalletId) -> Result<()> {
         self.check_writable(wallet)?;
         let delete = WriteOp::Delete { store: PENDING, key: pending_key(&wallet) };
-        self.write(&WriteBatch { ops: vec![delete], strict: self.options.strict_durability }).await
+        self.db.write(&WriteBatch { ops: vec![delete], strict: self.options.strict_durability }).await
     }
 
     /// Discards every pending registration (left by a page that died between stage and promote)
     /// in one transaction; returns the wallets discarded.
-    pub(super) async fn discard_stale_pending(backend: &B) -> Result<Vec<WalletId>> {
-        let rows = match backend.read(&[PENDING]).await?.pop() {
-            Some(Ok(rows)) => rows,
-            Some(Err(_)) => backend.scan(PENDING).await?,
-            None => return Ok(Vec::new()),
+    pub(super) async fn discard_stale_pending(db: &Db<B>) -> Result<Vec<WalletId>> {
+        let Some(rows) = db.read(&[PENDING], None).await?.stores.pop() else {
+            return Ok(Vec::new());
         };
         if rows.rows.is_empty() && rows.unreadable.is_empty() {
             return Ok(Vec::new());
         }
-        backend.write(&WriteBatch::new(vec![WriteOp::Clear { store: PENDING }])).await?;
+        db.write(&WriteBatch::new(vec![WriteOp::Clear { store: PENDING }])).await?;
         let wallets: Vec<WalletId> = rows
             .rows
             .iter()

@@ -1,29 +1,21 @@
-//! The buffered, retry-safe persister, written once over the [`Backend`] trait.
+//! The buffered, retry-safe persister of wallet changesets, written once over the [`Db`] core.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::future::poll_fn;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 
-use serde::Serialize;
-
-use crate::backend::{wallet_stores, Backend, StoreRows, WriteBatch, WriteOp};
-use crate::buffer::Buffer;
+use super::buffer::Buffer;
+use super::reports::*;
+use super::rows;
+use crate::backend::{Backend, StoreRows, WriteBatch, WriteOp};
+use crate::backup::{self, ImportReport, Progress};
+use crate::channels::ChannelState;
 use crate::codec::MAX_BLOB_BYTES;
+use crate::db::{Db, State, WriteLock};
 use crate::error::{Error, Result};
+use crate::layout::{wallet_stores, AREA_STORES};
 use crate::log::log_at;
-use crate::model::{ClientStartState, Key, KeyPart, WalletChangeSet, WalletId, AREA_STORES};
-use crate::schema::{self, Version};
-use crate::snapshot::ChannelRegistry;
-
-mod backup;
-mod channels;
-mod registration;
-
-pub use backup::{ImportReport, Progress};
-pub use channels::{ChannelCommit, Channels, CommitStep, StepFailure};
-pub use registration::PENDING;
+use crate::model::{key_to_string, ClientStartState, WalletChangeSet, WalletId};
 
 /// When staged changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,244 +43,38 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { flush_mode: FlushMode::Manual, max_blob_bytes: MAX_BLOB_BYTES, read_only: false, strict_durability: false }
-    }
-}
-
-/// Told the wallets a successful write touched (commit or delete).
-pub type CommitObserver = Box<dyn Fn(&[WalletId])>;
-
-/// One wallet whose flush failed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WalletFailure {
-    /// The wallet whose changes failed.
-    pub wallet_id: WalletId,
-    /// The stable code of the cause ([`Error::code`]).
-    pub code: u16,
-    /// The stable kind of the cause ([`Error::kind`]).
-    pub kind: &'static str,
-    /// Whether the cause is transient.
-    pub retryable: bool,
-    /// The cause, for people.
-    pub message: String,
-    /// The cause itself (not serialized to JS).
-    #[serde(skip)]
-    pub error: Error,
-}
-
-impl WalletFailure {
-    fn new(wallet_id: WalletId, error: Error) -> Self {
-        WalletFailure {
-            wallet_id,
-            code: error.code(),
-            kind: error.kind(),
-            retryable: error.is_transient(),
-            message: error.to_string(),
-            error,
+        Options {
+            flush_mode: FlushMode::Manual,
+            max_blob_bytes: MAX_BLOB_BYTES,
+            read_only: false,
+            strict_durability: false,
         }
-    }
-}
-
-/// The outcome of a commit, partitioned per wallet.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CommitReport {
-    /// Durable now.
-    pub succeeded: Vec<WalletId>,
-    /// Failed fatally: their taken changesets were dropped.
-    pub failed: Vec<WalletFailure>,
-    /// Failed transiently: staged again (under any newer changes), a retry can land them.
-    pub still_pending: Vec<WalletId>,
-    /// Why `still_pending` is not empty.
-    #[serde(skip)]
-    pub retry_cause: Option<Error>,
-}
-
-impl CommitReport {
-    /// `Ok` when every wallet landed; otherwise the error `flush` rejects with.
-    pub fn into_result(self) -> Result<CommitReport> {
-        if !self.still_pending.is_empty() {
-            let cause = self.retry_cause.clone().unwrap_or_else(|| Error::Internal("no retry cause".into()));
-            return Err(Error::FlushRetryable { wallets: self.still_pending, cause: Box::new(cause) });
-        }
-        if let Some(first) = self.failed.first() {
-            let wallets = self.failed.iter().map(|f| f.wallet_id).collect();
-            return Err(Error::FlushFailed { wallets, cause: Box::new(first.error.clone()) });
-        }
-        Ok(self)
-    }
-}
-
-/// A row `load` could not use.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SkippedRow {
-    /// The object store the row is in.
-    pub store: &'static str,
-    /// The IndexedDB key, spelled as a JSON array.
-    pub key: String,
-    /// The stable code of the reason ([`Error::code`]).
-    pub code: u16,
-    /// The stable kind of the reason ([`Error::kind`]).
-    pub kind: &'static str,
-    /// Why the row was skipped, for people.
-    pub reason: String,
-}
-
-impl SkippedRow {
-    fn new(store: &'static str, key: String, error: &Error) -> Self {
-        SkippedRow { store, key, code: error.code(), kind: error.kind(), reason: error.to_string() }
-    }
-}
-
-/// What `load` found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LoadReport {
-    /// Wallets with at least one loaded row.
-    pub wallets: u32,
-    /// Rows loaded per area store, every area present (zero included).
-    pub rows: BTreeMap<&'static str, u32>,
-    /// Rows skipped per area store, every area present (zero included).
-    pub skipped_rows: BTreeMap<&'static str, u32>,
-    /// Rows that failed to decode or check, in store order.
-    pub skipped: Vec<SkippedRow>,
-    /// Stores whose bulk read failed as a whole and were read row by row instead.
-    pub scanned_stores: Vec<&'static str>,
-}
-
-impl LoadReport {
-    fn new() -> Self {
-        let zeros: BTreeMap<_, _> = AREA_STORES.iter().map(|s| (*s, 0)).collect();
-        LoadReport { rows: zeros.clone(), skipped_rows: zeros, ..Default::default() }
-    }
-
-    fn skip(&mut self, store: &'static str, key: String, error: &Error) {
-        *self.skipped_rows.entry(store).or_default() += 1;
-        self.skipped.push(SkippedRow::new(store, key, error));
-    }
-
-    /// One line: wallets, then loaded/skipped rows per area.
-    pub fn summary(&self) -> String {
-        let areas: Vec<String> =
-            self.rows.iter().map(|(store, n)| format!("{store} {n}/{}", self.skipped_rows[store])).collect();
-        format!(
-            "loaded {} wallet(s), {} row(s), skipped {} (loaded/skipped per area: {})",
-            self.wallets,
-            self.rows.values().sum::<u32>(),
-            self.skipped.len(),
-            areas.join(", ")
-        )
-    }
-}
-
-/// What `open` found and did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OpenReport {
-    /// The database's schema version after open.
-    pub schema_version: u16,
-    /// The version the database was moved from, when open migrated or stamped it.
-    pub migrated_from: Option<u16>,
-    /// Unfinished registrations (stopped between stage and promote) discarded by this open.
-    pub discarded_pending: Vec<WalletId>,
-}
-
-impl From<schema::GateOutcome> for OpenReport {
-    fn from(outcome: schema::GateOutcome) -> Self {
-        OpenReport {
-            schema_version: outcome.version.number(),
-            migrated_from: outcome.migrated_from.map(Version::number),
-            discarded_pending: Vec::new(),
-        }
-    }
-}
-
-/// The outcome of `deleteWallet`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeleteReport {
-    /// The deleted wallet.
-    pub wallet_id: WalletId,
-    /// Staged (never flushed) fields of the wallet that the delete discarded.
-    pub discarded_staged_fields: u32,
-}
-
-/// Spells a key as a JSON array, e.g. `["ab…", 0]`.
-pub fn key_to_string(key: &Key) -> String {
-    let parts: Vec<String> = key
-        .iter()
-        .map(|part| match part {
-            KeyPart::Num(n) => n.to_string(),
-            KeyPart::Text(s) => format!("{s:?}"),
-        })
-        .collect();
-    format!("[{}]", parts.join(","))
-}
-
-/// Serialises flushes: a second flush waits for the first, so a failed flush can never restore
-/// values older than what a concurrent flush already made durable.
-#[derive(Default)]
-struct FlushLock {
-    locked: Cell<bool>,
-    waiters: RefCell<VecDeque<Waker>>,
-}
-
-struct FlushGuard<'a>(&'a FlushLock);
-
-impl FlushLock {
-    async fn lock(&self) -> FlushGuard<'_> {
-        poll_fn(|cx| {
-            if self.locked.get() {
-                self.waiters.borrow_mut().push_back(cx.waker().clone());
-                Poll::Pending
-            } else {
-                self.locked.set(true);
-                Poll::Ready(())
-            }
-        })
-        .await;
-        FlushGuard(self)
-    }
-}
-
-impl Drop for FlushGuard<'_> {
-    fn drop(&mut self) {
-        self.0.locked.set(false);
-        let waiters = std::mem::take(&mut *self.0.waiters.borrow_mut());
-        waiters.into_iter().for_each(Waker::wake);
     }
 }
 
 /// Stages wallet changesets and writes them durably, never losing a change to a transient failure.
 pub struct Persister<B: Backend> {
-    backend: B,
-    options: Options,
-    /// What the last open or reopen found.
-    open_report: RefCell<OpenReport>,
-    buffer: RefCell<Buffer>,
-    flush_lock: FlushLock,
+    pub(super) db: Db<B>,
+    pub(super) options: Options,
+    /// Unfinished registrations the last open discarded.
+    discarded_pending: Vec<WalletId>,
+    pub(super) buffer: RefCell<Buffer>,
+    pub(super) flush_lock: WriteLock,
     /// Wallets whose delete is in progress: `store` for them is refused, so a delete can never be
     /// undone by a write that raced it.
     deleting: Rc<RefCell<BTreeSet<WalletId>>>,
     /// Wallets inside `register_wallet`: a second registration of the same id is refused.
-    registering: Rc<RefCell<BTreeSet<WalletId>>>,
-    /// Set while `close` runs and after it succeeded: `store` is refused.
-    closing: Cell<bool>,
-    closed: Cell<bool>,
+    pub(super) registering: Rc<RefCell<BTreeSet<WalletId>>>,
     observer: RefCell<Option<CommitObserver>>,
-    /// Every channel's history index and queue (see [`Channels`]).
-    channel_state: RefCell<ChannelRegistry>,
-    /// Serialises channel writes (independent of `flush_lock`: they touch other stores).
-    channel_lock: FlushLock,
+    /// Every channel's history index and queue, and the lock serialising channel writes.
+    channels: ChannelState,
 }
 
 /// A wallet marked in one of the persister's sets (being deleted, being registered) until this
 /// is dropped, on every path (including a dropped future).
 pub struct Claim {
-    set: Rc<RefCell<BTreeSet<WalletId>>>,
-    wallet: WalletId,
+    pub(super) set: Rc<RefCell<BTreeSet<WalletId>>>,
+    pub(super) wallet: WalletId,
 }
 
 impl Drop for Claim {
@@ -301,38 +87,32 @@ impl Drop for Claim {
 pub type DeleteClaim = Claim;
 
 impl<B: Backend> Persister<B> {
-    /// Runs the schema gate (see [`crate::schema`]): a database written by a newer schema is
-    /// refused with `SchemaVersionUnsupported` and left untouched; an older one is migrated.
-    /// On failure the backend is closed.
+    /// Opens the database core (see [`crate::db::schema`]: a newer schema is refused, an older
+    /// one migrated), then discards unfinished registrations (unless `read_only`).
     pub async fn open(backend: B, options: Options) -> Result<Self> {
-        let gated = async {
-            let mut report = OpenReport::from(schema::gate(&backend, options.read_only).await?);
-            if !options.read_only {
-                report.discarded_pending = Self::discard_stale_pending(&backend).await?;
-            }
-            Ok(report)
-        };
-        let open_report = match gated.await {
-            Ok(report) => report,
-            Err(error) => {
-                log_at!(Error, "open refused: {error}");
-                backend.close();
-                return Err(error);
+        let db = Db::open(backend, options.read_only).await?;
+        let discarded_pending = if options.read_only {
+            Vec::new()
+        } else {
+            match Self::discard_stale_pending(&db).await {
+                Ok(discarded) => discarded,
+                Err(error) => {
+                    log_at!(Error, "open refused: {error}");
+                    db.close();
+                    return Err(error);
+                }
             }
         };
         Ok(Persister {
-            backend,
+            db,
             options,
-            open_report: RefCell::new(open_report),
+            discarded_pending,
             buffer: RefCell::new(Buffer::default()),
-            flush_lock: FlushLock::default(),
+            flush_lock: WriteLock::default(),
             deleting: Rc::default(),
             registering: Rc::default(),
-            closing: Cell::new(false),
-            closed: Cell::new(false),
             observer: RefCell::new(None),
-            channel_state: RefCell::new(ChannelRegistry::default()),
-            channel_lock: FlushLock::default(),
+            channels: ChannelState::default(),
         })
     }
 
@@ -341,7 +121,7 @@ impl<B: Backend> Persister<B> {
         *self.observer.borrow_mut() = Some(observer);
     }
 
-    fn notify(&self, wallets: &[WalletId]) {
+    pub(super) fn notify(&self, wallets: &[WalletId]) {
         if wallets.is_empty() {
             return;
         }
@@ -353,39 +133,24 @@ impl<B: Backend> Persister<B> {
     /// Connects again (after the database was closed under us or upgraded by another tab) and
     /// re-runs the schema gate. Staged changes are untouched.
     pub async fn reopen(&self) -> Result<()> {
-        if self.closed.get() {
-            return Err(Error::Closed);
-        }
-        self.backend.reconnect().await?;
-        let outcome = schema::gate(&self.backend, self.options.read_only).await?;
-        *self.open_report.borrow_mut() = OpenReport::from(outcome);
-        log_at!(Info, "reconnected to the database");
-        Ok(())
-    }
-
-    /// Writes `batch`; if the connection was lost, reconnects once and writes it again.
-    async fn write(&self, batch: &WriteBatch) -> Result<()> {
-        match self.backend.write(batch).await {
-            Err(Error::ConnectionLost(cause)) => {
-                log_at!(Warn, "connection lost ({cause}); reconnecting once");
-                if let Err(error) = self.reopen().await {
-                    log_at!(Warn, "reconnect failed: {error}");
-                    return Err(Error::ConnectionLost(cause));
-                }
-                self.backend.write(batch).await
-            }
-            other => other,
-        }
+        self.db.reopen().await.map(drop)
     }
 
     /// What the last open or reopen found and did.
     pub fn open_report(&self) -> OpenReport {
-        self.open_report.borrow().clone()
+        let mut report = OpenReport::from(self.db.gate());
+        report.discarded_pending = self.discarded_pending.clone();
+        report
+    }
+
+    /// The database core this persister writes through.
+    pub fn db(&self) -> &Db<B> {
+        &self.db
     }
 
     /// The backend this persister writes to (tests arm its faults through it).
     pub fn backend(&self) -> &B {
-        &self.backend
+        self.db.backend()
     }
 
     /// The options it was opened with.
@@ -395,7 +160,17 @@ impl<B: Backend> Persister<B> {
 
     /// Whether `close` has completed: every later call fails with [`Error::Closed`].
     pub fn is_closed(&self) -> bool {
-        self.closed.get()
+        self.db.state() == State::Closed
+    }
+
+    /// The snapshot contract over this persister's database: `persister.channels()`.
+    pub fn channels(&self) -> crate::channels::Channels<'_, B> {
+        crate::channels::Channels::new(
+            &self.db,
+            &self.channels,
+            self.options.max_blob_bytes,
+            self.options.strict_durability,
+        )
     }
 
     /// Dirty wallets with their staged field counts.
@@ -416,13 +191,8 @@ impl<B: Backend> Persister<B> {
     }
 
     /// Refuses a write to `wallet`: store closing or closed, read-only, or the wallet being deleted.
-    fn check_writable(&self, wallet: WalletId) -> Result<()> {
-        if self.closing.get() || self.closed.get() {
-            return Err(Error::Closed);
-        }
-        if self.options.read_only {
-            return Err(Error::ReadOnlyFollower(String::from("this database")));
-        }
+    pub(super) fn check_writable(&self, wallet: WalletId) -> Result<()> {
+        self.db.check_writable()?;
         if self.deleting.borrow().contains(&wallet) {
             return Err(Error::WalletBeingDeleted(wallet));
         }
@@ -458,14 +228,14 @@ impl<B: Backend> Persister<B> {
 
     async fn commit_scope(&self, only: Option<WalletId>) -> Result<CommitReport> {
         let _guard = self.flush_lock.lock().await;
-        if self.closed.get() {
-            return Err(Error::Closed);
-        }
+        self.db.check_open()?;
         let mut taken = {
             let mut buffer = self.buffer.borrow_mut();
             match only {
                 None => buffer.take_for_flush(),
-                Some(wallet) => buffer.take_wallet(&wallet).map(|cs| BTreeMap::from([(wallet, cs)])).unwrap_or_default(),
+                Some(wallet) => {
+                    buffer.take_wallet(&wallet).map(|cs| BTreeMap::from([(wallet, cs)])).unwrap_or_default()
+                }
             }
         };
         let mut report = CommitReport::default();
@@ -476,9 +246,8 @@ impl<B: Backend> Persister<B> {
         // Everything is encoded before the transaction opens.
         let mut encoded: Vec<(WalletId, Vec<WriteOp>)> = Vec::with_capacity(taken.len());
         for (wallet, changes) in &taken {
-            let mut ops = Vec::new();
-            match changes.encode_into(wallet, self.options.max_blob_bytes, &mut ops) {
-                Ok(()) => encoded.push((*wallet, ops)),
+            match rows::changeset_ops(wallet, changes, self.options.max_blob_bytes) {
+                Ok(ops) => encoded.push((*wallet, ops)),
                 Err(error) => report.failed.push(WalletFailure::new(*wallet, error)),
             }
         }
@@ -487,7 +256,7 @@ impl<B: Backend> Persister<B> {
         }
 
         let batch = WriteBatch::new(encoded.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect());
-        match self.write(&batch).await {
+        match self.db.write(&batch).await {
             Ok(()) => report.succeeded = encoded.iter().map(|(wallet, _)| *wallet).collect(),
             Err(error) if error.is_transient() || encoded.len() == 1 => {
                 self.settle_failure(&mut report, &mut taken, encoded.iter().map(|(w, _)| *w).collect(), error);
@@ -495,7 +264,7 @@ impl<B: Backend> Persister<B> {
             Err(error) => {
                 log_at!(Warn, "commit of {} wallets failed ({error}); isolating per wallet", encoded.len());
                 for (wallet, ops) in encoded {
-                    match self.write(&WriteBatch::new(ops)).await {
+                    match self.db.write(&WriteBatch::new(ops)).await {
                         Ok(()) => report.succeeded.push(wallet),
                         Err(error) => self.settle_failure(&mut report, &mut taken, vec![wallet], error),
                     }
@@ -503,7 +272,12 @@ impl<B: Backend> Persister<B> {
             }
         }
         for failure in &report.failed {
-            log_at!(Error, "dropped the staged changes of wallet {} after a fatal error: {}", failure.wallet_id, failure.message);
+            log_at!(
+                Error,
+                "dropped the staged changes of wallet {} after a fatal error: {}",
+                failure.wallet_id,
+                failure.message
+            );
         }
         if !report.still_pending.is_empty() {
             log_at!(Warn, "{} wallet(s) kept staged after a transient failure", report.still_pending.len());
@@ -556,13 +330,11 @@ impl<B: Backend> Persister<B> {
     pub async fn finish_delete(&self, claim: DeleteClaim) -> Result<DeleteReport> {
         let wallet = claim.wallet;
         let _flush = self.flush_lock.lock().await;
-        if self.closed.get() {
-            return Err(Error::Closed);
-        }
+        self.db.check_open()?;
         let taken = self.buffer.borrow_mut().take_wallet(&wallet);
         let ops = wallet_stores().map(|store| WriteOp::DeleteWallet { store, wallet }).collect();
         let batch = WriteBatch { ops, strict: self.options.strict_durability };
-        let written = self.write(&batch).await;
+        let written = self.db.write(&batch).await;
         drop(claim);
         match written {
             Ok(()) => {
@@ -585,28 +357,11 @@ impl<B: Backend> Persister<B> {
     /// or check are skipped and reported; a store whose bulk read fails as a whole is read again row
     /// by row. Staged (unflushed) changes are not included.
     pub async fn load(&self) -> Result<(ClientStartState, LoadReport)> {
-        if self.closed.get() {
-            return Err(Error::Closed);
-        }
-        let reads = match self.backend.read(AREA_STORES).await {
-            Err(Error::ConnectionLost(cause)) => {
-                log_at!(Warn, "connection lost ({cause}); reconnecting once");
-                self.reopen().await.map_err(|_| Error::ConnectionLost(cause))?;
-                self.backend.read(AREA_STORES).await?
-            }
-            other => other?,
-        };
+        let reads = self.db.read(AREA_STORES, None).await?;
         let mut state = ClientStartState::default();
         let mut report = LoadReport::new();
-        for (store, read) in AREA_STORES.iter().zip(reads) {
-            let store_rows = match read {
-                Ok(rows) => rows,
-                Err(error) => {
-                    log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
-                    report.scanned_stores.push(store);
-                    self.backend.scan(store).await?
-                }
-            };
+        report.scanned_stores = reads.scanned;
+        for store_rows in reads.stores {
             self.load_rows(&mut state, &mut report, store_rows);
         }
         report.wallets = state.wallets.len() as u32;
@@ -623,7 +378,13 @@ impl<B: Backend> Persister<B> {
             report.skip(store, key, &error);
         }
         for row in store_rows.rows {
-            match WalletChangeSet::load_row(&mut state.wallets, store, &row.key, &row.value, self.options.max_blob_bytes) {
+            match WalletChangeSet::load_row(
+                &mut state.wallets,
+                store,
+                &row.key,
+                &row.value,
+                self.options.max_blob_bytes,
+            ) {
                 Ok(()) => *report.rows.entry(store).or_default() += 1,
                 Err(error) => report.skip(store, key_to_string(&row.key), &error),
             }
@@ -635,26 +396,57 @@ impl<B: Backend> Persister<B> {
     /// channel history changes are written too; a failure there is logged, not returned (channel
     /// writes never fail a foreground call).
     pub async fn close(&self) -> Result<CommitReport> {
-        if self.closed.get() {
+        if self.is_closed() {
             return Ok(CommitReport::default());
         }
-        self.closing.set(true);
+        self.db.set_closing(true);
         let report = match self.commit().await {
             Ok(report) if report.still_pending.is_empty() => report,
             Ok(report) => {
-                self.closing.set(false);
+                self.db.set_closing(false);
                 self.log_dirty("close failed to flush");
                 return report.into_result();
             }
             Err(error) => {
-                self.closing.set(false);
+                self.db.set_closing(false);
                 return Err(error);
             }
         };
-        self.flush_channel_queues().await;
-        self.closed.set(true);
-        self.backend.close();
+        self.channels().flush_queues().await;
+        self.db.close();
         Ok(report)
+    }
+
+    /// Every row of every backup store as a validated backup file (see [`crate::backup`]).
+    pub async fn export_backup(&self, created_at_ms: u64, progress: Progress<'_>) -> Result<Vec<u8>> {
+        self.db.check_open()?;
+        backup::export(&self.db, created_at_ms, progress).await
+    }
+
+    /// Validates all of `bytes` first (nothing is touched if anything is wrong), then replaces the
+    /// backup stores of this database with the backup's rows in one transaction. A database that
+    /// holds any row is refused with `BackupDestinationNotEmpty` unless `overwrite`.
+    pub async fn import_backup(&self, bytes: &[u8], overwrite: bool, progress: Progress<'_>) -> Result<ImportReport> {
+        let backup = backup::decode(bytes, &mut |done, total| progress("validate", done, total))?;
+        self.db.check_writable()?;
+        if !self.buffer.borrow().is_empty() || !self.channels.dirty().is_empty() {
+            return Err(Error::InvalidArgument(
+                "flush (or close) staged changes and commit queued channel changes before importing a backup".into(),
+            ));
+        }
+        let _flush = self.flush_lock.lock().await;
+        let _channels = self.channels.lock().await;
+        let (report, wallets) =
+            backup::import(&self.db, backup, overwrite, self.options.strict_durability, progress).await?;
+        // The channel stores were replaced: what was known of them is stale.
+        self.channels.forget();
+        self.notify(&wallets);
+        Ok(report)
+    }
+
+    /// Channels with queued history changes not yet written, with their queue lengths.
+    pub fn queued_channels(&self) -> Vec<(String, usize)> {
+        self.channels.dirty()
     }
 
     fn log_dirty(&self, context: &str) {
@@ -663,10 +455,15 @@ impl<B: Backend> Persister<B> {
             let list: Vec<String> = dirty.iter().map(|(id, n)| format!("{id} ({n} fields)")).collect();
             log_at!(Error, "{context}: staged changes not durable for {} wallet(s): {}", dirty.len(), list.join(", "));
         }
-        let channels = self.channel_state.borrow().dirty();
+        let channels = self.channels.dirty();
         if !channels.is_empty() {
             let list: Vec<String> = channels.iter().map(|(c, n)| format!("{c:?} ({n} queued)")).collect();
-            log_at!(Error, "{context}: history changes not durable for {} channel(s): {}", channels.len(), list.join(", "));
+            log_at!(
+                Error,
+                "{context}: history changes not durable for {} channel(s): {}",
+                channels.len(),
+                list.join(", ")
+            );
         }
     }
 }

@@ -15,8 +15,7 @@ use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::model::{Key, KeyPart};
 
-/// The store holding the stamp.
-pub const DB_META: &str = "db_meta";
+pub use crate::layout::DB_META;
 
 /// The key of the schema stamp in `db_meta`.
 pub fn stamp_key() -> Key {
@@ -50,7 +49,7 @@ impl Version {
     }
 
     /// The next version, for every version older than `CURRENT`.
-    fn next(self) -> Version {
+    pub(crate) fn next(self) -> Version {
         match self {
             Version::Unstamped => Version::V1,
             Version::V1 => Version::V1,
@@ -95,16 +94,6 @@ pub async fn stored_version<B: Backend>(backend: &B) -> Result<Version> {
         .ok_or_else(|| Error::BlobDecode(format!("the schema stamp in db_meta names unknown version {number}")))
 }
 
-/// The data changes that move a database from `from` to `from.next()` (the stamp is added by
-/// the caller, in the same transaction).
-async fn migration<B: Backend>(_backend: &B, from: Version) -> Result<Vec<WriteOp>> {
-    match from {
-        // V1 rows were written before the stamp existed: only the stamp is new.
-        Version::Unstamped => Ok(Vec::new()),
-        Version::V1 => Err(Error::Internal("no migration beyond the current version".into())),
-    }
-}
-
 fn stamp_op(version: Version) -> Result<WriteOp> {
     let stamp = Stamp { writer: concat!("wallet-persist ", env!("CARGO_PKG_VERSION")).into() };
     let value = codec::encode_as(&stamp, version.number(), MAX_BLOB_BYTES)?;
@@ -118,7 +107,7 @@ pub async fn gate<B: Backend>(backend: &B, read_only: bool) -> Result<GateOutcom
     let mut version = found;
     while version < Version::CURRENT && !read_only {
         let next = version.next();
-        let mut ops = migration(backend, version).await?;
+        let mut ops = super::migrations::step(backend, version).await?;
         ops.push(stamp_op(next)?);
         backend.write(&WriteBatch::new(ops)).await?;
         log_at!(Info, "database schema moved from version {} to {}", version.number(), next.number());

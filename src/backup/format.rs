@@ -12,18 +12,13 @@
 use crate::backend::Row;
 use crate::codec::{self, HEADER_LEN, MAX_BLOB_BYTES, SCHEMA_VERSION};
 use crate::error::{Error, Result};
-use crate::model::{Key, WalletChangeSet, AREA_STORES};
+use crate::layout::AREA_STORES;
+use crate::model::{Key, WalletChangeSet};
 
 /// The first four bytes of every backup.
 pub const MAGIC: [u8; 4] = *b"WPBK";
 /// The format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u16 = 1;
-
-/// The stores a backup carries: wallet areas and channel state. `db_meta` (the import writes its
-/// own stamp) and `pending` (unfinished registrations) are not exported.
-pub fn backup_stores() -> impl Iterator<Item = &'static str> {
-    AREA_STORES.iter().copied().chain(["channel_meta", "channel_history", "retrieval_hints"])
-}
 
 /// A validated backup.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +64,8 @@ fn invalid(message: impl Into<String>) -> Error {
 
 /// Writes `stores` (each with its rows) as a backup.
 pub fn encode(stores: &[(&'static str, Vec<Row>)], created_at_ms: u64) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(64 + stores.iter().flat_map(|(_, rows)| rows).map(|r| r.value.len() + 48).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(64 + stores.iter().flat_map(|(_, rows)| rows).map(|r| r.value.len() + 48).sum::<usize>());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&SCHEMA_VERSION.to_le_bytes());
@@ -177,7 +173,7 @@ pub fn decode(bytes: &[u8], progress: &mut dyn FnMut(u64, u64)) -> Result<Backup
     for _ in 0..store_count {
         let len = cursor.u8("a store name length")?;
         let name = cursor.take(usize::from(len), "a store name")?;
-        let store = backup_stores()
+        let store = crate::layout::backup_stores()
             .find(|s| s.as_bytes() == name)
             .ok_or_else(|| invalid(format!("unknown store {:?}", String::from_utf8_lossy(name))))?;
         if manifest.iter().any(|(s, _)| *s == store) {
@@ -197,20 +193,22 @@ pub fn decode(bytes: &[u8], progress: &mut dyn FnMut(u64, u64)) -> Result<Backup
         for _ in 0..count {
             let key_len = cursor.u32("a key length")? as usize;
             let key_bytes = cursor.take(key_len, "a key")?;
-            let key: Key = bincode::serde::decode_from_slice::<Key, _>(key_bytes, bincode::config::standard().with_limit::<4096>())
-                .ok()
-                .filter(|(_, read)| *read == key_len)
-                .map(|(key, _)| key)
-                .ok_or_else(|| invalid(format!("{store}: an unreadable key")))?;
+            let key: Key = bincode::serde::decode_from_slice::<Key, _>(
+                key_bytes,
+                bincode::config::standard().with_limit::<4096>(),
+            )
+            .ok()
+            .filter(|(_, read)| *read == key_len)
+            .map(|(key, _)| key)
+            .ok_or_else(|| invalid(format!("{store}: an unreadable key")))?;
             let value_len = cursor.u32("a value length")? as usize;
             if value_len > MAX_BLOB_BYTES + HEADER_LEN {
                 return Err(invalid(format!("{store}: a value of {value_len} bytes exceeds the limit")));
             }
             let value = cursor.take(value_len, "a value")?.to_vec();
             let row = Row { key, value };
-            check_row(store, &row).map_err(|e| {
-                invalid(format!("{store} {}: {e}", crate::persister::key_to_string(&row.key)))
-            })?;
+            check_row(store, &row)
+                .map_err(|e| invalid(format!("{store} {}: {e}", crate::model::key_to_string(&row.key))))?;
             rows.push(row);
             done += 1;
             if done % 1_000 == 0 {

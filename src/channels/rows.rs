@@ -1,4 +1,4 @@
-//! The snapshot contract's data: protocol state (message-reliability channels, sync checkpoints)
+//! The snapshot contract's rows: protocol state (message-reliability channels, sync checkpoints)
 //! kept per channel as an atomic meta snapshot, an append-ordered history log and retrieval hints.
 //!
 //! Rows (every value an envelope that embeds its own key, checked on load):
@@ -8,12 +8,7 @@
 //! - `retrieval_hints` `[channel, messageId]` → `(channel, messageId, hint)`
 //!
 //! One key range `[channel]..[channel, []]` per store covers a whole channel (load and drop).
-//! This module holds rows, keys and in-memory bookkeeping only; the operations over a backend are
-//! [`crate::persister::Channels`].
-
-pub mod journal;
-pub mod meta;
-mod registry;
+//! This module holds rows and keys only; the operations are [`super::Channels`].
 
 use std::collections::HashMap;
 
@@ -25,18 +20,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::model::{Bytes, Key, KeyPart};
 
-pub use journal::{Journal, PendingOp};
-pub use meta::{MetaValue, Node};
-pub use registry::{ChannelRegistry, TakenQueue};
-
-/// The object store of channel meta snapshots (key `[channel]`).
-pub const CHANNEL_META: &str = "channel_meta";
-/// The object store of channel history (key `[channel, seq]`).
-pub const CHANNEL_HISTORY: &str = "channel_history";
-/// The object store of retrieval hints (key `[channel, messageId]`).
-pub const RETRIEVAL_HINTS: &str = "retrieval_hints";
-/// Every store holding rows of a channel.
-pub const CHANNEL_STORES: [&str; 3] = [CHANNEL_META, CHANNEL_HISTORY, RETRIEVAL_HINTS];
+use crate::layout::{CHANNEL_HISTORY, CHANNEL_META, RETRIEVAL_HINTS};
 
 /// The longest channel or message id, in UTF-8 bytes.
 pub const MAX_ID_BYTES: usize = 256;
@@ -47,7 +31,10 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
         return Err(Error::InvalidArgument(format!("{what} must not be empty")));
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(Error::InvalidArgument(format!("{what} is {} bytes long; at most {MAX_ID_BYTES} are allowed", id.len())));
+        return Err(Error::InvalidArgument(format!(
+            "{what} is {} bytes long; at most {MAX_ID_BYTES} are allowed",
+            id.len()
+        )));
     }
     Ok(())
 }
@@ -91,7 +78,9 @@ impl HistoryUpdate {
         for id in ids {
             check_id("message id", id)?;
             if !seen.insert(id) {
-                return Err(Error::InvalidArgument(format!("message id {id:?} appears more than once in one history update")));
+                return Err(Error::InvalidArgument(format!(
+                    "message id {id:?} appears more than once in one history update"
+                )));
             }
         }
         Ok(())
@@ -148,7 +137,7 @@ pub fn hint_op(channel: &str, message_id: &str, hint: &[u8], limit: usize) -> Re
 }
 
 fn mismatch(store: &str, key: &Key, what: &str) -> Error {
-    Error::EntryMismatch(format!("{store} {}: {what}", crate::persister::key_to_string(key)))
+    Error::EntryMismatch(format!("{store} {}: {what}", crate::model::key_to_string(key)))
 }
 
 /// Decodes the meta row of `channel`; its key and embedded channel must both be `channel`.
@@ -240,7 +229,10 @@ impl HistoryIndex {
                 change.removed.push(entry.id.clone());
             }
             let seq = u32::try_from(next).map_err(|_| {
-                Error::InvalidArgument(format!("channel {channel:?} has used all {} history positions; drop it to start again", u32::MAX))
+                Error::InvalidArgument(format!(
+                    "channel {channel:?} has used all {} history positions; drop it to start again",
+                    u32::MAX
+                ))
             })?;
             let value = codec::encode(&(channel, seq, entry), limit)?;
             ops.push(WriteOp::Put { store: CHANNEL_HISTORY, key: history_key(channel, seq), value });

@@ -4,13 +4,10 @@
 use std::cell::RefCell;
 
 use crate::backend::{Backend, FaultyBackend, Op, WriteBatch, WriteOp};
-use crate::model::changeset::Merge;
 use crate::error::Error;
+use crate::model::changeset::Merge;
 use crate::model::*;
-use crate::persister::{FlushMode, Options, Persister};
-
-mod channels;
-pub use channels::*;
+use crate::wallets::{FlushMode, Options, Persister};
 
 /// Opens the database under test; calling it again after a close is a restart.
 #[allow(async_fn_in_trait)]
@@ -50,12 +47,31 @@ pub fn sample_changeset(seed: u8) -> WalletChangeSet {
             created_at_ms: 1_700_000_000_000 + u64::from(seed),
             account_schema: 1,
         }),
-        sync_state: Some(SyncState { height: 2_000 + u32::from(seed), tip_hash: hash(seed, 2), last_sync_ms: 1_700_000_100_000 }),
+        sync_state: Some(SyncState {
+            height: 2_000 + u32::from(seed),
+            tip_hash: hash(seed, 2),
+            last_sync_ms: 1_700_000_100_000,
+        }),
         ..Default::default()
     };
-    cs.accounts.upsert(Account { index: u32::from(seed), kind: "bip84".into(), descriptor: format!("wpkh(tpub{seed}/0/*)") });
-    cs.addresses.upsert(AddressEntry { address: format!("tb1q{seed:04}"), account: 0, index: u32::from(seed), used: seed % 2 == 0 });
-    cs.utxos.upsert(Utxo { outpoint, value: u64::MAX - u64::from(seed), script: bytes(seed, 22), height: Some(7), account: 0 });
+    cs.accounts.upsert(Account {
+        index: u32::from(seed),
+        kind: "bip84".into(),
+        descriptor: format!("wpkh(tpub{seed}/0/*)"),
+    });
+    cs.addresses.upsert(AddressEntry {
+        address: format!("tb1q{seed:04}"),
+        account: 0,
+        index: u32::from(seed),
+        used: seed % 2 == 0,
+    });
+    cs.utxos.upsert(Utxo {
+        outpoint,
+        value: u64::MAX - u64::from(seed),
+        script: bytes(seed, 22),
+        height: Some(7),
+        account: 0,
+    });
     cs.transactions.upsert(TransactionEntry {
         txid: hash(seed, 1),
         raw: bytes(seed, 300),
@@ -63,8 +79,20 @@ pub fn sample_changeset(seed: u8) -> WalletChangeSet {
         timestamp_ms: Some(1_700_000_000_123),
         fee: Some(141),
     });
-    cs.identities.upsert(Identity { id: hash(seed, 3), index: Some(0), revision: 2, balance: 1 << 60, blob: bytes(seed, 64) });
-    cs.identity_keys.upsert(IdentityKey { identity: hash(seed, 3), key_id: 1, purpose: 0, security_level: 2, public_key: bytes(seed, 33) });
+    cs.identities.upsert(Identity {
+        id: hash(seed, 3),
+        index: Some(0),
+        revision: 2,
+        balance: 1 << 60,
+        blob: bytes(seed, 64),
+    });
+    cs.identity_keys.upsert(IdentityKey {
+        identity: hash(seed, 3),
+        key_id: 1,
+        purpose: 0,
+        security_level: 2,
+        public_key: bytes(seed, 33),
+    });
     cs.contacts.upsert(Contact {
         kind: ContactKind::Established,
         contact: hash(seed, 4),
@@ -72,14 +100,24 @@ pub fn sample_changeset(seed: u8) -> WalletChangeSet {
         created_ms: 1,
         updated_ms: 2,
     });
-    cs.asset_locks.upsert(AssetLock { account: 1, outpoint, status: "chainLocked".into(), amount: 50_000, proof: bytes(seed, 80) });
-    cs.token_balances.upsert(TokenBalance { identity: hash(seed, 3), token: hash(seed, 5), amount: 9_007_199_254_740_993 });
+    cs.asset_locks.upsert(AssetLock {
+        account: 1,
+        outpoint,
+        status: "chainLocked".into(),
+        amount: 50_000,
+        proof: bytes(seed, 80),
+    });
+    cs.token_balances.upsert(TokenBalance {
+        identity: hash(seed, 3),
+        token: hash(seed, 5),
+        amount: 9_007_199_254_740_993,
+    });
     cs.platform_addresses.upsert(PlatformAddress { address: format!("plat{seed}"), balance: 12, nonce: 3 });
     cs.records.upsert(Record { namespace: "app".into(), key: format!("k{seed}"), value: bytes(seed, 10) });
     cs
 }
 
-fn manual() -> Options {
+pub(crate) fn manual() -> Options {
     Options { flush_mode: FlushMode::Manual, ..Default::default() }
 }
 
@@ -286,7 +324,10 @@ pub async fn bad_input_stages_nothing<H: Harness>(h: &H) {
     huge.accounts.upsert(Account { index: 40, kind: "bip84".into(), descriptor: "ok".into() });
 
     assert_eq!(persister.store(a, mismatched_key).await.unwrap_err().code(), 13);
-    assert_eq!(persister.store(a, foreign_record).await.unwrap_err(), Error::WalletIdMismatch { expected: a, found: other });
+    assert_eq!(
+        persister.store(a, foreign_record).await.unwrap_err(),
+        Error::WalletIdMismatch { expected: a, found: other }
+    );
     match persister.store(a, huge).await.unwrap_err() {
         Error::BlobTooLarge { limit: 512, len } => assert!(len > 1024, "{len}"),
         other => panic!("expected BlobTooLarge, got {other:?}"),
@@ -425,10 +466,10 @@ pub async fn delete_wallet_removes_every_row<H: Harness>(h: &H) {
     persister.store(a, staged).await.unwrap();
 
     let report = persister.delete_wallet(a).await.unwrap();
-    assert_eq!(report, crate::persister::DeleteReport { wallet_id: a, discarded_staged_fields: 2 });
+    assert_eq!(report, crate::wallets::DeleteReport { wallet_id: a, discarded_staged_fields: 2 });
     assert!(persister.staged().is_empty());
     let hex = KeyPart::Text(a.to_hex());
-    let stores: Vec<&'static str> = crate::backend::wallet_stores().collect();
+    let stores: Vec<&'static str> = crate::layout::wallet_stores().collect();
     for read in persister.backend().read(&stores).await.unwrap() {
         let rows = read.unwrap();
         assert!(rows.rows.iter().all(|row| row.key.first() != Some(&hex)), "{} kept a row of the wallet", rows.store);
@@ -517,7 +558,7 @@ pub async fn store_racing_delete_cannot_resurrect<H: Harness>(h: &H) {
 
 /// Every row of every store.
 async fn snapshot<B: Backend>(backend: &B) -> Vec<crate::backend::StoreRows> {
-    let stores: Vec<&'static str> = crate::backend::all_stores().collect();
+    let stores: Vec<&'static str> = crate::layout::all_stores().collect();
     backend.read(&stores).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
 }
 
@@ -531,7 +572,7 @@ pub async fn newer_schema_is_refused_and_left_unchanged<H: Harness>(h: &H) {
     let newer = crate::codec::SCHEMA_VERSION + 1;
     let stamp = crate::codec::encode_as(&"a later build", newer, usize::MAX).unwrap();
     let backend = h.open().await;
-    let ops = vec![WriteOp::Put { store: crate::schema::DB_META, key: crate::schema::stamp_key(), value: stamp }];
+    let ops = vec![WriteOp::Put { store: crate::layout::DB_META, key: crate::db::schema::stamp_key(), value: stamp }];
     backend.write(&WriteBatch::new(ops)).await.unwrap();
     let before = snapshot(&backend).await;
     backend.close();
@@ -548,8 +589,7 @@ pub async fn newer_schema_is_refused_and_left_unchanged<H: Harness>(h: &H) {
 pub async fn failed_migration_leaves_old_data_readable<H: Harness>(h: &H) {
     let a = wallet_id(25);
     let backend = h.open().await;
-    let mut ops = Vec::new();
-    sample_changeset(25).encode_into(&a, usize::MAX, &mut ops).unwrap();
+    let ops = crate::wallets::rows::changeset_ops(&a, &sample_changeset(25), usize::MAX).unwrap();
     backend.write(&WriteBatch::new(ops)).await.unwrap();
     backend.close();
 
@@ -558,13 +598,17 @@ pub async fn failed_migration_leaves_old_data_readable<H: Harness>(h: &H) {
     let refused = Persister::open(faulty, manual()).await.err().expect("the migration must fail");
     assert_eq!(refused.code(), 21);
     let backend = h.open().await;
-    assert_eq!(crate::schema::stored_version(&backend).await.unwrap(), crate::schema::Version::Unstamped);
+    assert_eq!(crate::db::schema::stored_version(&backend).await.unwrap(), crate::db::schema::Version::Unstamped);
     backend.close();
 
     let persister = Persister::open(h.open().await, manual()).await.expect("open");
     assert_eq!(
         persister.open_report(),
-        crate::persister::OpenReport { schema_version: crate::codec::SCHEMA_VERSION, migrated_from: Some(0), discarded_pending: vec![] }
+        crate::wallets::OpenReport {
+            schema_version: crate::codec::SCHEMA_VERSION,
+            migrated_from: Some(0),
+            discarded_pending: vec![]
+        }
     );
     assert_eq!(persister.load().await.unwrap().0.wallets[&a], sample_changeset(25));
     persister.close().await.unwrap();
@@ -649,7 +693,7 @@ pub async fn read_only_follower_refuses_writes<H: Harness>(h: &H) {
 
 /// The rows of `wallet` in every wallet store (pending included), as (store, key) pairs.
 async fn rows_of<B: Backend>(backend: &B, wallet: WalletId) -> Vec<(&'static str, Key)> {
-    let stores: Vec<&'static str> = crate::backend::wallet_stores().collect();
+    let stores: Vec<&'static str> = crate::layout::wallet_stores().collect();
     let hex = KeyPart::Text(wallet.to_hex());
     let mut out = Vec::new();
     for read in backend.read(&stores).await.unwrap() {
@@ -668,7 +712,10 @@ pub async fn registration_is_all_or_nothing<H: Harness>(h: &H) {
     let (a, b, c, d) = (wallet_id(30), wallet_id(31), wallet_id(32), wallet_id(33));
 
     persister.register_wallet(a, sample_changeset(30), ok()).await.unwrap().unwrap();
-    assert_eq!(persister.register_wallet(a, sample_changeset(30), ok()).await.unwrap_err(), Error::WalletAlreadyExists(a));
+    assert_eq!(
+        persister.register_wallet(a, sample_changeset(30), ok()).await.unwrap_err(),
+        Error::WalletAlreadyExists(a)
+    );
 
     // Stage fails.
     backend.fail_next(Op::Write, 1, Error::QuotaExceeded("injected".into()));
@@ -678,7 +725,7 @@ pub async fn registration_is_all_or_nothing<H: Harness>(h: &H) {
 
     // Init fails after staging more changes for the wallet: all of it goes.
     let init = async {
-        assert_eq!(rows_of(backend, c).await, vec![(crate::persister::PENDING, vec![KeyPart::Text(c.to_hex())])]);
+        assert_eq!(rows_of(backend, c).await, vec![(crate::layout::PENDING, vec![KeyPart::Text(c.to_hex())])]);
         persister.stage(c, sample_changeset(32)).unwrap();
         Err::<(), &str>("network probe failed")
     };
@@ -743,7 +790,10 @@ pub async fn backup_round_trip_and_refusals<H: Harness>(h: &H) {
     source.flush().await.unwrap();
     let (original, _) = source.load().await.unwrap();
     let mut seen = Vec::new();
-    let bytes = source.export_backup(1_700_000_000_000, &mut |phase, done, total| seen.push((phase, done, total))).await.unwrap();
+    let bytes = source
+        .export_backup(1_700_000_000_000, &mut |phase, done, total| seen.push((phase, done, total)))
+        .await
+        .unwrap();
     assert_eq!(seen.last(), Some(&("export", 130, 130)));
     source.close().await.unwrap();
 
@@ -780,7 +830,10 @@ pub async fn backup_round_trip_and_refusals<H: Harness>(h: &H) {
         }
         assert_eq!(snapshot(target.backend()).await, before, "{what}: the target must be untouched");
     }
-    assert_eq!(target.import_backup(&bytes, false, &mut |_, _, _| {}).await.unwrap_err(), Error::BackupDestinationNotEmpty);
+    assert_eq!(
+        target.import_backup(&bytes, false, &mut |_, _, _| {}).await.unwrap_err(),
+        Error::BackupDestinationNotEmpty
+    );
     assert_eq!(snapshot(target.backend()).await, before);
 
     let report = target.import_backup(&bytes, true, &mut |_, _, _| {}).await.unwrap();
@@ -875,7 +928,7 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $name() {
-                $block_on($crate::conformance::$name(&$harness(stringify!($name))));
+                $block_on($crate::testing::$name(&$harness(stringify!($name))));
             }
         )*
     };
@@ -883,7 +936,7 @@ macro_rules! conformance_tests {
         $(
             #[$attr]
             async fn $name() {
-                $crate::conformance::$name(&$harness(stringify!($name))).await;
+                $crate::testing::$name(&$harness(stringify!($name))).await;
             }
         )*
     };

@@ -7,15 +7,15 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::{manual, Harness};
+use super::conformance::{manual, Harness};
 use crate::backend::{Backend, FaultyBackend, Op, WriteBatch, WriteOp};
-use crate::error::Error;
-use crate::model::{Bytes, KeyPart};
-use crate::persister::{ChannelCommit, CommitStep, Options, Persister};
-use crate::snapshot::{
-    HistoryEntry, HistoryUpdate, LoadedChannel, MetaValue, Node, PendingOp, RetrievalHint, CHANNEL_HISTORY,
-    CHANNEL_META, CHANNEL_STORES,
+use crate::channels::{
+    ChannelCommit, CommitStep, HistoryEntry, HistoryUpdate, LoadedChannel, MetaValue, Node, PendingOp, RetrievalHint,
 };
+use crate::error::Error;
+use crate::layout::{CHANNEL_HISTORY, CHANNEL_META, CHANNEL_STORES};
+use crate::model::{Bytes, KeyPart};
+use crate::wallets::{Options, Persister};
 
 /// 2024-11-19T07:06:40.123Z: deadlines are offsets from here, to the millisecond.
 const T0: i64 = 1_732_000_000_123;
@@ -96,7 +96,8 @@ impl Peer {
         self.state.lamport += 1;
         let id = format!("{}-m{}", self.channel, self.state.lamport);
         self.state.outgoing.push(Outgoing { id: id.clone(), lamport: self.state.lamport, payload: payload(&id) });
-        let entry = HistoryEntry { id: id.clone(), bytes: payload(&id), timestamp_ms: Some(T0 + self.state.lamport as i64) };
+        let entry =
+            HistoryEntry { id: id.clone(), bytes: payload(&id), timestamp_ms: Some(T0 + self.state.lamport as i64) };
         self.remember(persister, entry);
         id
     }
@@ -105,7 +106,9 @@ impl Peer {
     /// buffer and a repair is requested for each dependency, due `after_ms` from T0.
     pub fn receive_waiting(&mut self, id: &str, missing: &[&str], after_ms: i64) {
         self.state.lamport += 1;
-        self.state.incoming.push(Incoming { id: id.into(), missing_deps: missing.iter().map(|d| d.to_string()).collect() });
+        self.state
+            .incoming
+            .push(Incoming { id: id.into(), missing_deps: missing.iter().map(|d| d.to_string()).collect() });
         for (i, dep) in missing.iter().enumerate() {
             self.state.repairs.push(Repair { id: dep.to_string(), deadline_ms: T0 + after_ms + i as i64 });
         }
@@ -139,7 +142,11 @@ impl Peer {
 
     /// What loading the channel must return once everything is durable.
     pub fn expected(&self) -> LoadedChannel<ProtocolState> {
-        LoadedChannel { meta: Some(self.state.clone()), history: self.history.iter().cloned().collect(), hints: Vec::new() }
+        LoadedChannel {
+            meta: Some(self.state.clone()),
+            history: self.history.iter().cloned().collect(),
+            hints: Vec::new(),
+        }
     }
 
     pub fn ids(&self) -> Vec<String> {
@@ -180,7 +187,7 @@ async fn reload<H: Harness>(h: &H, channel: &str) -> LoadedChannel<ProtocolState
 
 /// Every row of the channel stores.
 async fn channel_rows<B: Backend>(backend: &B) -> Vec<crate::backend::StoreRows> {
-    backend.read(&CHANNEL_STORES).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
+    backend.read(CHANNEL_STORES).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
 }
 
 /// Outgoing buffer, lamport clock, incoming entries with their missing dependencies and repair
@@ -200,7 +207,11 @@ pub async fn channel_state_survives_restarts_exactly<H: Harness>(h: &H) {
         clocks.push(peer.state.lamport);
         let first = peer.send(&persister);
         let second = peer.send(&persister);
-        peer.receive_waiting(&format!("peer-x{cycle}"), &[&format!("dep-a{cycle}"), &format!("dep-b{cycle}")], 30_000 * (cycle + 1));
+        peer.receive_waiting(
+            &format!("peer-x{cycle}"),
+            &[&format!("dep-a{cycle}"), &format!("dep-b{cycle}")],
+            30_000 * (cycle + 1),
+        );
         peer.deliver(&persister, &format!("peer-y{cycle}"), 40 + cycle as u64);
         peer.ack(&first);
         if cycle > 0 {
@@ -353,7 +364,11 @@ pub async fn channel_load_and_drop_failures_reject_with_their_codes<H: Harness>(
     backend.fail_next(Op::Write, 1, injected(5));
     assert_eq!(persister.channels().drop_channel("durable").await.unwrap_err(), injected(5));
     assert_eq!(persister.channels().pending("durable"), queued, "a failed drop keeps the queue");
-    assert_eq!(persister.channels().load_channel::<ProtocolState>("durable").await.unwrap(), expected, "nothing deleted");
+    assert_eq!(
+        persister.channels().load_channel::<ProtocolState>("durable").await.unwrap(),
+        expected,
+        "nothing deleted"
+    );
     assert_eq!(peer.commit(&persister).await, ok());
     persister.close().await.unwrap();
     expected.meta = Some(peer.state.clone());
@@ -434,7 +449,11 @@ pub async fn evict_then_re_add_during_outage_lands_the_re_added_entry<H: Harness
     let persister = open(h).await;
     let backend = persister.backend();
     let channels = persister.channels();
-    let entry = |id: &str, b: u8| HistoryEntry { id: id.into(), bytes: Bytes::from(vec![b; 3]), timestamp_ms: Some(T0 + i64::from(b)) };
+    let entry = |id: &str, b: u8| HistoryEntry {
+        id: id.into(),
+        bytes: Bytes::from(vec![b; 3]),
+        timestamp_ms: Some(T0 + i64::from(b)),
+    };
     for (id, b) in [("a", 1), ("m", 2), ("z", 3)] {
         channels.queue_append("outage", entry(id, b)).unwrap();
     }
@@ -526,7 +545,11 @@ pub async fn newer_channel_rows_are_refused_whole<H: Harness>(h: &H) {
     // A meta of another channel stored under this one.
     let foreign = crate::codec::encode(&("other", &peer.state), usize::MAX).unwrap();
     persister.backend().write(&raw(CHANNEL_META, key, foreign)).await.unwrap();
-    persister.backend().write(&WriteBatch::new(vec![WriteOp::Delete { store: CHANNEL_HISTORY, key: history_key }])).await.unwrap();
+    persister
+        .backend()
+        .write(&WriteBatch::new(vec![WriteOp::Delete { store: CHANNEL_HISTORY, key: history_key }]))
+        .await
+        .unwrap();
     assert_eq!(persister.channels().load_channel::<ProtocolState>("newer").await.unwrap_err().code(), 13);
     assert!(persister.channels().pending("newer").is_empty());
     assert_eq!(peer.commit(&persister).await, ok());
@@ -540,8 +563,9 @@ pub async fn channel_input_is_validated_before_anything_is_written<H: Harness>(h
     let options = Options { max_blob_bytes: 512, ..manual() };
     let persister = Persister::open(FaultyBackend::new(h.open().await), options).await.expect("open");
     let channels = persister.channels();
-    let entry = |id: &str, len: usize| HistoryEntry { id: id.into(), bytes: Bytes::from(vec![7; len]), timestamp_ms: None };
-    let long = "x".repeat(crate::snapshot::MAX_ID_BYTES + 1);
+    let entry =
+        |id: &str, len: usize| HistoryEntry { id: id.into(), bytes: Bytes::from(vec![7; len]), timestamp_ms: None };
+    let long = "x".repeat(crate::channels::MAX_ID_BYTES + 1);
     let code = |r: crate::Result<()>| r.unwrap_err().code();
     assert_eq!(code(channels.save_meta("", &1u8).await), 1);
     assert_eq!(code(channels.save_meta(&long, &1u8).await), 1);
@@ -612,10 +636,12 @@ pub async fn retrieval_hints_round_trip_and_go_with_eviction<H: Harness>(h: &H) 
 pub async fn channels_are_isolated_by_key_range<H: Harness>(h: &H) {
     let persister = open(h).await;
     let channels = persister.channels();
-    let entry = |id: &str| HistoryEntry { id: id.into(), bytes: Bytes::from(id.as_bytes().to_vec()), timestamp_ms: Some(-1) };
+    let entry =
+        |id: &str| HistoryEntry { id: id.into(), bytes: Bytes::from(id.as_bytes().to_vec()), timestamp_ms: Some(-1) };
     for channel in ["a", "ab", "a/b", "b"] {
         channels.save_meta(channel, &format!("meta of {channel}")).await.unwrap();
-        let update = HistoryUpdate { append: vec![entry(&format!("{channel}1")), entry(&format!("{channel}2"))], evict: vec![] };
+        let update =
+            HistoryUpdate { append: vec![entry(&format!("{channel}1")), entry(&format!("{channel}2"))], evict: vec![] };
         channels.update_history(channel, &update).await.unwrap();
         channels.set_retrieval_hint(channel, &format!("{channel}1"), channel.as_bytes()).await.unwrap();
     }
@@ -635,7 +661,10 @@ pub async fn channels_are_isolated_by_key_range<H: Harness>(h: &H) {
         let loaded = channels.load_channel::<String>(channel).await.unwrap();
         assert_eq!(loaded.meta, Some(format!("meta of {channel}")));
         assert_eq!(loaded.history, vec![entry(&format!("{channel}1")), entry(&format!("{channel}2"))]);
-        assert_eq!(loaded.hints, vec![RetrievalHint { message_id: format!("{channel}1"), hint: Bytes::from(channel.as_bytes().to_vec()) }]);
+        assert_eq!(
+            loaded.hints,
+            vec![RetrievalHint { message_id: format!("{channel}1"), hint: Bytes::from(channel.as_bytes().to_vec()) }]
+        );
     }
     persister.close().await.unwrap();
 }
@@ -727,7 +756,10 @@ pub async fn changes_queued_during_a_commit_stay_newest<H: Harness>(h: &H) {
     let re_append = || channels.queue_append("race", entry("x", 3)).unwrap();
     let (committed, ()) = super::join2(channels.commit("race", &2u8), during_history_write(backend, re_append)).await;
     assert_eq!(summary(&committed.unwrap()), (false, true, 1, vec![(CommitStep::Meta, 18)]));
-    assert_eq!(channels.load_channel::<u8>("race").await.unwrap().history, vec![entry("m", 1), entry("y", 1), entry("x", 2)]);
+    assert_eq!(
+        channels.load_channel::<u8>("race").await.unwrap().history,
+        vec![entry("m", 1), entry("y", 1), entry("x", 2)]
+    );
     assert_eq!(channels.commit("race", &3u8).await.unwrap(), ok());
     persister.close().await.unwrap();
 

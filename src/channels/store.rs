@@ -1,4 +1,5 @@
-//! The snapshot contract over the backend (rows and bookkeeping: [`crate::snapshot`]).
+//! The snapshot contract over the database core (rows: [`super::rows`]; bookkeeping:
+//! [`super::registry`]).
 //!
 //! Five operations, each `Result`-returning: `save_meta`, `update_history`, `load_channel`,
 //! `drop_channel`, `set_retrieval_hint`. On top, a per-channel journal: `queue_append` /
@@ -12,18 +13,50 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::Persister;
-use crate::backend::{Backend, WriteBatch, WriteOp};
-use crate::error::{Error, Result};
-use crate::log::log_at;
-use crate::snapshot::{
-    self, check_id, HistoryEntry, HistoryIndex, HistoryUpdate, LoadedChannel, PendingOp, CHANNEL_HISTORY,
-    CHANNEL_META, CHANNEL_STORES, RETRIEVAL_HINTS,
-};
+use std::cell::RefCell;
 
-/// The snapshot contract of one persister: `persister.channels()`.
+use super::registry::ChannelRegistry;
+use super::rows::{self, check_id, HistoryEntry, HistoryIndex, HistoryUpdate, LoadedChannel};
+use super::PendingOp;
+use crate::backend::{Backend, StoreRows, WriteBatch, WriteOp};
+use crate::db::{Db, WriteLock};
+use crate::error::{Error, Result};
+use crate::layout::{CHANNEL_HISTORY, CHANNEL_META, CHANNEL_STORES, RETRIEVAL_HINTS};
+use crate::log::log_at;
+use crate::model::key_to_string;
+
+/// What a database keeps of its channels between calls: every channel's history index and
+/// queue, and the lock that serialises channel writes (independent of wallet flushes: they touch
+/// other stores).
+#[derive(Default)]
+pub struct ChannelState {
+    registry: RefCell<ChannelRegistry>,
+    lock: WriteLock,
+}
+
+impl ChannelState {
+    /// The channels with queued history changes, and how many each.
+    pub fn dirty(&self) -> Vec<(String, usize)> {
+        self.registry.borrow().dirty()
+    }
+
+    /// Takes the channel write lock (e.g. for a backup import that replaces the channel stores).
+    pub async fn lock(&self) -> crate::db::WriteGuard<'_> {
+        self.lock.lock().await
+    }
+
+    /// Forgets every channel's history index and queue (their stores were replaced).
+    pub fn forget(&self) {
+        self.registry.borrow_mut().clear();
+    }
+}
+
+/// The snapshot contract over one database: `persister.channels()`.
 pub struct Channels<'a, B: Backend> {
-    persister: &'a Persister<B>,
+    db: &'a Db<B>,
+    state: &'a ChannelState,
+    limit: usize,
+    strict: bool,
 }
 
 /// Which half of a `commit` failed.
@@ -54,7 +87,13 @@ pub struct StepFailure {
 
 impl StepFailure {
     fn new(step: CommitStep, error: &Error) -> Self {
-        StepFailure { step, code: error.code(), kind: error.kind(), retryable: error.is_transient(), message: error.to_string() }
+        StepFailure {
+            step,
+            code: error.code(),
+            kind: error.kind(),
+            retryable: error.is_transient(),
+            message: error.to_string(),
+        }
     }
 }
 
@@ -72,66 +111,37 @@ pub struct ChannelCommit {
     pub failures: Vec<StepFailure>,
 }
 
-impl<B: Backend> Persister<B> {
-    /// The snapshot contract for protocol state (channels), over this persister's database.
-    pub fn channels(&self) -> Channels<'_, B> {
-        Channels { persister: self }
-    }
-
-    /// The channels with queued history changes, and how many each.
-    pub fn queued_channels(&self) -> Vec<(String, usize)> {
-        self.channel_state.borrow().dirty()
+impl<'a, B: Backend> Channels<'a, B> {
+    /// The contract over `db`, with `state` kept by the caller between calls; values are limited
+    /// to `limit` bytes, drops ask for strict durability when `strict`.
+    pub fn new(db: &'a Db<B>, state: &'a ChannelState, limit: usize, strict: bool) -> Self {
+        Channels { db, state, limit, strict }
     }
 
     /// Writes every channel's queue, one history write per channel (at close, on page hide):
     /// failures are logged, and what failed stays queued.
-    pub async fn flush_channel_queues(&self) {
-        if self.closed.get() {
+    pub async fn flush_queues(&self) {
+        if self.db.check_open().is_err() {
             return;
         }
-        let dirty = self.channel_state.borrow().dirty();
-        let channels = self.channels();
-        for (channel, _) in dirty {
-            let _lock = self.channel_lock.lock().await;
-            if let Err(error) = channels.flush_queue(&channel).await {
-                log_at!(Error, "history changes of channel {channel:?} not durable at close: {error}");
+        for (channel, _) in self.state.dirty() {
+            let _lock = self.state.lock.lock().await;
+            if let Err(error) = self.flush_queue(&channel).await {
+                log_at!(Error, "history changes of channel {channel:?} not durable: {error}");
             }
         }
     }
 }
 
 impl<B: Backend> Channels<'_, B> {
-    fn limit(&self) -> usize {
-        self.persister.options.max_blob_bytes
-    }
-
-    /// Refuses when the store is closed.
-    fn check_open(&self) -> Result<()> {
-        if self.persister.closed.get() {
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-
-    /// Refuses a write: store closing or closed, or read-only.
-    fn check_writable(&self) -> Result<()> {
-        if self.persister.closing.get() || self.persister.closed.get() {
-            return Err(Error::Closed);
-        }
-        if self.persister.options.read_only {
-            return Err(Error::ReadOnlyFollower(String::from("this database")));
-        }
-        Ok(())
-    }
-
     /// Writes the meta snapshot of `channel` (one transaction; it replaces the previous one).
     pub async fn save_meta<T: Serialize + ?Sized>(&self, channel: &str, meta: &T) -> Result<()> {
         check_id("channel id", channel)?;
-        self.check_writable()?;
-        let op = snapshot::meta_op(channel, meta, self.limit())?;
-        let _lock = self.persister.channel_lock.lock().await;
-        self.check_writable()?;
-        self.persister.write(&WriteBatch::new(vec![op])).await
+        self.db.check_writable()?;
+        let op = rows::meta_op(channel, meta, self.limit)?;
+        let _lock = self.state.lock.lock().await;
+        self.db.check_writable()?;
+        self.db.write(&WriteBatch::new(vec![op])).await
     }
 
     /// Appends `update.append` (in order, after every entry already there) and evicts
@@ -142,9 +152,9 @@ impl<B: Backend> Channels<'_, B> {
     pub async fn update_history(&self, channel: &str, update: &HistoryUpdate) -> Result<()> {
         check_id("channel id", channel)?;
         update.check()?;
-        self.check_writable()?;
-        let _lock = self.persister.channel_lock.lock().await;
-        self.check_writable()?;
+        self.db.check_writable()?;
+        let _lock = self.state.lock.lock().await;
+        self.db.check_writable()?;
         self.write_history(channel, update).await
     }
 
@@ -152,11 +162,11 @@ impl<B: Backend> Channels<'_, B> {
     pub async fn set_retrieval_hint(&self, channel: &str, message_id: &str, hint: &[u8]) -> Result<()> {
         check_id("channel id", channel)?;
         check_id("message id", message_id)?;
-        self.check_writable()?;
-        let op = snapshot::hint_op(channel, message_id, hint, self.limit())?;
-        let _lock = self.persister.channel_lock.lock().await;
-        self.check_writable()?;
-        self.persister.write(&WriteBatch::new(vec![op])).await
+        self.db.check_writable()?;
+        let op = rows::hint_op(channel, message_id, hint, self.limit)?;
+        let _lock = self.state.lock.lock().await;
+        self.db.check_writable()?;
+        self.db.write(&WriteBatch::new(vec![op])).await
     }
 
     /// Reads the durable state of `channel` in one readonly transaction (one key range per store):
@@ -165,33 +175,40 @@ impl<B: Backend> Channels<'_, B> {
     /// Queued, unwritten changes are not included. A channel never written loads empty.
     pub async fn load_channel<T: DeserializeOwned>(&self, channel: &str) -> Result<LoadedChannel<T>> {
         check_id("channel id", channel)?;
-        self.check_open()?;
-        let _lock = self.persister.channel_lock.lock().await;
-        self.check_open()?;
-        let mut reads = self.read_channel(&CHANNEL_STORES, channel).await?.into_iter();
+        self.db.check_open()?;
+        let _lock = self.state.lock.lock().await;
+        self.db.check_open()?;
+        let mut reads = self.read_channel(CHANNEL_STORES, channel).await?.into_iter();
         let mut next = |store: &str| -> Result<Vec<crate::backend::Row>> {
-            let rows = reads.next().ok_or_else(|| Error::Internal(format!("no read of {store}")))??;
+            let rows = reads.next().ok_or_else(|| Error::Internal(format!("no read of {store}")))?;
             if let Some((key, error)) = rows.unreadable.into_iter().next() {
                 log_at!(Warn, "channel {channel:?}: unreadable row {store} {key}");
                 return Err(error);
             }
             Ok(rows.rows)
         };
-        let (meta_rows, history_rows, hint_rows) = (next(CHANNEL_META)?, next(CHANNEL_HISTORY)?, next(RETRIEVAL_HINTS)?);
-        let limit = self.limit();
+        let (meta_rows, history_rows, hint_rows) =
+            (next(CHANNEL_META)?, next(CHANNEL_HISTORY)?, next(RETRIEVAL_HINTS)?);
+        let limit = self.limit;
         let loaded = (|| {
             let meta = match meta_rows.as_slice() {
                 [] => None,
-                [row] => Some(snapshot::decode_meta::<T>(channel, row, limit)?),
-                [_, row, ..] => return Err(Error::EntryMismatch(format!("channel_meta {}: a second meta row", super::key_to_string(&row.key)))),
+                [row] => Some(rows::decode_meta::<T>(channel, row, limit)?),
+                [_, row, ..] => {
+                    return Err(Error::EntryMismatch(format!(
+                        "channel_meta {}: a second meta row",
+                        key_to_string(&row.key)
+                    )))
+                }
             };
             let (index, history) = HistoryIndex::from_rows(channel, &history_rows, limit)?;
-            let hints = hint_rows.iter().map(|row| snapshot::decode_hint(channel, row, limit)).collect::<Result<Vec<_>>>()?;
+            let hints =
+                hint_rows.iter().map(|row| rows::decode_hint(channel, row, limit)).collect::<Result<Vec<_>>>()?;
             Ok((index, LoadedChannel { meta, history, hints }))
         })();
         match loaded {
             Ok((index, loaded)) => {
-                self.persister.channel_state.borrow_mut().set_index(channel, index);
+                self.state.registry.borrow_mut().set_index(channel, index);
                 Ok(loaded)
             }
             Err(error) => {
@@ -206,20 +223,21 @@ impl<B: Backend> Channels<'_, B> {
     /// queue is kept. A channel recreated afterwards starts empty.
     pub async fn drop_channel(&self, channel: &str) -> Result<()> {
         check_id("channel id", channel)?;
-        self.check_writable()?;
-        let _lock = self.persister.channel_lock.lock().await;
-        self.check_writable()?;
-        let taken = self.persister.channel_state.borrow_mut().take_channel(channel);
-        let ops = CHANNEL_STORES.iter().map(|store| WriteOp::DeleteGroup { store, group: channel.to_owned() }).collect();
-        let batch = WriteBatch { ops, strict: self.persister.options.strict_durability };
-        match self.persister.write(&batch).await {
+        self.db.check_writable()?;
+        let _lock = self.state.lock.lock().await;
+        self.db.check_writable()?;
+        let taken = self.state.registry.borrow_mut().take_channel(channel);
+        let ops =
+            CHANNEL_STORES.iter().map(|store| WriteOp::DeleteGroup { store, group: channel.to_owned() }).collect();
+        let batch = WriteBatch { ops, strict: self.strict };
+        match self.db.write(&batch).await {
             Ok(()) => {
-                self.persister.channel_state.borrow_mut().settle_drop(channel, taken);
+                self.state.registry.borrow_mut().settle_drop(channel, taken);
                 log_at!(Info, "dropped channel {channel:?}");
                 Ok(())
             }
             Err(error) => {
-                self.persister.channel_state.borrow_mut().restore_drop(channel, taken);
+                self.state.registry.borrow_mut().restore_drop(channel, taken);
                 log_at!(Warn, "drop of channel {channel:?} failed, nothing deleted: {error}");
                 Err(error)
             }
@@ -230,9 +248,9 @@ impl<B: Backend> Channels<'_, B> {
     pub fn queue_append(&self, channel: &str, entry: HistoryEntry) -> Result<()> {
         check_id("channel id", channel)?;
         check_id("message id", &entry.id)?;
-        self.check_writable()?;
-        crate::codec::check_size(&(channel, u32::MAX, &entry), self.limit())?;
-        self.persister.channel_state.borrow_mut().queue_append(channel, entry);
+        self.db.check_writable()?;
+        crate::codec::check_size(&(channel, u32::MAX, &entry), self.limit)?;
+        self.state.registry.borrow_mut().queue_append(channel, entry);
         Ok(())
     }
 
@@ -240,14 +258,14 @@ impl<B: Backend> Channels<'_, B> {
     pub fn queue_evict(&self, channel: &str, id: &str) -> Result<()> {
         check_id("channel id", channel)?;
         check_id("message id", id)?;
-        self.check_writable()?;
-        self.persister.channel_state.borrow_mut().queue_evict(channel, id.to_owned());
+        self.db.check_writable()?;
+        self.state.registry.borrow_mut().queue_evict(channel, id.to_owned());
         Ok(())
     }
 
     /// The queued history changes of `channel`, oldest first.
     pub fn pending(&self, channel: &str) -> Vec<(String, PendingOp)> {
-        self.persister.channel_state.borrow().pending(channel)
+        self.state.registry.borrow().pending(channel)
     }
 
     /// Saves `meta`, then writes the whole queue of `channel` as one history update, back to back
@@ -257,12 +275,12 @@ impl<B: Backend> Channels<'_, B> {
     /// queued meanwhile, for the next commit (which retries it even with nothing new queued).
     pub async fn commit<T: Serialize + ?Sized>(&self, channel: &str, meta: &T) -> Result<ChannelCommit> {
         check_id("channel id", channel)?;
-        self.check_writable()?;
-        let meta_op = snapshot::meta_op(channel, meta, self.limit())?;
-        let _lock = self.persister.channel_lock.lock().await;
-        self.check_writable()?;
+        self.db.check_writable()?;
+        let meta_op = rows::meta_op(channel, meta, self.limit)?;
+        let _lock = self.state.lock.lock().await;
+        self.db.check_writable()?;
         let mut outcome = ChannelCommit::default();
-        match self.persister.write(&WriteBatch::new(vec![meta_op])).await {
+        match self.db.write(&WriteBatch::new(vec![meta_op])).await {
             Ok(()) => outcome.meta_saved = true,
             Err(error) => {
                 log_at!(Warn, "commit of channel {channel:?}: meta not saved ({error}); the next commit saves its own");
@@ -272,43 +290,39 @@ impl<B: Backend> Channels<'_, B> {
         match self.flush_queue(channel).await {
             Ok(()) => outcome.history_flushed = true,
             Err(error) => {
-                log_at!(Warn, "commit of channel {channel:?}: history not written ({error}); kept queued for the next commit");
+                log_at!(
+                    Warn,
+                    "commit of channel {channel:?}: history not written ({error}); kept queued for the next commit"
+                );
                 outcome.failures.push(StepFailure::new(CommitStep::History, &error));
             }
         }
-        outcome.pending = self.persister.channel_state.borrow().pending_len(channel) as u32;
+        outcome.pending = self.state.registry.borrow().pending_len(channel) as u32;
         Ok(outcome)
     }
 
     /// With the channel lock held: writes the whole queue of `channel` as one history update. On
     /// failure the queue goes back under anything queued meanwhile.
     async fn flush_queue(&self, channel: &str) -> Result<()> {
-        let Some(taken) = self.persister.channel_state.borrow_mut().take_queue(channel) else {
+        let Some(taken) = self.state.registry.borrow_mut().take_queue(channel) else {
             return Ok(());
         };
         match self.write_history(channel, &taken.update).await {
             Ok(()) => {
-                self.persister.channel_state.borrow_mut().settle_queue(channel, taken);
+                self.state.registry.borrow_mut().settle_queue(channel, taken);
                 Ok(())
             }
             Err(error) => {
-                self.persister.channel_state.borrow_mut().restore_queue(channel, taken);
+                self.state.registry.borrow_mut().restore_queue(channel, taken);
                 Err(error)
             }
         }
     }
 
-    /// `read_group` of `channel`; if the connection was lost, reconnects once and reads again (as
-    /// wallet `load` does).
-    async fn read_channel(&self, stores: &[&'static str], channel: &str) -> Result<Vec<Result<crate::backend::StoreRows>>> {
-        match self.persister.backend.read_group(stores, channel).await {
-            Err(Error::ConnectionLost(cause)) => {
-                log_at!(Warn, "connection lost ({cause}); reconnecting once");
-                self.persister.reopen().await.map_err(|_| Error::ConnectionLost(cause))?;
-                self.persister.backend.read_group(stores, channel).await
-            }
-            other => other,
-        }
+    /// Every row of `channel` in `stores` (one key range per store, one transaction); all or
+    /// nothing.
+    async fn read_channel(&self, stores: &[&'static str], channel: &str) -> Result<Vec<StoreRows>> {
+        self.db.read_strict(stores, Some(channel)).await
     }
 
     /// With the channel lock held: plans `update` against what is on disk (read once if unknown),
@@ -317,19 +331,19 @@ impl<B: Backend> Channels<'_, B> {
         if update.is_empty() {
             return Ok(());
         }
-        if self.persister.channel_state.borrow().index(channel).is_none() {
+        if self.state.registry.borrow().index(channel).is_none() {
             let mut reads = self.read_channel(&[CHANNEL_HISTORY], channel).await?;
-            let rows = reads.pop().ok_or_else(|| Error::Internal("no read of channel_history".into()))??;
-            let (index, _) = HistoryIndex::from_rows(channel, &rows.rows, self.limit())?;
-            self.persister.channel_state.borrow_mut().set_index(channel, index);
+            let rows = reads.pop().ok_or_else(|| Error::Internal("no read of channel_history".into()))?;
+            let (index, _) = HistoryIndex::from_rows(channel, &rows.rows, self.limit)?;
+            self.state.registry.borrow_mut().set_index(channel, index);
         }
         let (ops, change) = {
-            let state = self.persister.channel_state.borrow();
+            let state = self.state.registry.borrow();
             let index = state.index(channel).ok_or_else(|| Error::Internal("history index missing".into()))?;
-            index.plan(channel, update, self.limit())?
+            index.plan(channel, update, self.limit)?
         };
-        self.persister.write(&WriteBatch::new(ops)).await?;
-        self.persister.channel_state.borrow_mut().apply(channel, change);
+        self.db.write(&WriteBatch::new(ops)).await?;
+        self.state.registry.borrow_mut().apply(channel, change);
         Ok(())
     }
 }

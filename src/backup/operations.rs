@@ -1,0 +1,112 @@
+//! Export and import of whole databases over the database core (format: [`super::format`]).
+//! The caller holds every write lock and has nothing staged.
+
+use serde::Serialize;
+
+use super::format;
+use crate::backend::{Backend, Row, WriteBatch, WriteOp};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::layout::{backup_stores, WALLETS};
+use crate::log::log_at;
+use crate::model::{KeyPart, WalletId};
+
+/// Progress of a long operation: `(phase, rows done, rows in total)`.
+pub type Progress<'a> = &'a mut dyn FnMut(&'static str, u64, u64);
+
+/// What `import_backup` wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    /// Rows written, over every store.
+    pub rows: u32,
+    /// Wallets with a wallet record in the backup.
+    pub wallets: u32,
+    /// When the backup was taken (unix ms).
+    pub created_at_ms: u64,
+}
+
+/// Every row of every backup store of `db` as a validated backup file. Rows that would fail to
+/// load (corrupt on disk) are left out and logged, so the backup always imports.
+pub async fn export<B: Backend>(db: &Db<B>, created_at_ms: u64, progress: Progress<'_>) -> Result<Vec<u8>> {
+    let stores: Vec<&'static str> = backup_stores().collect();
+    let reads = db.read(&stores, None).await?;
+    let mut dump: Vec<(&'static str, Vec<Row>)> = Vec::with_capacity(stores.len());
+    for rows in reads.stores {
+        let store = rows.store;
+        for (key, error) in &rows.unreadable {
+            log_at!(Error, "export: left out unreadable row {store} {key}: {error}");
+        }
+        dump.push((store, rows.rows));
+    }
+    let total: u64 = dump.iter().map(|(_, rows)| rows.len() as u64).sum();
+    let mut done = 0u64;
+    for (store, rows) in &mut dump {
+        rows.retain(|row| {
+            done += 1;
+            if done % 1_000 == 0 {
+                progress("export", done, total);
+            }
+            match format::check_row(store, row) {
+                Ok(()) => true,
+                Err(error) => {
+                    log_at!(
+                        Error,
+                        "export: left out corrupt row {store} {}: {error}",
+                        crate::model::key_to_string(&row.key)
+                    );
+                    false
+                }
+            }
+        });
+    }
+    progress("export", total, total);
+    let bytes = format::encode(&dump, created_at_ms)?;
+    log_at!(Info, "exported {total} row(s), {} bytes", bytes.len());
+    Ok(bytes)
+}
+
+/// Replaces the backup stores of `db` with the rows of `backup` (already validated) in one
+/// transaction; returns the report and the wallets the backup holds. A database that holds any
+/// row is refused with `BackupDestinationNotEmpty` unless `overwrite`.
+pub async fn import<B: Backend>(
+    db: &Db<B>,
+    backup: format::Backup,
+    overwrite: bool,
+    strict: bool,
+    progress: Progress<'_>,
+) -> Result<(ImportReport, Vec<WalletId>)> {
+    db.check_writable()?;
+    let stores: Vec<&'static str> = backup_stores().collect();
+    if !overwrite {
+        for read in db.backend().read(&stores).await? {
+            let occupied = match read {
+                Ok(rows) => !rows.rows.is_empty() || !rows.unreadable.is_empty(),
+                Err(_) => true,
+            };
+            if occupied {
+                return Err(Error::BackupDestinationNotEmpty);
+            }
+        }
+    }
+    let total = backup.row_count() as u64;
+    let mut ops: Vec<WriteOp> = stores.iter().map(|store| WriteOp::Clear { store }).collect();
+    let mut wallets: Vec<WalletId> = Vec::new();
+    for (store, rows) in backup.stores {
+        for row in rows {
+            if store == WALLETS {
+                if let Some(KeyPart::Text(hex)) = row.key.first() {
+                    wallets.extend(WalletId::from_hex(hex).ok());
+                }
+            }
+            ops.push(WriteOp::Put { store, key: row.key, value: row.value });
+        }
+    }
+    progress("write", 0, total);
+    db.write(&WriteBatch { ops, strict }).await?;
+    progress("write", total, total);
+    log_at!(Info, "imported {total} row(s) of {} wallet(s)", wallets.len());
+    let report =
+        ImportReport { rows: total as u32, wallets: wallets.len() as u32, created_at_ms: backup.created_at_ms };
+    Ok((report, wallets))
+}

@@ -1,0 +1,197 @@
+//! The database core every feature shares: one connection over a [`Backend`] with its
+//! open/closing/closed state, the schema gate, the one reconnect-once rule and the one
+//! bulk-read-with-fallback.
+
+mod lock;
+pub mod migrations;
+pub mod schema;
+
+use std::cell::{Cell, RefCell};
+
+use crate::backend::{Backend, StoreRows, WriteBatch};
+use crate::error::{Error, Result};
+use crate::log::log_at;
+
+pub use lock::{WriteGuard, WriteLock};
+pub use schema::{GateOutcome, Version};
+
+/// Where a connection is in its life. Only `close` moves it forward; a lost connection is
+/// still `Open` (calls fail with a retryable error until a reconnect succeeds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Reads and writes are allowed.
+    Open,
+    /// `close` is running: reads are allowed, new writes are refused.
+    Closing,
+    /// Everything is refused with [`Error::Closed`].
+    Closed,
+}
+
+/// A gated connection: the schema was checked (and migrated) before anything else ran.
+pub struct Db<B: Backend> {
+    backend: B,
+    read_only: bool,
+    state: Cell<State>,
+    gate: RefCell<GateOutcome>,
+}
+
+/// The rows of a bulk read, store by store, and the stores that were read row by row because
+/// their bulk read failed as a whole.
+pub struct Reads {
+    /// One entry per requested store, in request order.
+    pub stores: Vec<StoreRows>,
+    /// The stores read again with `scan`.
+    pub scanned: Vec<&'static str>,
+}
+
+impl<B: Backend> Db<B> {
+    /// Runs the schema gate (see [`schema`]): a database written by a newer schema is refused
+    /// with `SchemaVersionUnsupported` and left untouched; an older one is migrated. On failure
+    /// the backend is closed.
+    pub async fn open(backend: B, read_only: bool) -> Result<Self> {
+        match schema::gate(&backend, read_only).await {
+            Ok(gate) => Ok(Db { backend, read_only, state: Cell::new(State::Open), gate: RefCell::new(gate) }),
+            Err(error) => {
+                log_at!(Error, "open refused: {error}");
+                backend.close();
+                Err(error)
+            }
+        }
+    }
+
+    /// The backend (tests arm its faults through it).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Whether this connection only reads (a follower).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// What the last open or reopen's schema gate found and did.
+    pub fn gate(&self) -> GateOutcome {
+        *self.gate.borrow()
+    }
+
+    /// Where the connection is in its life.
+    pub fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// Refuses every call once closed.
+    pub fn check_open(&self) -> Result<()> {
+        match self.state.get() {
+            State::Closed => Err(Error::Closed),
+            State::Open | State::Closing => Ok(()),
+        }
+    }
+
+    /// Refuses a new write: closing or closed, or a read-only follower.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.state.get() != State::Open {
+            return Err(Error::Closed);
+        }
+        if self.read_only {
+            return Err(Error::ReadOnlyFollower(String::from("this database")));
+        }
+        Ok(())
+    }
+
+    /// Marks the connection closing (`true`) or open again after a failed close (`false`).
+    pub fn set_closing(&self, closing: bool) {
+        if self.state.get() != State::Closed {
+            self.state.set(if closing { State::Closing } else { State::Open });
+        }
+    }
+
+    /// Releases the connection for good.
+    pub fn close(&self) {
+        self.state.set(State::Closed);
+        self.backend.close();
+    }
+
+    /// Connects again (after the database was closed under us or upgraded by another tab) and
+    /// re-runs the schema gate.
+    pub async fn reopen(&self) -> Result<GateOutcome> {
+        self.check_open()?;
+        self.backend.reconnect().await?;
+        let gate = schema::gate(&self.backend, self.read_only).await?;
+        *self.gate.borrow_mut() = gate;
+        log_at!(Info, "reconnected to the database");
+        Ok(gate)
+    }
+
+    /// Runs `op`; if the connection was lost, reconnects once and runs it again. A failed
+    /// reconnect reports the original loss (retryable), never `Closed`.
+    async fn with_reconnect<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        match op().await {
+            Err(Error::ConnectionLost(cause)) => {
+                log_at!(Warn, "connection lost ({cause}); reconnecting once");
+                if let Err(error) = self.reopen().await {
+                    log_at!(Warn, "reconnect failed: {error}");
+                    return Err(Error::ConnectionLost(cause));
+                }
+                op().await
+            }
+            other => other,
+        }
+    }
+
+    /// Writes `batch` in one transaction (reconnecting once if the connection was lost).
+    pub async fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.check_open()?;
+        self.with_reconnect(|| self.backend.write(batch)).await
+    }
+
+    /// Reads one row.
+    pub async fn get(&self, store: &'static str, key: &crate::model::Key) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        self.with_reconnect(|| self.backend.get(store, key)).await
+    }
+
+    /// Reads every row of `stores` (only those of `group`, when given) with one bulk read per
+    /// store in one transaction; a store whose bulk read fails as a whole is read row by row.
+    pub async fn read(&self, stores: &[&'static str], group: Option<&str>) -> Result<Reads> {
+        self.read_with(stores, group, true).await
+    }
+
+    /// [`Db::read`] for all-or-nothing readers: a store whose bulk read fails fails the read.
+    pub async fn read_strict(&self, stores: &[&'static str], group: Option<&str>) -> Result<Vec<StoreRows>> {
+        Ok(self.read_with(stores, group, false).await?.stores)
+    }
+
+    async fn read_with(&self, stores: &[&'static str], group: Option<&str>, scan_on_failure: bool) -> Result<Reads> {
+        self.check_open()?;
+        let reads = self
+            .with_reconnect(|| async {
+                match group {
+                    None => self.backend.read(stores).await,
+                    Some(group) => self.backend.read_group(stores, group).await,
+                }
+            })
+            .await?;
+        let mut out = Reads { stores: Vec::with_capacity(stores.len()), scanned: Vec::new() };
+        for (store, read) in stores.iter().zip(reads) {
+            match read {
+                Ok(rows) => out.stores.push(rows),
+                Err(error) if !scan_on_failure => return Err(error),
+                Err(error) => {
+                    log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
+                    let mut rows = self.backend.scan(store).await?;
+                    if let Some(group) = group {
+                        let first = crate::model::KeyPart::Text(group.to_owned());
+                        rows.rows.retain(|row| row.key.first() == Some(&first));
+                    }
+                    out.scanned.push(store);
+                    out.stores.push(rows);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

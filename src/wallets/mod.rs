@@ -1,0 +1,11 @@
+//! Wallets: the buffer of staged changesets, their rows, the persister that flushes and loads
+//! them, two-phase registration, and what each operation reports.
+
+pub mod buffer;
+mod persister;
+mod registration;
+mod reports;
+pub mod rows;
+
+pub use persister::{Claim, DeleteClaim, FlushMode, Options, Persister};
+pub use reports::{CommitObserver, CommitReport, DeleteReport, LoadReport, OpenReport, SkippedRow, WalletFailure};
