@@ -94,6 +94,55 @@ pub(crate) mod tests {
         types[start..end].split('"').skip(1).step_by(2).collect()
     }
 
+    /// The member names of `export interface <name> … { a: …; b?: …; }` in src/js/types.rs.
+    pub(crate) fn typescript_interface_fields(name: &str) -> Vec<String> {
+        let types = include_str!("js/types.rs");
+        let start = types
+            .find(&format!("export interface {name} "))
+            .or_else(|| types.find(&format!("export interface {name}<")));
+        let start = start.unwrap_or_else(|| panic!("interface {name} in types.rs"));
+        let open = start + types[start..].find('{').expect("interface body");
+        let (mut depth, mut end) = (0, open);
+        for (i, c) in types[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 1 => {
+                    end = open + i;
+                    break;
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        let body = &types[open + 1..end];
+        let mut fields = Vec::new();
+        let mut depth = 0;
+        let mut member = String::new();
+        for c in body.chars() {
+            match c {
+                '{' | '(' | '<' => depth += 1,
+                '}' | ')' | '>' => depth -= 1,
+                ';' if depth == 0 => {
+                    fields.push(std::mem::take(&mut member));
+                    continue;
+                }
+                _ => {}
+            }
+            member.push(c);
+        }
+        fields
+            .iter()
+            .filter_map(|m| {
+                let m: String = m
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("/**") && !l.trim_start().starts_with('*'))
+                    .collect();
+                let name = m.split(':').next()?.trim().trim_end_matches('?').to_owned();
+                (!name.is_empty()).then_some(name)
+            })
+            .collect()
+    }
+
     #[test]
     fn store_names_are_unique() {
         let mut names: Vec<_> = all_stores().collect();

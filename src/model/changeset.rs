@@ -330,8 +330,35 @@ pub struct ClientStartState {
 
 #[cfg(test)]
 mod layout_tests {
+    use crate::layout::tests::typescript_interface_fields;
+
     #[test]
     fn areas_are_declared_in_layout_order() {
         assert_eq!(super::DECLARED_STORES, crate::layout::AREA_STORES);
+    }
+
+    /// The hand-written TypeScript declarations (src/js/types.rs) name exactly the changeset's
+    /// areas, in both `WalletChangeSetOf` and `WalletState`, and each area's value interface
+    /// names exactly the fields the Rust value accepts.
+    #[test]
+    fn typescript_declarations_match_the_rust_types() {
+        let shapes = super::WalletChangeSet::area_shapes();
+        let areas: Vec<String> = shapes.iter().map(|s| s.js_name.to_owned()).collect();
+        assert_eq!(typescript_interface_fields("WalletChangeSetOf"), areas);
+        assert_eq!(typescript_interface_fields("WalletState"), areas);
+        let types = include_str!("../js/types.rs");
+        let body = &types[types.find("export interface WalletChangeSetOf").unwrap()..];
+        for shape in shapes {
+            let line = body.lines().find(|l| l.trim_start().starts_with(&format!("{}?:", shape.js_name))).unwrap();
+            let value_type = line
+                .split(|c: char| !(c.is_alphanumeric()))
+                .find(|w| w.chars().next().is_some_and(|c| c.is_uppercase()) && *w != "N")
+                .unwrap_or_else(|| panic!("value type of {}", shape.js_name));
+            let mut declared = typescript_interface_fields(value_type);
+            let mut rust: Vec<String> = shape.value_fields.iter().map(|f| f.to_string()).collect();
+            declared.sort();
+            rust.sort();
+            assert_eq!(declared, rust, "TS {value_type} vs the Rust value of {}", shape.js_name);
+        }
     }
 }
