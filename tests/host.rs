@@ -125,7 +125,7 @@ fn buffer_restore_puts_taken_under_newer() {
     let a = wallet_id(1);
     let mut buffer = Buffer::default();
     buffer.stage(a, sample_changeset(1));
-    let taken = buffer.take_for_flush();
+    let taken = buffer.take_for_flush(&Default::default());
     assert!(buffer.is_empty());
 
     let newer = WalletChangeSet {

@@ -337,3 +337,20 @@ fn fifty_workers_shut_down_in_one_pass_of_the_teardown() {
     // Abortable passes drain at once: the teardown takes a handful of virtual milliseconds.
     assert!(ex.now() - started < 20, "{} ms", ex.now() - started);
 }
+
+/// After `shutdown` resolved, `sync_now` is refused with `Closed` and runs no pass (issue 15: a
+/// pass used to run after `close()` resolved).
+#[test]
+fn sync_now_after_shutdown_is_refused_and_runs_no_pass() {
+    let (ex, registry) = setup();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    registry.start(spec("core", 0, 60_000, timed_pass(&ex, &log, "core", 1, true))).unwrap();
+    ex.run(async {
+        ex.idle(5).await;
+        registry.shutdown(1_000, "persister", async { Ok(()) }).await;
+        let passes = log.borrow().len();
+        assert_eq!(registry.sync_now("core").await.unwrap_err(), Error::Closed);
+        ex.idle(5).await;
+        assert_eq!(log.borrow().len(), passes, "no pass ran after shutdown: {:?}", log.borrow());
+    });
+}

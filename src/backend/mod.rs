@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::model::{Key, KeyPart, WalletId};
 
 #[cfg(any(test, feature = "testing"))]
-pub use faulty::{FaultyBackend, Op};
+pub use faulty::{FaultyBackend, Op, VirtualClock};
 pub use memory::MemoryBackend;
 
 /// One request inside a write transaction.

@@ -27,6 +27,10 @@ export interface OpenOptions {
   /** Upper bound for opening the database and for `multiTab: "wait"` (default 10000). An upgrade
    *  still blocked by another tab then rejects `upgrade_blocked` (8), anything else `timeout` (18). */
   openTimeoutMs?: number;
+  /** Upper bound for every IndexedDB write, read and reconnect (default 30000). A call that takes
+   *  longer rejects `timeout` (18, retryable) with its changes kept staged; the next call (or
+   *  `reopen()`) replaces the wedged connection. */
+  timeoutMs?: number;
   /** Flush staged changes, and write queued channel history, when the page is hidden or unloaded
    *  (`visibilitychange`, `pagehide`). Default `true`. */
   autoFlush?: boolean;
@@ -161,13 +165,26 @@ export interface WorkerOptions {
  *  `failed`: its last pass rejected or threw (`error`). */
 export type WorkerStatus = "notRunning" | "stopped" | "timedOut" | "orphaned" | "failed";
 export interface WorkerReport { key: string; weight: number; status: WorkerStatus; error?: string; }
+/** What `close` did not write. */
+export interface NotWritten {
+  /** Wallets whose staged changes were dropped (a fatal final flush, or a registration rolled back). */
+  wallets: Hex32[];
+  /** Channels whose queued history changes could not be written. */
+  channels: string[];
+}
 export interface ShutdownReport {
-  /** Nothing is left running (no `timedOut`/`orphaned`) and the final flush succeeded. */
+  /** Nothing is left running (no `timedOut`/`orphaned`), the final flush succeeded and nothing
+   *  staged or queued was left unwritten (`notWritten` empty). */
   clean: boolean;
   /** In stop order: ascending weight, then `{key: "persister"}`, the final flush. */
   workers: WorkerReport[];
   /** The final flush. */
   flush: CommitReport;
+  /** Everything staged or queued that was not written. */
+  notWritten: NotWritten;
+  /** Registrations whose `init` was still running: rolled back (no row of them remains); their
+   *  `registerWallet` rejects `closed` (20). */
+  abortedRegistrations: Hex32[];
 }
 /** Progress of a long operation (export, import validation and write). */
 export interface ProgressEvent { phase: "export" | "validate" | "write"; done: number; total: number; }

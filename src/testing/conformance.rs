@@ -348,7 +348,7 @@ pub async fn close_flushes_and_refuses_later_calls<H: Harness>(h: &H) {
     let persister = Persister::open(h.open().await, manual()).await.expect("open");
     persister.store(a, sample_changeset(13)).await.unwrap();
     let report = persister.close().await.unwrap();
-    assert_eq!(report.succeeded, vec![a]);
+    assert_eq!(report.flush.succeeded, vec![a]);
     assert_eq!(persister.store(a, sample_changeset(13)).await.unwrap_err(), Error::Closed);
     assert_eq!(persister.commit().await.unwrap_err(), Error::Closed);
     assert_eq!(persister.load().await.unwrap_err(), Error::Closed);

@@ -8,4 +8,7 @@ mod reports;
 pub mod rows;
 
 pub use persister::{Claim, DeleteClaim, FlushMode, Options, Persister};
-pub use reports::{CommitObserver, CommitReport, DeleteReport, LoadReport, OpenReport, SkippedRow, WalletFailure};
+pub use reports::{
+    CloseReport, CommitObserver, CommitReport, DeleteReport, LoadReport, NotWritten, OpenReport, SkippedRow,
+    WalletFailure,
+};

@@ -39,6 +39,9 @@ pub struct Options {
     /// Strict durability for the transactions that must survive a power cut once resolved
     /// (`delete_wallet`); flushes keep the browser's default.
     pub strict_durability: bool,
+    /// The bound on every backend call (the JS `timeoutMs`, 30 s by default there); `None`:
+    /// unbounded.
+    pub deadline: Option<crate::db::Deadline>,
 }
 
 impl Default for Options {
@@ -48,6 +51,7 @@ impl Default for Options {
             max_blob_bytes: MAX_BLOB_BYTES,
             read_only: false,
             strict_durability: false,
+            deadline: None,
         }
     }
 }
@@ -63,8 +67,14 @@ pub struct Persister<B: Backend> {
     /// Wallets whose delete is in progress: `store` for them is refused, so a delete can never be
     /// undone by a write that raced it.
     deleting: Rc<RefCell<BTreeSet<WalletId>>>,
-    /// Wallets inside `register_wallet`: a second registration of the same id is refused.
+    /// Wallets inside `register_wallet`: a second registration of the same id is refused, and no
+    /// flush but their promote writes their staged changes.
     pub(super) registering: Rc<RefCell<BTreeSet<WalletId>>>,
+    /// Registrations `close` rolled back while their `init` ran: they reject with `Closed`.
+    pub(super) aborted: RefCell<BTreeSet<WalletId>>,
+    /// Wallets whose rollback could not discard their pending row: a new registration of them
+    /// replaces it instead of being refused as existing.
+    pub(super) failed_rollbacks: RefCell<BTreeSet<WalletId>>,
     observer: RefCell<Option<CommitObserver>>,
     /// Every channel's history index and queue, and the lock serialising channel writes.
     channels: ChannelState,
@@ -90,7 +100,7 @@ impl<B: Backend> Persister<B> {
     /// Opens the database core (see [`crate::db::schema`]: a newer schema is refused, an older
     /// one migrated), then discards unfinished registrations (unless `read_only`).
     pub async fn open(backend: B, options: Options) -> Result<Self> {
-        let db = Db::open(backend, options.read_only).await?;
+        let db = Db::open(backend, options.read_only, options.deadline.clone()).await?;
         let discarded_pending = if options.read_only {
             Vec::new()
         } else {
@@ -111,6 +121,8 @@ impl<B: Backend> Persister<B> {
             flush_lock: WriteLock::default(),
             deleting: Rc::default(),
             registering: Rc::default(),
+            aborted: RefCell::default(),
+            failed_rollbacks: RefCell::default(),
             observer: RefCell::new(None),
             channels: ChannelState::default(),
         })
@@ -231,8 +243,10 @@ impl<B: Backend> Persister<B> {
         self.db.check_open()?;
         let mut taken = {
             let mut buffer = self.buffer.borrow_mut();
+            let registering = self.registering.borrow();
             match only {
-                None => buffer.take_for_flush(),
+                None => buffer.take_for_flush(&registering),
+                Some(wallet) if registering.contains(&wallet) => BTreeMap::new(),
                 Some(wallet) => {
                     buffer.take_wallet(&wallet).map(|cs| BTreeMap::from([(wallet, cs)])).unwrap_or_default()
                 }
@@ -392,29 +406,44 @@ impl<B: Backend> Persister<B> {
     }
 
     /// Final flush, then releases the database. If the flush fails transiently the store stays
-    /// open with its changes staged and the error is returned, so nothing is discarded. Queued
-    /// channel history changes are written too; a failure there is logged, not returned (channel
-    /// writes never fail a foreground call).
-    pub async fn close(&self) -> Result<CommitReport> {
+    /// open with its changes staged and the error is returned, so nothing is discarded. Otherwise
+    /// registrations still running their `init` are rolled back (they reject with `Closed`),
+    /// queued channel history changes are written, and the report names everything staged or
+    /// queued that was not written (channel writes never fail a foreground call, so a failure
+    /// there is reported, not returned).
+    pub async fn close(&self) -> Result<CloseReport> {
         if self.is_closed() {
-            return Ok(CommitReport::default());
+            return Ok(CloseReport::default());
         }
         self.db.set_closing(true);
-        let report = match self.commit().await {
+        let flush = match self.commit().await {
             Ok(report) if report.still_pending.is_empty() => report,
             Ok(report) => {
                 self.db.set_closing(false);
                 self.log_dirty("close failed to flush");
-                return report.into_result();
+                return report.into_result().map(|_| CloseReport::default());
             }
             Err(error) => {
                 self.db.set_closing(false);
                 return Err(error);
             }
         };
+        let aborted_registrations = self.abort_registrations().await;
         self.channels().flush_queues().await;
+        let mut wallets: Vec<WalletId> = flush.failed.iter().map(|f| f.wallet_id).collect();
+        wallets.extend(&aborted_registrations);
+        let not_written =
+            NotWritten { wallets, channels: self.channels.dirty().into_iter().map(|(channel, _)| channel).collect() };
+        if !not_written.is_empty() {
+            log_at!(
+                Error,
+                "closed with changes not written: wallet(s) {:?}, channel(s) {:?}",
+                not_written.wallets.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                not_written.channels
+            );
+        }
         self.db.close();
-        Ok(report)
+        Ok(CloseReport { flush, not_written, aborted_registrations })
     }
 
     /// Every row of every backup store as a validated backup file (see [`crate::backup`]).

@@ -102,6 +102,9 @@ pub struct IndexedDbBackend {
     name: String,
     open_timeout_ms: u32,
     db: RefCell<Option<IdbDatabase>>,
+    /// Set by `close` only: without a connection and not closed, calls fail with a retryable
+    /// `ConnectionLost` (a reconnect failed) instead of `Closed`.
+    closed: Cell<bool>,
     /// Set when a `versionchange` closed the connection: writes fail until `reconnect`.
     superseded: Rc<Cell<bool>>,
     hook: Rc<RefCell<Option<VersionChangeHook>>>,
@@ -131,6 +134,7 @@ impl IndexedDbBackend {
             name: name.to_owned(),
             open_timeout_ms,
             db: RefCell::new(None),
+            closed: Cell::new(false),
             superseded: Rc::default(),
             hook: Rc::default(),
             handler: RefCell::new(None),
@@ -188,7 +192,11 @@ impl IndexedDbBackend {
         if self.superseded.get() {
             return Err(Error::ClosedByUpgrade(self.name.clone()));
         }
-        self.db.borrow().clone().ok_or(Error::Closed)
+        match &*self.db.borrow() {
+            Some(db) => Ok(db.clone()),
+            None if self.closed.get() => Err(Error::Closed),
+            None => Err(Error::ConnectionLost(format!("no connection to {}: the last reconnect failed", self.name))),
+        }
     }
 }
 
@@ -344,6 +352,7 @@ impl Backend for IndexedDbBackend {
     }
 
     fn close(&self) {
+        self.closed.set(true);
         if let Some(db) = self.db.borrow_mut().take() {
             db.close();
         }
