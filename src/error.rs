@@ -83,6 +83,9 @@ pub enum Error {
     Closed,
     /// A transaction aborted without a more specific cause (contention, a browser hiccup).
     TransactionAborted(String),
+    /// A row without its parent: a wallet row without the wallet record, an identity key or token
+    /// balance without its identity (code 22). A flush refuses it for that wallet; `load` skips it.
+    OrphanRow(String),
     /// A bug in wallet-persist or an unexpected browser response.
     Internal(String),
 }
@@ -137,6 +140,8 @@ macro_rules! error_table {
                 "The store is closed.";
             TransactionAborted = 21, "transaction_aborted", true,
                 "IndexedDB aborted the transaction without a more specific cause. Retryable.";
+            OrphanRow = 22, "orphan_row", false,
+                "A row without its parent (a wallet row without its wallet record, an identity key or token balance without its identity).";
             Internal = 99, "internal", false,
                 "A bug in wallet-persist; please report it.";
         }
@@ -211,6 +216,7 @@ impl Error {
             Error::ShutdownIncomplete(_) => Code::ShutdownIncomplete,
             Error::Closed => Code::Closed,
             Error::TransactionAborted(_) => Code::TransactionAborted,
+            Error::OrphanRow(_) => Code::OrphanRow,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -293,6 +299,7 @@ impl fmt::Display for Error {
             Error::ShutdownIncomplete(m) => write!(f, "shutdown incomplete: {m}"),
             Error::Closed => write!(f, "the store is closed"),
             Error::TransactionAborted(m) => write!(f, "transaction aborted: {m}"),
+            Error::OrphanRow(m) => write!(f, "orphan row: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

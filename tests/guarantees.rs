@@ -320,3 +320,116 @@ fn only_close_makes_a_store_closed() {
     let error = run(&world.clock, persister.flush()).unwrap_err();
     assert_eq!(error.code(), 20, "after close(), closed");
 }
+
+/// Rows of `sample_changeset(seed)` without the wallet record.
+fn without_record(seed: u8) -> WalletChangeSet {
+    WalletChangeSet { wallet: None, ..sample_changeset(seed) }
+}
+
+/// A wallet row needs its wallet record, on disk or in the same flush: without it the flush is
+/// refused for that wallet with `orphan_row` (22) and the other wallets commit.
+#[test]
+fn rows_without_their_wallet_record_are_refused() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    persister.stage(wallet_id(2), without_record(2)).unwrap();
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert_eq!(report.succeeded, vec![wallet_id(1)]);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(
+        (report.failed[0].wallet_id, report.failed[0].code, report.failed[0].kind),
+        (wallet_id(2), 22, "orphan_row")
+    );
+    assert_eq!(world.rows_of(&wallet_id(2)), 0);
+
+    // With the record on disk (a new session that never loaded: the record is read once), rows
+    // without the record in the same changes are accepted.
+    run(&world.clock, persister.close()).unwrap();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), without_record(3)).unwrap();
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert_eq!(report.succeeded, vec![wallet_id(1)], "{:?}", report.failed);
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets.len(), 1);
+}
+
+/// Identity keys and token balances need their identity; a tombstoned identity takes its keys and
+/// balances with it in the same transaction; upserting a child of an identity the same changes
+/// delete is refused.
+#[test]
+fn identity_children_need_their_identity_and_follow_its_tombstone() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(1);
+    let mut orphan = sample_changeset(1);
+    orphan.identities = EntryMap::default();
+    persister.stage(wallet, orphan).unwrap();
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert_eq!(report.failed.iter().map(|f| f.code).collect::<Vec<_>>(), vec![22]);
+    assert_eq!(world.rows_of(&wallet), 0);
+
+    persister.stage(wallet, sample_changeset(1)).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    let identity = *sample_changeset(1).identities.0.keys().next().unwrap();
+    assert_eq!(world.disk.rows(wallet_persist::layout::IDENTITY_KEYS).len(), 1);
+    assert_eq!(world.disk.rows(wallet_persist::layout::TOKEN_BALANCES).len(), 1);
+
+    // A tombstone plus a child upsert of the same identity: refused, nothing written.
+    let mut both = WalletChangeSet::default();
+    both.identities.tombstone(identity);
+    both.identity_keys = sample_changeset(1).identity_keys;
+    persister.stage(wallet, both).unwrap();
+    let error = run(&world.clock, persister.flush()).unwrap_err();
+    assert_eq!(error.code(), 22);
+    assert_eq!(world.disk.rows(wallet_persist::layout::IDENTITIES).len(), 1);
+
+    // The tombstone alone cascades.
+    let mut tombstone = WalletChangeSet::default();
+    tombstone.identities.tombstone(identity);
+    persister.stage(wallet, tombstone).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    for store in [
+        wallet_persist::layout::IDENTITIES,
+        wallet_persist::layout::IDENTITY_KEYS,
+        wallet_persist::layout::TOKEN_BALANCES,
+    ] {
+        assert!(world.disk.rows(store).is_empty(), "{store} rows of the identity are gone");
+    }
+    run(&world.clock, persister.close()).unwrap();
+    let state = world.load_after_restart();
+    assert!(state.wallets[&wallet].identity_keys.0.is_empty());
+    assert!(state.wallets[&wallet].token_balances.0.is_empty());
+    assert_eq!(state.wallets[&wallet].utxos, sample_changeset(1).utxos);
+}
+
+/// Orphan rows already on disk (written before the check, or by hand) are skipped by `load` with
+/// the reason `orphan_row`, never loaded as a wallet.
+#[test]
+fn load_skips_orphan_rows_on_disk() {
+    let world = World::new();
+    let orphan_wallet = wallet_id(2);
+    let limit = wallet_persist::codec::MAX_BLOB_BYTES;
+    let mut with_orphan_key = sample_changeset(1);
+    with_orphan_key.identity_keys.upsert(IdentityKey {
+        identity: Hash32([9; 32]),
+        key_id: 4,
+        purpose: 0,
+        security_level: 1,
+        public_key: Bytes::from(vec![2; 33]),
+    });
+    let mut ops = wallet_persist::wallets::rows::changeset_ops(&wallet_id(1), &with_orphan_key, limit).unwrap();
+    ops.extend(wallet_persist::wallets::rows::changeset_ops(&orphan_wallet, &without_record(2), limit).unwrap());
+    run(&world.clock, world.disk.write(&wallet_persist::backend::WriteBatch::new(ops))).unwrap();
+
+    let persister = world.open(FlushMode::Manual);
+    let (state, report) = run(&world.clock, persister.load()).unwrap();
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(1)]);
+    assert_eq!(state.wallets[&wallet_id(1)].identity_keys, sample_changeset(1).identity_keys);
+    assert!(report.skipped.iter().all(|s| s.code == 22 && s.kind == "orphan_row"), "{:?}", report.skipped);
+    let orphan_rows = without_record(2).field_count() + 1;
+    assert_eq!(report.skipped.len(), orphan_rows, "{:?}", report.skipped);
+    assert_eq!(report.wallets, 1);
+    assert_eq!(report.rows[wallet_persist::layout::IDENTITY_KEYS], 1);
+    assert_eq!(report.skipped_rows[wallet_persist::layout::IDENTITY_KEYS], 2);
+}

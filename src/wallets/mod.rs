@@ -2,6 +2,7 @@
 //! them, two-phase registration, and what each operation reports.
 
 pub mod buffer;
+pub mod integrity;
 mod persister;
 mod registration;
 mod reports;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::buffer::Buffer;
+use super::integrity;
 use super::reports::*;
 use super::rows;
 use crate::backend::{Backend, StoreRows, WriteBatch, WriteOp};
@@ -13,9 +14,9 @@ use crate::channels::ChannelState;
 use crate::codec::MAX_BLOB_BYTES;
 use crate::db::{Db, State, WriteLock};
 use crate::error::{Error, Result};
-use crate::layout::{wallet_stores, AREA_STORES};
+use crate::layout::{wallet_stores, AREA_STORES, IDENTITIES, WALLETS};
 use crate::log::log_at;
-use crate::model::{key_to_string, ClientStartState, WalletChangeSet, WalletId};
+use crate::model::{key_to_string, ClientStartState, Key, WalletChangeSet, WalletId};
 
 /// When staged changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub struct Persister<B: Backend> {
     /// Wallets whose rollback could not discard their pending row: a new registration of them
     /// replaces it instead of being refused as existing.
     pub(super) failed_rollbacks: RefCell<BTreeSet<WalletId>>,
+    /// Parent rows (wallet records, identities) known to be on disk, for referential integrity:
+    /// learnt from `load`, successful writes and reads; forgotten on delete and import.
+    pub(super) known_parents: RefCell<BTreeSet<Key>>,
     observer: RefCell<Option<CommitObserver>>,
     /// Every channel's history index and queue, and the lock serialising channel writes.
     channels: ChannelState,
@@ -123,6 +127,7 @@ impl<B: Backend> Persister<B> {
             registering: Rc::default(),
             aborted: RefCell::default(),
             failed_rollbacks: RefCell::default(),
+            known_parents: RefCell::default(),
             observer: RefCell::new(None),
             channels: ChannelState::default(),
         })
@@ -265,8 +270,37 @@ impl<B: Backend> Persister<B> {
                 Err(error) => report.failed.push(WalletFailure::new(*wallet, error)),
             }
         }
+        // Referential integrity: each wallet's parents are on disk or in its own changes.
+        if let Err(error) = self.learn_parents(&taken, &encoded).await {
+            log_at!(Warn, "commit: could not read the parent rows ({error}); every change stays staged");
+            let wallets: Vec<WalletId> = encoded.iter().map(|(w, _)| *w).collect();
+            let back = wallets.iter().filter_map(|w| taken.remove_entry(w)).collect();
+            self.buffer.borrow_mut().restore(back);
+            report.still_pending.extend(wallets);
+            report.retry_cause = Some(error);
+            return Ok(report);
+        }
+        {
+            let known = self.known_parents.borrow();
+            encoded.retain_mut(|(wallet, ops)| match integrity::check(wallet, &taken[wallet], ops, &known) {
+                Ok(()) => {
+                    let mut all = integrity::cascade_ops(wallet, &taken[wallet]);
+                    all.append(ops);
+                    *ops = all;
+                    true
+                }
+                Err(error) => {
+                    report.failed.push(WalletFailure::new(*wallet, error));
+                    false
+                }
+            });
+        }
         for failure in &report.failed {
             taken.remove(&failure.wallet_id);
+        }
+        if encoded.is_empty() {
+            self.log_failures(&report);
+            return Ok(report);
         }
 
         let batch = WriteBatch::new(encoded.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect());
@@ -285,6 +319,17 @@ impl<B: Backend> Persister<B> {
                 }
             }
         }
+        for wallet in &report.succeeded {
+            if let Some(changes) = taken.get(wallet) {
+                self.learn_written(wallet, changes);
+            }
+        }
+        self.log_failures(&report);
+        self.notify(&report.succeeded);
+        Ok(report)
+    }
+
+    fn log_failures(&self, report: &CommitReport) {
         for failure in &report.failed {
             log_at!(
                 Error,
@@ -294,10 +339,59 @@ impl<B: Backend> Persister<B> {
             );
         }
         if !report.still_pending.is_empty() {
-            log_at!(Warn, "{} wallet(s) kept staged after a transient failure", report.still_pending.len());
+            let buffer = self.buffer.borrow();
+            let list: Vec<String> = report
+                .still_pending
+                .iter()
+                .map(|w| format!("{w} ({} fields)", buffer.get(w).map_or(0, WalletChangeSet::field_count)))
+                .collect();
+            log_at!(
+                Warn,
+                "{} wallet(s) kept staged after a transient failure: {}",
+                report.still_pending.len(),
+                list.join(", ")
+            );
         }
-        self.notify(&report.succeeded);
-        Ok(report)
+    }
+
+    /// Makes sure `known_parents` says, for every parent the encoded changes need, whether it is
+    /// on disk: a few single-row reads, or one bulk read of the parent stores when many are unknown.
+    async fn learn_parents(
+        &self,
+        taken: &BTreeMap<WalletId, WalletChangeSet>,
+        encoded: &[(WalletId, Vec<WriteOp>)],
+    ) -> Result<()> {
+        let mut wanted = Vec::new();
+        for (wallet, ops) in encoded {
+            let (record, identities) = integrity::needed_parents(&taken[wallet], ops);
+            if record {
+                wanted.push((WALLETS, integrity::record_key(wallet)));
+            }
+            wanted.extend(identities.iter().map(|id| (IDENTITIES, integrity::identity_key(wallet, id))));
+        }
+        wanted.retain(|(_, key)| !self.known_parents.borrow().contains(key));
+        if wanted.len() > 8 {
+            for rows in self.db.read_strict(&[WALLETS, IDENTITIES], None).await? {
+                self.known_parents.borrow_mut().extend(rows.rows.into_iter().map(|row| row.key));
+            }
+            return Ok(());
+        }
+        for (store, key) in wanted {
+            if self.db.get(store, &key).await?.is_some() {
+                self.known_parents.borrow_mut().insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the parent rows a successful write of `changes` added and removed.
+    pub(super) fn learn_written(&self, wallet: &WalletId, changes: &WalletChangeSet) {
+        let (added, gone) = integrity::parents_written(wallet, changes);
+        let mut known = self.known_parents.borrow_mut();
+        known.extend(added);
+        for key in gone {
+            known.remove(&key);
+        }
     }
 
     /// Transient: the wallets' changes go back under newer ones. Fatal: they are dropped.
@@ -352,6 +446,7 @@ impl<B: Backend> Persister<B> {
         drop(claim);
         match written {
             Ok(()) => {
+                self.known_parents.borrow_mut().retain(|key| !integrity::belongs_to(key, &wallet));
                 self.notify(&[wallet]);
                 let discarded = taken.map_or(0, |cs| cs.field_count()) as u32;
                 log_at!(Info, "deleted wallet {wallet} (discarded {discarded} staged field(s))");
@@ -378,6 +473,13 @@ impl<B: Backend> Persister<B> {
         for store_rows in reads.stores {
             self.load_rows(&mut state, &mut report, store_rows);
         }
+        for (store, key, error) in integrity::take_orphans(&mut state.wallets) {
+            if let Some(loaded) = report.rows.get_mut(store) {
+                *loaded = loaded.saturating_sub(1);
+            }
+            report.skip(store, key, &error);
+        }
+        self.known_parents.borrow_mut().extend(integrity::loaded_parents(&state.wallets));
         report.wallets = state.wallets.len() as u32;
         log_at!(Info, "{}", report.summary());
         for skipped in &report.skipped {
@@ -467,8 +569,9 @@ impl<B: Backend> Persister<B> {
         let _channels = self.channels.lock().await;
         let (report, wallets) =
             backup::import(&self.db, backup, overwrite, self.options.strict_durability, progress).await?;
-        // The channel stores were replaced: what was known of them is stale.
+        // The stores were replaced: what was known of them is stale.
         self.channels.forget();
+        self.known_parents.borrow_mut().clear();
         self.notify(&wallets);
         Ok(report)
     }

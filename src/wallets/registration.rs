@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use super::integrity;
 use super::rows::changeset_ops;
 use super::{Claim, Persister};
 use crate::backend::{Backend, WriteBatch, WriteOp};
@@ -138,7 +139,10 @@ impl<B: Backend> Persister<B> {
             changes.merge(staged.clone());
         }
         let mut ops = vec![WriteOp::Delete { store: PENDING, key: pending_key(&wallet) }];
-        let written = match changeset_ops(&wallet, &changes, self.options.max_blob_bytes) {
+        let written = match changeset_ops(&wallet, &changes, self.options.max_blob_bytes).and_then(|more| {
+            integrity::check(&wallet, &changes, &more, &self.known_parents.borrow())?;
+            Ok(more)
+        }) {
             Ok(more) => {
                 ops.extend(more);
                 self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
@@ -151,6 +155,7 @@ impl<B: Backend> Persister<B> {
             }
             return Err(error);
         }
+        self.learn_written(&wallet, &changes);
         log_at!(Info, "registered wallet {wallet}");
         self.notify(&[wallet]);
         Ok(())

@@ -221,6 +221,14 @@ fn group_range(first: &str) -> Result<IdbKeyRange> {
     IdbKeyRange::bound_with_lower_open_and_upper_open(&lower, &upper, false, true).map_err(js_error)
 }
 
+/// Every key `[...prefix, ...more]`: `[...prefix, []]` bounds them from above, as in `group_range`.
+fn prefix_range(prefix: &Key) -> Result<IdbKeyRange> {
+    let lower: Array = key_to_js(prefix).unchecked_into();
+    let upper = Array::from(&lower);
+    upper.push(&Array::new());
+    IdbKeyRange::bound_with_lower_open_and_upper_open(&lower, &upper, false, true).map_err(js_error)
+}
+
 /// Issues every op, grouped by store. Chromium commits one transaction ~15% faster when its puts
 /// come store by store rather than wallet by wallet across 13 stores (1,000 wallets, measured with
 /// make bench). The sort is stable, so each store sees its ops in batch order, which is all the
@@ -236,6 +244,7 @@ fn issue(tx: &web_sys::IdbTransaction, batch: &WriteBatch) -> Result<()> {
             WriteOp::Delete { key, .. } => store.delete(&key_to_js(key)),
             WriteOp::DeleteWallet { wallet, .. } => store.delete(group_range(&wallet.to_hex())?.as_ref()),
             WriteOp::DeleteGroup { group, .. } => store.delete(group_range(group)?.as_ref()),
+            WriteOp::DeletePrefix { prefix, .. } => store.delete(prefix_range(prefix)?.as_ref()),
             WriteOp::Clear { .. } => store.clear(),
         };
         issued.map_err(js_error)?;
