@@ -21,6 +21,9 @@ pub enum Error {
         wallets: Vec<WalletId>,
         /// The transient storage error behind it.
         cause: Box<Error>,
+        /// Wallets whose changes the same flush dropped after a fatal failure (also in the
+        /// commit report's `failed`): a retry does not bring them back.
+        dropped: Vec<WalletId>,
     },
     /// A flush failed fatally for the named wallets; their taken changesets were dropped.
     FlushFailed {
@@ -266,8 +269,12 @@ impl fmt::Display for Error {
             Error::WalletNotFound(id) => write!(f, "wallet {id} not found"),
             Error::WalletBeingDeleted(id) => write!(f, "wallet {id} is being deleted; the change was not staged"),
             Error::WalletAlreadyExists(id) => write!(f, "wallet {id} already exists"),
-            Error::FlushRetryable { wallets, cause } => {
-                write!(f, "flush failed transiently for {} wallet(s), changes kept staged: {cause}", wallets.len())
+            Error::FlushRetryable { wallets, cause, dropped } => {
+                write!(f, "flush failed transiently for {} wallet(s), changes kept staged: {cause}", wallets.len())?;
+                if !dropped.is_empty() {
+                    write!(f, "; {} other wallet(s) failed fatally and their changes were dropped", dropped.len())?;
+                }
+                Ok(())
             }
             Error::FlushFailed { wallets, cause } => {
                 write!(f, "flush failed for {} wallet(s), their changes were dropped: {cause}", wallets.len())

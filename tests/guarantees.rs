@@ -136,7 +136,7 @@ fn a_write_that_never_settles_times_out_and_keeps_the_changes() {
     let error = run(&world.clock, persister.flush()).unwrap_err();
     assert!(world.clock.now() - started >= u64::from(TIMEOUT_MS), "rejected only after the deadline");
     match &error {
-        Error::FlushRetryable { wallets, cause } => {
+        Error::FlushRetryable { wallets, cause, .. } => {
             assert_eq!(wallets, &vec![wallet_id(1)]);
             assert_eq!(cause.code(), 18, "the cause is a timeout: {cause:?}");
         }

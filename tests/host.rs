@@ -187,7 +187,7 @@ fn every_error_variant_has_its_stable_code_kind_and_retryability() {
         Error::WalletNotFound(id),
         Error::WalletBeingDeleted(id),
         Error::WalletAlreadyExists(id),
-        Error::FlushRetryable { wallets: vec![id], cause: Box::new(Error::Timeout(x())) },
+        Error::FlushRetryable { wallets: vec![id], cause: Box::new(Error::Timeout(x())), dropped: vec![] },
         Error::FlushFailed { wallets: vec![id], cause: Box::new(Error::BlobDecode(x())) },
         Error::QuotaExceeded(x()),
         Error::StorageUnavailable(x()),

@@ -274,6 +274,8 @@ export interface ErrorCause { code: ErrorCode; kind: ErrorKind; retryable: boole
 export interface ErrorDetail {
   /** flush_retryable (4) and fatal flush failures: the storage error behind them. */
   cause?: ErrorCause;
+  /** flush_retryable (4): wallets the same flush dropped after a fatal failure (not staged again). */
+  dropped?: Hex32[];
   /** blob_too_large (10): the value's (claimed) length and the limit, in bytes. */
   len?: number;
   limit?: number;

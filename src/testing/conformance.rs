@@ -197,7 +197,7 @@ pub async fn transient_failure_restores_buffer_under_newer_writes<H: Harness>(h:
     let (flushed, stored) = join2(flush, store).await;
     stored.unwrap();
     match flushed {
-        Err(Error::FlushRetryable { wallets, cause }) => {
+        Err(Error::FlushRetryable { wallets, cause, .. }) => {
             assert_eq!(wallets, vec![a, b]);
             assert_eq!(*cause, Error::QuotaExceeded("injected".into()));
         }
@@ -659,7 +659,7 @@ pub async fn lost_connection_reconnects_once<H: Harness>(h: &H) {
     persister.store(b, sample_changeset(27)).await.unwrap();
     persister.backend().fail_next(Op::Write, 2, Error::ConnectionLost("injected".into()));
     match persister.flush().await.unwrap_err() {
-        Error::FlushRetryable { wallets, cause } => {
+        Error::FlushRetryable { wallets, cause, .. } => {
             assert_eq!(wallets, vec![b]);
             assert_eq!(cause.code(), 7);
         }

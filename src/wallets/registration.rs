@@ -96,6 +96,12 @@ impl<B: Backend> Persister<B> {
         self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
     }
 
+    /// Whether `register_wallet` is running for the wallet (its staged changes are the
+    /// registration's until it ends).
+    pub fn is_registering(&self, wallet: &WalletId) -> bool {
+        self.registering.borrow().contains(wallet)
+    }
+
     /// Whether the wallet has a live record or a pending registration.
     pub async fn wallet_exists(&self, wallet: WalletId) -> Result<bool> {
         let live = self.db.get(WALLETS, &entry_key(&wallet, &())).await?.is_some();

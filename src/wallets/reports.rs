@@ -65,7 +65,8 @@ impl CommitReport {
     pub fn into_result(self) -> Result<CommitReport> {
         if !self.still_pending.is_empty() {
             let cause = self.retry_cause.clone().unwrap_or_else(|| Error::Internal("no retry cause".into()));
-            return Err(Error::FlushRetryable { wallets: self.still_pending, cause: Box::new(cause) });
+            let dropped = self.failed.iter().map(|f| f.wallet_id).collect();
+            return Err(Error::FlushRetryable { wallets: self.still_pending, cause: Box::new(cause), dropped });
         }
         if let Some(first) = self.failed.first() {
             let wallets = self.failed.iter().map(|f| f.wallet_id).collect();
