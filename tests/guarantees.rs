@@ -433,3 +433,39 @@ fn load_skips_orphan_rows_on_disk() {
     assert_eq!(report.rows[wallet_persist::layout::IDENTITY_KEYS], 1);
     assert_eq!(report.skipped_rows[wallet_persist::layout::IDENTITY_KEYS], 2);
 }
+
+/// An empty flush (nothing staged) writes nothing: no transaction is opened.
+#[test]
+fn an_empty_flush_writes_nothing() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let writes = persister.backend().calls(Op::Write);
+    let report = run(&world.clock, persister.flush()).unwrap();
+    assert_eq!(report, wallet_persist::CommitReport::default());
+    assert_eq!(persister.backend().calls(Op::Write), writes, "no write for an empty flush");
+}
+
+/// A failure inside the replace transaction of `importBackup` leaves the target exactly as it was
+/// (rows and load), and the same import then succeeds.
+#[test]
+fn a_failed_import_replace_leaves_the_target_exactly_as_before() {
+    let source = World::new();
+    let persister = source.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    run(&source.clock, persister.flush()).unwrap();
+    let backup = run(&source.clock, persister.export_backup(1, &mut |_, _, _| {})).unwrap();
+
+    let target = World::new();
+    let persister = target.open(FlushMode::Manual);
+    persister.stage(wallet_id(2), sample_changeset(2)).unwrap();
+    run(&target.clock, persister.flush()).unwrap();
+    let before: Vec<_> = all_stores().map(|s| target.disk.rows(s)).collect();
+    persister.backend().fail_next(Op::Write, 1, Error::TransactionAborted("injected".into()));
+    let error = run(&target.clock, persister.import_backup(&backup, true, &mut |_, _, _| {})).unwrap_err();
+    assert_eq!(error.code(), 21);
+    let after: Vec<_> = all_stores().map(|s| target.disk.rows(s)).collect();
+    assert_eq!(before, after, "not one row changed");
+    run(&target.clock, persister.import_backup(&backup, true, &mut |_, _, _| {})).expect("the retry");
+    run(&target.clock, persister.close()).unwrap();
+    assert_eq!(target.load_after_restart().wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(1)]);
+}
