@@ -96,3 +96,34 @@ test('close names the channel history it could not write (clean: false); syncNow
     await page.close();
   }
 });
+
+test('a JS pass that ignores its abort signal: deleteWallet refuses 19 with the data intact; close reports timedOut, clean false', async () => {
+  const page = await newPage();
+  const db = client(page, uniqueName('wedged-pass'));
+  try {
+    await db.open();
+    await db.ok('store', W1, smallChangeset());
+    await db.ok('commit');
+    const before = await rowsOf(page, db.name, W1);
+    const result = await evalInPage(page, async (name) => {
+      const store = window.wp.store(name);
+      // A pass that never ends and ignores its signal.
+      await store.tasks.start({ key: 'stuck', weight: 0, intervalMs: 60_000, pass: () => new Promise(() => {}) });
+      await new Promise((r) => setTimeout(r, 20));
+      let deleted;
+      try {
+        deleted = { ok: await store.deleteWallet('a1'.repeat(32)) };
+      } catch (error) {
+        deleted = { code: error.code, kind: error.kind, retryable: error.retryable };
+      }
+      const report = await store.close({ timeoutMs: 100 });
+      return { deleted, clean: report.clean, workers: report.workers.map((w) => [w.key, w.status]) };
+    }, db.name);
+    assert.deepEqual(result.deleted, { code: 19, kind: 'shutdown_incomplete', retryable: true });
+    assert.deepEqual(await rowsOf(page, db.name, W1), before, 'the refused delete left every row');
+    assert.equal(result.clean, false);
+    assert.deepEqual(result.workers, [['stuck', 'timedOut'], ['persister', 'stopped']]);
+  } finally {
+    await page.close();
+  }
+});
