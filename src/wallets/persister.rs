@@ -339,12 +339,17 @@ impl<B: Backend> Persister<B> {
             );
         }
         if !report.still_pending.is_empty() {
+            const NAMED: usize = 8;
             let buffer = self.buffer.borrow();
-            let list: Vec<String> = report
+            let mut list: Vec<String> = report
                 .still_pending
                 .iter()
+                .take(NAMED)
                 .map(|w| format!("{w} ({} fields)", buffer.get(w).map_or(0, WalletChangeSet::field_count)))
                 .collect();
+            if report.still_pending.len() > NAMED {
+                list.push(format!("and {} more", report.still_pending.len() - NAMED));
+            }
             log_at!(
                 Warn,
                 "{} wallet(s) kept staged after a transient failure: {}",

@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { evalInPage, setup, cdpSession, sleep } from './harness.mjs';
 import { richChangeset, asLoaded, client, openFresh, RELEASE_PAGE } from './client.mjs';
+import { toWire } from './fixtures/wire.mjs';
 
 let env;
 before(async () => {
@@ -54,10 +55,10 @@ async function flushUntilDurable(page, db) {
 
 /** Every wallet loads exactly as stored. */
 async function assertExactly(db, ids) {
-  const { state, report } = await db.ok('load');
+  const { wallets, report } = await db.ok('load');
   assert.equal(report.wallets, ids.length);
   assert.deepEqual(report.skipped, []);
-  for (const [i, id] of ids.entries()) assert.deepEqual(state.wallets[id], asLoaded(changesetOf(i), id), `wallet ${i}`);
+  for (const [i, id] of ids.entries()) assert.deepEqual(wallets[id], toWire(asLoaded(changesetOf(i), id)), `wallet ${i}`);
 }
 
 test('site data cleared during a commit: nothing staged is lost; exact state after a reopen', async () => {
