@@ -158,7 +158,9 @@ for (const engine of engines()) {
       const { page: a, db: dbA } = await openFresh('versionchange');
       const b = await browser.newPage(server.url(RELEASE_PAGE), { ready: true });
       try {
-        await dbA.open();
+        // autoFlush off: in Chromium and Firefox, WebDriver switching to tab B really hides tab A
+        // (a trusted visibilitychange), which would flush W1 before the upgrade.
+        await dbA.open({ autoFlush: false });
         await dbA.ok('store', W1, richChangeset());
         const version = await raw(b, 'version', dbA.name);
         assert.equal(await raw(b, 'bumpVersion', dbA.name, version + 1), version + 1, 'the upgrade is not blocked by us');
@@ -199,8 +201,16 @@ for (const engine of engines()) {
         const landed = await eventually(async () => {
           const rows = await rowsOf(check, db.name, W1);
           return Object.keys(rows).length > 0 && rows;
-        });
-        assert.deepEqual(landed, RICH_ROWS, 'the pagehide flush landed');
+        }, engine === 'webkit' ? 3_000 : 10_000);
+        if (engine === 'webkit') {
+          // WebKit tears the page's IndexedDB connection down with the page: the transaction the
+          // pagehide handler started is aborted, so a pagehide-only flush is lost there (atomically:
+          // all rows or none). The visibilitychange flush above is what saves data on WebKit.
+          assert.deepEqual(await rowsOf(check, db.name, W1), {}, 'WebKit: the pagehide flush did not land (all or nothing)');
+          figures.push('pagehide flush on navigation: lost (visibilitychange flush lands)');
+        } else {
+          assert.deepEqual(landed, RICH_ROWS, 'the pagehide flush landed');
+        }
       } finally {
         await check.close();
         await a.close();
@@ -281,9 +291,9 @@ for (const engine of engines()) {
         assert.deepEqual(loaded.ok.meta, toWire(meta));
         assert.deepEqual(loaded.ok.history.map((e) => e.id), ['m1', 'm2']);
         assert.deepEqual(loaded.ok.history[0].bytes, { $bytes: [1] });
-        assert.deepEqual(Object.keys(loaded.ok.hints), ['m2']);
+        assert.deepEqual(loaded.ok.hints, [{ messageId: 'm2', hint: { $bytes: [9, 9] } }]);
         await ch('dropChannel', 'chat');
-        assert.deepEqual((await ch('loadChannel', 'chat')).ok, { meta: null, history: [], hints: {} });
+        assert.deepEqual((await ch('loadChannel', 'chat')).ok, { meta: null, history: [], hints: [] });
         await db.ok('close');
       } finally {
         await page.close();
