@@ -16,18 +16,8 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { Builder } from 'selenium-webdriver';
+import { CHROMIUM_ARGS } from '../e2e/harness.mjs'; // the flags of webdriver.json, once
 
-export const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const MINIBROWSER = process.env.MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 30_000);
 
