@@ -119,11 +119,14 @@ _e2e: pkg www-pkg
 
 # The behaviour tests on Chromium, Firefox and WebKit through one WebDriver client
 # (tests/engines/webdriver.mjs, selenium-webdriver); ENGINES=firefox,webkit picks engines.
+# Standalone it builds pkg/ first; in `make test`, test-e2e has just built it (ENGINES_PKG empty).
 ENGINE_TESTS = $(sort $(wildcard tests/engines/*.test.mjs))
+ENGINES_PKG ?= pkg
+test: ENGINES_PKG :=
 test-engines: bootstrap
-	@$(TIMED) test-engines $(MAKE) _engines
+	@$(TIMED) test-engines $(MAKE) _engines ENGINES_PKG=$(ENGINES_PKG)
 .PHONY: _engines
-_engines: pkg
+_engines: $(ENGINES_PKG)
 	@test -n "$(ENGINE_TESTS)" || { echo "no tests/engines/*.test.mjs found" >&2; exit 1; }
 	scripts/with-xvfb.sh env GECKODRIVER=$(GECKODRIVER) CHROMEDRIVER=$(CHROMEDRIVER) \
 	  WEBKITWEBDRIVER=$(WEBKITWEBDRIVER) node --test $(ENGINE_TESTS)
