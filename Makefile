@@ -14,11 +14,14 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
 PORT ?= 8080
 CHROMEDRIVER ?= /usr/bin/chromedriver
+GECKODRIVER ?= $(CARGO_BIN)/geckodriver
+WEBKITWEBDRIVER ?= /usr/bin/WebKitWebDriver
 TIMED := scripts/timed.sh
 # Wall-clock start of this make run, for the total printed by `make test`.
 T0 := $(shell date +%s)
 
 .PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean \
+        test-browser-chromium test-browser-firefox test-browser-webkit test-engines \
         bench bench-pkg bench-profile bench-ab test-bench-smoke lint soak
 
 help:
@@ -26,12 +29,16 @@ help:
 	@echo "make pkg           release build of the publishable package into pkg/ (no features)"
 	@echo "make www-pkg       dev build with --features fault-injection into www/pkg/ (example page, JS e2e tests)"
 	@echo "make demo          bootstrap, pkg, www-pkg, then serve the repo on http://127.0.0.1:$(PORT)/www/"
-	@echo "make test          bootstrap, then lint, test-host, doc, test-browser, test-e2e, test-bench-smoke (fail fast, timed)"
+	@echo "make test          bootstrap, then lint, test-host, doc, test-browser, test-e2e, test-engines, test-bench-smoke (fail fast, timed)"
 	@echo "make lint          cargo fmt --check; cargo clippy -D warnings on the host and on wasm32, every feature set"
 	@echo "make test-host     cargo test --features testing (native; includes the 5,000-sequence simulation)"
 	@echo "make soak SEED=1 N=100000  the deterministic simulation (tests/sim.rs), long, in release"
-	@echo "make test-browser  wasm-bindgen-test in headless Chromium (webdriver.json at the crate root)"
+	@echo "make test-browser  wasm-bindgen-test on all three engines: test-browser-{chromium,firefox,webkit}"
+	@echo "make test-browser-chromium  (-firefox, -webkit) one engine; webdriver.json at the crate root"
+	@echo "make test-browser-firefox   wasm-pack --firefox with geckodriver (crates.io)"
+	@echo "make test-browser-webkit    the test runner's Safari mode on WebKitWebDriver + MiniBrowser, under Xvfb"
 	@echo "make test-e2e      pkg + www-pkg, then node --test tests/e2e/ (playwright-core; consumer app, README samples)"
+	@echo "make test-engines  pkg, then the behaviour tests on Chromium, Firefox and WebKit (tests/engines/, WebDriver)"
 	@echo "make test-bench-smoke  bench-pkg, then every benchmark workload at tiny size (node --test bench/)"
 	@echo "make doc           rustdoc for wasm32 (every public item documented, warnings are errors)"
 	@echo "make bench         bench-pkg, then the benchmarks vs raw IndexedDB, Dexie, idb-keyval (minutes;"
@@ -59,7 +66,7 @@ demo: bootstrap pkg www-pkg
 	@echo "Serving $(CURDIR) — open http://127.0.0.1:$(PORT)/www/  (Ctrl-C to stop)"
 	python3 -m http.server $(PORT) --bind 127.0.0.1 --directory .
 
-test: bootstrap lint test-host doc test-browser test-e2e test-bench-smoke
+test: bootstrap lint test-host doc test-browser test-e2e test-engines test-bench-smoke
 	@echo "==> make test: all layers passed in $$(( $$(date +%s) - $(T0) )) s"
 
 # The formatter and the lints guard every change: host (with the test utilities) and wasm32 (the
@@ -87,9 +94,24 @@ doc: bootstrap
 	@$(TIMED) doc env RUSTDOCFLAGS="-D warnings -D missing-docs" \
 	  cargo doc --no-deps --target wasm32-unknown-unknown --features fault-injection
 
-test-browser: bootstrap
-	@$(TIMED) test-browser env CHROMEDRIVER=$(CHROMEDRIVER) \
+# The wasm-bindgen-test layer (tests/browser.rs: the conformance suite on real IndexedDB, the JS
+# surface) once per engine. Firefox: wasm-pack's --firefox with our geckodriver. WebKit: the test
+# runner's Safari mode speaks plain W3C WebDriver, which WebKitWebDriver answers by starting
+# WebKitGTK's MiniBrowser (wasm-pack allows --safari only on macOS, so cargo runs the runner).
+test-browser: test-browser-chromium test-browser-firefox test-browser-webkit
+
+test-browser-chromium: bootstrap
+	@$(TIMED) test-browser-chromium env CHROMEDRIVER=$(CHROMEDRIVER) \
 	  wasm-pack test --headless --chrome -- --features fault-injection
+
+test-browser-firefox: bootstrap
+	@$(TIMED) test-browser-firefox env GECKODRIVER=$(GECKODRIVER) \
+	  wasm-pack test --headless --firefox -- --features fault-injection
+
+test-browser-webkit: bootstrap
+	@$(TIMED) test-browser-webkit scripts/with-xvfb.sh env SAFARIDRIVER=$(WEBKITWEBDRIVER) \
+	  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	  cargo test --target wasm32-unknown-unknown --features fault-injection
 
 test-e2e: bootstrap
 	@$(TIMED) test-e2e $(MAKE) _e2e
@@ -102,6 +124,20 @@ E2E_TESTS = $(shell find tests/e2e -name node_modules -prune -o -type f -name '*
 _e2e: pkg www-pkg
 	@test -n "$(E2E_TESTS)" || { echo "no tests/e2e/**/*.test.mjs found" >&2; exit 1; }
 	node --test $(E2E_TESTS)
+
+# The behaviour tests on Chromium, Firefox and WebKit through one WebDriver client
+# (tests/engines/webdriver.mjs, selenium-webdriver); ENGINES=firefox,webkit picks engines.
+# Standalone it builds pkg/ first; in `make test`, test-e2e has just built it (ENGINES_PKG empty).
+ENGINE_TESTS = $(sort $(wildcard tests/engines/*.test.mjs))
+ENGINES_PKG ?= pkg
+test: ENGINES_PKG :=
+test-engines: bootstrap
+	@$(TIMED) test-engines $(MAKE) _engines ENGINES_PKG=$(ENGINES_PKG)
+.PHONY: _engines
+_engines: $(ENGINES_PKG)
+	@test -n "$(ENGINE_TESTS)" || { echo "no tests/engines/*.test.mjs found" >&2; exit 1; }
+	scripts/with-xvfb.sh env GECKODRIVER=$(GECKODRIVER) CHROMEDRIVER=$(CHROMEDRIVER) \
+	  WEBKITWEBDRIVER=$(WEBKITWEBDRIVER) node --test $(ENGINE_TESTS)
 
 # ---- Benchmarks (issue 9) ----------------------------------------------------------------------
 # bench/pkg is the release profile (as pkg/) plus the `bench` cargo feature's exports: payload

@@ -6,7 +6,10 @@
 #   - wasm-bindgen-cli == wasm-bindgen in Cargo.lock (cargo install --force, WITHOUT --locked)
 #   - npm dev deps from package-lock.json     (npm ci: playwright-core, binaryen for wasm-opt,
 #                                              vite + typescript for the consumer app's check,
-#                                              dexie and idb-keyval for the benchmarks)
+#                                              dexie and idb-keyval for the benchmarks,
+#                                              selenium-webdriver for the three-engine tests)
+#   - Debian firefox-esr, webkit2gtk-driver (WebKitWebDriver + MiniBrowser), xvfb + xauth
+#   - geckodriver 0.37.1                      (cargo install --locked, from crates.io)
 #
 # Non-interactive (CI=true, no stdin); runs as root or with passwordless sudo. Prints one line per
 # tool. Takes well under 2 s when everything is present. Only package registries are reachable on
@@ -18,6 +21,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 WASM_PACK_VERSION="0.15.1"
+GECKODRIVER_VERSION="0.37.1"
 WASM_TARGET="wasm32-unknown-unknown"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 # Our own lookups see the same tools the Makefile will use.
@@ -118,7 +122,8 @@ lock_sum="$(sha256sum package-lock.json | awk '{ print $1 }')"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$lock_sum" ] \
    && [ -x node_modules/.bin/wasm-opt ] && [ -f node_modules/playwright-core/package.json ] \
    && [ -x node_modules/.bin/vite ] && [ -x node_modules/.bin/tsc ] \
-   && [ -f node_modules/dexie/package.json ] && [ -f node_modules/idb-keyval/package.json ]; then
+   && [ -f node_modules/dexie/package.json ] && [ -f node_modules/idb-keyval/package.json ] \
+   && [ -f node_modules/selenium-webdriver/package.json ]; then
   say "npm dev deps" "present"
 else
   npm ci --no-audit --no-fund --loglevel=error </dev/null >&2
@@ -128,3 +133,34 @@ fi
 # Never Debian's wasm-opt (binaryen 108 produces broken wasm): the npm one must come first on PATH.
 [ "$(command -v wasm-opt)" = "$ROOT/node_modules/.bin/wasm-opt" ] \
   || die "wasm-opt resolves to $(command -v wasm-opt), expected $ROOT/node_modules/.bin/wasm-opt"
+
+# ---------------------------------------------------------------------------------------------
+# 6. The other two engines, from Debian: Firefox ESR, and WebKitGTK's WebDriver (WebKitWebDriver,
+#    which drives WebKitGTK's MiniBrowser) with Xvfb for its display (scripts/with-xvfb.sh).
+#    xauth is what xvfb-run needs to hand the display to the command.
+apt_missing=()
+for pkg in firefox-esr webkit2gtk-driver xvfb xauth; do
+  status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+  [ "$status" = "install ok installed" ] || apt_missing+=("$pkg")
+done
+if [ "${#apt_missing[@]}" -eq 0 ]; then
+  say "firefox-esr" "present ($(firefox-esr --version 2>/dev/null | awk '{ print $3 }'))"
+  say "webkit2gtk-driver, xvfb" "present"
+else
+  as_root apt-get update -q >&2
+  as_root apt-get install -y -q --no-install-recommends "${apt_missing[@]}" </dev/null >&2
+  [ -x /usr/bin/firefox-esr ] && [ -x /usr/bin/WebKitWebDriver ] && command -v xvfb-run >/dev/null 2>&1 \
+    || die "apt-get install ${apt_missing[*]} did not provide firefox-esr, WebKitWebDriver and xvfb-run"
+  say "${apt_missing[*]}" "installed"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 7. geckodriver from crates.io at a pinned version (never a downloaded binary)
+if [ "$(tool_version geckodriver)" = "$GECKODRIVER_VERSION" ]; then
+  say "geckodriver" "present ($GECKODRIVER_VERSION)"
+else
+  cargo install --locked geckodriver --version "=$GECKODRIVER_VERSION" </dev/null >&2
+  [ "$(tool_version geckodriver)" = "$GECKODRIVER_VERSION" ] \
+    || die "geckodriver on PATH is '$(command -v geckodriver)' $(tool_version geckodriver), not $GECKODRIVER_VERSION"
+  say "geckodriver" "installed ($GECKODRIVER_VERSION)"
+fi

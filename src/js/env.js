@@ -75,8 +75,12 @@ function storageManager(method) {
   }
   return storage;
 }
+// WebKitGTK (2.50, MiniBrowser) has no navigator.storage at all and some Safari builds lack
+// persist(): nothing can be asked, so the origin is not persisted. That is an answer, not a
+// failure (storage works), so persist() resolves { persisted: false } there instead of rejecting.
 export async function persistStorage() {
-  const storage = storageManager('persist');
+  const storage = globalThis.navigator && globalThis.navigator.storage;
+  if (!storage || typeof storage.persist !== 'function') return { persisted: false };
   return { persisted: await storage.persist() };
 }
 export async function estimateStorage() {

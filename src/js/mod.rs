@@ -404,7 +404,8 @@ impl WalletStore {
     }
 
     /// Asks the browser to make this origin's storage persistent (`navigator.storage.persist()`),
-    /// so it is not evicted under storage pressure.
+    /// so it is not evicted under storage pressure. Where the browser has no `persist()`
+    /// (WebKitGTK, some Safari builds) it resolves `{persisted: false}`: nothing was granted.
     #[wasm_bindgen(unchecked_return_type = "Promise<PersistResult>")]
     pub fn persist(&self) -> Promise {
         promise(async { JsFuture::from(env::persist_storage()).await.map_err(crate::backend::indexeddb::js_error) })

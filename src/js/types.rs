@@ -47,7 +47,7 @@ export interface QuiesceOptions { timeoutMs?: number; }
 export type SyncOutcome = "ran" | "skipped_quiescing" | "skipped_busy";
 /** `navigator.storage.estimate()` for this origin, in bytes (0 when the browser does not say). */
 export interface StorageEstimate { usage: number; quota: number; }
-/** `navigator.storage.persist()`: whether the browser granted persistent storage. */
+/** `navigator.storage.persist()`: whether the browser granted persistent storage (`false` where it cannot be asked). */
 export interface PersistResult { persisted: boolean; }
 export interface ChangeEvent { walletIds: Hex32[]; }
 /** Another connection upgraded (or deleted: `newVersion` null) the database. */
