@@ -83,6 +83,12 @@ pub enum Error {
     Closed,
     /// A transaction aborted without a more specific cause (contention, a browser hiccup).
     TransactionAborted(String),
+    /// The passphrase or key does not unlock this encrypted database, or none was given (code 23);
+    /// nothing was read or written.
+    WrongKey(String),
+    /// A key was given for a database that is not encrypted (code 1: open it without
+    /// `encryption`, then `encrypt` it); nothing was written.
+    NotEncrypted(String),
     /// A bug in wallet-persist or an unexpected browser response.
     Internal(String),
 }
@@ -137,6 +143,8 @@ macro_rules! error_table {
                 "The store is closed.";
             TransactionAborted = 21, "transaction_aborted", true,
                 "IndexedDB aborted the transaction without a more specific cause. Retryable.";
+            WrongKey = 23, "wrong_key", false,
+                "The passphrase or key does not unlock this encrypted database (or none was given); nothing was read or written.";
             Internal = 99, "internal", false,
                 "A bug in wallet-persist; please report it.";
         }
@@ -211,6 +219,8 @@ impl Error {
             Error::ShutdownIncomplete(_) => Code::ShutdownIncomplete,
             Error::Closed => Code::Closed,
             Error::TransactionAborted(_) => Code::TransactionAborted,
+            Error::WrongKey(_) => Code::WrongKey,
+            Error::NotEncrypted(_) => Code::InvalidArgument,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -293,6 +303,8 @@ impl fmt::Display for Error {
             Error::ShutdownIncomplete(m) => write!(f, "shutdown incomplete: {m}"),
             Error::Closed => write!(f, "the store is closed"),
             Error::TransactionAborted(m) => write!(f, "transaction aborted: {m}"),
+            Error::WrongKey(m) => write!(f, "wrong key: {m}"),
+            Error::NotEncrypted(m) => write!(f, "not encrypted: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

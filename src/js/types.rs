@@ -234,7 +234,7 @@ export type ErrorKind = "invalid_argument" | "wallet_not_found" | "wallet_alread
   | "quota_exceeded" | "storage_unavailable" | "connection_lost" | "upgrade_blocked" | "schema_version_unsupported"
   | "blob_too_large" | "blob_decode" | "wallet_id_mismatch" | "entry_mismatch" | "backup_invalid"
   | "backup_destination_not_empty" | "already_open" | "pending_registration_missing" | "timeout"
-  | "shutdown_incomplete" | "closed" | "transaction_aborted" | "internal";
+  | "shutdown_incomplete" | "closed" | "transaction_aborted" | "wrong_key" | "internal";
 /** Fault-injection builds only: the backend operation `failNext` arms a failure for. */
 export type InjectableOp = "write" | "read" | "scan";
 /** Fault-injection builds only: the error kinds `failNext`, `failWallet` and `failStoreRead` can inject. */
