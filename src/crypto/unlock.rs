@@ -150,3 +150,21 @@ pub async fn change_secret<B: Backend>(
     log_at!(Info, "the database's key was re-wrapped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::layout::tests::{typescript_interface_fields, typescript_union};
+
+    /// The TypeScript `EncryptReport` (src/js/types.rs) names exactly the fields `encrypt` returns.
+    #[test]
+    fn typescript_encrypt_report_matches() {
+        let report = super::EncryptReport { rows: 1, unreadable: 2 };
+        let super::EncryptReport { rows: _, unreadable: _ } = report;
+        assert_eq!(typescript_interface_fields("EncryptReport"), ["rows", "unreadable"]);
+        assert_eq!(typescript_interface_fields("KdfOptions"), ["memoryKib", "iterations"]);
+        assert!(typescript_interface_fields("OpenOptions").contains(&"encryption".to_owned()));
+        assert!(typescript_interface_fields("ImportOptions").contains(&"encryption".to_owned()));
+        assert!(typescript_interface_fields("BackupOptions").contains(&"backupPassphrase".to_owned()));
+        assert!(typescript_union("ErrorKind").contains(&"wrong_key"));
+    }
+}

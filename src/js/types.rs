@@ -34,8 +34,8 @@ export interface OpenOptions {
    *  Default `false` (the browser's relaxed default). */
   strictDurability?: boolean;
   /** Encryption at rest: every value sealed, every key hashed (see the README). A new, empty
-   *  database is created encrypted; an encrypted one needs its secret (`wrong_key`, 23, when
-   *  missing or wrong, nothing read or written); a plain one with rows is refused
+   *  database is created encrypted. An encrypted one needs its secret (`wrong_key`, 23, when
+   *  missing or wrong, nothing read or written). A plain one with rows is refused
    *  (`invalid_argument`, 1): open it plain, then `encrypt()`. */
   encryption?: EncryptionOptions;
 }
@@ -191,10 +191,10 @@ export interface ShutdownReport {
 /** Progress of a long operation (export, import validation and write). */
 export interface ProgressEvent { phase: "export" | "validate" | "write" | "seal"; done: number; total: number; }
 export interface BackupOptions {
-  onProgress?: (event: ProgressEvent) => void;
   /** Seal the backup with this passphrase (Argon2id). Without it, a backup of an encrypted store
    *  is sealed with the store's own key and imports only into a store opened with that key. */
   backupPassphrase?: string;
+  onProgress?: (event: ProgressEvent) => void;
 }
 export interface ImportOptions extends BackupOptions {
   /** Replace a database that already holds rows (default false: reject code 15). */
