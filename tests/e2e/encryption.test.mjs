@@ -18,6 +18,8 @@ after(async () => {
 
 /** Cheap Argon2id for the tests that open many times (the defaults are measured separately). */
 const KDF = { memoryKib: 1024, iterations: 1 };
+/** For the rotation kills: an unlock + wrap long enough to be killed in. */
+const ROTATE_KDF = { memoryKib: 8192, iterations: 2 };
 const CHANNEL = 'room:secret-channel-7f3a';
 const MESSAGE = 'msg-9c1d-unique-message-id';
 
@@ -321,17 +323,19 @@ test('changePassphrase interrupted by a killed page (>= 20 kills): exactly the o
   const random = rng(SEED);
   const name = uniqueName('enc-rotate');
   let page = await env.open(RELEASE_PAGE, { ready: true });
-  await ok(page, writeRealistic, { name, encryption: { passphrase: 'pass-0', kdf: KDF }, wallets: [[W1, richChangeset()]] });
+  // Argon2id costly enough (unlock of the old, wrap under the new) that kills land before, during and
+  // after the one write.
+  await ok(page, writeRealistic, { name, encryption: { passphrase: 'pass-0', kdf: ROTATE_KDF }, wallets: [[W1, richChangeset()]] });
   const expected = await ok(page, readAll, { name, encryption: { passphrase: 'pass-0' } });
   // How long one rotation takes here, so the kills land before, during and after it.
-  const timed = await ok(page, async ({ WalletStore }, { name }) => {
+  const timed = await ok(page, async ({ WalletStore }, { name, kdf }) => {
     const store = await WalletStore.open({ name, flushMode: 'manual', encryption: { passphrase: 'pass-0' } });
     const t0 = performance.now();
-    await store.changePassphrase('pass-0', { passphrase: 'pass-0', kdf: { memoryKib: 1024, iterations: 1 } });
+    await store.changePassphrase('pass-0', { passphrase: 'pass-0', kdf });
     const ms = performance.now() - t0;
     await store.close();
     return ms;
-  }, { name });
+  }, { name, kdf: ROTATE_KDF });
   await page.close();
   let current = 'pass-0';
   const outcomes = { old: 0, new: 0 };
@@ -339,14 +343,14 @@ test('changePassphrase interrupted by a killed page (>= 20 kills): exactly the o
     page = await env.open(RELEASE_PAGE, { ready: true });
     const next = `pass-${kill}`;
     const delay = Math.floor(random() * (timed * 1.5 + 5));
-    await crashDuring(page, ([name, old, next]) => {
+    await crashDuring(page, ([name, old, next, kdf]) => {
       window.__rotation = (async () => {
         const { WalletStore } = await import('/pkg/wallet_persist.js');
         const store = await WalletStore.open({ name, flushMode: 'manual', encryption: { passphrase: old }, multiTab: 'wait' });
         window.__armed = true;
-        await store.changePassphrase(old, { passphrase: next, kdf: { memoryKib: 1024, iterations: 1 } });
+        await store.changePassphrase(old, { passphrase: next, kdf });
       })();
-    }, [name, current, next], delay).catch(() => {});
+    }, [name, current, next, ROTATE_KDF], delay).catch(() => {});
     page = await env.open(RELEASE_PAGE, { ready: true });
     const withOld = await inPage(page, readAll, { name, encryption: { passphrase: current } });
     const withNew = await inPage(page, readAll, { name, encryption: { passphrase: next } });
