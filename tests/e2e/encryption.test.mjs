@@ -293,6 +293,33 @@ test('sealed backups: round trip with the store key and with a backup passphrase
   await page.close();
 });
 
+test('a second tab follows an encrypted writer with the same secret; a wrong one is refused', async () => {
+  const writer = await env.open(RELEASE_PAGE, { ready: true });
+  const follower = await env.open(RELEASE_PAGE, { ready: true });
+  const name = uniqueName('enc-tabs');
+  const encryption = { passphrase: 'shared', kdf: KDF };
+  await ok(writer, async ({ WalletStore }, { name, encryption, cs }) => {
+    window.__writer = await WalletStore.open({ name, flushMode: 'manual', encryption });
+    await window.__writer.store('a1'.repeat(32), cs);
+    await window.__writer.commit();
+  }, { name, encryption, cs: smallChangeset() });
+  const followed = await ok(follower, async ({ WalletStore }, { name }) => {
+    const wrong = await WalletStore.open({ name, multiTab: 'follow', encryption: { passphrase: 'other' } }).then(
+      () => null,
+      (e) => e.code,
+    );
+    const store = await WalletStore.open({ name, multiTab: 'follow', encryption: { passphrase: 'shared' } });
+    const loaded = await store.load();
+    const out = { wrong, isWriter: store.isWriter, isEncrypted: store.isEncrypted, wallets: Object.keys(loaded.wallets), skipped: loaded.report.skipped.length };
+    await store.close();
+    return out;
+  }, { name });
+  assert.deepEqual(followed, { wrong: 23, isWriter: false, isEncrypted: true, wallets: [W1], skipped: 0 });
+  await ok(writer, async () => window.__writer.close());
+  await writer.close();
+  await follower.close();
+});
+
 /** Crashes the page's renderer (a killed tab) while `operation` runs; resolves once it is dead. */
 async function crashDuring(page, start, arg, delayMs) {
   const cdp = await page.context().newCDPSession(page);
