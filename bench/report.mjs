@@ -21,6 +21,7 @@ export const DESCRIPTIONS = {
 export const LABELS = {
   ours: 'ours',
   ours_breakdown: 'ours, by phase',
+  ours_encrypted: 'ours, encrypted at rest',
   raw_idb: 'B0 raw IndexedDB',
   dexie: 'B1 Dexie',
   dexie_concurrent: 'B1 Dexie, updates concurrent',
@@ -73,6 +74,8 @@ export function summarize(raw) {
       const value = ratio(other);
       if (value !== undefined) out[`ratio_vs_${other}`] = value;
     }
+    // Encryption at rest's cost (issue 16's target: at most 1.3 in W1 and W3).
+    if (out.ours && out.ours_encrypted) out.ratio_encrypted_vs_plain = round(out.ours_encrypted.median_ms / out.ours.median_ms);
     workloads[w] = out;
   }
   if (workloads.W4?.ours && workloads.W1?.ours) {
@@ -232,7 +235,7 @@ export function markdown(result) {
     lines.push('');
     lines.push('| contender | open | read | decode | to JS objects | load (read + decode + JS) | total |');
     lines.push('|---|---:|---:|---:|---:|---:|---:|');
-    for (const c of ['ours', 'ours_breakdown', 'raw_idb', 'dexie', 'idb_keyval']) {
+    for (const c of ['ours', 'ours_breakdown', 'ours_encrypted', 'raw_idb', 'dexie', 'idb_keyval']) {
       const s = w.W3[c];
       if (!s) continue;
       const p = s.phases || {};
@@ -275,6 +278,7 @@ export function markdown(result) {
 const COLORS = {
   ours: '#d1495b',
   ours_breakdown: '#e9a2ab',
+  ours_encrypted: '#8c2f39',
   raw_idb: '#30638e',
   dexie: '#00798c',
   dexie_concurrent: '#5fb3c0',

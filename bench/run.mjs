@@ -155,8 +155,12 @@ async function runWorkload(page, workload, names, opts, logLine) {
         const { check } = result;
         const what = `${workload} ${contender}`;
         if (check.rows !== prepared.expectedRows) throw new Error(`${what}: the database holds ${check.rows} rows, expected ${prepared.expectedRows}`);
-        reference ??= { contender, digest: check.digest };
-        if (check.digest !== reference.digest) throw new Error(`${what}: stored data differ from ${reference.contender}'s (digest ${check.digest} vs ${reference.digest})`);
+        // Sealed rows (random nonces, hashed keys) differ from every other contender's by design:
+        // only their count is checked (and W3 checks that they load back).
+        if (contender !== 'ours_encrypted') {
+          reference ??= { contender, digest: check.digest };
+          if (check.digest !== reference.digest) throw new Error(`${what}: stored data differ from ${reference.contender}'s (digest ${check.digest} vs ${reference.digest})`);
+        }
       }
       if (workload === 'W3' && result.rows !== prepared.rows) throw new Error(`W3 ${contender} loaded ${result.rows} rows, expected ${prepared.rows}`);
       if (!(result.ms >= 0)) throw new Error(`${workload} ${contender}: no time measured`);

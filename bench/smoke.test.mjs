@@ -34,9 +34,9 @@ async function smoke(only) {
 }
 
 const CONTENDERS = {
-  W1: ['ours', 'raw_idb', 'dexie', 'idb_keyval', 'idb_keyval_setmany'],
+  W1: ['ours', 'raw_idb', 'dexie', 'idb_keyval', 'idb_keyval_setmany', 'ours_encrypted'],
   W2: ['ours', 'raw_idb', 'dexie', 'idb_keyval_setmany'],
-  W3: ['ours', 'ours_breakdown', 'raw_idb', 'dexie', 'idb_keyval'],
+  W3: ['ours', 'ours_breakdown', 'ours_encrypted', 'raw_idb', 'dexie', 'idb_keyval'],
   W4: ['ours', 'raw_idb'],
   W5: ['ours', 'raw_idb', 'dexie', 'idb_keyval', 'idb_keyval_setmany'],
   W6: ['ours', 'raw_idb', 'dexie', 'dexie_bulkput', 'idb_keyval_setmany'],

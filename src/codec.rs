@@ -17,8 +17,11 @@ pub const SCHEMA_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 11;
 /// The default and largest byte limit for one stored value.
 pub const MAX_BLOB_BYTES: usize = 16 * 1024 * 1024;
-/// Flag bit 0 is reserved for "payload encrypted"; no flag is defined yet.
+/// Flag bit 0 is "payload encrypted"; plain envelopes carry no flag.
 const KNOWN_FLAGS: u8 = 0;
+/// Flag bit 0: the payload is `nonce | ciphertext | tag` (see `backend::encrypted`), opened by the
+/// encrypted backend before anything decodes it. A plain decoder refuses it as an unknown flag.
+pub const FLAG_SEALED: u8 = 1;
 
 /// bincode's own limit bounds every length-prefixed allocation inside a payload.
 type Config = bincode::config::Configuration<
@@ -71,8 +74,13 @@ pub fn schema_version(bytes: &[u8]) -> Result<u16> {
     check_header(bytes, MAX_BLOB_BYTES, u16::MAX).map(|(version, _)| version)
 }
 
-/// Validates the header; returns the schema version and the payload slice.
+/// Validates the header of a plain envelope; returns the schema version and the payload slice.
 fn check_header(bytes: &[u8], limit: usize, newest: u16) -> Result<(u16, &[u8])> {
+    check_header_flags(bytes, limit.min(MAX_BLOB_BYTES), newest, KNOWN_FLAGS)
+}
+
+/// `check_header` for a value whose flags byte must be exactly `flags`.
+fn check_header_flags(bytes: &[u8], limit: usize, newest: u16, flags_expected: u8) -> Result<(u16, &[u8])> {
     if bytes.len() < HEADER_LEN {
         return Err(Error::BlobDecode(format!("truncated header: {} bytes", bytes.len())));
     }
@@ -80,7 +88,7 @@ fn check_header(bytes: &[u8], limit: usize, newest: u16) -> Result<(u16, &[u8])>
         return Err(Error::BlobDecode("wrong magic".into()));
     }
     let flags = bytes[4];
-    if flags & !KNOWN_FLAGS != 0 {
+    if flags != flags_expected {
         return Err(Error::BlobDecode(format!("unknown flags {flags:#04x}")));
     }
     let version = u16::from_le_bytes([bytes[5], bytes[6]]);
@@ -91,7 +99,6 @@ fn check_header(bytes: &[u8], limit: usize, newest: u16) -> Result<(u16, &[u8])>
         return Err(Error::BlobDecode("schema version 0".into()));
     }
     let len = u32::from_le_bytes([bytes[7], bytes[8], bytes[9], bytes[10]]) as usize;
-    let limit = limit.min(MAX_BLOB_BYTES);
     if len > limit {
         return Err(Error::BlobTooLarge { len: len as u64, limit: limit as u64 });
     }
@@ -103,6 +110,27 @@ fn check_header(bytes: &[u8], limit: usize, newest: u16) -> Result<(u16, &[u8])>
         return Err(Error::BlobDecode(format!("{} trailing bytes after the envelope", payload.len() - len)));
     }
     Ok((version, payload))
+}
+
+/// The header of a sealed value whose payload (`nonce | ciphertext | tag`) is `payload_len` bytes.
+pub fn sealed_header(payload_len: usize) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[0..4].copy_from_slice(&MAGIC);
+    header[4] = FLAG_SEALED;
+    header[5..7].copy_from_slice(&SCHEMA_VERSION.to_le_bytes());
+    header[7..11].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    header
+}
+
+/// Splits a sealed value into its header and payload, checking the header as [`decode`] does
+/// (magic, exactly the sealed flag, schema version, length, no trailing bytes).
+pub fn split_sealed(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
+    if bytes.len() >= HEADER_LEN && bytes[4] != FLAG_SEALED && bytes[0..4] == MAGIC {
+        return Err(Error::BlobDecode(format!("not a sealed value (flags {:#04x})", bytes[4])));
+    }
+    // A sealed payload holds a whole envelope, its key and the nonce and tag: allow for them.
+    let (_version, payload) = check_header_flags(bytes, usize::MAX, SCHEMA_VERSION, FLAG_SEALED)?;
+    Ok((&bytes[..HEADER_LEN], payload))
 }
 
 /// Decodes an envelope written by this or an older schema.

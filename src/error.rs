@@ -89,6 +89,12 @@ pub enum Error {
     /// A row without its parent: a wallet row without the wallet record, an identity key or token
     /// balance without its identity (code 22). A flush refuses it for that wallet; `load` skips it.
     OrphanRow(String),
+    /// The passphrase or key does not unlock this encrypted database, or none was given (code 23);
+    /// nothing was read or written.
+    WrongKey(String),
+    /// A key was given for a database that is not encrypted (code 1: open it without
+    /// `encryption`, then `encrypt` it); nothing was written.
+    NotEncrypted(String),
     /// A bug in wallet-persist or an unexpected browser response.
     Internal(String),
 }
@@ -145,6 +151,8 @@ macro_rules! error_table {
                 "IndexedDB aborted the transaction without a more specific cause. Retryable.";
             OrphanRow = 22, "orphan_row", false,
                 "A row without its parent (a wallet row without its wallet record, an identity key or token balance without its identity).";
+            WrongKey = 23, "wrong_key", false,
+                "The passphrase or key does not unlock this encrypted database (or none was given); nothing was read or written.";
             Internal = 99, "internal", false,
                 "A bug in wallet-persist; please report it.";
         }
@@ -220,6 +228,8 @@ impl Error {
             Error::Closed => Code::Closed,
             Error::TransactionAborted(_) => Code::TransactionAborted,
             Error::OrphanRow(_) => Code::OrphanRow,
+            Error::WrongKey(_) => Code::WrongKey,
+            Error::NotEncrypted(_) => Code::InvalidArgument,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -307,6 +317,8 @@ impl fmt::Display for Error {
             Error::Closed => write!(f, "the store is closed"),
             Error::TransactionAborted(m) => write!(f, "transaction aborted: {m}"),
             Error::OrphanRow(m) => write!(f, "orphan row: {m}"),
+            Error::WrongKey(m) => write!(f, "wrong key: {m}"),
+            Error::NotEncrypted(m) => write!(f, "not encrypted: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

@@ -25,6 +25,7 @@ pub mod backend;
 pub mod backup;
 pub mod channels;
 pub mod codec;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod layout;

@@ -6,8 +6,11 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
+use std::rc::Rc;
 use wallet_persist::backend::indexeddb::IndexedDbBackend;
-use wallet_persist::backend::{Backend, Row};
+
+use wallet_persist::backend::{Backend, EncryptedBackend, Row};
+use wallet_persist::crypto::Cipher;
 use wallet_persist::js::WalletStore;
 use wallet_persist::testing::{self, Harness};
 
@@ -38,6 +41,35 @@ mod conformance_indexeddb {
     use super::idb;
     use wasm_bindgen_test::wasm_bindgen_test;
     wallet_persist::conformance_tests!(async, wasm_bindgen_test, idb);
+}
+
+/// The same databases through the encrypting backend: every row sealed, every key hashed.
+struct SealedIdb(String, Rc<Cipher>, Rc<Cipher>);
+
+impl Harness for SealedIdb {
+    type B = EncryptedBackend<IndexedDbBackend>;
+    async fn open(&self) -> Self::B {
+        let backend = EncryptedBackend::new(IndexedDbBackend::open(&self.0).await.expect("open IndexedDB"));
+        backend.set_cipher(Some(self.1.clone()));
+        backend
+    }
+    async fn open_other(&self) -> Self::B {
+        let other = format!("{}-other", self.0);
+        let backend = EncryptedBackend::new(IndexedDbBackend::open(&other).await.expect("open IndexedDB"));
+        backend.set_cipher(Some(self.2.clone()));
+        backend
+    }
+}
+
+fn sealed_idb(name: &str) -> SealedIdb {
+    let cipher = || Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().expect("randomness")));
+    SealedIdb(unique(&format!("sealed-{name}")), cipher(), cipher())
+}
+
+mod conformance_encrypted_indexeddb {
+    use super::sealed_idb;
+    use wasm_bindgen_test::wasm_bindgen_test;
+    wallet_persist::conformance_tests!(async, wasm_bindgen_test, sealed_idb);
 }
 
 #[wasm_bindgen_test]

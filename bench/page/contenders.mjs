@@ -39,7 +39,7 @@ const now = () => performance.now();
 
 // ---- ours ---------------------------------------------------------------------------------------
 
-export function ours(wasm) {
+export function ours(wasm, openOptions = {}) {
   const { WalletStore } = wasm;
   const stage = async (store, changesets) => {
     for (const { walletId, changes } of changesets) await store.store(walletId, changes);
@@ -49,7 +49,7 @@ export function ours(wasm) {
     if (report.succeeded.length !== expected) throw new Error(`commit: ${JSON.stringify(report)}`);
   };
   return {
-    open: (name) => WalletStore.open({ name }),
+    open: (name) => WalletStore.open({ name, ...openOptions }),
     close: (store) => store.close(),
     /** Every changeset `store`d, then one `commit` (one transaction). */
     async write(store, payload) {
@@ -82,7 +82,7 @@ export function ours(wasm) {
     /** W3: the public API, cold: open, then load (read + decode + JS objects). */
     async load(name) {
       const t0 = now();
-      const store = await WalletStore.open({ name });
+      const store = await WalletStore.open({ name, ...openOptions });
       const t1 = now();
       const { report } = await store.load();
       const t2 = now();

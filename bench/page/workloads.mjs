@@ -40,11 +40,16 @@ function abortNextCommit() {
   };
 }
 
+/** The app key of the encrypted contender: fixed, so every repetition does the same work. */
+const BENCH_KEY = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
+
 export function workloads(wasm, areaStores) {
   const data = makeData(wasm);
   const c = {
     ours: contenders.ours(wasm),
     ours_breakdown: contenders.oursBreakdown(wasm),
+    // Encrypted at rest with an app key (the passphrase's Argon2id unlock is measured apart).
+    ours_encrypted: contenders.ours(wasm, { encryption: { key: BENCH_KEY } }),
     raw_idb: contenders.rawIdb(areaStores),
     dexie: contenders.dexie(areaStores),
     idb_keyval: contenders.idbKeyval({ many: false }),
@@ -70,7 +75,7 @@ export function workloads(wasm, areaStores) {
     W1: {
       payload: (size) => data('flush', SIZES.W1[size]),
       rows: (d) => d.rows.length,
-      contenders: everyContenderOnce,
+      contenders: { ...everyContenderOnce, ours_encrypted: once(c.ours_encrypted) },
     },
     W2: {
       payload: (size) => data('flushes', SIZES.W2[size]),
@@ -113,7 +118,7 @@ export function workloads(wasm, areaStores) {
   // W3: each contender loads a database its own writer filled (populate, then a page reload).
   const loads = {
     payload: (size) => data('bulk', SIZES.W3[size]),
-    writers: { ours: c.ours, ours_breakdown: c.ours, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
+    writers: { ours: c.ours, ours_breakdown: c.ours, ours_encrypted: c.ours_encrypted, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
   };
   let codec = null;
 

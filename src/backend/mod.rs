@@ -1,6 +1,8 @@
 //! The storage contract the persister is written against, and its implementations:
-//! IndexedDB (`indexeddb`, wasm only), in-memory (`memory`) and a fault-injecting wrapper (`faulty`).
+//! IndexedDB (`indexeddb`, wasm only), in-memory (`memory`), a fault-injecting wrapper (`faulty`)
+//! and an encrypting wrapper (`encrypted`).
 
+pub mod encrypted;
 #[cfg(any(test, feature = "testing"))]
 pub mod faulty;
 pub mod indexeddb;
@@ -11,6 +13,7 @@ use std::collections::BTreeSet;
 use crate::error::Result;
 use crate::model::{Key, KeyPart, WalletId};
 
+pub use encrypted::EncryptedBackend;
 #[cfg(any(test, feature = "testing"))]
 pub use faulty::{FaultyBackend, Op, VirtualClock};
 pub use memory::MemoryBackend;

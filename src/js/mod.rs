@@ -4,6 +4,7 @@
 #[cfg(feature = "bench")]
 mod bench;
 mod channels;
+mod encryption;
 mod env;
 mod error;
 mod tasks;
@@ -19,6 +20,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::indexeddb::IndexedDbBackend;
+use crate::backend::Backend as _;
 use crate::error::{Error, Result};
 use crate::log::{self, log_at, Level};
 use crate::model::changeset::AreaShape;
@@ -30,9 +32,9 @@ pub use channels::Channels;
 pub use error::ErrorCode;
 
 #[cfg(feature = "fault-injection")]
-type StoreBackend = crate::backend::FaultyBackend<IndexedDbBackend>;
+type StoreBackend = crate::backend::FaultyBackend<crate::backend::EncryptedBackend<IndexedDbBackend>>;
 #[cfg(not(feature = "fault-injection"))]
-type StoreBackend = IndexedDbBackend;
+type StoreBackend = crate::backend::EncryptedBackend<IndexedDbBackend>;
 
 /// Installs the panic hook once the module is instantiated (a private start function: not exported).
 #[wasm_bindgen(start, private)]
@@ -141,6 +143,8 @@ struct OpenOptions {
     auto_flush: Option<bool>,
     #[serde(default)]
     strict_durability: Option<bool>,
+    #[serde(default)]
+    encryption: Option<encryption::EncryptionOptions>,
 }
 
 struct Parsed {
@@ -149,6 +153,7 @@ struct Parsed {
     multi_tab: MultiTab,
     open_timeout_ms: u32,
     auto_flush: bool,
+    encryption: Option<crate::crypto::unlock::Request>,
 }
 
 fn parse_options(value: JsValue) -> Result<Parsed> {
@@ -188,7 +193,9 @@ fn parse_options(value: JsValue) -> Result<Parsed> {
         }
         options.max_blob_bytes = limit as usize;
     }
-    Ok(Parsed { name: raw.name, options, multi_tab, open_timeout_ms, auto_flush: raw.auto_flush.unwrap_or(true) })
+    let encryption = raw.encryption.map(encryption::EncryptionOptions::into_request).transpose()?;
+    let auto_flush = raw.auto_flush.unwrap_or(true);
+    Ok(Parsed { name: raw.name, options, multi_tab, open_timeout_ms, auto_flush, encryption })
 }
 
 /// The `walletId` and changeset arguments of `store` and friends, converted and shape-checked.
@@ -271,7 +278,7 @@ impl Drop for WalletStore {
 
 impl WalletStore {
     async fn connect(parsed: Result<Parsed>) -> Result<WalletStore> {
-        let Parsed { name, mut options, multi_tab, open_timeout_ms, auto_flush } = parsed?;
+        let Parsed { name, mut options, multi_tab, open_timeout_ms, auto_flush, encryption } = parsed?;
         let established = session::establish(&env::BrowserEnv, &name, multi_tab, open_timeout_ms).await?;
         let writer = established.role == Role::Writer;
         let mut session = env::Session::new(established);
@@ -288,6 +295,13 @@ impl WalletStore {
                 call_all(&listeners, &event);
             }
         }));
+        let backend = crate::backend::EncryptedBackend::new(backend);
+        // Before the schema gate: a wrong or missing key is refused with nothing written.
+        if let Err(error) = crate::crypto::unlock::unlock(&backend, encryption.as_ref(), writer).await {
+            backend.close();
+            return Err(error);
+        }
+        drop(encryption);
         #[cfg(feature = "fault-injection")]
         let backend = crate::backend::FaultyBackend::new(backend);
         let inner = Rc::new(Persister::open(backend, options).await?);
@@ -556,10 +570,12 @@ impl WalletStore {
         #[wasm_bindgen(unchecked_optional_param_type = "BackupOptions")] options: JsValue,
     ) -> Promise {
         let progress = progress_callback(&options);
+        let passphrase = encryption::backup_passphrase(&options);
         let inner = self.inner.clone();
         promise(async move {
-            let mut report = progress?;
+            let (mut report, passphrase) = (progress?, passphrase?);
             let bytes = inner.export_backup(js_sys::Date::now() as u64, &mut report).await?;
+            let bytes = encryption::seal_backup(&inner, bytes, passphrase)?;
             Ok(js_sys::Uint8Array::from(&bytes[..]).into())
         })
     }
@@ -586,15 +602,20 @@ impl WalletStore {
                 }
                 Err(_) => false,
             };
-            Ok::<_, Error>((bytes, overwrite, progress_callback(&options)?))
+            let passphrase = encryption::backup_passphrase(&options)?;
+            Ok::<_, Error>((bytes, overwrite, progress_callback(&options)?, passphrase))
         })();
         let open_options = Object::new();
         let _ = Reflect::set(&open_options, &"name".into(), &name.into());
+        let _ = Reflect::set(&open_options, &"encryption".into(), &encryption::import_encryption(&options));
         let parsed = parse_options(open_options.into());
         promise(async move {
-            let (bytes, overwrite, mut progress) = input?;
+            let (bytes, overwrite, mut progress, passphrase) = input?;
             let store = Self::connect(parsed).await?;
-            let imported = store.inner.import_backup(&bytes, overwrite, &mut progress).await;
+            let imported = match encryption::open_backup(&store.inner, bytes, passphrase) {
+                Ok(bytes) => store.inner.import_backup(&bytes, overwrite, &mut progress).await,
+                Err(error) => Err(error),
+            };
             store.inner.close().await?;
             store.session.borrow_mut().take();
             to_js(&imported?)

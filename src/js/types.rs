@@ -37,6 +37,25 @@ export interface OpenOptions {
   /** Strict IndexedDB durability for deletes (resolved = on disk even after a power cut).
    *  Default `false` (the browser's relaxed default). */
   strictDurability?: boolean;
+  /** Encryption at rest: every value sealed, every key hashed (see the README). A new, empty
+   *  database is created encrypted. An encrypted one needs its secret (`wrong_key`, 23, when
+   *  missing or wrong, nothing read or written). A plain one with rows is refused
+   *  (`invalid_argument`, 1): open it plain, then `encrypt()`. */
+  encryption?: EncryptionOptions;
+}
+/** A passphrase (stretched with Argon2id) or a 32-byte key the app keeps. */
+export type EncryptionSecret = { passphrase: string; key?: never } | { key: Uint8Array; passphrase?: never };
+/** Argon2id cost for a new key record: KiB of memory and passes (default 65536 KiB, 10 passes). */
+export interface KdfOptions { memoryKib: number; iterations: number; }
+export type EncryptionOptions = EncryptionSecret & { kdf?: KdfOptions };
+/** `store.encrypt(...)`: the secret, and progress (`phase` "seal" then "write"). */
+export type EncryptOptions = EncryptionOptions & { onProgress?: (event: ProgressEvent) => void };
+/** What `encrypt` did. */
+export interface EncryptReport {
+  /** Rows sealed over every store. */
+  rows: number;
+  /** Rows left out because their value could not be read (corrupt before the conversion). */
+  unreadable: number;
 }
 /** Another tab or worker committed or deleted these wallets. */
 /** `close({timeoutMs})`: how long each coordinator may take to drain (default 10000). */
@@ -187,11 +206,18 @@ export interface ShutdownReport {
   abortedRegistrations: Hex32[];
 }
 /** Progress of a long operation (export, import validation and write). */
-export interface ProgressEvent { phase: "export" | "validate" | "write"; done: number; total: number; }
-export interface BackupOptions { onProgress?: (event: ProgressEvent) => void; }
+export interface ProgressEvent { phase: "export" | "validate" | "write" | "seal"; done: number; total: number; }
+export interface BackupOptions {
+  /** Seal the backup with this passphrase (Argon2id). Without it, a backup of an encrypted store
+   *  is sealed with the store's own key and imports only into a store opened with that key. */
+  backupPassphrase?: string;
+  onProgress?: (event: ProgressEvent) => void;
+}
 export interface ImportOptions extends BackupOptions {
   /** Replace a database that already holds rows (default false: reject code 15). */
   overwrite?: boolean;
+  /** The secret of the destination database (created encrypted when new). */
+  encryption?: EncryptionOptions;
 }
 export interface ImportReport {
   /** Rows written over every store. */
@@ -251,7 +277,8 @@ export type ErrorKind = "invalid_argument" | "wallet_not_found" | "wallet_alread
   | "quota_exceeded" | "storage_unavailable" | "connection_lost" | "upgrade_blocked" | "schema_version_unsupported"
   | "blob_too_large" | "blob_decode" | "wallet_id_mismatch" | "entry_mismatch" | "backup_invalid"
   | "backup_destination_not_empty" | "already_open" | "pending_registration_missing" | "timeout"
-  | "shutdown_incomplete" | "closed" | "transaction_aborted" | "orphan_row" | "internal";
+  | "shutdown_incomplete" | "closed" | "transaction_aborted" | "orphan_row" | "wrong_key" | "internal";
+  
 /** Fault-injection builds only: the backend operation `failNext` arms a failure for. */
 export type InjectableOp = "write" | "read" | "scan";
 /** Fault-injection builds only: the error kinds `failNext`, `failWallet` and `failStoreRead` can inject. */

@@ -581,6 +581,22 @@ impl<B: Backend> Persister<B> {
         Ok(report)
     }
 
+    /// Runs `work` (a whole-database rewrite, e.g. encrypting it) with every write lock held, after
+    /// checking that this is the writer and nothing is staged or queued. `work` is lazy: it starts
+    /// only once the locks are held.
+    pub async fn exclusive<T>(&self, what: &str, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.db.check_writable()?;
+        if !self.buffer.borrow().is_empty() || !self.channels.dirty().is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "flush (or close) staged changes and commit queued channel changes before {what}"
+            )));
+        }
+        let _flush = self.flush_lock.lock().await;
+        let _channels = self.channels.lock().await;
+        self.db.check_writable()?;
+        work.await
+    }
+
     /// Channels with queued history changes not yet written, with their queue lengths.
     pub fn queued_channels(&self) -> Vec<(String, usize)> {
         self.channels.dirty()

@@ -1,0 +1,303 @@
+//! A backend wrapper that encrypts at rest: over any backend (IndexedDB in the browser, memory on
+//! the host), with a [`Cipher`] set, every row is stored as
+//!
+//! - **key**: each text part (wallet id, address, txid, identity, channel id, message id, names)
+//!   replaced by its keyed hash ([`Cipher::hash_text`]), part by part, so a range over one wallet
+//!   or one channel is still one range; numbers (indexes, vouts, sequence numbers) stay as they are;
+//! - **value**: `envelope header with flag "sealed" | nonce | XChaCha20-Poly1305(real key | plain
+//!   envelope) | tag`, the associated data binding it to its store, its stored key and its header.
+//!
+//! A row edited, truncated, moved to another key or another store fails authentication: a bulk
+//! read reports it in `unreadable` (load skips and reports it; `loadChannel` refuses it), `get`
+//! fails with `BlobDecode`. Rows come back with their real keys, in real-key order, so every layer
+//! above reads and checks them exactly as plain rows. `db_meta` (the schema stamp and the key
+//! record) is stored in the clear. Without a cipher the wrapper passes everything through.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::{Backend, Row, StoreRows, WriteBatch, WriteOp};
+use crate::codec::{self, HEADER_LEN};
+use crate::crypto::ops::{self, NONCE_LEN};
+use crate::crypto::Cipher;
+use crate::error::{Error, Result};
+use crate::layout::DB_META;
+use crate::model::{key_to_string, Key, KeyPart};
+
+/// Encrypts rows on their way to `inner` and opens them on their way back, once a cipher is set.
+#[derive(Debug)]
+pub struct EncryptedBackend<B> {
+    inner: B,
+    cipher: RefCell<Option<Rc<Cipher>>>,
+}
+
+impl<B> EncryptedBackend<B> {
+    /// A pass-through wrapper (a plain database) until [`EncryptedBackend::set_cipher`].
+    pub fn new(inner: B) -> Self {
+        EncryptedBackend { inner, cipher: RefCell::new(None) }
+    }
+
+    /// The wrapped backend: rows as stored.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// Starts (`Some`) or stops (`None`, on close: the keys are wiped once no read holds them)
+    /// encrypting.
+    pub fn set_cipher(&self, cipher: Option<Rc<Cipher>>) {
+        *self.cipher.borrow_mut() = cipher;
+    }
+
+    /// The cipher, when the database is encrypted and unlocked.
+    pub fn cipher(&self) -> Option<Rc<Cipher>> {
+        self.cipher.borrow().clone()
+    }
+
+    /// Whether rows are sealed.
+    pub fn is_encrypted(&self) -> bool {
+        self.cipher.borrow().is_some()
+    }
+}
+
+/// The stored form of keys: one hash per distinct text, memoised for one batch or read.
+struct KeyHasher<'a> {
+    cipher: &'a Cipher,
+    memo: HashMap<String, String>,
+}
+
+impl<'a> KeyHasher<'a> {
+    fn new(cipher: &'a Cipher) -> Self {
+        KeyHasher { cipher, memo: HashMap::new() }
+    }
+
+    fn text(&mut self, text: &str) -> String {
+        if let Some(hashed) = self.memo.get(text) {
+            return hashed.clone();
+        }
+        let hashed = self.cipher.hash_text(text);
+        self.memo.insert(text.to_owned(), hashed.clone());
+        hashed
+    }
+
+    fn key(&mut self, key: &Key) -> Key {
+        key.iter()
+            .map(|part| match part {
+                KeyPart::Num(n) => KeyPart::Num(*n),
+                KeyPart::Text(text) => KeyPart::Text(self.text(text)),
+            })
+            .collect()
+    }
+}
+
+/// A key as bytes: per part, `0 | u32 LE` or `1 | length u32 LE | UTF-8`.
+fn key_bytes(key: &Key, out: &mut Vec<u8>) {
+    for part in key {
+        match part {
+            KeyPart::Num(n) => {
+                out.push(0);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            KeyPart::Text(text) => {
+                out.push(1);
+                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+}
+
+/// Reads [`key_bytes`] back; `None` if malformed.
+fn parse_key(mut bytes: &[u8]) -> Option<Key> {
+    let mut key = Vec::new();
+    let u32_at = |bytes: &mut &[u8]| -> Option<u32> {
+        let (head, rest) = bytes.split_first_chunk::<4>()?;
+        *bytes = rest;
+        Some(u32::from_le_bytes(*head))
+    };
+    while let Some((&tag, rest)) = bytes.split_first() {
+        bytes = rest;
+        match tag {
+            0 => key.push(KeyPart::Num(u32_at(&mut bytes)?)),
+            1 => {
+                let len = u32_at(&mut bytes)? as usize;
+                if len > bytes.len() {
+                    return None;
+                }
+                let (text, rest) = bytes.split_at(len);
+                key.push(KeyPart::Text(String::from_utf8(text.to_vec()).ok()?));
+                bytes = rest;
+            }
+            _ => return None,
+        }
+    }
+    Some(key)
+}
+
+const ROW_LABEL: &[u8] = b"wallet-persist/row/";
+
+/// The associated data of a row: its store, its stored key and its header.
+fn row_ad(store: &str, stored_key: &Key, header: &[u8]) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(64);
+    ad.extend_from_slice(store.as_bytes());
+    ad.push(0);
+    key_bytes(stored_key, &mut ad);
+    ad.extend_from_slice(header);
+    ad
+}
+
+/// Seals `value` (a plain envelope) stored under `stored_key` in `store`, carrying its real `key`.
+pub fn seal_value(cipher: &Cipher, store: &str, key: &Key, stored_key: &Key, value: &[u8]) -> Result<Vec<u8>> {
+    let mut key_part = Vec::with_capacity(48);
+    key_bytes(key, &mut key_part);
+    let plain_len = 4 + key_part.len() + value.len();
+    let header = codec::sealed_header(NONCE_LEN + plain_len + ops::TAG_LEN);
+    let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain_len + ops::TAG_LEN);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&[0; NONCE_LEN]);
+    out.extend_from_slice(&(key_part.len() as u32).to_le_bytes());
+    out.extend_from_slice(&key_part);
+    out.extend_from_slice(value);
+    let ad = row_ad(store, stored_key, &header);
+    ops::seal_in_place(cipher.seal_key(), &[ROW_LABEL, &ad], &mut out, HEADER_LEN + NONCE_LEN)?;
+    Ok(out)
+}
+
+/// Opens a sealed row: its real key and its plain envelope. `BlobDecode` when it fails
+/// authentication (edited, truncated, moved, or sealed under another key).
+pub fn open_value(cipher: &Cipher, store: &str, stored_key: &Key, value: &[u8]) -> Result<Row> {
+    let (header, payload) = codec::split_sealed(value)?;
+    let ad = row_ad(store, stored_key, header);
+    let plain = ops::open(cipher.seal_key(), &[ROW_LABEL, &ad], payload).ok_or_else(|| {
+        Error::BlobDecode("the row failed authentication (edited, truncated, moved, or another key)".into())
+    })?;
+    let bad = || Error::BlobDecode("a sealed row holds a malformed key".into());
+    let (len, rest) = plain.split_first_chunk::<4>().ok_or_else(bad)?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > rest.len() {
+        return Err(bad());
+    }
+    let key = parse_key(&rest[..len]).ok_or_else(bad)?;
+    Ok(Row { key, value: rest[len..].to_vec() })
+}
+
+impl<B: Backend> EncryptedBackend<B> {
+    /// `batch` as stored: keys hashed, values sealed (`db_meta` and whole-store clears as they are).
+    pub fn seal_batch(cipher: &Cipher, batch: &WriteBatch) -> Result<WriteBatch> {
+        let mut hasher = KeyHasher::new(cipher);
+        let mut ops = Vec::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            ops.push(match op {
+                WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } if *store == DB_META => op.clone(),
+                WriteOp::Put { store, key, value } => {
+                    let stored = hasher.key(key);
+                    let value = seal_value(cipher, store, key, &stored, value)?;
+                    WriteOp::Put { store, key: stored, value }
+                }
+                WriteOp::Delete { store, key } => WriteOp::Delete { store, key: hasher.key(key) },
+                WriteOp::DeleteWallet { store, wallet } => {
+                    WriteOp::DeleteGroup { store, group: hasher.text(&wallet.to_hex()) }
+                }
+                WriteOp::DeleteGroup { store, group } if *store != DB_META => {
+                    WriteOp::DeleteGroup { store, group: hasher.text(group) }
+                }
+                WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => op.clone(),
+            });
+        }
+        Ok(WriteBatch { ops, strict: batch.strict })
+    }
+
+    /// Opens every row of one store's read; a row that fails is moved to `unreadable`.
+    pub fn open_rows(cipher: &Cipher, rows: StoreRows) -> StoreRows {
+        if rows.store == DB_META {
+            return rows;
+        }
+        let StoreRows { store, rows: sealed, mut unreadable } = rows;
+        let mut opened = Vec::with_capacity(sealed.len());
+        for row in sealed {
+            match open_value(cipher, store, &row.key, &row.value) {
+                Ok(row) => opened.push(row),
+                Err(error) => unreadable.push((key_to_string(&row.key), error)),
+            }
+        }
+        opened.sort_by(|a, b| a.key.cmp(&b.key));
+        StoreRows { store, rows: opened, unreadable }
+    }
+
+    fn open_reads(&self, reads: Vec<Result<StoreRows>>) -> Vec<Result<StoreRows>> {
+        match self.cipher() {
+            None => reads,
+            Some(cipher) => reads.into_iter().map(|read| read.map(|rows| Self::open_rows(&cipher, rows))).collect(),
+        }
+    }
+}
+
+impl<B: Backend> Backend for EncryptedBackend<B> {
+    async fn write(&self, batch: &WriteBatch) -> Result<()> {
+        match self.cipher() {
+            None => self.inner.write(batch).await,
+            Some(cipher) => self.inner.write(&Self::seal_batch(&cipher, batch)?).await,
+        }
+    }
+
+    async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
+        let reads = self.inner.read(stores).await?;
+        Ok(self.open_reads(reads))
+    }
+
+    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
+        let group = match self.cipher() {
+            None => group.to_owned(),
+            Some(cipher) => cipher.hash_text(group),
+        };
+        let reads = self.inner.read_group(stores, &group).await?;
+        Ok(self.open_reads(reads))
+    }
+
+    async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {
+        let cipher = match self.cipher() {
+            Some(cipher) if store != DB_META => cipher,
+            _ => return self.inner.get(store, key).await,
+        };
+        let stored = KeyHasher::new(&cipher).key(key);
+        let Some(value) = self.inner.get(store, &stored).await? else { return Ok(None) };
+        let row = open_value(&cipher, store, &stored, &value)?;
+        if &row.key != key {
+            return Err(Error::EntryMismatch(format!("{store} {}: sealed under another key", key_to_string(key))));
+        }
+        Ok(Some(row.value))
+    }
+
+    async fn scan(&self, store: &'static str) -> Result<StoreRows> {
+        let rows = self.inner.scan(store).await?;
+        Ok(match self.cipher() {
+            None => rows,
+            Some(cipher) => Self::open_rows(&cipher, rows),
+        })
+    }
+
+    async fn reconnect(&self) -> Result<()> {
+        self.inner.reconnect().await
+    }
+
+    /// Also wipes the keys: a closed store never opens a row again.
+    fn close(&self) {
+        self.set_cipher(None);
+        self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_bytes_round_trip() {
+        let key = vec![KeyPart::Text("ab".into()), KeyPart::Num(7), KeyPart::Text(String::new())];
+        let mut bytes = Vec::new();
+        key_bytes(&key, &mut bytes);
+        assert_eq!(parse_key(&bytes), Some(key));
+        assert_eq!(parse_key(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(parse_key(&[2]), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! Locking and unlocking a database: at open (before the schema gate, so a refusal writes
+//! nothing), turning a plain database into an encrypted one, and changing the secret.
+
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use super::{Cipher, KdfParams, KeyRecord, Secret};
+use crate::backend::{Backend, EncryptedBackend, StoreRows, WriteBatch, WriteOp};
+use crate::backup::Progress;
+use crate::error::{Error, Result};
+use crate::layout::{all_stores, DB_META};
+use crate::log::log_at;
+
+/// What `open` was asked for: the secret, and the Argon2id cost for a database it creates.
+pub struct Request {
+    /// The passphrase or key.
+    pub secret: Secret,
+    /// Argon2id parameters for a new key record (an existing one keeps its own).
+    pub params: KdfParams,
+}
+
+/// Every store whose rows are sealed (all but `db_meta`).
+fn sealed_stores() -> Vec<&'static str> {
+    all_stores().filter(|store| *store != DB_META).collect()
+}
+
+/// Every row of every sealed store as stored; a store whose bulk read fails is read row by row.
+async fn read_all<B: Backend>(backend: &B) -> Result<Vec<StoreRows>> {
+    let stores = sealed_stores();
+    let mut out = Vec::with_capacity(stores.len());
+    for (store, read) in stores.iter().zip(backend.read(&stores).await?) {
+        out.push(match read {
+            Ok(rows) => rows,
+            Err(_) => backend.scan(store).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// Unlocks the database behind `backend` (sets its cipher), or refuses, changing nothing:
+/// - encrypted, no request → `WrongKey` (a key is needed);
+/// - encrypted, wrong secret → `WrongKey`, detected from the key record alone;
+/// - plain with rows, a request → `NotEncrypted` (open it plain, then [`encrypt`]);
+/// - empty, a request, `may_create` → a new data key and key record, written in one transaction.
+pub async fn unlock<B: Backend>(
+    backend: &EncryptedBackend<B>,
+    request: Option<&Request>,
+    may_create: bool,
+) -> Result<()> {
+    let record = KeyRecord::read(backend.inner()).await?;
+    match (record, request) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(Error::WrongKey(
+            "this database is encrypted: open it with encryption: { passphrase } or { key }".into(),
+        )),
+        (Some(record), Some(request)) => {
+            let data_key = record.unlock(&request.secret)?;
+            backend.set_cipher(Some(Rc::new(Cipher::new(&data_key))));
+            Ok(())
+        }
+        (None, Some(request)) => {
+            let empty = read_all(backend.inner()).await?.iter().all(|r| r.rows.is_empty() && r.unreadable.is_empty());
+            if !empty || !may_create {
+                return Err(Error::NotEncrypted(
+                    "this database is not encrypted: open it without `encryption`, then call encrypt()".into(),
+                ));
+            }
+            let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;
+            backend.inner().write(&WriteBatch { ops: vec![record.op()?], strict: true }).await?;
+            backend.set_cipher(Some(Rc::new(Cipher::new(&data_key))));
+            log_at!(Info, "created an encrypted database");
+            Ok(())
+        }
+    }
+}
+
+/// What [`encrypt`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptReport {
+    /// Rows sealed, over every store.
+    pub rows: u32,
+    /// Rows left out because their value could not be read (already corrupt on disk).
+    pub unreadable: u32,
+}
+
+/// Turns the plain database behind `backend` into an encrypted one: reads every row, seals each
+/// under a new data key, then replaces every store and writes the key record in ONE transaction,
+/// so a crash leaves the old plain database or the new encrypted one, never a mix. The caller
+/// holds every write lock and has nothing staged.
+pub async fn encrypt<B: Backend>(
+    backend: &EncryptedBackend<B>,
+    request: &Request,
+    strict: bool,
+    progress: Progress<'_>,
+) -> Result<EncryptReport> {
+    if backend.is_encrypted() || KeyRecord::read(backend.inner()).await?.is_some() {
+        return Err(Error::InvalidArgument("this database is already encrypted: use changePassphrase".into()));
+    }
+    let reads = read_all(backend.inner()).await?;
+    let total: u64 = reads.iter().map(|r| r.rows.len() as u64).sum();
+    let mut report = EncryptReport { rows: total as u32, unreadable: 0 };
+    let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;
+    let cipher = Cipher::new(&data_key);
+    let mut plain = Vec::with_capacity(total as usize + reads.len() + 1);
+    for rows in reads {
+        for (key, error) in &rows.unreadable {
+            log_at!(Error, "encrypt: left out unreadable row {} {key}: {error}", rows.store);
+        }
+        report.unreadable += rows.unreadable.len() as u32;
+        plain.push(WriteOp::Clear { store: rows.store });
+        plain.extend(rows.rows.into_iter().map(|row| WriteOp::Put {
+            store: rows.store,
+            key: row.key,
+            value: row.value,
+        }));
+    }
+    plain.push(record.op()?);
+    let mut sealed = Vec::with_capacity(plain.len());
+    let mut done = 0u64;
+    for chunk in plain.chunks(1_000) {
+        let batch = WriteBatch { ops: chunk.to_vec(), strict };
+        sealed.extend(EncryptedBackend::<B>::seal_batch(&cipher, &batch)?.ops);
+        done += chunk.iter().filter(|op| matches!(op, WriteOp::Put { store, .. } if *store != DB_META)).count() as u64;
+        progress("seal", done, total);
+    }
+    progress("write", 0, total);
+    backend.inner().write(&WriteBatch { ops: sealed, strict }).await?;
+    backend.set_cipher(Some(Rc::new(cipher)));
+    progress("write", total, total);
+    log_at!(Info, "encrypted the database: {} row(s) sealed", report.rows);
+    Ok(report)
+}
+
+/// Re-wraps the data key under `new` (checked first against `old`, `WrongKey` when it does not
+/// unlock): one write of the key record, so a crash leaves the old secret or the new one working.
+pub async fn change_secret<B: Backend>(
+    backend: &EncryptedBackend<B>,
+    old: &Secret,
+    new: &Request,
+    strict: bool,
+) -> Result<()> {
+    let record = KeyRecord::read(backend.inner())
+        .await?
+        .ok_or_else(|| Error::NotEncrypted("this database is not encrypted: use encrypt()".into()))?;
+    let data_key = record.unlock(old)?;
+    let rewrapped = KeyRecord::wrap(&data_key, &new.secret, new.params)?;
+    backend.inner().write(&WriteBatch { ops: vec![rewrapped.op()?], strict }).await?;
+    log_at!(Info, "the database's key was re-wrapped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::layout::tests::{typescript_interface_fields, typescript_union};
+
+    /// The TypeScript `EncryptReport` (src/js/types.rs) names exactly the fields `encrypt` returns.
+    #[test]
+    fn typescript_encrypt_report_matches() {
+        let report = super::EncryptReport { rows: 1, unreadable: 2 };
+        let super::EncryptReport { rows: _, unreadable: _ } = report;
+        assert_eq!(typescript_interface_fields("EncryptReport"), ["rows", "unreadable"]);
+        assert_eq!(typescript_interface_fields("KdfOptions"), ["memoryKib", "iterations"]);
+        assert!(typescript_interface_fields("OpenOptions").contains(&"encryption".to_owned()));
+        assert!(typescript_interface_fields("ImportOptions").contains(&"encryption".to_owned()));
+        assert!(typescript_interface_fields("BackupOptions").contains(&"backupPassphrase".to_owned()));
+        assert!(typescript_union("ErrorKind").contains(&"wrong_key"));
+    }
+}

@@ -1,0 +1,419 @@
+//! Encryption at rest on the host: the conformance suite over the encrypting backend, refusals
+//! that change nothing, authentication of every row, rotation, and plain→encrypted conversion
+//! interrupted at every step.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use wallet_persist::backend::{EncryptedBackend, FaultyBackend, MemoryBackend, Op, Row};
+use wallet_persist::crypto::unlock::{self, Request};
+use wallet_persist::crypto::{Cipher, KdfParams, KeyRecord, Secret};
+use wallet_persist::layout::{all_stores, CHANNEL_META, DB_META, RECORDS};
+use wallet_persist::model::*;
+use wallet_persist::testing::{sample_changeset, wallet_id, Harness};
+use wallet_persist::wallets::{FlushMode, Options, Persister};
+use wallet_persist::Error;
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..10_000 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+    panic!("future did not complete");
+}
+
+/// Cheap Argon2id parameters: the tests check the hierarchy, not the cost.
+const FAST: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+
+fn passphrase(p: &str) -> Request {
+    Request { secret: Secret::passphrase(p.into()).unwrap(), params: FAST }
+}
+
+fn manual() -> Options {
+    Options { flush_mode: FlushMode::Manual, ..Default::default() }
+}
+
+/// Two encrypted memory databases, each unlocked with its own data key at every open.
+struct Encrypted(MemoryBackend, MemoryBackend, Rc<Cipher>, Rc<Cipher>);
+
+impl Harness for Encrypted {
+    type B = EncryptedBackend<MemoryBackend>;
+    async fn open(&self) -> Self::B {
+        let backend = EncryptedBackend::new(self.0.reopen());
+        backend.set_cipher(Some(self.2.clone()));
+        backend
+    }
+    async fn open_other(&self) -> Self::B {
+        let backend = EncryptedBackend::new(self.1.reopen());
+        backend.set_cipher(Some(self.3.clone()));
+        backend
+    }
+}
+
+fn encrypted(_test: &str) -> Encrypted {
+    let cipher = || Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().unwrap()));
+    Encrypted(MemoryBackend::new(), MemoryBackend::new(), cipher(), cipher())
+}
+
+mod conformance_encrypted {
+    use super::{block_on, encrypted};
+    wallet_persist::conformance_tests!(sync, block_on, encrypted);
+}
+
+/// Every row of every store, as stored.
+fn snapshot(memory: &MemoryBackend) -> BTreeMap<&'static str, Vec<Row>> {
+    all_stores().map(|store| (store, memory.rows(store))).collect()
+}
+
+/// Opens `memory` through the encrypting backend with `request` (creating the key when empty).
+async fn open(
+    memory: &MemoryBackend,
+    request: Option<&Request>,
+) -> Result<Persister<EncryptedBackend<MemoryBackend>>, Error> {
+    let backend = EncryptedBackend::new(memory.reopen());
+    unlock::unlock(&backend, request, true).await?;
+    Persister::open(backend, manual()).await
+}
+
+/// A database with two wallets and a channel, encrypted with passphrase `p`.
+fn written(p: &str) -> MemoryBackend {
+    let memory = MemoryBackend::new();
+    block_on(async {
+        let persister = open(&memory, Some(&passphrase(p))).await.unwrap();
+        persister.store(wallet_id(1), sample_changeset(1)).await.unwrap();
+        persister.store(wallet_id(2), sample_changeset(2)).await.unwrap();
+        persister.commit().await.unwrap();
+        persister.channels().save_meta("room-secret-channel", &"meta state".to_string()).await.unwrap();
+        persister.close().await.unwrap();
+    });
+    memory
+}
+
+fn load(persister: &Persister<EncryptedBackend<MemoryBackend>>) -> (ClientStartState, wallet_persist::LoadReport) {
+    block_on(persister.load()).unwrap()
+}
+
+#[test]
+fn stored_keys_and_values_reveal_no_name() {
+    let memory = written("pw");
+    let cs = sample_changeset(1);
+    let mut names: Vec<Vec<u8>> = vec![
+        wallet_id(1).to_hex().into_bytes(),
+        wallet_id(1).0.to_vec(),
+        b"tb1q0001".to_vec(),
+        b"wallet 1".to_vec(),
+        b"wpkh(tpub1/0/*)".to_vec(),
+        b"room-secret-channel".to_vec(),
+        b"meta state".to_vec(),
+        b"plat1".to_vec(),
+    ];
+    let txid = cs.transactions.0.keys().next().unwrap();
+    names.push(txid.to_hex().into_bytes());
+    names.push(txid.0.to_vec());
+    let mut scanned = 0;
+    for (store, rows) in snapshot(&memory) {
+        for row in rows {
+            scanned += 1;
+            let mut bytes = row.value.clone();
+            bytes.extend(key_to_string(&row.key).into_bytes());
+            for name in &names {
+                assert!(!bytes.windows(name.len()).any(|w| w == name.as_slice()), "{store}: a name is readable");
+            }
+            if store != DB_META {
+                assert_eq!(row.value[4], wallet_persist::codec::FLAG_SEALED, "{store}: sealed");
+            }
+        }
+    }
+    assert!(scanned > 25, "{scanned} rows scanned");
+}
+
+#[test]
+fn wrong_passphrase_and_missing_key_are_refused_and_change_nothing() {
+    let memory = written("right");
+    let before = snapshot(&memory);
+    let wrong = block_on(open(&memory, Some(&passphrase("wrong")))).err().unwrap();
+    assert_eq!((wrong.code(), wrong.kind()), (23, "wrong_key"));
+    let key = Request { secret: Secret::key(&[3; 32]).unwrap(), params: FAST };
+    assert_eq!(block_on(open(&memory, Some(&key))).err().unwrap().code(), 23);
+    assert_eq!(block_on(open(&memory, None)).err().unwrap().code(), 23, "encrypted, opened without a key");
+    assert_eq!(snapshot(&memory), before, "byte for byte unchanged");
+
+    let persister = block_on(open(&memory, Some(&passphrase("right")))).unwrap();
+    let (state, report) = load(&persister);
+    assert!(report.skipped.is_empty());
+    assert_eq!(state.wallets[&wallet_id(1)], sample_changeset(1));
+    assert_eq!(state.wallets[&wallet_id(2)], sample_changeset(2));
+}
+
+#[test]
+fn a_plain_database_opened_with_a_key_is_refused_unchanged() {
+    let memory = MemoryBackend::new();
+    block_on(async {
+        let persister = open(&memory, None).await.unwrap();
+        persister.store(wallet_id(5), sample_changeset(5)).await.unwrap();
+        persister.close().await.unwrap();
+    });
+    let before = snapshot(&memory);
+    let error = block_on(open(&memory, Some(&passphrase("pw")))).err().unwrap();
+    assert!(matches!(error, Error::NotEncrypted(_)), "{error}");
+    assert_eq!(error.code(), 1);
+    assert_eq!(snapshot(&memory), before);
+}
+
+/// Rewrites the one stored row of `store` whose opened key is `key`.
+fn stored_row(memory: &MemoryBackend, cipher: &Cipher, store: &'static str, key: &Key) -> Row {
+    memory
+        .rows(store)
+        .into_iter()
+        .find(|row| {
+            wallet_persist::backend::encrypted::open_value(cipher, store, &row.key, &row.value).map(|r| r.key).as_ref()
+                == Ok(key)
+        })
+        .expect("the row")
+}
+
+#[test]
+fn edited_truncated_and_moved_rows_are_skipped_and_reported() {
+    let memory = written("pw");
+    let backend = EncryptedBackend::new(memory.reopen());
+    block_on(unlock::unlock(&backend, Some(&passphrase("pw")), false)).unwrap();
+    let cipher = backend.cipher().unwrap();
+    let a = wallet_id(1);
+    let cs = sample_changeset(1);
+    let record_key = |k: &str| vec![KeyPart::Text(a.to_hex()), KeyPart::Text("app".into()), KeyPart::Text(k.into())];
+    let original = stored_row(&memory, &cipher, RECORDS, &record_key("k1"));
+
+    // A bit flip anywhere in a sealed value, one at a time.
+    for bit in [0, 8 * 5, 8 * 20, 8 * (original.value.len() - 1) + 7] {
+        let mut edited = original.value.clone();
+        edited[bit / 8] ^= 1 << (bit % 8);
+        memory.put_raw(RECORDS, original.key.clone(), edited);
+        let persister = block_on(Persister::open(
+            {
+                let b = EncryptedBackend::new(memory.reopen());
+                b.set_cipher(Some(cipher.clone()));
+                b
+            },
+            manual(),
+        ))
+        .unwrap();
+        let (state, report) = load(&persister);
+        assert_eq!(report.skipped.len(), 1, "bit {bit}: {:?}", report.skipped);
+        assert_eq!(report.skipped[0].store, RECORDS);
+        assert!(state.wallets[&a].records.0.is_empty(), "bit {bit}: the edited record is not loaded");
+        assert_eq!(state.wallets[&a].utxos, cs.utxos, "the other rows still load");
+    }
+    // Truncated by one byte, then by the whole tag.
+    for cut in [1, 16] {
+        memory.put_raw(RECORDS, original.key.clone(), original.value[..original.value.len() - cut].to_vec());
+        let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+        let (_, report) = load(&persister);
+        assert_eq!(report.skipped.len(), 1, "cut {cut}");
+        assert_eq!(report.skipped[0].code, 11);
+    }
+    memory.put_raw(RECORDS, original.key.clone(), original.value.clone());
+
+    // The record of wallet 2 copied over wallet 1's record key: same store, another key.
+    let theirs = stored_row(&memory, &cipher, RECORDS, &{
+        let b = wallet_id(2);
+        vec![KeyPart::Text(b.to_hex()), KeyPart::Text("app".into()), KeyPart::Text("k2".into())]
+    });
+    memory.put_raw(RECORDS, original.key.clone(), theirs.value.clone());
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    let (state, report) = load(&persister);
+    assert_eq!(report.skipped.len(), 1, "moved to another key: {:?}", report.skipped);
+    assert!(state.wallets[&a].records.0.is_empty());
+    assert_eq!(state.wallets[&wallet_id(2)].records, sample_changeset(2).records, "the original still loads");
+    drop(persister);
+    memory.put_raw(RECORDS, original.key.clone(), original.value.clone());
+
+    // The same row under the same key in another store.
+    memory.put_raw("platform_addresses", original.key.clone(), original.value.clone());
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    let (state, report) = load(&persister);
+    assert_eq!(report.skipped.len(), 1, "moved to another store: {:?}", report.skipped);
+    assert_eq!(report.skipped[0].store, "platform_addresses");
+    assert_eq!(state.wallets[&a], cs);
+}
+
+#[test]
+fn an_edited_channel_row_fails_load_channel() {
+    let memory = written("pw");
+    let rows = memory.rows(CHANNEL_META);
+    assert_eq!(rows.len(), 1);
+    let mut value = rows[0].value.clone();
+    let last = value.len() - 1;
+    value[last] ^= 0x80;
+    memory.put_raw(CHANNEL_META, rows[0].key.clone(), value);
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    let error = block_on(persister.channels().load_channel::<String>("room-secret-channel")).unwrap_err();
+    assert_eq!(error.code(), 11, "{error}");
+}
+
+#[test]
+fn changing_the_passphrase_rewraps_only_the_key() {
+    let memory = written("old");
+    let rows_before: Vec<_> = all_stores().filter(|s| *s != DB_META).map(|s| memory.rows(s)).collect();
+    let backend = EncryptedBackend::new(memory.reopen());
+    let wrong = block_on(unlock::change_secret(
+        &backend,
+        &Secret::passphrase("nope".into()).unwrap(),
+        &passphrase("new"),
+        false,
+    ));
+    assert_eq!(wrong.unwrap_err().code(), 23);
+    block_on(unlock::change_secret(&backend, &Secret::passphrase("old".into()).unwrap(), &passphrase("new"), false))
+        .unwrap();
+    let rows_after: Vec<_> = all_stores().filter(|s| *s != DB_META).map(|s| memory.rows(s)).collect();
+    assert_eq!(rows_before, rows_after, "no sealed row was rewritten");
+    assert_eq!(block_on(open(&memory, Some(&passphrase("old")))).err().unwrap().code(), 23);
+    let persister = block_on(open(&memory, Some(&passphrase("new")))).unwrap();
+    assert_eq!(load(&persister).0.wallets[&wallet_id(1)], sample_changeset(1));
+
+    // From a passphrase to an app key, and the key alone opens it.
+    drop(persister);
+    let key = Request { secret: Secret::key(&[7; 32]).unwrap(), params: FAST };
+    block_on(unlock::change_secret(&backend, &Secret::passphrase("new".into()).unwrap(), &key, false)).unwrap();
+    assert_eq!(block_on(open(&memory, Some(&passphrase("new")))).err().unwrap().code(), 23);
+    let persister = block_on(open(&memory, Some(&key))).unwrap();
+    assert_eq!(load(&persister).0.wallets[&wallet_id(2)], sample_changeset(2));
+}
+
+/// A plain database with two wallets and a channel.
+fn plain() -> MemoryBackend {
+    let memory = MemoryBackend::new();
+    block_on(async {
+        let persister = open(&memory, None).await.unwrap();
+        persister.store(wallet_id(1), sample_changeset(1)).await.unwrap();
+        persister.store(wallet_id(2), sample_changeset(2)).await.unwrap();
+        persister.commit().await.unwrap();
+        persister.channels().save_meta("room-secret-channel", &"meta state".to_string()).await.unwrap();
+        persister.close().await.unwrap();
+    });
+    memory
+}
+
+#[test]
+fn encrypting_a_plain_database_keeps_every_row() {
+    let memory = plain();
+    let persister = block_on(open(&memory, None)).unwrap();
+    let (plain_state, _) = load(&persister);
+    let mut phases = Vec::new();
+    let report = block_on(persister.exclusive(
+        "encrypting",
+        unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |phase, done, total| {
+            phases.push((phase, done, total))
+        }),
+    ))
+    .unwrap();
+    assert_eq!(report.unreadable, 0);
+    assert_eq!(report.rows as usize, 2 * 13 + 1, "13 area rows per wallet and one channel meta: {report:?}");
+    assert_eq!(phases.last(), Some(&("write", report.rows as u64, report.rows as u64)));
+    // The open store keeps working, sealed.
+    block_on(persister.store(wallet_id(3), sample_changeset(3))).unwrap();
+    block_on(persister.commit()).unwrap();
+    block_on(persister.close()).unwrap();
+
+    assert_eq!(block_on(open(&memory, None)).err().unwrap().code(), 23);
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    let (state, report) = load(&persister);
+    assert!(report.skipped.is_empty());
+    assert_eq!(state.wallets[&wallet_id(1)], plain_state.wallets[&wallet_id(1)]);
+    assert_eq!(state.wallets[&wallet_id(2)], plain_state.wallets[&wallet_id(2)]);
+    assert_eq!(state.wallets[&wallet_id(3)], sample_changeset(3));
+    let meta = block_on(persister.channels().load_channel::<String>("room-secret-channel")).unwrap();
+    assert_eq!(meta.meta.as_deref(), Some("meta state"));
+    assert!(memory.rows(RECORDS).iter().all(|r| r.value[4] == wallet_persist::codec::FLAG_SEALED));
+}
+
+/// How one interruption is armed on the backend under the encrypting one.
+type Arm = fn(&FaultyBackend<MemoryBackend>);
+
+#[test]
+fn encrypting_interrupted_at_every_step_leaves_the_plain_database() {
+    let memory = plain();
+    let before = snapshot(&memory);
+    // The conversion reads the key record, reads every store (row by row if a bulk read fails),
+    // then writes once. Fail each step in turn, and kill it while its write is in flight.
+    let steps: [(&str, Arm); 5] = [
+        ("key record read", |f| f.fail_next(Op::Read, 1, Error::TransactionAborted("killed".into()))),
+        ("bulk read", |f| f.fail_next(Op::Read, 2, Error::TransactionAborted("killed".into()))),
+        ("row-by-row fallback", |f| {
+            f.fail_store_read(RECORDS, 1, Error::BlobDecode("lost".into()));
+            f.fail_next(Op::Scan, 1, Error::TransactionAborted("killed".into()));
+        }),
+        ("the write", |f| f.fail_next(Op::Write, 1, Error::QuotaExceeded("full".into()))),
+        ("killed during the write", |f| f.pause_next(Op::Write)),
+    ];
+    for (step, arm) in steps {
+        let backend = EncryptedBackend::new(FaultyBackend::new(memory.reopen()));
+        let persister = block_on(Persister::open(backend, manual())).unwrap();
+        arm(persister.backend().inner());
+        let mut progress = |_: &'static str, _: u64, _: u64| {};
+        let request = passphrase("pw");
+        let mut work = Box::pin(
+            persister.exclusive("encrypting", unlock::encrypt(persister.backend(), &request, false, &mut progress)),
+        );
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut outcome = None;
+        for _ in 0..100 {
+            if let Poll::Ready(result) = work.as_mut().poll(&mut cx) {
+                outcome = Some(result);
+                break;
+            }
+        }
+        match outcome {
+            Some(result) => assert!(result.is_err(), "{step}: must fail"),
+            None => assert!(persister.backend().inner().is_paused(), "{step}: held in its write"),
+        }
+        // The page dies here: the future and the store are dropped without running further.
+        drop(work);
+        assert!(!persister.backend().is_encrypted(), "{step}");
+        drop(persister);
+        drop(request);
+        assert_eq!(snapshot(&memory), before, "{step}: exactly the old state");
+        assert_eq!(block_on(open(&memory, Some(&passphrase("pw")))).err().unwrap().code(), 1, "{step}");
+        let persister = block_on(open(&memory, None)).unwrap();
+        assert_eq!(load(&persister).0.wallets[&wallet_id(1)], sample_changeset(1), "{step}: opens plain");
+    }
+    let persister = block_on(open(&memory, None)).unwrap();
+    block_on(
+        persister
+            .exclusive("encrypting", unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {})),
+    )
+    .unwrap();
+    let again = block_on(
+        persister
+            .exclusive("encrypting", unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {})),
+    );
+    assert_eq!(again.unwrap_err().code(), 1, "already encrypted");
+    assert!(block_on(KeyRecord::read(&memory)).unwrap().is_some());
+}
+
+#[test]
+fn staged_changes_block_encrypting() {
+    let memory = plain();
+    let persister = block_on(open(&memory, None)).unwrap();
+    persister.stage(wallet_id(9), sample_changeset(9)).unwrap();
+    let error = block_on(
+        persister
+            .exclusive("encrypting", unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {})),
+    )
+    .unwrap_err();
+    assert_eq!(error.code(), 1);
+    assert!(!persister.backend().is_encrypted());
+}
+
+#[test]
+fn close_wipes_the_keys() {
+    let memory = written("pw");
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    assert!(persister.backend().is_encrypted());
+    block_on(persister.close()).unwrap();
+    assert!(!persister.backend().is_encrypted());
+}
