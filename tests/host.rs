@@ -172,6 +172,8 @@ fn expected_classification(error: &Error) -> (u16, &'static str, bool) {
         Error::Closed => (20, "closed", false),
         Error::TransactionAborted(_) => (21, "transaction_aborted", true),
         Error::OrphanRow(_) => (22, "orphan_row", false),
+        Error::WrongKey(_) => (23, "wrong_key", false),
+        Error::NotEncrypted(_) => (1, "invalid_argument", false),
         Error::Internal(_) => (99, "internal", false),
     }
 }
@@ -209,6 +211,8 @@ fn every_error_variant_has_its_stable_code_kind_and_retryability() {
         Error::Closed,
         Error::TransactionAborted(x()),
         Error::OrphanRow(x()),
+        Error::WrongKey(x()),
+        Error::NotEncrypted(x()),
         Error::Internal(x()),
     ];
     let variant = |e: &Error| std::mem::discriminant(e);
@@ -219,7 +223,7 @@ fn every_error_variant_has_its_stable_code_kind_and_retryability() {
         assert!(!seen.contains(&variant(error)), "{error:?} listed twice");
         seen.push(variant(error));
     }
-    assert_eq!(seen.len(), 27, "one sample per variant: update the count with a new variant");
+    assert_eq!(seen.len(), 29, "one sample per variant: update the count with a new variant");
     // Every row of the error table is reached by some variant.
     for code in wallet_persist::error::Code::ALL {
         assert!(samples.iter().any(|e| e.code() == code.number()), "no variant reports code {}", code.number());

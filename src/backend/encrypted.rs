@@ -195,6 +195,8 @@ impl<B: Backend> EncryptedBackend<B> {
                     WriteOp::Put { store, key: stored, value }
                 }
                 WriteOp::Delete { store, key } => WriteOp::Delete { store, key: hasher.key(key) },
+                // Key parts are hashed one by one, so a hashed prefix is the prefix of the hashed keys.
+                WriteOp::DeletePrefix { store, prefix } => WriteOp::DeletePrefix { store, prefix: hasher.key(prefix) },
                 WriteOp::DeleteWallet { store, wallet } => {
                     WriteOp::DeleteGroup { store, group: hasher.text(&wallet.to_hex()) }
                 }
