@@ -12,7 +12,7 @@
 use crate::backend::Row;
 use crate::codec::{self, HEADER_LEN, MAX_BLOB_BYTES, SCHEMA_VERSION};
 use crate::error::{Error, Result};
-use crate::layout::AREA_STORES;
+use crate::layout::{AREA_STORES, CHANNEL_HISTORY, CHANNEL_STORES};
 use crate::model::{Key, WalletChangeSet};
 
 /// The first four bytes of every backup.
@@ -119,12 +119,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Checks one row the way `load` would: area rows decode and match their key; other stores'
-/// values must be envelopes this build can read.
+/// Checks one row the way `load` or `loadChannel` would: area rows and channel rows decode and
+/// match their key; other stores' values must be envelopes this build can read.
 pub fn check_row(store: &str, row: &Row) -> Result<()> {
     if AREA_STORES.contains(&store) {
         let mut scratch = Default::default();
         WalletChangeSet::load_row(&mut scratch, store, &row.key, &row.value, MAX_BLOB_BYTES)
+    } else if CHANNEL_STORES.contains(&store) {
+        crate::channels::rows::check_row(store, row, MAX_BLOB_BYTES)
     } else {
         codec::schema_version(&row.value).and_then(|version| {
             if version > SCHEMA_VERSION {
@@ -134,6 +136,22 @@ pub fn check_row(store: &str, row: &Row) -> Result<()> {
             }
         })
     }
+}
+
+/// Checks the history rows of every channel together, as `loadChannel` reads them: an id stored
+/// twice in one channel would make that channel unloadable.
+fn check_history(rows: &[Row]) -> Result<()> {
+    let mut channels: std::collections::BTreeMap<&str, Vec<Row>> = Default::default();
+    for row in rows {
+        if let Some(crate::model::KeyPart::Text(channel)) = row.key.first() {
+            channels.entry(channel).or_default().push(row.clone());
+        }
+    }
+    for (channel, rows) in channels {
+        crate::channels::HistoryIndex::from_rows(channel, &rows, MAX_BLOB_BYTES)
+            .map_err(|e| invalid(format!("{CHANNEL_HISTORY} of channel {channel:?}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Validates every byte of a backup and returns its rows; `progress(rows checked, total)` is
@@ -214,6 +232,9 @@ pub fn decode(bytes: &[u8], progress: &mut dyn FnMut(u64, u64)) -> Result<Backup
             if done % 1_000 == 0 {
                 progress(done, total);
             }
+        }
+        if store == CHANNEL_HISTORY {
+            check_history(&rows)?;
         }
         stores.push((store, rows));
     }
