@@ -244,3 +244,47 @@ pub fn decode(bytes: &[u8], progress: &mut dyn FnMut(u64, u64)) -> Result<Backup
     progress(done, total);
     Ok(Backup { schema, created_at_ms, stores })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::{history_key, meta_key, HistoryEntry};
+    use crate::layout::{CHANNEL_META, RETRIEVAL_HINTS};
+    use crate::model::Bytes;
+
+    fn roundtrip(stores: &[(&'static str, Vec<Row>)]) -> Result<Backup> {
+        decode(&encode(stores, 1).unwrap(), &mut |_, _| {})
+    }
+
+    fn history_row(channel: &str, seq: u32, id: &str) -> Row {
+        let entry = HistoryEntry { id: id.into(), bytes: Bytes::from(vec![1]), timestamp_ms: None };
+        Row { key: history_key(channel, seq), value: codec::encode(&(channel, seq, &entry), MAX_BLOB_BYTES).unwrap() }
+    }
+
+    #[test]
+    fn channel_rows_are_checked_as_load_channel_reads_them() {
+        // Any meta type passes (the app's own), as long as it names the channel it is stored under.
+        let meta = Row { key: meta_key("chat"), value: codec::encode(&("chat", 7u8), MAX_BLOB_BYTES).unwrap() };
+        let history = vec![history_row("chat", 0, "m0"), history_row("chat", 1, "m1")];
+        assert!(roundtrip(&[(CHANNEL_META, vec![meta.clone()]), (CHANNEL_HISTORY, history)]).is_ok());
+
+        // A meta row moved under another channel's key (checksum recomputed by encode).
+        let moved = Row { key: meta_key("chbt"), value: meta.value.clone() };
+        let error = roundtrip(&[(CHANNEL_META, vec![moved])]).unwrap_err();
+        assert_eq!(error.code(), 14, "{error}");
+        assert!(error.to_string().contains("channel_meta"), "{error}");
+
+        // A history row whose key names another seq, one id stored twice, a channel id too long.
+        let mut wrong_seq = history_row("chat", 0, "m0");
+        wrong_seq.key = history_key("chat", 5);
+        assert_eq!(roundtrip(&[(CHANNEL_HISTORY, vec![wrong_seq])]).unwrap_err().code(), 14);
+        let twice = vec![history_row("chat", 0, "m0"), history_row("chat", 1, "m0")];
+        assert_eq!(roundtrip(&[(CHANNEL_HISTORY, twice)]).unwrap_err().code(), 14);
+        let long = "x".repeat(257);
+        let hint = Row {
+            key: crate::channels::hint_key(&long, "m"),
+            value: codec::encode(&(long.as_str(), "m", Bytes::from(vec![1])), MAX_BLOB_BYTES).unwrap(),
+        };
+        assert_eq!(roundtrip(&[(RETRIEVAL_HINTS, vec![hint])]).unwrap_err().code(), 14);
+    }
+}
