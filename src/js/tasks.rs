@@ -74,7 +74,8 @@ fn js_pass(pass: Function) -> PassFn {
         let called = pass.call1(&JsValue::UNDEFINED, &signal);
         Box::pin(async move {
             let returned = called.map_err(|e| env::describe_failure(&e))?;
-            JsFuture::from(Promise::resolve(&returned)).await.map(|_| ()).map_err(|e| env::describe_failure(&e))
+            let settled = convert::settle(&returned).map_err(|e| env::describe_failure(&e))?;
+            JsFuture::from(settled).await.map(|_| ()).map_err(|e| env::describe_failure(&e))
         }) as LocalFuture<_>
     })
 }
