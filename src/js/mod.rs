@@ -47,10 +47,14 @@ fn start() {
 #[wasm_bindgen(js_name = setLogLevel)]
 pub fn set_log_level(#[wasm_bindgen(unchecked_param_type = "LogLevel")] level: JsValue) -> Result<(), JsValue> {
     guard::check().map_err(|e| error::to_js(&e))?;
-    let level = level
-        .as_string()
-        .and_then(|name| Level::parse(&name))
-        .ok_or_else(|| error::to_js(&Error::InvalidArgument(format!("unknown log level {level:?}"))))?;
+    // Never formats `level` itself: Debug of a caller's object would run its traps.
+    let name = level.as_string();
+    let level = name.as_deref().and_then(Level::parse).ok_or_else(|| {
+        let got = name.map_or_else(|| "a value that is not a string".to_string(), |n| format!("{n:?}"));
+        error::to_js(&Error::InvalidArgument(format!(
+            "unknown log level {got}: use \"error\", \"warn\", \"info\" or \"debug\""
+        )))
+    })?;
     log::set_level(level);
     Ok(())
 }
