@@ -4,8 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, openPage, evalInPage, uniqueName } from './harness.mjs';
 
-const PAGE = '/tests/e2e/fixtures/hostile.html';
-const FAULTS = '/tests/e2e/fixtures/hostile.html?build=fault-injection';
+const PAGE = '/tests/e2e/fixtures/persister.html?api=hostile';
+const FAULTS = '/tests/e2e/fixtures/persister.html?api=hostile&build=fault-injection';
 
 let env;
 before(async () => {

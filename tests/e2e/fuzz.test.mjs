@@ -78,7 +78,7 @@ const consoleTraps = [];
 
 before(async () => {
   env = await setup();
-  page = await openPage(env.browser.context, env.server.url('/tests/e2e/fixtures/hostile.html'), { ready: true });
+  page = await openPage(env.browser.context, env.server.url('/tests/e2e/fixtures/persister.html?api=hostile'), { ready: true });
   const watch = (text) => {
     if (/RuntimeError|panicked|unreachable|memory access out of bounds/.test(text)) consoleTraps.push(text);
   };
