@@ -95,6 +95,8 @@ test(`every entry point rejects ${RUNS} hostile calls typed, and the store holds
   const t0 = Date.now();
   let step = 0;
   let batches = 0;
+  /** The last case that failed (after shrinking: the smallest one fast-check found). */
+  let failing = null;
   const property = fc.asyncProperty(fc.array(hostileCase, { minLength: BATCH, maxLength: BATCH }), async (cases) => {
     if (batches++ % VALID_EVERY === 0) {
       step += 1;
@@ -112,6 +114,7 @@ test(`every entry point rejects ${RUNS} hostile calls typed, and the store holds
       else if (result.outcome === 'thrown' || (result.outcome === 'threw' && !result.error.typed)) tally.thrown += 1;
       else tally.untyped += 1;
       if (result.outcome !== expected || !result.error.typed || runtime) {
+        failing = { case: c, result };
         throw new Error(`${c.method}: ${result.outcome} ${JSON.stringify(result.error ?? null)} for ${JSON.stringify(c)}`);
       }
     });
@@ -124,11 +127,14 @@ test(`every entry point rejects ${RUNS} hostile calls typed, and the store holds
   }
   const seconds = ((Date.now() - t0) / 1000).toFixed(1);
   console.log(`[fuzz] seed ${SEED}, ${RUNS} cases requested (${BATCH} per fast-check run), ${seconds} s`);
-  console.log('[fuzz] cases / rejected typed / accepted / thrown / untyped / traps');
+  console.log(`[fuzz] cases / rejected typed / accepted / thrown / untyped / traps${failure ? ' (shrinking runs included)' : ''}`);
   console.log(`[fuzz] ${tally.cases} / ${tally['rejected typed']} / ${tally.accepted} / ${tally.thrown} / ${tally.untyped} / ${tally.traps}`);
   if (failure) {
-    console.log(`[fuzz] FAILED (replay: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}):\n${failure.message}`);
-    throw failure;
+    const head = failure.message.split('\n').find((line) => line.startsWith('Property failed')) ?? failure.message.slice(0, 300);
+    console.log(`[fuzz] FAILED (replay: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}): ${head}`);
+    console.log(`[fuzz] shrunk counterexample: ${JSON.stringify(failing?.case)}`);
+    console.log(`[fuzz] what it did: ${JSON.stringify(failing?.result)}`);
+    throw new Error(`${head}\nshrunk counterexample: ${JSON.stringify(failing?.case)} -> ${JSON.stringify(failing?.result)}`);
   }
   assert.deepEqual(consoleTraps, [], 'no RuntimeError or panic on the console');
 
