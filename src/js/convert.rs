@@ -323,7 +323,7 @@ pub fn set_own(object: &Object, key: &str, value: &JsValue) {
 
 /// Deserializes `T` from a read value; the refusal names the path of the first bad value.
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Refusal> {
-    T::deserialize(Reader_(value))
+    T::deserialize(ValueDeserializer(value))
 }
 
 /// Reads `value` and deserializes `T` from it: the whole boundary for one argument `what`.
@@ -355,11 +355,21 @@ impl From<Error> for Rejection {
 }
 
 /// The serde deserializer over a [`Value`].
-struct Reader_<'a>(&'a Value);
+struct ValueDeserializer<'a>(&'a Value);
 
-impl Reader_<'_> {
+impl ValueDeserializer<'_> {
     fn wrong(&self, expected: &str) -> Refusal {
         Refusal::new(format!("expected {expected}, got {}", self.0.describe()))
+    }
+
+    /// A map's entries for `visitor`; for a struct (`fields`), `undefined` means absent.
+    fn entries<'de, V: Visitor<'de>>(self, visitor: V, fields: bool) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Map(entries) => {
+                visitor.visit_map(Entries { entries: entries.iter(), value: None, skip_undefined: fields })
+            }
+            _ => Err(self.wrong("an object")),
+        }
     }
 
     /// An integer within `min..=max`: a number (a safe integer) or a bigint.
@@ -418,7 +428,7 @@ impl<'de, 'a> MapAccess<'de> for Entries<'a> {
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Refusal> {
         let (key, value) = self.value.take().ok_or_else(|| Refusal::new("a value without a key"))?;
-        seed.deserialize(Reader_(value)).map_err(|r| r.at(Step::Key(key.clone())))
+        seed.deserialize(ValueDeserializer(value)).map_err(|r| r.at(Step::Key(key.clone())))
     }
 }
 
@@ -431,12 +441,12 @@ impl<'de, 'a> SeqAccess<'de> for Items<'a> {
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Refusal> {
         match self.items.next() {
             None => Ok(None),
-            Some((i, value)) => seed.deserialize(Reader_(value)).map(Some).map_err(|r| r.at(Step::Index(i))),
+            Some((i, value)) => seed.deserialize(ValueDeserializer(value)).map(Some).map_err(|r| r.at(Step::Index(i))),
         }
     }
 }
 
-impl<'de> de::Deserializer<'de> for Reader_<'_> {
+impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
     type Error = Refusal;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
@@ -531,12 +541,7 @@ impl<'de> de::Deserializer<'de> for Reader_<'_> {
         self.deserialize_seq(visitor)
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Map(entries) => {
-                visitor.visit_map(Entries { entries: entries.iter(), value: None, skip_undefined: false })
-            }
-            _ => Err(self.wrong("an object")),
-        }
+        self.entries(visitor, false)
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -544,12 +549,7 @@ impl<'de> de::Deserializer<'de> for Reader_<'_> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Map(entries) => {
-                visitor.visit_map(Entries { entries: entries.iter(), value: None, skip_undefined: true })
-            }
-            _ => Err(self.wrong("an object")),
-        }
+        self.entries(visitor, true)
     }
     fn deserialize_enum<V: Visitor<'de>>(
         self,
