@@ -135,6 +135,16 @@ pub fn split_sealed(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
 
 /// Decodes an envelope written by this or an older schema.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T> {
+    decode_leading(bytes, limit, false)
+}
+
+/// Decodes the leading `T` of an envelope's payload (checked like [`decode`]) and ignores what
+/// follows it: the channel a meta row names, whatever type the app's meta after it has.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T> {
+    decode_leading(bytes, limit, true)
+}
+
+fn decode_leading<T: DeserializeOwned>(bytes: &[u8], limit: usize, rest_allowed: bool) -> Result<T> {
     let (_version, payload) = check_header(bytes, limit, SCHEMA_VERSION)?;
     let mut reader = PayloadReader { rest: payload, last_int: 0 };
     let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut reader, config());
@@ -149,7 +159,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T> {
         }
         other => Error::BlobDecode(other.to_string()),
     })?;
-    if !reader.rest.is_empty() {
+    if !reader.rest.is_empty() && !rest_allowed {
         return Err(Error::BlobDecode(format!("{} trailing bytes after the payload", reader.rest.len())));
     }
     Ok(value)

@@ -12,7 +12,7 @@
 use crate::backend::Row;
 use crate::codec::{self, HEADER_LEN, MAX_BLOB_BYTES, SCHEMA_VERSION};
 use crate::error::{Error, Result};
-use crate::layout::AREA_STORES;
+use crate::layout::{AREA_STORES, CHANNEL_HISTORY, CHANNEL_STORES};
 use crate::model::{Key, WalletChangeSet};
 
 /// The first four bytes of every backup.
@@ -119,12 +119,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Checks one row the way `load` would: area rows decode and match their key; other stores'
-/// values must be envelopes this build can read.
+/// Checks one row the way `load` or `loadChannel` would: area rows and channel rows decode and
+/// match their key; other stores' values must be envelopes this build can read.
 pub fn check_row(store: &str, row: &Row) -> Result<()> {
     if AREA_STORES.contains(&store) {
         let mut scratch = Default::default();
         WalletChangeSet::load_row(&mut scratch, store, &row.key, &row.value, MAX_BLOB_BYTES)
+    } else if CHANNEL_STORES.contains(&store) {
+        crate::channels::rows::check_row(store, row, MAX_BLOB_BYTES)
     } else {
         codec::schema_version(&row.value).and_then(|version| {
             if version > SCHEMA_VERSION {
@@ -134,6 +136,22 @@ pub fn check_row(store: &str, row: &Row) -> Result<()> {
             }
         })
     }
+}
+
+/// Checks the history rows of every channel together, as `loadChannel` reads them: an id stored
+/// twice in one channel would make that channel unloadable.
+fn check_history(rows: &[Row]) -> Result<()> {
+    let mut channels: std::collections::BTreeMap<&str, Vec<Row>> = Default::default();
+    for row in rows {
+        if let Some(crate::model::KeyPart::Text(channel)) = row.key.first() {
+            channels.entry(channel).or_default().push(row.clone());
+        }
+    }
+    for (channel, rows) in channels {
+        crate::channels::HistoryIndex::from_rows(channel, &rows, MAX_BLOB_BYTES)
+            .map_err(|e| invalid(format!("{CHANNEL_HISTORY} of channel {channel:?}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Validates every byte of a backup and returns its rows; `progress(rows checked, total)` is
@@ -215,6 +233,9 @@ pub fn decode(bytes: &[u8], progress: &mut dyn FnMut(u64, u64)) -> Result<Backup
                 progress(done, total);
             }
         }
+        if store == CHANNEL_HISTORY {
+            check_history(&rows)?;
+        }
         stores.push((store, rows));
     }
     if !cursor.rest.is_empty() {
@@ -222,4 +243,48 @@ pub fn decode(bytes: &[u8], progress: &mut dyn FnMut(u64, u64)) -> Result<Backup
     }
     progress(done, total);
     Ok(Backup { schema, created_at_ms, stores })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::{history_key, meta_key, HistoryEntry};
+    use crate::layout::{CHANNEL_META, RETRIEVAL_HINTS};
+    use crate::model::Bytes;
+
+    fn roundtrip(stores: &[(&'static str, Vec<Row>)]) -> Result<Backup> {
+        decode(&encode(stores, 1).unwrap(), &mut |_, _| {})
+    }
+
+    fn history_row(channel: &str, seq: u32, id: &str) -> Row {
+        let entry = HistoryEntry { id: id.into(), bytes: Bytes::from(vec![1]), timestamp_ms: None };
+        Row { key: history_key(channel, seq), value: codec::encode(&(channel, seq, &entry), MAX_BLOB_BYTES).unwrap() }
+    }
+
+    #[test]
+    fn channel_rows_are_checked_as_load_channel_reads_them() {
+        // Any meta type passes (the app's own), as long as it names the channel it is stored under.
+        let meta = Row { key: meta_key("chat"), value: codec::encode(&("chat", 7u8), MAX_BLOB_BYTES).unwrap() };
+        let history = vec![history_row("chat", 0, "m0"), history_row("chat", 1, "m1")];
+        assert!(roundtrip(&[(CHANNEL_META, vec![meta.clone()]), (CHANNEL_HISTORY, history)]).is_ok());
+
+        // A meta row moved under another channel's key (checksum recomputed by encode).
+        let moved = Row { key: meta_key("chbt"), value: meta.value.clone() };
+        let error = roundtrip(&[(CHANNEL_META, vec![moved])]).unwrap_err();
+        assert_eq!(error.code(), 14, "{error}");
+        assert!(error.to_string().contains("channel_meta"), "{error}");
+
+        // A history row whose key names another seq, one id stored twice, a channel id too long.
+        let mut wrong_seq = history_row("chat", 0, "m0");
+        wrong_seq.key = history_key("chat", 5);
+        assert_eq!(roundtrip(&[(CHANNEL_HISTORY, vec![wrong_seq])]).unwrap_err().code(), 14);
+        let twice = vec![history_row("chat", 0, "m0"), history_row("chat", 1, "m0")];
+        assert_eq!(roundtrip(&[(CHANNEL_HISTORY, twice)]).unwrap_err().code(), 14);
+        let long = "x".repeat(257);
+        let hint = Row {
+            key: crate::channels::hint_key(&long, "m"),
+            value: codec::encode(&(long.as_str(), "m", Bytes::from(vec![1])), MAX_BLOB_BYTES).unwrap(),
+        };
+        assert_eq!(roundtrip(&[(RETRIEVAL_HINTS, vec![hint])]).unwrap_err().code(), 14);
+    }
 }

@@ -68,6 +68,11 @@ fn invalid(message: &str) -> Error {
     Error::BackupInvalid(format!("sealed backup: {message}"))
 }
 
+/// Whether `bytes` is a backup sealed with its store's own key (it opens only with that store open).
+pub fn needs_store_key(bytes: &[u8]) -> bool {
+    is_sealed(bytes) && bytes.len() >= 6 && bytes[5] == STORE_KEY
+}
+
 /// The plain backup inside a sealed one, after its tag verified (nothing is parsed before).
 /// `BackupInvalid` (14) for a truncated or edited file or a wrong passphrase or key;
 /// `InvalidArgument` when the secret it needs was not given.

@@ -41,7 +41,7 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
 
 /// One message of a channel's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HistoryEntry {
     /// The message id, unique within the channel's history.
     pub id: String,
@@ -54,7 +54,7 @@ pub struct HistoryEntry {
 
 /// `updateHistory`'s argument: entries to append, in order, and ids to evict.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HistoryUpdate {
     /// Entries to append after everything already there, in order.
     #[serde(default)]
@@ -159,6 +159,31 @@ pub fn decode_hint(channel: &str, row: &Row, limit: usize) -> Result<RetrievalHi
         return Err(mismatch(RETRIEVAL_HINTS, &row.key, "the value's own key differs from its row key"));
     }
     Ok(RetrievalHint { message_id, hint })
+}
+
+/// Checks one row of a channel store as `loadChannel` reads it: the channel id is one
+/// `loadChannel` accepts, the value decodes and names the channel and key it is stored under. A
+/// meta's own payload is the app's type (a [`crate::channels::MetaValue`] from JS, any serde type
+/// from Rust): its envelope and channel are checked, not its type. (Ids stored twice in one
+/// channel's history are caught by [`HistoryIndex::from_rows`] over the whole channel.)
+pub fn check_row(store: &str, row: &Row, limit: usize) -> Result<()> {
+    let channel = match row.key.first() {
+        Some(KeyPart::Text(channel)) => channel,
+        _ => return Err(mismatch(store, &row.key, "the key does not start with a channel id")),
+    };
+    check_id("channel id", channel).map_err(|e| mismatch(store, &row.key, &e.to_string()))?;
+    match store {
+        CHANNEL_META => {
+            let found: String = codec::decode_prefix(&row.value, limit)?;
+            if row.key != meta_key(channel) || found != *channel {
+                return Err(mismatch(CHANNEL_META, &row.key, &format!("the value belongs to channel {found:?}")));
+            }
+            Ok(())
+        }
+        CHANNEL_HISTORY => HistoryIndex::from_rows(channel, std::slice::from_ref(row), limit).map(drop),
+        RETRIEVAL_HINTS => decode_hint(channel, row, limit).map(drop),
+        other => Err(Error::Internal(format!("{other} is not a channel store"))),
+    }
 }
 
 /// What is on disk of one channel's history, as this instance (its only writer) knows it: the

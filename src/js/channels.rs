@@ -6,9 +6,10 @@ use std::rc::Rc;
 use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-use super::{error, from_js, promise, to_js, StoreBackend};
+use super::convert::{self, Rejection, Value};
+use super::{accept, promise, rejected, to_js, StoreBackend};
+#[cfg(doc)]
 use crate::channels::meta::MAX_DEPTH;
 use crate::channels::{HistoryEntry, HistoryUpdate, LoadedChannel, MetaValue, Node, PendingOp};
 use crate::error::{Error, Result};
@@ -28,136 +29,81 @@ impl Channels {
     }
 }
 
-/// A promise settled now with `outcome`.
-fn settled(outcome: Result<JsValue>) -> Promise {
+/// A promise settled now with `outcome` (rejected `internal` on a broken instance).
+fn settled(outcome: std::result::Result<JsValue, Rejection>) -> Promise {
+    accept!(guard);
     match outcome {
         Ok(value) => Promise::resolve(&value),
-        Err(error) => Promise::reject(&error::to_js(&error)),
+        Err(rejection) => rejected(rejection),
     }
 }
 
-fn string(value: &JsValue, what: &str) -> Result<String> {
-    value.as_string().ok_or_else(|| Error::InvalidArgument(format!("{what} must be a string")))
+/// A string argument (well-formed: a lone surrogate is refused, never replaced).
+fn string(value: &JsValue, what: &str) -> std::result::Result<String, Rejection> {
+    match convert::read(value) {
+        Ok(Value::Text(text)) => Ok(text),
+        Ok(_) => Err(Error::InvalidArgument(format!("{what} must be a string")).into()),
+        Err(refusal) => Err(Rejection::from_refusal(refusal, what)),
+    }
 }
 
-/// Refuses an argument that is not a plain object, or has keys other than `allowed`
-/// (serde-wasm-bindgen would drop a misspelt key silently).
-fn check_object(value: &JsValue, what: &str, allowed: &[&str]) -> Result<()> {
-    if !value.is_object() || Array::is_array(value) {
-        return Err(Error::InvalidArgument(format!("{what} must be an object")));
-    }
-    for key in Object::keys(value.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
-        if !allowed.contains(&key.as_str()) {
-            return Err(Error::InvalidArgument(format!(
-                "{what}: unknown field {key:?} (expected one of {})",
-                allowed.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn history_entry(value: &JsValue) -> Result<HistoryEntry> {
-    check_object(value, "history entry", &["id", "bytes", "timestampMs"])?;
-    if !Reflect::get(value, &"bytes".into()).is_ok_and(|b| b.is_instance_of::<Uint8Array>()) {
-        return Err(Error::InvalidArgument("history entry: bytes must be a Uint8Array".into()));
-    }
-    from_js(value.clone(), "history entry")
-}
-
-fn history_update(value: &JsValue) -> Result<HistoryUpdate> {
-    check_object(value, "history update", &["append", "evict"])?;
-    let list = |key: &str| -> Result<Vec<JsValue>> {
-        match Reflect::get(value, &key.into()) {
-            Ok(v) if v.is_undefined() => Ok(Vec::new()),
-            Ok(v) if Array::is_array(&v) => Ok(v.unchecked_into::<Array>().to_vec()),
-            _ => Err(Error::InvalidArgument(format!("history update: {key} must be an array"))),
-        }
-    };
-    let append = list("append")?.iter().map(history_entry).collect::<Result<_>>()?;
-    let evict =
-        list("evict")?.iter().map(|id| string(id, "history update: every evicted id")).collect::<Result<_>>()?;
-    Ok(HistoryUpdate { append, evict })
+/// An argument read through [`convert`] and deserialized (unknown fields refused).
+fn parse<T: serde::de::DeserializeOwned>(value: &JsValue, what: &str) -> std::result::Result<T, Rejection> {
+    convert::parse(value, what)
 }
 
 /// Converts a JS meta into a [`MetaValue`]: `null`, booleans, numbers, bigints within int64,
 /// strings, `Uint8Array`s, arrays and plain objects, nested at most [`MAX_DEPTH`] deep. The
 /// value itself must not be `null`. The error names the path of the first value refused.
-fn meta_from_js(value: &JsValue) -> Result<MetaValue> {
-    if value.is_null() || value.is_undefined() {
-        return Err(Error::InvalidArgument("meta must not be null or undefined".into()));
+fn meta_from_js(value: &JsValue) -> std::result::Result<MetaValue, Rejection> {
+    let value = convert::read(value).map_err(|r| Rejection::from_refusal(r, "meta"))?;
+    if matches!(value, Value::Null | Value::Undefined) {
+        return Err(Error::InvalidArgument("meta must not be null or undefined".into()).into());
     }
     let mut nodes = Vec::new();
-    push_nodes(value, 0, &mut nodes).map_err(|(path, why)| Error::InvalidArgument(format!("meta{path}: {why}")))?;
-    MetaValue::from_nodes(nodes).map_err(|why| Error::Internal(format!("meta conversion: {why}")))
+    push_nodes(&value, &mut nodes).map_err(|(path, why)| Error::InvalidArgument(format!("meta{path}: {why}")))?;
+    Ok(MetaValue::from_nodes(nodes).map_err(|why| Error::Internal(format!("meta conversion: {why}")))?)
 }
 
 /// `(path below this value, why)` of a value that cannot be stored.
 type Refusal = (String, String);
 
-fn push_nodes(value: &JsValue, depth: usize, out: &mut Vec<Node>) -> std::result::Result<(), Refusal> {
-    let container = Array::is_array(value) || is_plain_object(value);
-    if container && depth >= MAX_DEPTH {
-        return Err((String::new(), format!("nested deeper than {MAX_DEPTH} levels (or cyclic)")));
-    }
-    if value.is_null() {
-        out.push(Node::Null);
-    } else if let Some(b) = value.as_bool() {
-        out.push(Node::Bool(b));
-    } else if let Some(n) = value.as_f64() {
-        out.push(Node::Number(n));
-    } else if value.is_bigint() {
-        let text = String::from(value.unchecked_ref::<js_sys::BigInt>().to_string(10).unwrap_or_default());
-        let n = text.parse::<i64>().map_err(|_| (String::new(), format!("bigint {text} is outside int64")))?;
-        out.push(Node::BigInt(n));
-    } else if let Some(s) = value.as_string() {
-        out.push(Node::Text(s));
-    } else if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
-        out.push(Node::Bytes(Bytes::from(bytes.to_vec())));
-    } else if Array::is_array(value) {
-        let array: &Array = value.unchecked_ref();
-        out.push(Node::List(array.length()));
-        for (i, item) in array.iter().enumerate() {
-            push_nodes(&item, depth + 1, out).map_err(|(path, why)| (format!("[{i}]{path}"), why))?;
-        }
-    } else if container {
-        let keys = Object::keys(value.unchecked_ref::<Object>());
-        out.push(Node::Map(keys.length()));
-        for key in keys.iter().filter_map(|k| k.as_string()) {
-            let item = Reflect::get(value, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
-            out.push(Node::Key(key.clone()));
-            push_nodes(&item, depth + 1, out).map_err(|(path, why)| (format!("[{key:?}]{path}"), why))?;
-        }
-    } else {
-        let kind = if value.is_undefined() {
-            "undefined (use null)".to_string()
-        } else {
-            let name = Reflect::get(value, &"constructor".into())
-                .ok()
-                .and_then(|c| Reflect::get(&c, &"name".into()).ok())
-                .and_then(|n| n.as_string());
-            match name {
-                Some(name) if value.is_object() => format!("a {name}"),
-                _ => format!("a {}", value.js_typeof().as_string().unwrap_or_default()),
-            }
-        };
-        return Err((
+fn push_nodes(value: &Value, out: &mut Vec<Node>) -> std::result::Result<(), Refusal> {
+    let refuse = |kind: &str| {
+        Err((
             String::new(),
             format!(
                 "{kind} cannot be stored; use null, boolean, number, bigint, string, Uint8Array, array or plain object"
             ),
-        ));
+        ))
+    };
+    match value {
+        Value::Null => out.push(Node::Null),
+        Value::Bool(b) => out.push(Node::Bool(*b)),
+        Value::Number(n) => out.push(Node::Number(*n)),
+        Value::BigInt(n) => {
+            let n = i64::try_from(*n).map_err(|_| (String::new(), format!("bigint {n} is outside int64")))?;
+            out.push(Node::BigInt(n));
+        }
+        Value::Text(s) => out.push(Node::Text(s.clone())),
+        Value::Bytes(bytes) => out.push(Node::Bytes(Bytes::from(bytes.clone()))),
+        Value::List(items) => {
+            out.push(Node::List(items.len() as u32));
+            for (i, item) in items.iter().enumerate() {
+                push_nodes(item, out).map_err(|(path, why)| (format!("[{i}]{path}"), why))?;
+            }
+        }
+        Value::Map(entries) => {
+            out.push(Node::Map(entries.len() as u32));
+            for (key, item) in entries {
+                out.push(Node::Key(key.clone()));
+                push_nodes(item, out).map_err(|(path, why)| (format!("[{key:?}]{path}"), why))?;
+            }
+        }
+        Value::Undefined => return refuse("undefined (use null)"),
+        Value::Function(_) => return refuse("a function"),
     }
     Ok(())
-}
-
-/// An object whose prototype is `Object.prototype` or `null`.
-fn is_plain_object(value: &JsValue) -> bool {
-    if !value.is_object() || Array::is_array(value) {
-        return false;
-    }
-    let proto = Object::get_prototype_of(value);
-    proto.is_null() || Object::is(&proto, &Object::get_prototype_of(&Object::new()))
 }
 
 /// Builds the JS value of `meta` (nodes well-formed and at most [`MAX_DEPTH`] deep).
@@ -191,26 +137,11 @@ fn node_to_js(nodes: &[Node], at: &mut usize) -> JsValue {
                     _ => String::new(), // a well-formed value has a key here
                 };
                 *at += 1;
-                set_own(&object, &key, &node_to_js(nodes, at));
+                convert::set_own(&object, &key, &node_to_js(nodes, at));
             }
             object.into()
         }
         Node::Key(_) => JsValue::UNDEFINED, // never a value in a well-formed value
-    }
-}
-
-/// Sets an own enumerable property, also for `"__proto__"` (which plain assignment would treat
-/// as the prototype).
-fn set_own(object: &Object, key: &str, value: &JsValue) {
-    if key == "__proto__" {
-        let descriptor = Object::new();
-        for (field, flag) in [("writable", true), ("enumerable", true), ("configurable", true)] {
-            let _ = Reflect::set(&descriptor, &field.into(), &flag.into());
-        }
-        let _ = Reflect::set(&descriptor, &"value".into(), value);
-        let _ = Reflect::define_property(object, &key.into(), &descriptor);
-    } else {
-        let _ = Reflect::set(object, &key.into(), value);
     }
 }
 
@@ -243,10 +174,11 @@ impl Channels {
         #[wasm_bindgen(unchecked_param_type = "string")] channel: JsValue,
         #[wasm_bindgen(unchecked_param_type = "ChannelMeta")] meta: JsValue,
     ) -> Promise {
-        let input = string(&channel, "channel").and_then(|c| Ok((c, meta_from_js(&meta)?)));
+        accept!(guard);
+        let channel = accept!(string(&channel, "channel"));
+        let meta = accept!(meta_from_js(&meta));
         let inner = self.inner.clone();
         promise(async move {
-            let (channel, meta) = input?;
             inner.channels().save_meta(&channel, &meta).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -261,10 +193,11 @@ impl Channels {
         #[wasm_bindgen(unchecked_param_type = "string")] channel: JsValue,
         #[wasm_bindgen(unchecked_param_type = "HistoryUpdate")] update: JsValue,
     ) -> Promise {
-        let input = string(&channel, "channel").and_then(|c| Ok((c, history_update(&update)?)));
+        accept!(guard);
+        let channel = accept!(string(&channel, "channel"));
+        let update: HistoryUpdate = accept!(parse(&update, "history update"));
         let inner = self.inner.clone();
         promise(async move {
-            let (channel, update) = input?;
             inner.channels().update_history(&channel, &update).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -276,10 +209,11 @@ impl Channels {
     /// failed read with its code. Queued, uncommitted changes are not included.
     #[wasm_bindgen(js_name = loadChannel, unchecked_return_type = "Promise<LoadedChannel>")]
     pub fn load_channel(&self, #[wasm_bindgen(unchecked_param_type = "string")] channel: JsValue) -> Promise {
-        let channel = string(&channel, "channel");
+        accept!(guard);
+        let channel = accept!(string(&channel, "channel"));
         let inner = self.inner.clone();
         promise(async move {
-            let loaded = inner.channels().load_channel::<MetaValue>(&channel?).await?;
+            let loaded = inner.channels().load_channel::<MetaValue>(&channel).await?;
             loaded_to_js(&loaded)
         })
     }
@@ -289,10 +223,11 @@ impl Channels {
     /// with the same id starts empty.
     #[wasm_bindgen(js_name = dropChannel, unchecked_return_type = "Promise<void>")]
     pub fn drop_channel(&self, #[wasm_bindgen(unchecked_param_type = "string")] channel: JsValue) -> Promise {
-        let channel = string(&channel, "channel");
+        accept!(guard);
+        let channel = accept!(string(&channel, "channel"));
         let inner = self.inner.clone();
         promise(async move {
-            inner.channels().drop_channel(&channel?).await?;
+            inner.channels().drop_channel(&channel).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -305,16 +240,16 @@ impl Channels {
         #[wasm_bindgen(js_name = messageId, unchecked_param_type = "string")] message_id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] hint: JsValue,
     ) -> Promise {
-        let input = (|| {
-            let hint = hint
-                .dyn_ref::<Uint8Array>()
-                .ok_or_else(|| Error::InvalidArgument("hint must be a Uint8Array".into()))?
-                .to_vec();
-            Ok::<_, Error>((string(&channel, "channel")?, string(&message_id, "messageId")?, hint))
-        })();
+        accept!(guard);
+        let channel = accept!(string(&channel, "channel"));
+        let message_id = accept!(string(&message_id, "messageId"));
+        let hint = match convert::read(&hint) {
+            Ok(Value::Bytes(hint)) => hint,
+            Ok(_) => return rejected(Error::InvalidArgument("hint must be a Uint8Array".into())),
+            Err(refusal) => return rejected(Rejection::from_refusal(refusal, "hint")),
+        };
         let inner = self.inner.clone();
         promise(async move {
-            let (channel, message_id, hint) = input?;
             inner.channels().set_retrieval_hint(&channel, &message_id, &hint).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -329,8 +264,10 @@ impl Channels {
         #[wasm_bindgen(unchecked_param_type = "string")] channel: JsValue,
         #[wasm_bindgen(unchecked_param_type = "HistoryEntryInput")] entry: JsValue,
     ) -> Promise {
-        let queued = string(&channel, "channel")
-            .and_then(|channel| self.inner.channels().queue_append(&channel, history_entry(&entry)?));
+        let queued = string(&channel, "channel").and_then(|channel| {
+            let entry: HistoryEntry = parse(&entry, "history entry")?;
+            Ok(self.inner.channels().queue_append(&channel, entry)?)
+        });
         settled(queued.map(|()| JsValue::UNDEFINED))
     }
 
@@ -343,7 +280,7 @@ impl Channels {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     ) -> Promise {
         let queued = string(&channel, "channel")
-            .and_then(|channel| self.inner.channels().queue_evict(&channel, &string(&id, "id")?));
+            .and_then(|channel| Ok(self.inner.channels().queue_evict(&channel, &string(&id, "id")?)?));
         settled(queued.map(|()| JsValue::UNDEFINED))
     }
 
@@ -353,7 +290,7 @@ impl Channels {
         let list = string(&channel, "channel").and_then(|channel| {
             let pending: Vec<Pending> =
                 self.inner.channels().pending(&channel).into_iter().map(|(id, op)| Pending { id, op }).collect();
-            to_js(&pending)
+            Ok(to_js(&pending)?)
         });
         settled(list)
     }
@@ -368,11 +305,10 @@ impl Channels {
         #[wasm_bindgen(unchecked_param_type = "string")] channel: JsValue,
         #[wasm_bindgen(unchecked_param_type = "ChannelMeta")] meta: JsValue,
     ) -> Promise {
-        let input = string(&channel, "channel").and_then(|c| Ok((c, meta_from_js(&meta)?)));
+        accept!(guard);
+        let channel = accept!(string(&channel, "channel"));
+        let meta = accept!(meta_from_js(&meta));
         let inner = self.inner.clone();
-        promise(async move {
-            let (channel, meta) = input?;
-            to_js(&inner.channels().commit(&channel, &meta).await?)
-        })
+        promise(async move { to_js(&inner.channels().commit(&channel, &meta).await?) })
     }
 }

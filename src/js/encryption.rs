@@ -2,11 +2,12 @@
 //! `encrypt`, `changePassphrase`, and the secrets of sealed backups. The logic is in
 //! `crate::crypto` and `crate::backup::sealed`; this file converts and checks.
 
-use js_sys::{Promise, Reflect};
+use js_sys::Promise;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use super::{from_js, progress_callback, promise, to_js, StoreBackend, WalletStore};
+use super::convert::{self, Rejection, Value};
+use super::{accept, progress_callback, promise, to_js, StoreBackend, WalletStore};
 use crate::backend::indexeddb::IndexedDbBackend;
 use crate::backend::EncryptedBackend;
 use crate::backup::sealed::{self, BackupKey};
@@ -56,15 +57,37 @@ impl EncryptionOptions {
     }
 }
 
-/// A secret given as a string (a passphrase) or as `{ passphrase }` / `{ key }`.
-fn request_from_js(value: JsValue, what: &str) -> Result<Request> {
-    match value.as_string() {
-        Some(passphrase) => Ok(Request { secret: Secret::passphrase(passphrase)?, params: KdfParams::DEFAULT }),
-        None if value.is_object() => from_js::<EncryptionOptions>(value, what)?.into_request(),
-        None => {
-            Err(Error::InvalidArgument(format!("{what} must be a passphrase string or {{ passphrase }} / {{ key }}")))
+/// A secret given as a string (a passphrase) or as `{ passphrase }` / `{ key }`, read once
+/// through [`convert`].
+fn request_from_value(value: Value, what: &str) -> Result<Request, Rejection> {
+    match value {
+        Value::Text(passphrase) => Ok(Request { secret: Secret::passphrase(passphrase)?, params: KdfParams::DEFAULT }),
+        Value::Map(_) => {
+            let options: EncryptionOptions =
+                convert::from_value(&value).map_err(|r| Rejection::from_refusal(r, what))?;
+            Ok(options.into_request()?)
         }
+        _ => Err(Error::InvalidArgument(format!("{what} must be a passphrase string or {{ passphrase }} / {{ key }}"))
+            .into()),
     }
+}
+
+fn read(value: &JsValue, what: &str) -> Result<Value, Rejection> {
+    convert::read(value).map_err(|r| Rejection::from_refusal(r, what))
+}
+
+/// `encrypt`'s options: the secret, and `onProgress`.
+fn encrypt_options(options: &JsValue) -> Result<(Request, Option<js_sys::Function>), Rejection> {
+    let mut value = read(options, "options")?;
+    if !matches!(value, Value::Map(_)) {
+        return Err(Error::InvalidArgument("encrypt takes { passphrase } or { key }".into()).into());
+    }
+    let on_progress = match value.take("onProgress") {
+        None | Some(Value::Undefined) => None,
+        Some(Value::Function(f)) => Some(f),
+        Some(_) => return Err(Error::InvalidArgument("options.onProgress must be a function".into()).into()),
+    };
+    Ok((request_from_value(value, "options")?, on_progress))
 }
 
 /// The encrypting layer under the persister (under the fault injector, when there is one).
@@ -73,30 +96,6 @@ pub(super) fn encrypting_layer(persister: &Persister<StoreBackend>) -> &Encrypte
     return persister.backend().inner();
     #[cfg(not(feature = "fault-injection"))]
     return persister.backend();
-}
-
-/// The `backupPassphrase` of export and import options, if any.
-pub(super) fn backup_passphrase(options: &JsValue) -> Result<Option<String>> {
-    if !options.is_object() {
-        return Ok(None);
-    }
-    match Reflect::get(options, &"backupPassphrase".into()) {
-        Ok(value) if value.is_undefined() => Ok(None),
-        Ok(value) => match value.as_string() {
-            Some(p) if !p.is_empty() => Ok(Some(p)),
-            _ => Err(Error::InvalidArgument("backupPassphrase must be a non-empty string".into())),
-        },
-        Err(_) => Ok(None),
-    }
-}
-
-/// The `encryption` of import options, for opening an encrypted destination.
-pub(super) fn import_encryption(options: &JsValue) -> JsValue {
-    if options.is_object() {
-        Reflect::get(options, &"encryption".into()).unwrap_or(JsValue::UNDEFINED)
-    } else {
-        JsValue::UNDEFINED
-    }
 }
 
 /// A backup as exported: sealed with `passphrase` when given, else with the store's key when
@@ -115,9 +114,10 @@ pub(super) fn seal_backup(
 }
 
 /// The plain backup inside `bytes` (checked against its tag before anything reads it), or
-/// `bytes` itself when it is not sealed.
+/// `bytes` itself when it is not sealed. `store` is the destination's cipher, for a backup sealed
+/// with its store's own key.
 pub(super) fn open_backup(
-    persister: &Persister<StoreBackend>,
+    store: Option<&crate::crypto::Cipher>,
     bytes: Vec<u8>,
     passphrase: Option<String>,
 ) -> Result<Vec<u8>> {
@@ -125,7 +125,7 @@ pub(super) fn open_backup(
         return Ok(bytes);
     }
     let passphrase = passphrase.map(zeroize::Zeroizing::new);
-    sealed::open(&bytes, passphrase.as_deref().map(String::as_str), encrypting_layer(persister).cipher().as_deref())
+    sealed::open(&bytes, passphrase.as_deref().map(String::as_str), store)
 }
 
 #[wasm_bindgen]
@@ -143,17 +143,11 @@ impl WalletStore {
     /// Other tabs must reopen with the key. Resolves `{ rows, unreadable }`.
     #[wasm_bindgen(unchecked_return_type = "Promise<EncryptReport>")]
     pub fn encrypt(&self, #[wasm_bindgen(unchecked_param_type = "EncryptOptions")] options: JsValue) -> Promise {
-        let progress = progress_callback(&options);
-        let request = if options.is_object() {
-            let copy = js_sys::Object::assign(&js_sys::Object::new(), options.unchecked_ref());
-            let _ = Reflect::delete_property(&copy, &"onProgress".into());
-            request_from_js(copy.into(), "encrypt options")
-        } else {
-            Err(Error::InvalidArgument("encrypt takes { passphrase } or { key }".into()))
-        };
+        accept!(guard);
+        let (request, on_progress) = accept!(encrypt_options(&options));
         let inner = self.inner.clone();
         promise(async move {
-            let (request, mut progress) = (request?, progress?);
+            let mut progress = progress_callback(on_progress);
             let strict = inner.options().strict_durability;
             let work = unlock::encrypt(encrypting_layer(&inner), &request, strict, &mut progress);
             to_js(&inner.exclusive("encrypting the database", work).await?)
@@ -169,10 +163,11 @@ impl WalletStore {
         #[wasm_bindgen(unchecked_param_type = "string | EncryptionSecret")] old: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string | EncryptionSecret")] new: JsValue,
     ) -> Promise {
-        let requests = request_from_js(old, "old").and_then(|old| Ok((old, request_from_js(new, "new")?)));
+        accept!(guard);
+        let old = accept!(read(&old, "old").and_then(|old| request_from_value(old, "old")));
+        let new = accept!(read(&new, "new").and_then(|new| request_from_value(new, "new")));
         let inner = self.inner.clone();
         promise(async move {
-            let (old, new) = requests?;
             inner.db().check_writable()?;
             unlock::change_secret(encrypting_layer(&inner), &old.secret, &new, true).await?;
             Ok(JsValue::UNDEFINED)

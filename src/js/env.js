@@ -39,8 +39,13 @@ export function abortPair() {
   return [controller.signal, () => controller.abort()];
 }
 // What a rejection or throw says: its message if it is an Error, else its string form.
+// Never throws, whatever the caller threw (a Proxy, an object whose toString throws).
 export function describeFailure(value) {
-  return value instanceof Error ? `${value.name}: ${value.message}` : String(value);
+  try {
+    return value instanceof Error ? `${value.name}: ${value.message}` : String(value);
+  } catch {
+    return `a ${typeof value} that cannot be described`;
+  }
 }
 export function openChannel(name, onMessage) {
   if (typeof globalThis.BroadcastChannel !== 'function') return null;

@@ -76,3 +76,13 @@ pub fn to_js(error: &Error) -> JsValue {
     }
     value
 }
+
+/// Builds the `WalletPersistError` of `rejection`, with the caller's exception that caused it as
+/// `cause` (a throwing getter or Proxy trap of an argument).
+pub fn rejection_to_js(rejection: &super::convert::Rejection) -> JsValue {
+    let value = to_js(&rejection.error);
+    if let Some(cause) = &rejection.cause {
+        set(&value, "cause", cause.clone());
+    }
+    value
+}

@@ -4,9 +4,11 @@
 #[cfg(feature = "bench")]
 mod bench;
 mod channels;
+mod convert;
 mod encryption;
 mod env;
 mod error;
+mod guard;
 mod tasks;
 mod types;
 
@@ -15,7 +17,7 @@ use std::future::Future;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -23,12 +25,12 @@ use crate::backend::indexeddb::IndexedDbBackend;
 use crate::backend::Backend as _;
 use crate::error::{Error, Result};
 use crate::log::{self, log_at, Level};
-use crate::model::changeset::AreaShape;
 use crate::model::{WalletChangeSet, WalletId};
 use crate::session::{self, MultiTab, Role};
 use crate::wallets::{FlushMode, Options, Persister};
 
 pub use channels::Channels;
+use convert::{Rejection, Value};
 pub use error::ErrorCode;
 
 #[cfg(feature = "fault-injection")]
@@ -39,16 +41,31 @@ type StoreBackend = crate::backend::EncryptedBackend<IndexedDbBackend>;
 /// Installs the panic hook once the module is instantiated (a private start function: not exported).
 #[wasm_bindgen(start, private)]
 fn start() {
-    console_error_panic_hook::set_once();
+    guard::install();
 }
 
-/// Sets the console log level: `"error" | "warn" | "info" | "debug"` (default `"warn"`).
+/// Sets the console log level: `"error" | "warn" | "info" | "debug"` (default `"warn"`). Throws a
+/// `WalletPersistError` (1) for anything else.
 #[wasm_bindgen(js_name = setLogLevel)]
-pub fn set_log_level(#[wasm_bindgen(unchecked_param_type = "LogLevel")] level: &str) -> Result<(), JsValue> {
-    let level = Level::parse(level)
-        .ok_or_else(|| error::to_js(&Error::InvalidArgument(format!("unknown log level {level:?}"))))?;
+pub fn set_log_level(#[wasm_bindgen(unchecked_param_type = "LogLevel")] level: JsValue) -> Result<(), JsValue> {
+    guard::check().map_err(|e| error::to_js(&e))?;
+    // Never formats `level` itself: Debug of a caller's object would run its traps.
+    let name = level.as_string();
+    let level = name.as_deref().and_then(Level::parse).ok_or_else(|| {
+        let got = name.map_or_else(|| "a value that is not a string".to_string(), |n| format!("{n:?}"));
+        error::to_js(&Error::InvalidArgument(format!(
+            "unknown log level {got}: use \"error\", \"warn\", \"info\" or \"debug\""
+        )))
+    })?;
     log::set_level(level);
     Ok(())
+}
+
+/// Test hook: panics inside wasm, to check that every later call then rejects `internal` (99).
+#[cfg(feature = "fault-injection")]
+#[wasm_bindgen(js_name = panicForTest)]
+pub fn panic_for_test() {
+    panic!("panicForTest: a deliberate panic (fault-injection builds only)");
 }
 
 /// `true` when `value` is an error this package rejected with (`name === "WalletPersistError"`
@@ -71,46 +88,33 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
     value.serialize(&serializer()).map_err(|e| Error::Internal(format!("result conversion: {e}")))
 }
 
-fn from_js<T: DeserializeOwned>(value: JsValue, what: &str) -> Result<T> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
+/// `load`'s wallets: the wallets map and every area map become objects whose keys are all own,
+/// enumerable properties, `"__proto__"` included (assigned, that key would set the prototype
+/// instead and vanish from `Object.keys`). Serialized with maps as JS `Map`s first, so no key
+/// ever goes through an assignment.
+fn wallets_to_js(wallets: &std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new()
+        .serialize_large_number_types_as_bigints(true)
+        .serialize_missing_as_null(true);
+    let value = wallets.serialize(&serializer).map_err(|e| Error::Internal(format!("result conversion: {e}")))?;
+    let out = Object::new();
+    value.unchecked_ref::<js_sys::Map>().for_each(&mut |state, wallet| {
+        for field in Object::keys(state.unchecked_ref::<Object>()).iter() {
+            let area = Reflect::get(&state, &field).unwrap_or(JsValue::UNDEFINED);
+            if let Some(area) = area.dyn_ref::<js_sys::Map>() {
+                let _ = Reflect::set(&state, &field, &map_to_object(area));
+            }
+        }
+        convert::set_own(&out, &wallet.as_string().unwrap_or_default(), &state);
+    });
+    Ok(out.into())
 }
 
-/// Refuses keys the changeset types do not know, at the top level and inside every value:
-/// serde-wasm-bindgen reads structs field by field and would drop a misspelt key silently.
-fn check_changeset_keys(changes: &JsValue) -> Result<()> {
-    static SHAPES: std::sync::OnceLock<Vec<AreaShape>> = std::sync::OnceLock::new();
-    let shapes = SHAPES.get_or_init(WalletChangeSet::area_shapes);
-    let unknown = |what: &str, key: &str, allowed: &[&str]| {
-        Error::InvalidArgument(format!("{what}: unknown field {key:?} (expected one of {})", allowed.join(", ")))
-    };
-    let check_value = |area: &str, value: &JsValue, fields: &[&str]| -> Result<()> {
-        if value.is_object() {
-            for key in Object::keys(value.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
-                if !fields.contains(&key.as_str()) {
-                    return Err(unknown(area, &key, fields));
-                }
-            }
-        }
-        Ok(())
-    };
-    let areas: Vec<&str> = shapes.iter().map(|s| s.js_name).collect();
-    for key in Object::keys(changes.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
-        let shape = shapes.iter().find(|s| s.js_name == key).ok_or_else(|| unknown("changes", &key, &areas))?;
-        let area = Reflect::get(changes, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
-        if !shape.keyed {
-            if area.is_null() {
-                return Err(Error::InvalidArgument(format!(
-                    "{key} cannot be null: a wallet's {key} is removed only with the whole wallet"
-                )));
-            }
-            check_value(shape.js_name, &area, shape.value_fields)?;
-        } else if area.is_object() {
-            for entry in Object::values(area.unchecked_ref::<Object>()).iter() {
-                check_value(shape.js_name, &entry, shape.value_fields)?;
-            }
-        }
-    }
-    Ok(())
+/// The entries of one of our own `Map`s (string keys) as an object of own properties.
+fn map_to_object(map: &js_sys::Map) -> Object {
+    let object = Object::new();
+    map.for_each(&mut |value, key| convert::set_own(&object, &key.as_string().unwrap_or_default(), &value));
+    object
 }
 
 fn wallet_id(value: &JsValue) -> Result<WalletId> {
@@ -120,12 +124,39 @@ fn wallet_id(value: &JsValue) -> Result<WalletId> {
     WalletId::from_hex(&hex)
 }
 
-/// Runs `work` as a Promise; its error rejects as a `WalletPersistError`.
+/// Runs `work` as a Promise; its error rejects as a `WalletPersistError`. A broken instance
+/// (see [`guard`]) rejects `internal` (99) without running it.
 fn promise<F: Future<Output = Result<JsValue>> + 'static>(work: F) -> Promise {
+    if let Err(error) = guard::check() {
+        return Promise::reject(&error::to_js(&error));
+    }
     wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(|e| error::to_js(&e)) })
 }
 
-#[derive(Deserialize)]
+/// A promise rejected now with `rejection` (a refused argument, or a broken instance).
+fn rejected(rejection: impl Into<Rejection>) -> Promise {
+    Promise::reject(&error::rejection_to_js(&rejection.into()))
+}
+
+/// The first line of every entry point that returns a Promise: `accept!(guard)` returns a
+/// rejected promise when the instance is broken; `accept!(input)` unwraps a converted argument
+/// or returns its rejection. Nothing is thrown: every refusal is a rejected promise.
+macro_rules! accept {
+    (guard) => {
+        if let Err(error) = $crate::js::guard::check() {
+            return $crate::js::rejected(error);
+        }
+    };
+    ($input:expr) => {
+        match $input {
+            Ok(value) => value,
+            Err(rejection) => return $crate::js::rejected(rejection),
+        }
+    };
+}
+pub(crate) use accept;
+
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OpenOptions {
     name: String,
@@ -147,6 +178,13 @@ struct OpenOptions {
     encryption: Option<encryption::EncryptionOptions>,
 }
 
+impl OpenOptions {
+    /// The options of the connection `importBackup` opens.
+    fn named(name: String) -> OpenOptions {
+        OpenOptions { name, ..OpenOptions::default() }
+    }
+}
+
 struct Parsed {
     name: String,
     options: Options,
@@ -156,8 +194,12 @@ struct Parsed {
     encryption: Option<crate::crypto::unlock::Request>,
 }
 
-fn parse_options(value: JsValue) -> Result<Parsed> {
-    let raw: OpenOptions = from_js(value, "open options")?;
+fn parse_options(value: &JsValue) -> Result<Parsed, Rejection> {
+    let raw: OpenOptions = convert::parse(value, "open options")?;
+    Ok(check_options(raw)?)
+}
+
+fn check_options(raw: OpenOptions) -> Result<Parsed> {
     if raw.name.is_empty() {
         return Err(Error::InvalidArgument("name must not be empty".into()));
     }
@@ -198,52 +240,114 @@ fn parse_options(value: JsValue) -> Result<Parsed> {
     Ok(Parsed { name: raw.name, options, multi_tab, open_timeout_ms, auto_flush, encryption })
 }
 
-/// The `walletId` and changeset arguments of `store` and friends, converted and shape-checked.
-fn parse_changes(wallet: &JsValue, changes: JsValue) -> Result<(WalletId, WalletChangeSet)> {
+/// The `walletId` and changeset arguments of `store` and friends, read once through
+/// [`convert`] (so later mutation of the caller's object cannot change what is staged) and
+/// checked: a plain object of known areas, unknown fields refused at every level.
+fn parse_changes(wallet: &JsValue, changes: &JsValue) -> Result<(WalletId, WalletChangeSet), Rejection> {
     let id = wallet_id(wallet)?;
-    if !changes.is_object() || changes.is_array() {
-        return Err(Error::InvalidArgument("changes must be an object".into()));
+    let value = convert::read(changes).map_err(|r| Rejection::from_refusal(r, "changes"))?;
+    if !matches!(value, Value::Map(_)) {
+        return Err(Error::InvalidArgument("changes must be an object".into()).into());
     }
-    check_changeset_keys(&changes)?;
-    Ok((id, from_js::<WalletChangeSet>(changes, "changes")?))
+    for singleton in ["wallet", "syncState"] {
+        if matches!(value.get(singleton), Some(Value::Null)) {
+            return Err(Error::InvalidArgument(format!(
+                "{singleton} cannot be null: a wallet's {singleton} is removed only with the whole wallet"
+            ))
+            .into());
+        }
+    }
+    let changes = convert::from_value(&value).map_err(|r| Rejection::from_refusal(r, "changes"))?;
+    Ok((id, changes))
 }
 
-/// `options.onProgress` as a progress callback: `onProgress({phase, done, total})`.
-fn progress_callback(options: &JsValue) -> Result<impl FnMut(&'static str, u64, u64)> {
-    let callback = if options.is_undefined() || options.is_null() {
-        None
-    } else {
-        let value = Reflect::get(options, &"onProgress".into()).unwrap_or(JsValue::UNDEFINED);
-        if value.is_undefined() {
-            None
-        } else {
-            Some(
-                value
-                    .dyn_into::<Function>()
-                    .map_err(|_| Error::InvalidArgument("onProgress must be a function".into()))?,
-            )
-        }
+/// `options` of `exportBackup` / `importBackup`, read once through [`convert`].
+#[derive(Default)]
+struct BackupOptions {
+    on_progress: Option<Function>,
+    /// Import only: replace a database that holds rows.
+    overwrite: bool,
+    /// Seal (export) or open (import) the backup with this passphrase.
+    backup_passphrase: Option<String>,
+    /// Import only: the secret of an encrypted destination.
+    encryption: Option<encryption::EncryptionOptions>,
+}
+
+/// `{onProgress?, backupPassphrase?}`, plus `overwrite?` and `encryption?` where `import`;
+/// anything else is refused.
+fn backup_options(options: &JsValue, import: bool) -> Result<BackupOptions, Rejection> {
+    let refused = |r| Rejection::from_refusal(r, "options");
+    let invalid = |m: &str| Rejection::from(Error::InvalidArgument(m.into()));
+    let mut value = convert::read(options).map_err(refused)?;
+    if matches!(value, Value::Undefined | Value::Null) {
+        return Ok(BackupOptions::default());
+    }
+    if !matches!(value, Value::Map(_)) {
+        return Err(invalid("options must be an object"));
+    }
+    let mut parsed = BackupOptions::default();
+    parsed.on_progress = match value.take("onProgress") {
+        None | Some(Value::Undefined) => None,
+        Some(Value::Function(f)) => Some(f),
+        Some(_) => return Err(invalid("options.onProgress must be a function")),
     };
-    Ok(move |phase: &'static str, done: u64, total: u64| {
+    parsed.backup_passphrase = match value.take("backupPassphrase") {
+        None | Some(Value::Undefined) => None,
+        Some(Value::Text(p)) if !p.is_empty() => Some(p),
+        Some(_) => return Err(invalid("options.backupPassphrase must be a non-empty string")),
+    };
+    if import {
+        parsed.overwrite = match value.take("overwrite") {
+            None | Some(Value::Undefined) => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err(invalid("options.overwrite must be a boolean")),
+        };
+        parsed.encryption = match value.take("encryption") {
+            None | Some(Value::Undefined) => None,
+            Some(secret) => {
+                Some(convert::from_value(&secret).map_err(|r| Rejection::from_refusal(r, "options.encryption"))?)
+            }
+        };
+    }
+    if let Value::Map(rest) = &value {
+        if let Some((key, _)) = rest.first() {
+            return Err(invalid(&format!("options: unknown field {key:?}")));
+        }
+    }
+    Ok(parsed)
+}
+
+/// `onProgress` as a progress callback: `onProgress({phase, done, total})`.
+fn progress_callback(callback: Option<Function>) -> impl FnMut(&'static str, u64, u64) {
+    move |phase: &'static str, done: u64, total: u64| {
         if let Some(callback) = &callback {
             let event = Object::new();
             let _ = Reflect::set(&event, &"phase".into(), &phase.into());
             let _ = Reflect::set(&event, &"done".into(), &(done as f64).into());
             let _ = Reflect::set(&event, &"total".into(), &(total as f64).into());
             if let Err(error) = callback.call1(&JsValue::UNDEFINED, &event) {
-                log_at!(Warn, "onProgress threw: {error:?}");
+                log_at!(Warn, "onProgress threw: {}", env::describe_failure(&error));
             }
         }
-    })
+    }
 }
 
 /// Calls every listener with `value`; a listener that throws is logged, the others still run.
 fn call_all(listeners: &RefCell<Vec<Function>>, value: &JsValue) {
     for listener in listeners.borrow().clone() {
         if let Err(error) = listener.call1(&JsValue::UNDEFINED, value) {
-            log_at!(Error, "a listener threw: {error:?}");
+            log_at!(Error, "a listener threw: {}", env::describe_failure(&error));
         }
     }
+}
+
+/// A listener argument: a function, else a thrown `WalletPersistError` (1).
+fn listener_fn(listener: JsValue) -> Result<Function, JsValue> {
+    guard::check().map_err(|e| error::to_js(&e))?;
+    if !listener.is_function() {
+        return Err(error::to_js(&Error::InvalidArgument("listener must be a function".into())));
+    }
+    Ok(listener.unchecked_into())
 }
 
 /// Adds `listener` and returns the function that removes it again.
@@ -277,8 +381,8 @@ impl Drop for WalletStore {
 }
 
 impl WalletStore {
-    async fn connect(parsed: Result<Parsed>) -> Result<WalletStore> {
-        let Parsed { name, mut options, multi_tab, open_timeout_ms, auto_flush, encryption } = parsed?;
+    async fn connect(parsed: Parsed) -> Result<WalletStore> {
+        let Parsed { name, mut options, multi_tab, open_timeout_ms, auto_flush, encryption } = parsed;
         let established = session::establish(&env::BrowserEnv, &name, multi_tab, open_timeout_ms).await?;
         let writer = established.role == Role::Writer;
         let mut session = env::Session::new(established);
@@ -349,7 +453,8 @@ impl WalletStore {
     /// `open` for Rust callers (tests): the same checks, without crossing through JS.
     #[doc(hidden)]
     pub async fn open_from_rust(options: JsValue) -> Result<WalletStore, JsValue> {
-        Self::connect(parse_options(options)).await.map_err(|e| error::to_js(&e))
+        let parsed = parse_options(&options).map_err(|r| error::rejection_to_js(&r))?;
+        Self::connect(parsed).await.map_err(|e| error::to_js(&e))
     }
 }
 
@@ -358,10 +463,9 @@ impl WalletStore {
     /// Opens (creating if needed) the database `options.name`.
     #[wasm_bindgen(unchecked_return_type = "Promise<WalletStore>")]
     pub fn open(#[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue) -> Promise {
-        let parsed = parse_options(options);
-        wasm_bindgen_futures::future_to_promise(async move {
-            Self::connect(parsed).await.map(JsValue::from).map_err(|e| error::to_js(&e))
-        })
+        accept!(guard);
+        let parsed = accept!(parse_options(&options));
+        promise(async move { Self::connect(parsed).await.map(JsValue::from) })
     }
 
     /// The database name.
@@ -390,9 +494,9 @@ impl WalletStore {
     #[wasm_bindgen(js_name = onChange, unchecked_return_type = "() => void")]
     pub fn on_change(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(event: ChangeEvent) => void")] listener: Function,
-    ) -> JsValue {
-        subscribe(&self.change_listeners, listener)
+        #[wasm_bindgen(unchecked_param_type = "(event: ChangeEvent) => void")] listener: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        Ok(subscribe(&self.change_listeners, listener_fn(listener)?))
     }
 
     /// Calls `listener({oldVersion, newVersion})` when another connection upgrades (or deletes,
@@ -401,9 +505,9 @@ impl WalletStore {
     #[wasm_bindgen(js_name = onVersionChange, unchecked_return_type = "() => void")]
     pub fn on_version_change(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(event: VersionChangeEvent) => void")] listener: Function,
-    ) -> JsValue {
-        subscribe(&self.version_listeners, listener)
+        #[wasm_bindgen(unchecked_param_type = "(event: VersionChangeEvent) => void")] listener: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        Ok(subscribe(&self.version_listeners, listener_fn(listener)?))
     }
 
     /// Connects to the database again (after a `versionchange`), re-running the schema gate;
@@ -446,9 +550,10 @@ impl WalletStore {
         #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
         #[wasm_bindgen(unchecked_param_type = "WalletChangeSet")] changes: JsValue,
     ) -> Promise {
+        accept!(guard);
         // Converted now, so that later mutation of the caller's object cannot change what is staged.
-        let input = parse_changes(&wallet, changes);
-        let staged = input.and_then(|(id, cs)| self.inner.stage(id, cs).map(|()| id));
+        let (id, changes) = accept!(parse_changes(&wallet, &changes));
+        let staged = self.inner.stage(id, changes).map(|()| id);
         let inner = self.inner.clone();
         promise(async move {
             let wallet = staged?;
@@ -481,7 +586,7 @@ impl WalletStore {
         promise(async move {
             let (state, report) = inner.load().await?;
             let result = Object::new();
-            let wallets = to_js(&state.wallets)?;
+            let wallets = wallets_to_js(&state.wallets)?;
             Reflect::set(&result, &"wallets".into(), &wallets).map_err(|_| Error::Internal("set wallets".into()))?;
             Reflect::set(&result, &"report".into(), &to_js(&report)?)
                 .map_err(|_| Error::Internal("set report".into()))?;
@@ -499,15 +604,19 @@ impl WalletStore {
         &self,
         #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
         #[wasm_bindgen(unchecked_param_type = "WalletChangeSet")] changes: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "() => Promise<void> | void")] init: Function,
+        #[wasm_bindgen(unchecked_param_type = "() => Promise<void> | void")] init: JsValue,
     ) -> Promise {
-        let input = parse_changes(&wallet, changes);
+        accept!(guard);
+        let (wallet, changes) = accept!(parse_changes(&wallet, &changes));
+        if !init.is_function() {
+            return rejected(Error::InvalidArgument("init must be a function".into()));
+        }
+        let init: Function = init.unchecked_into();
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let (wallet, changes) = input.map_err(|e| error::to_js(&e))?;
             let run_init = async move {
                 let returned = init.call0(&JsValue::UNDEFINED)?;
-                JsFuture::from(Promise::resolve(&returned)).await.map(|_| ())
+                JsFuture::from(convert::settle(&returned)?).await.map(|_| ())
             };
             match inner.register_wallet(wallet, changes, run_init).await {
                 Ok(Ok(())) => Ok(JsValue::UNDEFINED),
@@ -524,10 +633,10 @@ impl WalletStore {
         #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
         #[wasm_bindgen(unchecked_param_type = "WalletChangeSet")] changes: JsValue,
     ) -> Promise {
-        let input = parse_changes(&wallet, changes);
+        accept!(guard);
+        let (wallet, changes) = accept!(parse_changes(&wallet, &changes));
         let inner = self.inner.clone();
         promise(async move {
-            let (wallet, changes) = input?;
             inner.store_pending(wallet, changes).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -569,13 +678,13 @@ impl WalletStore {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "BackupOptions")] options: JsValue,
     ) -> Promise {
-        let progress = progress_callback(&options);
-        let passphrase = encryption::backup_passphrase(&options);
+        accept!(guard);
+        let options = accept!(backup_options(&options, false));
         let inner = self.inner.clone();
         promise(async move {
-            let (mut report, passphrase) = (progress?, passphrase?);
+            let mut report = progress_callback(options.on_progress);
             let bytes = inner.export_backup(js_sys::Date::now() as u64, &mut report).await?;
-            let bytes = encryption::seal_backup(&inner, bytes, passphrase)?;
+            let bytes = encryption::seal_backup(&inner, bytes, options.backup_passphrase)?;
             Ok(js_sys::Uint8Array::from(&bytes[..]).into())
         })
     }
@@ -586,35 +695,47 @@ impl WalletStore {
     /// newer backup, `backup_destination_not_empty` (15) unless `overwrite: true`.
     #[wasm_bindgen(js_name = importBackup, unchecked_return_type = "Promise<ImportReport>")]
     pub fn import_backup(
-        name: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: JsValue,
     ) -> Promise {
-        let input = (|| {
-            let bytes = bytes
-                .dyn_ref::<js_sys::Uint8Array>()
-                .ok_or_else(|| Error::InvalidArgument("bytes must be a Uint8Array".into()))?
-                .to_vec();
-            let overwrite = match Reflect::get(&options, &"overwrite".into()) {
-                Ok(value) if value.is_undefined() => false,
-                Ok(value) => {
-                    value.as_bool().ok_or_else(|| Error::InvalidArgument("overwrite must be a boolean".into()))?
-                }
-                Err(_) => false,
-            };
-            let passphrase = encryption::backup_passphrase(&options)?;
-            Ok::<_, Error>((bytes, overwrite, progress_callback(&options)?, passphrase))
-        })();
-        let open_options = Object::new();
-        let _ = Reflect::set(&open_options, &"name".into(), &name.into());
-        let _ = Reflect::set(&open_options, &"encryption".into(), &encryption::import_encryption(&options));
-        let parsed = parse_options(open_options.into());
+        accept!(guard);
+        let name = match convert::read(&name) {
+            Ok(Value::Text(name)) => name,
+            Ok(_) => return rejected(Error::InvalidArgument("name must be a string".into())),
+            Err(refusal) => return rejected(Rejection::from_refusal(refusal, "name")),
+        };
+        let bytes = match convert::read(&bytes) {
+            Ok(Value::Bytes(bytes)) => bytes,
+            Ok(_) => return rejected(Error::InvalidArgument("bytes must be a Uint8Array".into())),
+            Err(refusal) => return rejected(Rejection::from_refusal(refusal, "bytes")),
+        };
+        let options = accept!(backup_options(&options, true));
+        let open = OpenOptions { encryption: options.encryption, ..OpenOptions::named(name) };
+        let parsed = accept!(check_options(open));
+        let (overwrite, passphrase) = (options.overwrite, options.backup_passphrase);
         promise(async move {
-            let (bytes, overwrite, mut progress, passphrase) = input?;
+            let mut progress = progress_callback(options.on_progress);
+            // Every row is checked before the database is opened: a refused backup creates
+            // nothing. Only a backup sealed with its store's own key waits for that store.
+            let checked = if crate::backup::sealed::needs_store_key(&bytes) {
+                Err(bytes)
+            } else {
+                let plain = encryption::open_backup(None, bytes, passphrase)?;
+                Ok(crate::backup::validate(&plain, &mut progress)?)
+            };
             let store = Self::connect(parsed).await?;
-            let imported = match encryption::open_backup(&store.inner, bytes, passphrase) {
-                Ok(bytes) => store.inner.import_backup(&bytes, overwrite, &mut progress).await,
-                Err(error) => Err(error),
+            let imported = match checked {
+                Ok(backup) => store.inner.import_validated(backup, overwrite, &mut progress).await,
+                Err(bytes) => {
+                    let cipher = encryption::encrypting_layer(&store.inner).cipher();
+                    match encryption::open_backup(cipher.as_deref(), bytes, None)
+                        .and_then(|plain| crate::backup::validate(&plain, &mut progress))
+                    {
+                        Ok(backup) => store.inner.import_validated(backup, overwrite, &mut progress).await,
+                        Err(error) => Err(error),
+                    }
+                }
             };
             store.inner.close().await?;
             store.session.borrow_mut().take();
@@ -631,6 +752,7 @@ impl WalletStore {
         &self,
         #[wasm_bindgen(js_name = walletId, unchecked_param_type = "string")] wallet: JsValue,
     ) -> Promise {
+        accept!(guard);
         // Claimed now, so a `store` called right after this returns is already refused.
         let claim = wallet_id(&wallet).and_then(|id| self.inner.begin_delete(id));
         let inner = self.inner.clone();
@@ -646,6 +768,7 @@ impl WalletStore {
     /// The wallets with staged, not yet durable changes, and their field counts.
     #[wasm_bindgen(unchecked_return_type = "Promise<StagedWallet[]>")]
     pub fn staged(&self) -> Promise {
+        accept!(guard);
         if self.inner.is_closed() {
             return promise(async { Err(Error::Closed) });
         }
@@ -677,10 +800,11 @@ impl WalletStore {
     /// rejects and the store stays open with its changes staged (coordinators stay stopped).
     #[wasm_bindgen(unchecked_return_type = "Promise<ShutdownReport>")]
     pub fn close(&self, #[wasm_bindgen(unchecked_optional_param_type = "CloseOptions")] options: JsValue) -> Promise {
+        accept!(guard);
+        let timeout = accept!(tasks::timeout_ms(&options));
         let inner = self.inner.clone();
         let registry = self.registry.clone();
         let session = self.session.clone();
-        let timeout = tasks::timeout_ms(&options);
         promise(async move {
             let flushed = RefCell::new(None);
             let final_step = async {
@@ -689,7 +813,7 @@ impl WalletStore {
                 *flushed.borrow_mut() = Some(outcome);
                 result
             };
-            let report = registry.shutdown(timeout?, "persister", final_step).await;
+            let report = registry.shutdown(timeout, "persister", final_step).await;
             let closed =
                 flushed.into_inner().unwrap_or_else(|| Err(Error::Internal("the final flush did not run".into())))?;
             session.borrow_mut().take();

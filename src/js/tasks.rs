@@ -3,13 +3,14 @@
 
 use std::rc::Rc;
 
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Function, Promise};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{env, from_js, promise, to_js};
-use crate::error::{Error, Result};
+use super::convert::{self, Rejection, Value};
+use super::{accept, env, promise, rejected, to_js};
+use crate::error::Error;
 use crate::tasks::{LocalFuture, PassFn, Signal, TaskRegistry, WorkerSpec};
 
 /// Default drain timeout of `quiesce`, `close` and wallet deletes, in ms.
@@ -36,18 +37,29 @@ struct StartOptions {
     interval_ms: u32,
 }
 
-/// `{timeoutMs}` from an optional options object.
-pub(super) fn timeout_ms(options: &JsValue) -> Result<u32> {
-    if options.is_undefined() || options.is_null() {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TimeoutOptions {
+    #[serde(default)]
+    timeout_ms: Option<u32>,
+}
+
+/// `{timeoutMs}` from an optional options object (`undefined` or `null`: the default).
+pub(super) fn timeout_ms(options: &JsValue) -> std::result::Result<u32, Rejection> {
+    let value = convert::read(options).map_err(|r| Rejection::from_refusal(r, "options"))?;
+    if matches!(value, Value::Undefined | Value::Null) {
         return Ok(DEFAULT_TIMEOUT_MS);
     }
-    let value = Reflect::get(options, &"timeoutMs".into()).unwrap_or(JsValue::UNDEFINED);
-    if value.is_undefined() {
-        return Ok(DEFAULT_TIMEOUT_MS);
-    }
-    match value.as_f64() {
-        Some(ms) if ms.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&ms) => Ok(ms as u32),
-        _ => Err(Error::InvalidArgument("timeoutMs must be a non-negative integer".into())),
+    let parsed: TimeoutOptions = convert::from_value(&value).map_err(|r| Rejection::from_refusal(r, "options"))?;
+    Ok(parsed.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))
+}
+
+/// A worker key argument: a string.
+fn key(value: &JsValue) -> std::result::Result<String, Rejection> {
+    match convert::read(value) {
+        Ok(Value::Text(key)) => Ok(key),
+        Ok(_) => Err(Error::InvalidArgument("key must be a string".into()).into()),
+        Err(refusal) => Err(Rejection::from_refusal(refusal, "key")),
     }
 }
 
@@ -62,7 +74,8 @@ fn js_pass(pass: Function) -> PassFn {
         let called = pass.call1(&JsValue::UNDEFINED, &signal);
         Box::pin(async move {
             let returned = called.map_err(|e| env::describe_failure(&e))?;
-            JsFuture::from(Promise::resolve(&returned)).await.map(|_| ()).map_err(|e| env::describe_failure(&e))
+            let settled = convert::settle(&returned).map_err(|e| env::describe_failure(&e))?;
+            JsFuture::from(settled).await.map(|_| ()).map_err(|e| env::describe_failure(&e))
         }) as LocalFuture<_>
     })
 }
@@ -74,34 +87,37 @@ impl Tasks {
     /// while a wipe holds the worker's clearing latch.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn start(&self, #[wasm_bindgen(unchecked_param_type = "WorkerOptions")] options: JsValue) -> Promise {
-        let started = (|| {
-            let pass = Reflect::get(&options, &"pass".into())
-                .ok()
-                .and_then(|p| p.dyn_into::<Function>().ok())
-                .ok_or_else(|| Error::InvalidArgument("pass must be a function".into()))?;
-            let without_pass = js_sys::Object::assign(&js_sys::Object::new(), &options.clone().unchecked_into());
-            let _ = Reflect::delete_property(&without_pass, &"pass".into());
-            let parsed: StartOptions = from_js(without_pass.into(), "worker options")?;
-            self.registry.start(WorkerSpec {
-                key: parsed.key,
-                weight: parsed.weight,
-                interval_ms: parsed.interval_ms,
-                pass: js_pass(pass),
-            })
-        })();
+        accept!(guard);
+        let mut value = accept!(convert::read(&options).map_err(|r| Rejection::from_refusal(r, "worker options")));
+        let pass = match value.take("pass") {
+            Some(Value::Function(pass)) => pass,
+            _ => return rejected(Error::InvalidArgument("worker options: pass must be a function".into())),
+        };
+        let parsed: StartOptions =
+            accept!(convert::from_value(&value).map_err(|r| Rejection::from_refusal(r, "worker options")));
+        let started = self.registry.start(WorkerSpec {
+            key: parsed.key,
+            weight: parsed.weight,
+            interval_ms: parsed.interval_ms,
+            pass: js_pass(pass),
+        });
         promise(async move { started.map(|()| JsValue::UNDEFINED) })
     }
 
     /// Runs one pass now: `"ran"`, or `"skipped_quiescing"` / `"skipped_busy"`.
     #[wasm_bindgen(js_name = syncNow, unchecked_return_type = "Promise<SyncOutcome>")]
-    pub fn sync_now(&self, key: String) -> Promise {
+    pub fn sync_now(&self, #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue) -> Promise {
+        accept!(guard);
+        let key = accept!(self::key(&key));
         let registry = self.registry.clone();
         promise(async move { to_js(&registry.sync_now(&key).await?) })
     }
 
     /// Cancels the worker's loop and returns at once (a running pass continues).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn stop(&self, key: String) -> Promise {
+    pub fn stop(&self, #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue) -> Promise {
+        accept!(guard);
+        let key = accept!(self::key(&key));
         let stopped = self.registry.stop(&key);
         promise(async move { stopped.map(|()| JsValue::UNDEFINED) })
     }
@@ -110,11 +126,13 @@ impl Tasks {
     #[wasm_bindgen(unchecked_return_type = "Promise<WorkerStatus>")]
     pub fn quiesce(
         &self,
-        key: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "QuiesceOptions")] options: JsValue,
     ) -> Promise {
+        accept!(guard);
+        let key = accept!(self::key(&key));
+        let timeout = accept!(timeout_ms(&options));
         let registry = self.registry.clone();
-        let timeout = timeout_ms(&options);
-        promise(async move { to_js(&registry.quiesce(&key, timeout?).await?) })
+        promise(async move { to_js(&registry.quiesce(&key, timeout).await?) })
     }
 }

@@ -563,7 +563,17 @@ impl<B: Backend> Persister<B> {
     /// backup stores of this database with the backup's rows in one transaction. A database that
     /// holds any row is refused with `BackupDestinationNotEmpty` unless `overwrite`.
     pub async fn import_backup(&self, bytes: &[u8], overwrite: bool, progress: Progress<'_>) -> Result<ImportReport> {
-        let backup = backup::decode(bytes, &mut |done, total| progress("validate", done, total))?;
+        let backup = backup::validate(bytes, progress)?;
+        self.import_validated(backup, overwrite, progress).await
+    }
+
+    /// [`Persister::import_backup`] of a backup [`backup::validate`] already checked.
+    pub async fn import_validated(
+        &self,
+        backup: backup::Backup,
+        overwrite: bool,
+        progress: Progress<'_>,
+    ) -> Result<ImportReport> {
         self.db.check_writable()?;
         if !self.buffer.borrow().is_empty() || !self.channels.dirty().is_empty() {
             return Err(Error::InvalidArgument(

@@ -1,0 +1,571 @@
+//! Reads caller values at the JS boundary, so that nothing a caller passes can throw through wasm.
+//!
+//! Why this exists: a JS exception thrown inside an import that is not marked `catch` (a getter
+//! or Proxy trap run by serde-wasm-bindgen's field reads, `Object.keys` on a revoked Proxy,
+//! `instanceof` on a Proxy whose `getPrototypeOf` trap throws, wasm-bindgen's string glue reading
+//! `(5).length`) unwinds straight through the Rust frames that called it. Their epilogues never
+//! run, so the shadow-stack pointer (the `__stack_pointer` global) is never restored: every such
+//! call leaks its frames (about 4 KiB), and after a few hundred calls the 1 MiB stack runs into
+//! the data below it: `memory access out of bounds`, then `unreachable`, on every later call of
+//! the instance. Here every read of a caller value goes through an import marked `catch`: a throw
+//! comes back as an `Err` and becomes `invalid_argument` (1) naming the path, with the original
+//! exception as `cause`.
+//!
+//! [`read`] turns a caller value into a [`Value`] tree (plain objects, arrays, `Uint8Array`s of
+//! any realm, primitives; refusing everything else), then [`from_value`] deserializes our types
+//! from the tree with serde, naming the path of the first refused value.
+
+use std::fmt;
+
+use js_sys::{Array, Function, Object, Reflect};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::error::Error;
+
+#[wasm_bindgen(module = "/src/js/convert.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = shapeOf)]
+    fn shape_of(value: &JsValue) -> Result<u32, JsValue>;
+    #[wasm_bindgen(catch, js_name = copyBytes)]
+    fn copy_bytes(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
+    #[wasm_bindgen(catch, js_name = isWellFormed)]
+    fn is_well_formed(text: &JsValue) -> Result<bool, JsValue>;
+    #[wasm_bindgen(catch, js_name = bigintText)]
+    fn bigint_text(value: &JsValue) -> Result<String, JsValue>;
+    #[wasm_bindgen(catch, js_name = describeObject)]
+    fn describe_object(value: &JsValue) -> Result<String, JsValue>;
+    /// A promise for `value` (a thenable is followed); never throws.
+    #[wasm_bindgen(catch)]
+    pub fn settle(value: &JsValue) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// How deep objects and arrays may nest in any argument.
+pub const MAX_DEPTH: usize = crate::channels::meta::MAX_DEPTH;
+/// The most one argument may hold (strings, bytes, and 16 bytes per value), so a huge or
+/// endless (Proxy) value is refused instead of exhausting memory.
+pub const MAX_INPUT_BYTES: usize = 64 << 20;
+
+/// A caller value, read once: nothing in it can run caller code any more.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// `undefined`: an absent struct field; refused almost everywhere else.
+    Undefined,
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// A bigint (within i128; larger ones are refused while reading).
+    BigInt(i128),
+    /// A well-formed string.
+    Text(String),
+    /// The bytes of a `Uint8Array` (copied).
+    Bytes(Vec<u8>),
+    /// A function (only callbacks accept one).
+    Function(Function),
+    /// A dense array without named properties.
+    List(Vec<Value>),
+    /// A plain object's own string-keyed properties, in property order.
+    Map(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// What the value is, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Value::Undefined => "undefined".into(),
+            Value::Null => "null".into(),
+            Value::Bool(b) => format!("the boolean {b}"),
+            Value::Number(n) => format!("the number {n}"),
+            Value::BigInt(n) => format!("the bigint {n}"),
+            Value::Text(_) => "a string".into(),
+            Value::Bytes(_) => "a Uint8Array".into(),
+            Value::Function(_) => "a function".into(),
+            Value::List(_) => "an array".into(),
+            Value::Map(_) => "an object".into(),
+        }
+    }
+
+    /// Removes and returns the property `key` of a map (`None` if absent or not a map).
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        match self {
+            Value::Map(entries) => {
+                let at = entries.iter().position(|(k, _)| k == key)?;
+                Some(entries.remove(at).1)
+            }
+            _ => None,
+        }
+    }
+
+    /// The property `key` of a map.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+/// One step of a path: a property or an array index.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A refused caller value: why, where (the path below the argument), and the JS exception that
+/// caused it, if one did.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// Innermost step first (steps are added while the error travels outward).
+    steps: Vec<Step>,
+    message: String,
+    cause: Option<JsValue>,
+}
+
+impl Refusal {
+    fn new(message: impl Into<String>) -> Refusal {
+        Refusal { steps: Vec::new(), message: message.into(), cause: None }
+    }
+
+    fn caused(message: impl Into<String>, cause: JsValue) -> Refusal {
+        Refusal { steps: Vec::new(), message: message.into(), cause: Some(cause) }
+    }
+
+    fn at(mut self, step: Step) -> Refusal {
+        self.steps.push(step);
+        self
+    }
+
+    /// The path, e.g. `.utxos["<txid>:0"].value`.
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        for step in self.steps.iter().rev() {
+            match step {
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+                Step::Key(key) if is_identifier(key) => {
+                    out.push('.');
+                    out.push_str(key);
+                }
+                Step::Key(key) => out.push_str(&format!("[{key:?}]")),
+            }
+        }
+        out
+    }
+
+    /// The error of argument `what`: `invalid_argument` naming the path, and the JS cause.
+    pub fn into_error(self, what: &str) -> (Error, Option<JsValue>) {
+        (Error::InvalidArgument(format!("{what}{}: {}", self.path(), self.message)), self.cause)
+    }
+}
+
+fn is_identifier(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path(), self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl de::Error for Refusal {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Refusal::new(msg.to_string())
+    }
+}
+
+/// Reads `value` (see the module doc): plain objects (prototype `Object.prototype` of any realm,
+/// or `null`), dense arrays without named properties, `Uint8Array`s of any realm, primitives and
+/// functions. Refuses `Map`, `Set`, `Date`, class instances, boxed primitives, symbols, symbol
+/// keys, lone surrogates, nesting deeper than [`MAX_DEPTH`] (cycles included) and more than
+/// [`MAX_INPUT_BYTES`] in all.
+pub fn read(value: &JsValue) -> Result<Value, Refusal> {
+    Reader { used: 0 }.read(value, 0)
+}
+
+struct Reader {
+    used: usize,
+}
+
+/// What `shapeOf` (convert.js) says.
+const OTHER: u32 = 0;
+const PLAIN: u32 = 1;
+const ARRAY: u32 = 2;
+const BYTES: u32 = 3;
+
+impl Reader {
+    fn charge(&mut self, bytes: usize) -> Result<(), Refusal> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > MAX_INPUT_BYTES {
+            return Err(Refusal::new(format!("the value is larger than {} MiB", MAX_INPUT_BYTES >> 20)));
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, value: &JsValue) -> Result<String, Refusal> {
+        let well_formed = is_well_formed(value).map_err(|e| Refusal::caused("the string could not be read", e))?;
+        if !well_formed {
+            return Err(Refusal::new("the string is not well-formed UTF-16 (it has a lone surrogate)"));
+        }
+        let text = value.as_string().unwrap_or_default();
+        self.charge(text.len())?;
+        Ok(text)
+    }
+
+    fn read(&mut self, value: &JsValue, depth: usize) -> Result<Value, Refusal> {
+        self.charge(16)?;
+        if value.is_undefined() {
+            return Ok(Value::Undefined);
+        }
+        if value.is_null() {
+            return Ok(Value::Null);
+        }
+        if let Some(b) = value.as_bool() {
+            return Ok(Value::Bool(b));
+        }
+        if let Some(n) = value.as_f64() {
+            return Ok(Value::Number(n));
+        }
+        if value.is_bigint() {
+            let text = bigint_text(value).map_err(|e| Refusal::caused("the bigint could not be read", e))?;
+            return text
+                .parse::<i128>()
+                .map(Value::BigInt)
+                .map_err(|_| Refusal::new(format!("the bigint {text} is out of every accepted range")));
+        }
+        if value.is_string() {
+            return self.text(value).map(Value::Text);
+        }
+        if value.is_symbol() {
+            return Err(Refusal::new("a symbol cannot be stored"));
+        }
+        if value.is_function() {
+            return Ok(Value::Function(value.clone().unchecked_into()));
+        }
+        let shape = shape_of(value).map_err(|e| Refusal::caused("the object could not be inspected", e))?;
+        if shape == BYTES {
+            let bytes = copy_bytes(value).map_err(|e| Refusal::caused("the Uint8Array could not be read", e))?;
+            self.charge(bytes.length() as usize)?;
+            return Ok(Value::Bytes(bytes.to_vec()));
+        }
+        if shape == OTHER {
+            let name = describe_object(value).unwrap_or_else(|_| "object".into());
+            return Err(Refusal::new(format!(
+                "a {name} is not accepted here: use a plain object, an array, a Uint8Array or a primitive"
+            )));
+        }
+        if depth >= MAX_DEPTH {
+            return Err(Refusal::new(format!("nested deeper than {MAX_DEPTH} levels (or cyclic)")));
+        }
+        let keys = Reflect::own_keys(value).map_err(|e| Refusal::caused("its keys could not be read", e))?;
+        if shape == ARRAY {
+            return self.list(value, &keys, depth);
+        }
+        debug_assert_eq!(shape, PLAIN);
+        let mut entries = Vec::with_capacity(keys.length() as usize);
+        for key in keys.iter() {
+            if !key.is_string() {
+                return Err(Refusal::new("a symbol key cannot be stored"));
+            }
+            let name = self.text(&key).map_err(|r| Refusal { message: format!("a key: {}", r.message), ..r })?;
+            let item = Reflect::get(value, &key)
+                .map_err(|e| Refusal::caused("reading it threw", e).at(Step::Key(name.clone())))?;
+            let item = self.read(&item, depth + 1).map_err(|r| r.at(Step::Key(name.clone())))?;
+            entries.push((name, item));
+        }
+        Ok(Value::Map(entries))
+    }
+
+    fn list(&mut self, value: &JsValue, keys: &Array, depth: usize) -> Result<Value, Refusal> {
+        let length = Reflect::get(value, &"length".into())
+            .map_err(|e| Refusal::caused("its length could not be read", e))?
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
+            .ok_or_else(|| Refusal::new("its length is not an array length"))? as u32;
+        // A dense array has exactly its indices then "length" as own keys; anything else is a hole,
+        // a named property or a symbol key.
+        let last = keys.get(keys.length().saturating_sub(1)).as_string();
+        if keys.length() != length.saturating_add(1) || last.as_deref() != Some("length") {
+            return Err(Refusal::new("an array with holes, named properties or symbol keys cannot be stored"));
+        }
+        let mut items = Vec::with_capacity(length.min(1 << 16) as usize);
+        for i in 0..length {
+            let item = Reflect::get(value, &JsValue::from(i))
+                .map_err(|e| Refusal::caused("reading it threw", e).at(Step::Index(i as usize)))?;
+            items.push(self.read(&item, depth + 1).map_err(|r| r.at(Step::Index(i as usize)))?);
+        }
+        Ok(Value::List(items))
+    }
+}
+
+/// Sets an own enumerable property, also for `"__proto__"` (which plain assignment would treat
+/// as the prototype).
+pub fn set_own(object: &Object, key: &str, value: &JsValue) {
+    if key == "__proto__" {
+        let descriptor = Object::new();
+        for (field, flag) in [("writable", true), ("enumerable", true), ("configurable", true)] {
+            let _ = Reflect::set(&descriptor, &field.into(), &flag.into());
+        }
+        let _ = Reflect::set(&descriptor, &"value".into(), value);
+        let _ = Reflect::define_property(object, &key.into(), &descriptor);
+    } else {
+        let _ = Reflect::set(object, &key.into(), value);
+    }
+}
+
+/// Deserializes `T` from a read value; the refusal names the path of the first bad value.
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Refusal> {
+    T::deserialize(ValueDeserializer(value))
+}
+
+/// Reads `value` and deserializes `T` from it: the whole boundary for one argument `what`.
+pub fn parse<T: DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, Rejection> {
+    read(value).and_then(|v| from_value(&v)).map_err(|r| Rejection::from_refusal(r, what))
+}
+
+/// An error for JS plus the exception that caused it (`cause` on the rejection).
+#[derive(Debug)]
+pub struct Rejection {
+    /// The error.
+    pub error: Error,
+    /// The caller's exception that caused it, if any.
+    pub cause: Option<JsValue>,
+}
+
+impl Rejection {
+    /// The rejection of argument `what` for `refusal`.
+    pub fn from_refusal(refusal: Refusal, what: &str) -> Rejection {
+        let (error, cause) = refusal.into_error(what);
+        Rejection { error, cause }
+    }
+}
+
+impl From<Error> for Rejection {
+    fn from(error: Error) -> Rejection {
+        Rejection { error, cause: None }
+    }
+}
+
+/// The serde deserializer over a [`Value`].
+struct ValueDeserializer<'a>(&'a Value);
+
+impl ValueDeserializer<'_> {
+    fn wrong(&self, expected: &str) -> Refusal {
+        Refusal::new(format!("expected {expected}, got {}", self.0.describe()))
+    }
+
+    /// A map's entries for `visitor`; for a struct (`fields`), `undefined` means absent.
+    fn entries<'de, V: Visitor<'de>>(self, visitor: V, fields: bool) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Map(entries) => {
+                visitor.visit_map(Entries { entries: entries.iter(), value: None, skip_undefined: fields })
+            }
+            _ => Err(self.wrong("an object")),
+        }
+    }
+
+    /// An integer within `min..=max`: a number (a safe integer) or a bigint.
+    fn integer(&self, min: i128, max: i128) -> Result<i128, Refusal> {
+        const SAFE: f64 = 9_007_199_254_740_991.0;
+        let range = || {
+            if max > SAFE as i128 {
+                format!("an integer in {min}..={max} (a bigint, or a number up to 2^53 - 1)")
+            } else {
+                format!("an integer in {min}..={max}")
+            }
+        };
+        let n = match self.0 {
+            Value::Number(n) if n.fract() == 0.0 && n.abs() <= SAFE => *n as i128,
+            Value::BigInt(n) => *n,
+            _ => return Err(self.wrong(&range())),
+        };
+        if n < min || n > max {
+            return Err(self.wrong(&range()));
+        }
+        Ok(n)
+    }
+}
+
+macro_rules! integer_methods {
+    ($( $method:ident $visit:ident $ty:ty ),*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+                let n = self.integer(<$ty>::MIN as i128, <$ty>::MAX as i128)?;
+                visitor.$visit(n as $ty)
+            }
+        )*
+    };
+}
+
+struct Entries<'a> {
+    entries: std::slice::Iter<'a, (String, Value)>,
+    value: Option<&'a (String, Value)>,
+    /// Struct fields: `undefined` means absent.
+    skip_undefined: bool,
+}
+
+impl<'de, 'a> MapAccess<'de> for Entries<'a> {
+    type Error = Refusal;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Refusal> {
+        let entry = loop {
+            match self.entries.next() {
+                Some((_, Value::Undefined)) if self.skip_undefined => continue,
+                other => break other,
+            }
+        };
+        let Some(entry) = entry else { return Ok(None) };
+        self.value = Some(entry);
+        let key: de::value::StrDeserializer<'_, Refusal> = entry.0.as_str().into_deserializer();
+        seed.deserialize(key).map(Some).map_err(|r| r.at(Step::Key(entry.0.clone())))
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Refusal> {
+        let (key, value) = self.value.take().ok_or_else(|| Refusal::new("a value without a key"))?;
+        seed.deserialize(ValueDeserializer(value)).map_err(|r| r.at(Step::Key(key.clone())))
+    }
+}
+
+struct Items<'a> {
+    items: std::iter::Enumerate<std::slice::Iter<'a, Value>>,
+}
+
+impl<'de, 'a> SeqAccess<'de> for Items<'a> {
+    type Error = Refusal;
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Refusal> {
+        match self.items.next() {
+            None => Ok(None),
+            Some((i, value)) => seed.deserialize(ValueDeserializer(value)).map(Some).map_err(|r| r.at(Step::Index(i))),
+        }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
+    type Error = Refusal;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => visitor.visit_f64(*n),
+            Value::BigInt(n) => visitor.visit_i128(*n),
+            Value::Text(s) => visitor.visit_str(s),
+            Value::Bytes(b) => visitor.visit_bytes(b),
+            Value::List(_) => self.deserialize_seq(visitor),
+            Value::Map(_) => self.deserialize_map(visitor),
+            Value::Undefined | Value::Function(_) => Err(self.wrong("a value")),
+        }
+    }
+
+    integer_methods!(
+        deserialize_u8 visit_u8 u8, deserialize_u16 visit_u16 u16, deserialize_u32 visit_u32 u32,
+        deserialize_u64 visit_u64 u64, deserialize_i8 visit_i8 i8, deserialize_i16 visit_i16 i16,
+        deserialize_i32 visit_i32 i32, deserialize_i64 visit_i64 i64
+    );
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        self.deserialize_f64(visitor)
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Number(n) => visitor.visit_f64(*n),
+            _ => Err(self.wrong("a number")),
+        }
+    }
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Bool(b) => visitor.visit_bool(*b),
+            _ => Err(self.wrong("a boolean")),
+        }
+    }
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        self.deserialize_str(visitor)
+    }
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Text(s) => visitor.visit_str(s),
+            _ => Err(self.wrong("a string")),
+        }
+    }
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        self.deserialize_str(visitor)
+    }
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Bytes(b) => visitor.visit_bytes(b),
+            _ => Err(self.wrong("a Uint8Array")),
+        }
+    }
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        self.deserialize_bytes(visitor)
+    }
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Null | Value::Undefined => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Null | Value::Undefined => visitor.visit_unit(),
+            _ => Err(self.wrong("null")),
+        }
+    }
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, Refusal> {
+        self.deserialize_unit(visitor)
+    }
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, Refusal> {
+        visitor.visit_newtype_struct(self)
+    }
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::List(items) => visitor.visit_seq(Items { items: items.iter().enumerate() }),
+            _ => Err(self.wrong("an array")),
+        }
+    }
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, Refusal> {
+        self.deserialize_seq(visitor)
+    }
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, Refusal> {
+        self.deserialize_seq(visitor)
+    }
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        self.entries(visitor, false)
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Refusal> {
+        self.entries(visitor, true)
+    }
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Value::Text(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            _ => Err(self.wrong("a string")),
+        }
+    }
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        self.deserialize_str(visitor)
+    }
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        visitor.visit_unit()
+    }
+}
