@@ -469,3 +469,20 @@ fn a_failed_import_replace_leaves_the_target_exactly_as_before() {
     run(&target.clock, persister.close()).unwrap();
     assert_eq!(target.load_after_restart().wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(1)]);
 }
+
+/// Found by the browser simulation (tests/e2e/sim.test.mjs, seed 15000079): a registration of a
+/// wallet with changes staged before it began would, on failure, discard them with its rollback.
+/// Such a wallet exists in this store already: the registration is refused (3) and the staged
+/// changes stay.
+#[test]
+fn registering_a_wallet_with_staged_changes_is_refused_and_keeps_them() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(4), sample_changeset(4)).unwrap();
+    let init = async { Err::<(), _>("init failed") };
+    let error = run(&world.clock, persister.register_wallet(wallet_id(4), record_only(4), init)).unwrap_err();
+    assert_eq!(error.code(), 3);
+    assert_eq!(persister.staged(), vec![(wallet_id(4), sample_changeset(4).field_count())]);
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets.len(), 1);
+}

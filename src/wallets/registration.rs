@@ -109,13 +109,18 @@ impl<B: Backend> Persister<B> {
     }
 
     /// Phase one: validates `changes` (which must include the wallet record) and writes them as
-    /// one `pending` row. Refuses a wallet that exists or is pending.
+    /// one `pending` row. Refuses a wallet that exists, is pending, or has staged changes.
     pub async fn store_pending(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<()> {
         self.check_writable(wallet)?;
         if changes.wallet.is_none() {
             return Err(Error::InvalidArgument("a registration needs the wallet record (changes.wallet)".into()));
         }
         changes.validate(&wallet, self.options.max_blob_bytes)?;
+        // Changes staged for the wallet before its registration: it exists in this store already
+        // (and a rollback must not discard what the caller staged before it began).
+        if self.buffer.borrow().get(&wallet).is_some() {
+            return Err(Error::WalletAlreadyExists(wallet));
+        }
         let live = self.db.get(WALLETS, &entry_key(&wallet, &())).await?.is_some();
         let left_by_failed_rollback = self.failed_rollbacks.borrow().contains(&wallet);
         if live || (!left_by_failed_rollback && self.db.get(PENDING, &pending_key(&wallet)).await?.is_some()) {

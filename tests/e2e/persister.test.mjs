@@ -177,7 +177,8 @@ test('bad input rejects with a typed WalletPersistError and stages nothing; a cl
 
     // The final flush of close() landed.
     await db.open();
-    assert.deepEqual((await db.ok('load')).wallets, { [W1]: toWire(asLoaded({ utxos: { [`${TX1}:0`]: utxo } })) });
+    const landed = { wallet: { ...smallChangeset().wallet, createdAtMs: 0n }, utxos: { [`${TX1}:0`]: utxo } };
+    assert.deepEqual((await db.ok('load')).wallets, { [W1]: toWire(asLoaded(landed, W1)) });
     assert.deepEqual(pageErrors(page), []);
   } finally {
     await page.close();
