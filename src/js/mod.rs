@@ -285,17 +285,17 @@ fn backup_options(options: &JsValue, import: bool) -> Result<BackupOptions, Reje
     if !matches!(value, Value::Map(_)) {
         return Err(invalid("options must be an object"));
     }
-    let mut parsed = BackupOptions::default();
-    parsed.on_progress = match value.take("onProgress") {
+    let on_progress = match value.take("onProgress") {
         None | Some(Value::Undefined) => None,
         Some(Value::Function(f)) => Some(f),
         Some(_) => return Err(invalid("options.onProgress must be a function")),
     };
-    parsed.backup_passphrase = match value.take("backupPassphrase") {
+    let backup_passphrase = match value.take("backupPassphrase") {
         None | Some(Value::Undefined) => None,
         Some(Value::Text(p)) if !p.is_empty() => Some(p),
         Some(_) => return Err(invalid("options.backupPassphrase must be a non-empty string")),
     };
+    let mut parsed = BackupOptions { on_progress, backup_passphrase, ..BackupOptions::default() };
     if import {
         parsed.overwrite = match value.take("overwrite") {
             None | Some(Value::Undefined) => false,
