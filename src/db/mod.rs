@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::log::log_at;
 
 pub use lock::{WriteGuard, WriteLock};
-pub use schema::{GateOutcome, Version};
+pub use schema::{Access, GateOutcome, Version};
 
 /// Where a connection is in its life. Only `close` moves it forward; a lost connection is
 /// still `Open` (calls fail with a retryable error until a reconnect succeeds).
@@ -95,7 +95,7 @@ impl<B: Backend> Db<B> {
         if self.read_only {
             return Err(Error::ReadOnlyFollower(String::from("this database")));
         }
-        Ok(())
+        self.gate.borrow().check_writable()
     }
 
     /// Marks the connection closing (`true`) or open again after a failed close (`false`).

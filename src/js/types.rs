@@ -45,7 +45,18 @@ export type SyncOutcome = "ran" | "skipped_quiescing" | "skipped_busy";
 export interface StorageEstimate { usage: number; quota: number; }
 /** `navigator.storage.persist()`: whether the browser granted persistent storage. */
 export interface PersistResult { persisted: boolean; }
-export interface ChangeEvent { walletIds: Hex32[]; }
+/**
+ * Wallets a commit, delete or registration made durable: by this store (`origin: "local"`) or by
+ * another tab or worker of the same database (`"remote"`).
+ */
+export interface ChangeEvent { walletIds: Hex32[]; origin: "local" | "remote"; }
+/** One log line, as `setLogger`'s logger receives it. */
+export interface LogRecord {
+  level: LogLevel;
+  message: string;
+  /** Structured values of the line, e.g. `walletIds`, `code`, `store`, `key`. */
+  fields: Record<string, string | number | string[]>;
+}
 /** Another connection upgraded (or deleted: `newVersion` null) the database. */
 export interface VersionChangeEvent { oldVersion: number; newVersion: number | null; }
 
@@ -144,6 +155,11 @@ export interface OpenReport {
   migratedFrom: number | null;
   /** Unfinished registrations (stopped between `storePending` and `promote`) this open discarded. */
   discardedPending: Hex32[];
+  /**
+   * `"readOnly"` when a newer wallet-persist wrote the database and its rollback floors let this
+   * build read it but not write it (every write rejects `schema_version_unsupported`, 9).
+   */
+  access: "readWrite" | "readOnly";
 }
 export interface WorkerOptions {
   /** Unique per store. */
