@@ -27,6 +27,8 @@ use crate::model::{WalletChangeSet, WalletId};
 use crate::session::{self, MultiTab, Role};
 use crate::wallets::{FlushMode, Options, Persister};
 
+use observe::call_all;
+
 pub use channels::Channels;
 pub use error::ErrorCode;
 pub use observe::set_logger;
@@ -216,8 +218,6 @@ fn progress_callback(options: &JsValue) -> Result<impl FnMut(&'static str, u64, 
         }
     })
 }
-
-use observe::call_all;
 
 /// Adds `listener` and returns the function that removes it again.
 fn subscribe(listeners: &Rc<RefCell<Vec<Function>>>, listener: Function) -> JsValue {
