@@ -68,6 +68,10 @@ fs.copyFileSync(path.join(root, 'docs', 'package', 'README.md'), path.join(dir, 
 fs.copyFileSync(path.join(root, 'CHANGELOG.md'), path.join(dir, 'CHANGELOG.md'));
 fs.copyFileSync(path.join(root, 'docs', 'COMPATIBILITY.md'), path.join(dir, 'COMPATIBILITY.md'));
 
+// The form npm and publint expect: git+https://….git.
+if (manifest.repository && /^https:\/\//.test(manifest.repository.url)) {
+  manifest.repository.url = `git+${manifest.repository.url.replace(/\.git$/, '')}.git`;
+}
 manifest.main = 'index.js';
 manifest.module = 'index.js';
 manifest.types = 'index.d.ts';

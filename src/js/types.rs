@@ -267,6 +267,8 @@ export interface WalletPersistError extends Error {
   walletIds?: Hex32[];
   /** `cause` for flush errors; `len`/`limit` for blob_too_large; `found`/`supported` for schema versions. */
   detail?: ErrorDetail;
+  /** The error behind this one (a flush error's storage error, itself a `WalletPersistError`), when there is one. */
+  cause?: unknown;
 }
 /** The underlying error of a flush failure (`detail.cause`). */
 export interface ErrorCause { code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
