@@ -1,7 +1,7 @@
 // A Manifest V3 extension (tests/e2e/fixtures/mv3 plus a copy of pkg/) in headless Chromium: its
 // module service worker instantiates the release .wasm under the extension CSP
-// ('wasm-unsafe-eval'), opens a store, commits, and after the service worker restarts (the
-// extension reloads, then the whole browser restarts on the same profile) loads the same wallet.
+// ('wasm-unsafe-eval'), opens a store, commits, and after the service worker restarts (with the
+// browser, on the same profile) loads the same wallet.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -20,10 +20,10 @@ after(async () => {
 });
 
 /** The extension's service worker in the current context (waits for it to start). */
-async function serviceWorker(context, previous) {
+async function serviceWorker(context) {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const worker = context.serviceWorkers().find((w) => w.url().endsWith('/sw.js') && w !== previous);
+    const worker = context.serviceWorkers().find((w) => w.url().endsWith('/sw.js'));
     if (worker) return worker;
     assert.ok(Date.now() < deadline, 'the extension service worker did not start');
     await context.waitForEvent('serviceworker', { timeout: 5_000 }).catch(() => {});
@@ -33,7 +33,7 @@ async function serviceWorker(context, previous) {
 /** Runs globalThis.wallet[method](...args) in the service worker. */
 const call = (worker, method, ...args) => worker.evaluate(([m, a]) => globalThis.wallet[m](...a), [method, args]);
 
-test('an MV3 service worker opens a store, commits, and loads it back across service-worker restarts', async () => {
+test('an MV3 service worker opens a store, commits, and loads it back after the service worker restarts', async () => {
   assert.ok(fs.existsSync(path.join(PKG, 'index.js')), 'pkg/ is built (make pkg)');
   extension = fs.mkdtempSync(path.join(os.tmpdir(), 'wallet-persist-mv3-'));
   fs.cpSync(FIXTURE, extension, { recursive: true });
@@ -51,12 +51,10 @@ test('an MV3 service worker opens a store, commits, and loads it back across ser
   assert.deepEqual(report, { succeeded: [W], failed: [], stillPending: [] });
   assert.deepEqual(await call(worker, 'refusal', 'mv3-wallet'), { ours: true, code: 1 });
 
-  // The service worker is stopped and a new one starts (the extension reloads).
-  await call(worker, 'restart');
-  worker = await serviceWorker(browser.context, worker);
-  assert.deepEqual(await call(worker, 'load', 'mv3-wallet'), { [W]: 'in the extension' });
-
-  // The browser restarts on the same profile: a fresh service worker, the same data.
+  // The browser restarts on the same profile: the service worker ends with it and a fresh one
+  // starts (headless Chromium offers no way to stop only the worker: CDP's
+  // ServiceWorker.stopAllWorkers and Target.closeTarget from a page do not reach an extension's
+  // worker, and after chrome.runtime.reload() no new worker was reported).
   await browser.restart();
   worker = await serviceWorker(browser.context);
   assert.deepEqual(await call(worker, 'load', 'mv3-wallet'), { [W]: 'in the extension' });
