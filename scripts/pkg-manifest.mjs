@@ -60,7 +60,7 @@ fs.writeFileSync(
 );
 fs.writeFileSync(
   path.join(dir, 'index.d.ts'),
-  `${banner}export * from './${main}';\nexport { default } from './${main}';\nexport { WalletPersistError, isWalletPersistError, type WalletPersistErrorFields } from '${errors}';\n`,
+  `${banner}export * from './${main}';\nexport { default } from './${main}';\nexport { WalletPersistError, isWalletPersistError, type WalletPersistErrorFields, type WalletPersistErrorConstructor } from '${errors}';\n`,
 );
 
 // The user-facing documents replace the contributor README wasm-pack copied.

@@ -256,8 +256,11 @@ export type InjectableOp = "write" | "read" | "scan";
 /** Fault-injection builds only: the error kinds `failNext`, `failWallet` and `failStoreRead` can inject. */
 export type InjectableErrorKind = "quota_exceeded" | "connection_lost" | "transaction_aborted" | "timeout" | "blob_decode" | "internal";
 
-/** Every promise of this package rejects with one of these. */
-export interface WalletPersistError extends Error {
+/**
+ * What every error of this package carries. The package entry exports the class
+ * `WalletPersistError` (instances have exactly these fields) and `isWalletPersistError`.
+ */
+export interface WalletPersistErrorInfo extends Error {
   name: "WalletPersistError";
   code: ErrorCode;
   kind: ErrorKind;
@@ -270,6 +273,8 @@ export interface WalletPersistError extends Error {
   /** The error behind this one (a flush error's storage error, itself a `WalletPersistError`), when there is one. */
   cause?: unknown;
 }
+/** An error this package rejected with (see `WalletPersistErrorInfo`). */
+export type WalletPersistError = WalletPersistErrorInfo;
 /** The underlying error of a flush failure (`detail.cause`). */
 export interface ErrorCause { code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
 export interface ErrorDetail {
