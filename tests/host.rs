@@ -391,7 +391,8 @@ fn log_lines_reach_the_sink_with_structured_fields() {
     use wallet_persist::log::{self, Field, Level, Value};
     use wallet_persist::{Options, Persister};
 
-    let lines: Rc<RefCell<Vec<(Level, String, Vec<Field>)>>> = Rc::default();
+    type Line = (Level, String, Vec<Field>);
+    let lines: Rc<RefCell<Vec<Line>>> = Rc::default();
     let seen = lines.clone();
     log::set_sink(Some(Rc::new(move |level, message: &str, fields: &[Field]| {
         seen.borrow_mut().push((level, message.to_owned(), fields.to_vec()));
