@@ -117,7 +117,7 @@ pub fn write(level: Level, message: &str) {
     write_fields(level, message, &[]);
 }
 
-/// [`write`] with structured fields.
+/// [`write()`] with structured fields.
 pub fn write_fields(level: Level, message: &str, fields: &[Field]) {
     if !enabled(level) {
         return;
