@@ -19,7 +19,7 @@ TIMED := scripts/timed.sh
 T0 := $(shell date +%s)
 
 .PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean \
-        bench bench-pkg bench-profile bench-ab test-bench-smoke lint apidoc test-apidoc
+        bench bench-pkg bench-profile bench-ab test-bench-smoke lint soak apidoc test-apidoc
 
 help:
 	@echo "make bootstrap     install missing tools (rust target, chromium, wasm-pack, wasm-bindgen-cli, npm dev deps)"
@@ -28,7 +28,8 @@ help:
 	@echo "make demo          bootstrap, pkg, www-pkg, then serve the repo on http://127.0.0.1:$(PORT)/www/"
 	@echo "make test          bootstrap, then lint, test-host, doc, test-browser, test-e2e, test-apidoc, test-bench-smoke (fail fast, timed)"
 	@echo "make lint          cargo fmt --check; cargo clippy -D warnings on the host and on wasm32, every feature set"
-	@echo "make test-host     cargo test --features testing (native)"
+	@echo "make test-host     cargo test --features testing (native; includes the 5,000-sequence simulation)"
+	@echo "make soak SEED=1 N=100000  the deterministic simulation (tests/sim.rs), long, in release"
 	@echo "make test-browser  wasm-bindgen-test in headless Chromium (webdriver.json at the crate root)"
 	@echo "make test-e2e      pkg + www-pkg, then node --test tests/e2e/ (playwright-core; consumer app, README samples)"
 	@echo "make test-bench-smoke  bench-pkg, then every benchmark workload at tiny size (node --test bench/)"
@@ -73,6 +74,13 @@ lint: bootstrap
 # The conformance suite and the fault-injecting backend live behind the `testing` feature.
 test-host: bootstrap
 	@$(TIMED) test-host cargo test --features testing
+
+# The deterministic simulation of tests/sim.rs for long runs: N sequences from seed SEED, release
+# build. A failure prints its seed and a shrunk sequence.
+SEED ?= 1
+N ?= 100000
+soak: bootstrap
+	@$(TIMED) soak env SIM_SEED=$(SEED) SIM_N=$(N) cargo test --release --features testing --test sim -- --nocapture
 
 # The API docs, as a wallet developer reads them: the wasm32 build (it has the JS surface, `js`).
 # Missing docs and broken intra-doc links fail the build. Output: target/wasm32-unknown-unknown/doc/.

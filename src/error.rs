@@ -21,6 +21,9 @@ pub enum Error {
         wallets: Vec<WalletId>,
         /// The transient storage error behind it.
         cause: Box<Error>,
+        /// Wallets whose changes the same flush dropped after a fatal failure (also in the
+        /// commit report's `failed`): a retry does not bring them back.
+        dropped: Vec<WalletId>,
     },
     /// A flush failed fatally for the named wallets; their taken changesets were dropped.
     FlushFailed {
@@ -83,6 +86,9 @@ pub enum Error {
     Closed,
     /// A transaction aborted without a more specific cause (contention, a browser hiccup).
     TransactionAborted(String),
+    /// A row without its parent: a wallet row without the wallet record, an identity key or token
+    /// balance without its identity (code 22). A flush refuses it for that wallet; `load` skips it.
+    OrphanRow(String),
     /// A bug in wallet-persist or an unexpected browser response.
     Internal(String),
 }
@@ -137,6 +143,8 @@ macro_rules! error_table {
                 "The store is closed.";
             TransactionAborted = 21, "transaction_aborted", true,
                 "IndexedDB aborted the transaction without a more specific cause. Retryable.";
+            OrphanRow = 22, "orphan_row", false,
+                "A row without its parent (a wallet row without its wallet record, an identity key or token balance without its identity).";
             Internal = 99, "internal", false,
                 "A bug in wallet-persist; please report it.";
         }
@@ -211,6 +219,7 @@ impl Error {
             Error::ShutdownIncomplete(_) => Code::ShutdownIncomplete,
             Error::Closed => Code::Closed,
             Error::TransactionAborted(_) => Code::TransactionAborted,
+            Error::OrphanRow(_) => Code::OrphanRow,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -260,8 +269,12 @@ impl fmt::Display for Error {
             Error::WalletNotFound(id) => write!(f, "wallet {id} not found"),
             Error::WalletBeingDeleted(id) => write!(f, "wallet {id} is being deleted; the change was not staged"),
             Error::WalletAlreadyExists(id) => write!(f, "wallet {id} already exists"),
-            Error::FlushRetryable { wallets, cause } => {
-                write!(f, "flush failed transiently for {} wallet(s), changes kept staged: {cause}", wallets.len())
+            Error::FlushRetryable { wallets, cause, dropped } => {
+                write!(f, "flush failed transiently for {} wallet(s), changes kept staged: {cause}", wallets.len())?;
+                if !dropped.is_empty() {
+                    write!(f, "; {} other wallet(s) failed fatally and their changes were dropped", dropped.len())?;
+                }
+                Ok(())
             }
             Error::FlushFailed { wallets, cause } => {
                 write!(f, "flush failed for {} wallet(s), their changes were dropped: {cause}", wallets.len())
@@ -293,6 +306,7 @@ impl fmt::Display for Error {
             Error::ShutdownIncomplete(m) => write!(f, "shutdown incomplete: {m}"),
             Error::Closed => write!(f, "the store is closed"),
             Error::TransactionAborted(m) => write!(f, "transaction aborted: {m}"),
+            Error::OrphanRow(m) => write!(f, "orphan row: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

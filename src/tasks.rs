@@ -322,13 +322,21 @@ pub struct TaskRegistry {
     workers: RefCell<BTreeMap<String, Rc<Worker>>>,
     /// The shutdown latch: once set, `start` is refused for good.
     closed: Cell<bool>,
+    /// Set when `shutdown` ended (or the store was abandoned): `sync_now` is refused for good.
+    shut_down: Cell<bool>,
     clearing: Rc<RefCell<BTreeMap<String, u32>>>,
 }
 
 impl TaskRegistry {
     /// An empty, open registry on `runtime`.
     pub fn new(runtime: Rc<dyn Runtime>) -> Self {
-        TaskRegistry { runtime, workers: RefCell::default(), closed: Cell::new(false), clearing: Rc::default() }
+        TaskRegistry {
+            runtime,
+            workers: RefCell::default(),
+            closed: Cell::new(false),
+            shut_down: Cell::new(false),
+            clearing: Rc::default(),
+        }
     }
 
     fn worker(&self, key: &str) -> Result<Rc<Worker>> {
@@ -388,8 +396,13 @@ impl TaskRegistry {
         Ok(())
     }
 
-    /// Runs one pass now, unless the worker is quiescing or already in a pass.
+    /// Runs one pass now, unless the worker is quiescing or already in a pass. Refused with
+    /// `Closed` once `shutdown` ended (during it, every gate is held: skipped): no pass runs
+    /// after `close`.
     pub async fn sync_now(&self, key: &str) -> Result<SyncOutcome> {
+        if self.shut_down.get() {
+            return Err(Error::Closed);
+        }
         let worker = self.worker(key)?;
         match worker.begin_pass() {
             Ok(guard) => {
@@ -477,6 +490,7 @@ impl TaskRegistry {
         report.push(WorkerReport { key: final_key.to_owned(), weight: u32::MAX, status, error });
         let clean = report.iter().all(|w| w.status.is_clean()) && report.last().is_some_and(|w| w.error.is_none());
         log_at!(Info, "shutdown {}: {} worker(s)", if clean { "clean" } else { "incomplete" }, report.len());
+        self.shut_down.set(true);
         ShutdownReport { clean, workers: report }
     }
 
@@ -527,6 +541,7 @@ impl TaskRegistry {
     /// being dropped without `close`).
     pub fn abandon(&self) {
         self.closed.set(true);
+        self.shut_down.set(true);
         for worker in self.workers.borrow().values() {
             if let Some(stop) = worker.loop_stop.borrow_mut().take() {
                 stop.fire();

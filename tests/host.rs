@@ -125,7 +125,7 @@ fn buffer_restore_puts_taken_under_newer() {
     let a = wallet_id(1);
     let mut buffer = Buffer::default();
     buffer.stage(a, sample_changeset(1));
-    let taken = buffer.take_for_flush();
+    let taken = buffer.take_for_flush(&Default::default());
     assert!(buffer.is_empty());
 
     let newer = WalletChangeSet {
@@ -142,47 +142,87 @@ fn buffer_restore_puts_taken_under_newer() {
     assert_eq!(buffer.summary().len(), 1, "an empty changeset stages nothing");
 }
 
+/// The expected classification of every variant: a `match` with no wildcard arm, so a new variant
+/// does not compile until this test says what it means (code, kind, retryable).
+fn expected_classification(error: &Error) -> (u16, &'static str, bool) {
+    match error {
+        Error::InvalidArgument(_) => (1, "invalid_argument", false),
+        Error::WalletNotFound(_) => (2, "wallet_not_found", false),
+        Error::WalletBeingDeleted(_) => (2, "wallet_not_found", false),
+        Error::WalletAlreadyExists(_) => (3, "wallet_already_exists", false),
+        Error::FlushRetryable { .. } => (4, "flush_retryable", true),
+        Error::FlushFailed { cause, .. } => expected_classification(cause),
+        Error::QuotaExceeded(_) => (5, "quota_exceeded", true),
+        Error::StorageUnavailable(_) => (6, "storage_unavailable", false),
+        Error::ConnectionLost(_) => (7, "connection_lost", true),
+        Error::ClosedByUpgrade(_) => (7, "connection_lost", true),
+        Error::UpgradeBlocked(_) => (8, "upgrade_blocked", true),
+        Error::SchemaVersionUnsupported { .. } => (9, "schema_version_unsupported", false),
+        Error::BlobTooLarge { .. } => (10, "blob_too_large", false),
+        Error::BlobDecode(_) => (11, "blob_decode", false),
+        Error::WalletIdMismatch { .. } => (12, "wallet_id_mismatch", false),
+        Error::EntryMismatch(_) => (13, "entry_mismatch", false),
+        Error::BackupInvalid(_) => (14, "backup_invalid", false),
+        Error::BackupDestinationNotEmpty => (15, "backup_destination_not_empty", false),
+        Error::AlreadyOpen(_) => (16, "already_open", false),
+        Error::ReadOnlyFollower(_) => (16, "already_open", false),
+        Error::PendingRegistrationMissing(_) => (17, "pending_registration_missing", false),
+        Error::Timeout(_) => (18, "timeout", true),
+        Error::ShutdownIncomplete(_) => (19, "shutdown_incomplete", true),
+        Error::Closed => (20, "closed", false),
+        Error::TransactionAborted(_) => (21, "transaction_aborted", true),
+        Error::OrphanRow(_) => (22, "orphan_row", false),
+        Error::Internal(_) => (99, "internal", false),
+    }
+}
+
 #[test]
 fn every_error_variant_has_its_stable_code_kind_and_retryability() {
     let id = wallet_id(1);
-    let cases: Vec<(Error, u16, &str, bool)> = vec![
-        (Error::InvalidArgument("x".into()), 1, "invalid_argument", false),
-        (Error::WalletNotFound(id), 2, "wallet_not_found", false),
-        (Error::WalletAlreadyExists(id), 3, "wallet_already_exists", false),
-        (
-            Error::FlushRetryable { wallets: vec![id], cause: Box::new(Error::Timeout("t".into())) },
-            4,
-            "flush_retryable",
-            true,
-        ),
-        (Error::QuotaExceeded("x".into()), 5, "quota_exceeded", true),
-        (Error::StorageUnavailable("x".into()), 6, "storage_unavailable", false),
-        (Error::ConnectionLost("x".into()), 7, "connection_lost", true),
-        (Error::UpgradeBlocked("x".into()), 8, "upgrade_blocked", true),
-        (Error::SchemaVersionUnsupported { found: 2, supported: 1 }, 9, "schema_version_unsupported", false),
-        (Error::BlobTooLarge { len: 2, limit: 1 }, 10, "blob_too_large", false),
-        (Error::BlobDecode("x".into()), 11, "blob_decode", false),
-        (Error::WalletIdMismatch { expected: id, found: wallet_id(2) }, 12, "wallet_id_mismatch", false),
-        (Error::EntryMismatch("x".into()), 13, "entry_mismatch", false),
-        (Error::BackupInvalid("x".into()), 14, "backup_invalid", false),
-        (Error::BackupDestinationNotEmpty, 15, "backup_destination_not_empty", false),
-        (Error::AlreadyOpen("x".into()), 16, "already_open", false),
-        (Error::PendingRegistrationMissing(id), 17, "pending_registration_missing", false),
-        (Error::Timeout("x".into()), 18, "timeout", true),
-        (Error::ShutdownIncomplete("x".into()), 19, "shutdown_incomplete", true),
-        (Error::Closed, 20, "closed", false),
-        (Error::TransactionAborted("x".into()), 21, "transaction_aborted", true),
-        (Error::Internal("x".into()), 99, "internal", false),
-        (
-            Error::FlushFailed { wallets: vec![id], cause: Box::new(Error::BlobDecode("x".into())) },
-            11,
-            "blob_decode",
-            false,
-        ),
+    let x = || String::from("x");
+    // One value of every variant (the match above fails to compile without a new variant; the
+    // coverage check below fails without a value of it).
+    let samples: Vec<Error> = vec![
+        Error::InvalidArgument(x()),
+        Error::WalletNotFound(id),
+        Error::WalletBeingDeleted(id),
+        Error::WalletAlreadyExists(id),
+        Error::FlushRetryable { wallets: vec![id], cause: Box::new(Error::Timeout(x())), dropped: vec![] },
+        Error::FlushFailed { wallets: vec![id], cause: Box::new(Error::BlobDecode(x())) },
+        Error::QuotaExceeded(x()),
+        Error::StorageUnavailable(x()),
+        Error::ConnectionLost(x()),
+        Error::ClosedByUpgrade(x()),
+        Error::UpgradeBlocked(x()),
+        Error::SchemaVersionUnsupported { found: 2, supported: 1 },
+        Error::BlobTooLarge { len: 2, limit: 1 },
+        Error::BlobDecode(x()),
+        Error::WalletIdMismatch { expected: id, found: wallet_id(2) },
+        Error::EntryMismatch(x()),
+        Error::BackupInvalid(x()),
+        Error::BackupDestinationNotEmpty,
+        Error::AlreadyOpen(x()),
+        Error::ReadOnlyFollower(x()),
+        Error::PendingRegistrationMissing(id),
+        Error::Timeout(x()),
+        Error::ShutdownIncomplete(x()),
+        Error::Closed,
+        Error::TransactionAborted(x()),
+        Error::OrphanRow(x()),
+        Error::Internal(x()),
     ];
-    for (error, code, kind, retryable) in cases {
-        assert_eq!((error.code(), error.kind(), error.is_transient()), (code, kind, retryable), "{error:?}");
+    let variant = |e: &Error| std::mem::discriminant(e);
+    let mut seen = Vec::new();
+    for error in &samples {
+        assert_eq!((error.code(), error.kind(), error.is_transient()), expected_classification(error), "{error:?}");
         assert!(!error.to_string().is_empty());
+        assert!(!seen.contains(&variant(error)), "{error:?} listed twice");
+        seen.push(variant(error));
+    }
+    assert_eq!(seen.len(), 27, "one sample per variant: update the count with a new variant");
+    // Every row of the error table is reached by some variant.
+    for code in wallet_persist::error::Code::ALL {
+        assert!(samples.iter().any(|e| e.code() == code.number()), "no variant reports code {}", code.number());
     }
 }
 

@@ -337,3 +337,47 @@ fn fifty_workers_shut_down_in_one_pass_of_the_teardown() {
     // Abortable passes drain at once: the teardown takes a handful of virtual milliseconds.
     assert!(ex.now() - started < 20, "{} ms", ex.now() - started);
 }
+
+/// After `shutdown` resolved, `sync_now` is refused with `Closed` and runs no pass (issue 15: a
+/// pass used to run after `close()` resolved).
+#[test]
+fn sync_now_after_shutdown_is_refused_and_runs_no_pass() {
+    let (ex, registry) = setup();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    registry.start(spec("core", 0, 60_000, timed_pass(&ex, &log, "core", 1, true))).unwrap();
+    ex.run(async {
+        ex.idle(5).await;
+        registry.shutdown(1_000, "persister", async { Ok(()) }).await;
+        let passes = log.borrow().len();
+        assert_eq!(registry.sync_now("core").await.unwrap_err(), Error::Closed);
+        ex.idle(5).await;
+        assert_eq!(log.borrow().len(), passes, "no pass ran after shutdown: {:?}", log.borrow());
+    });
+}
+
+/// A public `quiesce` during a wipe: it drains nothing (the wipe holds the worker), starts nothing,
+/// and leaves no gate hold behind; the loop restarts after the wipe.
+#[test]
+fn a_quiesce_during_a_wipe_leaves_no_hold_and_the_loop_restarts() {
+    let (ex, registry) = setup();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    registry.start(spec("core", 0, 100, timed_pass(&ex, &log, "core", 1, true))).unwrap();
+    let status = ex.run(async {
+        ex.idle(5).await;
+        registry
+            .while_quiesced(1_000, async {
+                let status = registry.quiesce("core", 1_000).await.unwrap();
+                assert_eq!(registry.gate_holds("core").unwrap(), 1, "only the wipe's hold remains");
+                let refused = registry.start(spec("core", 0, 100, timed_pass(&ex, &log, "core", 1, true))).unwrap_err();
+                assert_eq!(refused.code(), 19, "start is refused while the wipe runs");
+                Ok(status)
+            })
+            .await
+            .unwrap()
+    });
+    assert_eq!(status, WorkerStatus::NotRunning);
+    assert_eq!(registry.gate_holds("core").unwrap(), 0);
+    let passes = log.borrow().iter().filter(|l| l.contains("start")).count();
+    ex.run(async { ex.idle(300).await });
+    assert!(log.borrow().iter().filter(|l| l.contains("start")).count() > passes, "the loop restarted after the wipe");
+}

@@ -55,6 +55,13 @@ pub struct FaultyBackend<B> {
     pause_armed: Cell<Option<Op>>,
     /// The waker of the held call, `Some` while one is held.
     paused: RefCell<Option<Waker>>,
+    /// The connection is lost: every call fails with `ConnectionLost` until a reconnect succeeds.
+    lost: Cell<bool>,
+    /// How many of the next reconnects fail; a failed reconnect leaves the inner backend without a
+    /// connection (it answers `Closed`, as IndexedDB did after a failed reopen).
+    failing_reconnects: Cell<u32>,
+    /// Calls of these operations never settle until a reconnect (a wedged connection).
+    hanging: RefCell<Vec<Op>>,
 }
 
 impl<B> FaultyBackend<B> {
@@ -67,6 +74,53 @@ impl<B> FaultyBackend<B> {
             reconnects: Cell::new(0),
             pause_armed: Cell::new(None),
             paused: RefCell::new(None),
+            lost: Cell::new(false),
+            failing_reconnects: Cell::new(0),
+            hanging: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The browser closes the connection under us (site data cleared): every call fails with
+    /// `ConnectionLost` until a reconnect succeeds.
+    pub fn lose_connection(&self) {
+        self.lost.set(true);
+    }
+
+    /// The next `count` reconnects fail, each leaving no connection behind.
+    pub fn fail_reconnects(&self, count: u32) {
+        self.failing_reconnects.set(count);
+    }
+
+    /// Every later call of `op` never settles (as a write the browser started and never finished),
+    /// until a reconnect replaces the wedged connection.
+    pub fn hang(&self, op: Op) {
+        self.hanging.borrow_mut().push(op);
+    }
+
+    /// Whether calls of `op` hang.
+    pub fn is_hanging(&self, op: Op) -> bool {
+        self.hanging.borrow().contains(&op)
+    }
+
+    /// A call's common prelude: counted, held if paused, hung if wedged, failed if the connection
+    /// is lost or a fault is armed.
+    async fn enter(&self, op: Op, batch: Option<&WriteBatch>) -> Result<()> {
+        self.count(op);
+        self.hold_if_paused(op).await;
+        if self.is_hanging(op) {
+            std::future::pending::<()>().await;
+        }
+        let fault = if self.lost.get() {
+            Some(Error::ConnectionLost("injected: the connection was closed under us".into()))
+        } else {
+            self.take_fault(op, batch, None)
+        };
+        match fault {
+            Some(error) => {
+                YieldNow(false).await;
+                Err(error)
+            }
+            None => Ok(()),
         }
     }
 
@@ -225,12 +279,7 @@ impl Future for YieldNow {
 impl<B: Backend> FaultyBackend<B> {
     /// `read` (`group` `None`) or `read_group`, counted as one `Read` and subject to its faults.
     async fn faulty_read(&self, stores: &[&'static str], group: Option<&str>) -> Result<Vec<Result<StoreRows>>> {
-        self.count(Op::Read);
-        self.hold_if_paused(Op::Read).await;
-        if let Some(error) = self.take_fault(Op::Read, None, None) {
-            YieldNow(false).await;
-            return Err(error);
-        }
+        self.enter(Op::Read, None).await?;
         let failed: Vec<Option<Error>> = stores.iter().map(|s| self.take_fault(Op::Read, None, Some(s))).collect();
         let mut read = match group {
             None => self.inner.read(stores).await?,
@@ -247,12 +296,7 @@ impl<B: Backend> FaultyBackend<B> {
 
 impl<B: Backend> Backend for FaultyBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
-        self.count(Op::Write);
-        self.hold_if_paused(Op::Write).await;
-        if let Some(error) = self.take_fault(Op::Write, Some(batch), None) {
-            YieldNow(false).await;
-            return Err(error);
-        }
+        self.enter(Op::Write, Some(batch)).await?;
         self.inner.write(batch).await
     }
 
@@ -265,31 +309,63 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {
-        self.count(Op::Read);
-        self.hold_if_paused(Op::Read).await;
-        if let Some(error) = self.take_fault(Op::Read, None, None) {
-            YieldNow(false).await;
-            return Err(error);
-        }
+        self.enter(Op::Read, None).await?;
         self.inner.get(store, key).await
     }
 
     async fn scan(&self, store: &'static str) -> Result<StoreRows> {
-        self.count(Op::Scan);
-        self.hold_if_paused(Op::Scan).await;
-        if let Some(error) = self.take_fault(Op::Scan, None, None) {
-            YieldNow(false).await;
-            return Err(error);
-        }
+        self.enter(Op::Scan, None).await?;
         self.inner.scan(store).await
     }
 
     async fn reconnect(&self) -> Result<()> {
         self.reconnects.set(self.reconnects.get() + 1);
+        let failing = self.failing_reconnects.get();
+        if failing > 0 {
+            self.failing_reconnects.set(failing - 1);
+            self.inner.close();
+            YieldNow(false).await;
+            return Err(Error::ConnectionLost("injected: the reconnect was refused".into()));
+        }
+        self.lost.set(false);
+        self.hanging.borrow_mut().clear();
         self.inner.reconnect().await
     }
 
     fn close(&self) {
         self.inner.close()
+    }
+}
+
+/// A virtual clock for deadlines in host tests: `sleep(ms)` resolves once [`VirtualClock::advance`]
+/// moved the time past it. Clones share the time.
+#[derive(Debug, Clone, Default)]
+pub struct VirtualClock {
+    now: std::rc::Rc<Cell<u64>>,
+}
+
+impl VirtualClock {
+    /// The current virtual time in milliseconds.
+    pub fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    /// Moves the time forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+    }
+
+    /// A deadline of `ms` measured by this clock (for `Options::deadline`).
+    pub fn deadline(&self, ms: u32) -> crate::db::Deadline {
+        let clock = self.clone();
+        crate::db::Deadline {
+            ms,
+            sleep: std::rc::Rc::new(move |ms| {
+                let (now, until) = (clock.now.clone(), clock.now() + u64::from(ms));
+                Box::pin(std::future::poll_fn(
+                    move |_| if now.get() >= until { Poll::Ready(()) } else { Poll::Pending },
+                ))
+            }),
+        }
     }
 }

@@ -97,6 +97,7 @@ impl Backend for MemoryBackend {
                     let first = KeyPart::Text(group.clone());
                     table.retain(|key, _| key.first() != Some(&first));
                 }
+                WriteOp::DeletePrefix { prefix, .. } => table.retain(|key, _| !key.starts_with(prefix)),
                 WriteOp::Clear { .. } => table.clear(),
             }
         }

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::model::{Key, KeyPart, WalletId};
 
 #[cfg(any(test, feature = "testing"))]
-pub use faulty::{FaultyBackend, Op};
+pub use faulty::{FaultyBackend, Op, VirtualClock};
 pub use memory::MemoryBackend;
 
 /// One request inside a write transaction.
@@ -49,6 +49,14 @@ pub enum WriteOp {
         /// The first key part shared by the rows that go.
         group: String,
     },
+    /// Deletes every row of `store` whose key starts with `prefix` (one key-range request over
+    /// `[...prefix]..[...prefix, []]`), e.g. every identity key of one identity.
+    DeletePrefix {
+        /// The object store.
+        store: &'static str,
+        /// The leading key parts shared by the rows that go (wallet id first).
+        prefix: Key,
+    },
     /// Deletes every row of `store`.
     Clear {
         /// The object store.
@@ -64,6 +72,7 @@ impl WriteOp {
             | WriteOp::Delete { store, .. }
             | WriteOp::DeleteWallet { store, .. }
             | WriteOp::DeleteGroup { store, .. }
+            | WriteOp::DeletePrefix { store, .. }
             | WriteOp::Clear { store } => store,
         }
     }
@@ -71,10 +80,12 @@ impl WriteOp {
     /// The wallet the op writes to (the first part of its key).
     pub fn wallet_hex(&self) -> Option<String> {
         match self {
-            WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => match key.first() {
-                Some(KeyPart::Text(hex)) => Some(hex.clone()),
-                _ => None,
-            },
+            WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } | WriteOp::DeletePrefix { prefix: key, .. } => {
+                match key.first() {
+                    Some(KeyPart::Text(hex)) => Some(hex.clone()),
+                    _ => None,
+                }
+            }
             WriteOp::DeleteWallet { wallet, .. } => Some(wallet.to_hex()),
             WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => None,
         }

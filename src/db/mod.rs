@@ -1,7 +1,8 @@
 //! The database core every feature shares: one connection over a [`Backend`] with its
-//! open/closing/closed state, the schema gate, the one reconnect-once rule and the one
-//! bulk-read-with-fallback.
+//! open/closing/closed state, the schema gate, the one reconnect rule, the deadline on every call
+//! and the one bulk-read-with-fallback.
 
+mod deadline;
 mod lock;
 pub mod migrations;
 pub mod schema;
@@ -12,11 +13,13 @@ use crate::backend::{Backend, StoreRows, WriteBatch};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
+pub use deadline::{Deadline, Sleep, DEFAULT_TIMEOUT_MS};
 pub use lock::{WriteGuard, WriteLock};
 pub use schema::{Access, GateOutcome, Version};
 
 /// Where a connection is in its life. Only `close` moves it forward; a lost connection is
-/// still `Open` (calls fail with a retryable error until a reconnect succeeds).
+/// still `Open` but disconnected (see [`Db::is_disconnected`]): calls fail with a retryable
+/// error until a reconnect succeeds, and nothing staged is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Reads and writes are allowed.
@@ -33,6 +36,11 @@ pub struct Db<B: Backend> {
     read_only: bool,
     state: Cell<State>,
     gate: RefCell<GateOutcome>,
+    /// Set when the connection was lost and the reconnect failed, or a call timed out (the
+    /// connection may be wedged): the next call reconnects first.
+    disconnected: Cell<bool>,
+    /// The bound on every backend call; `None`: unbounded (host tests without a clock).
+    deadline: Option<Deadline>,
 }
 
 /// The rows of a bulk read, store by store, and the stores that were read row by row because
@@ -48,9 +56,23 @@ impl<B: Backend> Db<B> {
     /// Runs the schema gate (see [`schema`]): a database written by a newer schema is refused
     /// with `SchemaVersionUnsupported` and left untouched; an older one is migrated. On failure
     /// the backend is closed.
-    pub async fn open(backend: B, read_only: bool) -> Result<Self> {
-        match schema::gate(&backend, read_only).await {
-            Ok(gate) => Ok(Db { backend, read_only, state: Cell::new(State::Open), gate: RefCell::new(gate) }),
+    /// The gate is bounded by `deadline` like every later call.
+    pub async fn open(backend: B, read_only: bool, deadline: Option<Deadline>) -> Result<Self> {
+        let gate = match &deadline {
+            None => schema::gate(&backend, read_only).await,
+            Some(deadline) => deadline.bound(schema::gate(&backend, read_only)).await.unwrap_or_else(|| {
+                Err(Error::Timeout(format!("the schema check at open took longer than {} ms", deadline.ms)))
+            }),
+        };
+        match gate {
+            Ok(gate) => Ok(Db {
+                backend,
+                read_only,
+                state: Cell::new(State::Open),
+                gate: RefCell::new(gate),
+                disconnected: Cell::new(false),
+                deadline,
+            }),
             Err(error) => {
                 log_at!(Error, "open refused: {error}");
                 backend.close();
@@ -77,6 +99,12 @@ impl<B: Backend> Db<B> {
     /// Where the connection is in its life.
     pub fn state(&self) -> State {
         self.state.get()
+    }
+
+    /// Whether the connection is lost (a reconnect failed, or a call timed out): calls fail with a
+    /// retryable error until a reconnect succeeds. Never the same as closed.
+    pub fn is_disconnected(&self) -> bool {
+        self.disconnected.get()
     }
 
     /// Refuses every call once closed.
@@ -111,32 +139,80 @@ impl<B: Backend> Db<B> {
         self.backend.close();
     }
 
-    /// Connects again (after the database was closed under us or upgraded by another tab) and
-    /// re-runs the schema gate.
+    /// Connects again (after the database was closed under us, upgraded by another tab, or wedged
+    /// by a call that never settled) and re-runs the schema gate, within the deadline. On failure
+    /// the store stays open and disconnected: later calls try again.
     pub async fn reopen(&self) -> Result<GateOutcome> {
         self.check_open()?;
-        self.backend.reconnect().await?;
-        let gate = schema::gate(&self.backend, self.read_only).await?;
-        *self.gate.borrow_mut() = gate;
-        log_at!(Info, "reconnected to the database");
-        Ok(gate)
+        let reconnected = self
+            .bounded(async {
+                self.backend.reconnect().await?;
+                schema::gate(&self.backend, self.read_only).await
+            })
+            .await;
+        match reconnected {
+            Ok(gate) => {
+                *self.gate.borrow_mut() = gate;
+                self.disconnected.set(false);
+                log_at!(Info, "reconnected to the database");
+                Ok(gate)
+            }
+            Err(error) => {
+                self.disconnected.set(true);
+                Err(error)
+            }
+        }
     }
 
-    /// Runs `op`; if the connection was lost, reconnects once and runs it again. A failed
-    /// reconnect reports the original loss (retryable), never `Closed`.
+    /// `work` within the deadline (a retryable `Timeout` after it, the connection then counted as
+    /// wedged). A backend that says `Closed` while we are not closed lost its connection: that is
+    /// a retryable `ConnectionLost`, never a reason to drop anything.
+    async fn bounded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let outcome = match &self.deadline {
+            None => work.await,
+            Some(deadline) => deadline.bound(work).await.unwrap_or_else(|| {
+                Err(Error::Timeout(format!(
+                    "IndexedDB did not settle within {} ms; the changes are kept and the next call reconnects",
+                    deadline.ms
+                )))
+            }),
+        };
+        match outcome {
+            Err(Error::Closed) if self.state.get() != State::Closed => {
+                self.disconnected.set(true);
+                Err(Error::ConnectionLost("the connection is gone (a reconnect failed); retry later".into()))
+            }
+            Err(error @ Error::Timeout(_)) => {
+                self.disconnected.set(true);
+                Err(error)
+            }
+            other => other,
+        }
+    }
+
+    /// Runs `op` within the deadline. A disconnected store reconnects first; if the connection is
+    /// lost during `op`, reconnects once and runs it again. A failed reconnect reports a retryable
+    /// `ConnectionLost` and leaves the store disconnected, never `Closed`.
     async fn with_reconnect<T, F, Fut>(&self, op: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        match op().await {
+        self.check_open()?;
+        if self.disconnected.get() {
+            if let Err(error) = self.reopen().await {
+                log_at!(Warn, "still disconnected: {error}");
+                return Err(Error::ConnectionLost(format!("disconnected; the reconnect failed: {error}")));
+            }
+        }
+        match self.bounded(op()).await {
             Err(Error::ConnectionLost(cause)) => {
                 log_at!(Warn, "connection lost ({cause}); reconnecting once");
                 if let Err(error) = self.reopen().await {
                     log_at!(Warn, "reconnect failed: {error}");
                     return Err(Error::ConnectionLost(cause));
                 }
-                op().await
+                self.bounded(op()).await
             }
             other => other,
         }
@@ -182,7 +258,7 @@ impl<B: Backend> Db<B> {
                 Err(error) if !scan_on_failure => return Err(error),
                 Err(error) => {
                     log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
-                    let mut rows = self.backend.scan(store).await?;
+                    let mut rows = self.bounded(self.backend.scan(store)).await?;
                     if let Some(group) = group {
                         let first = crate::model::KeyPart::Text(group.to_owned());
                         rows.rows.retain(|row| row.key.first() == Some(&first));

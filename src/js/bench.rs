@@ -279,6 +279,11 @@ pub fn bench_changeset(shape: &str, n: u32, arg: u32, seed: u32) -> Result<JsVal
         "update" => update(n, arg),
         other => return Err(error::to_js(&Error::InvalidArgument(format!("unknown shape {other:?}")))),
     };
+    // A wallet's rows need its wallet record (orphan_row): the first round of a sync brings it.
+    let mut cs = cs;
+    if matches!(shape, "small" | "update") && arg == 0 {
+        cs.wallet = Some(wallet_record(wallet, n));
+    }
     let out = Object::new();
     set(&out, "walletId", &wallet.to_hex().into())?;
     set(&out, "changes", &input_form(&cs)?)?;

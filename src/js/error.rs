@@ -44,16 +44,25 @@ fn set(target: &JsValue, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(target, &JsValue::from_str(key), &value.into());
 }
 
+fn cause_object(cause: &Error) -> Object {
+    let c = Object::new();
+    set(&c, "code", cause.code());
+    set(&c, "kind", cause.kind());
+    set(&c, "retryable", cause.is_transient());
+    set(&c, "message", cause.to_string());
+    c
+}
+
 fn detail(error: &Error) -> Option<Object> {
     let detail = Object::new();
     match error {
+        Error::FlushRetryable { cause, dropped, .. } if !dropped.is_empty() => {
+            set(&detail, "cause", cause_object(cause));
+            let ids: Array = dropped.iter().map(|id| JsValue::from_str(&id.to_hex())).collect();
+            set(&detail, "dropped", ids);
+        }
         Error::FlushRetryable { cause, .. } | Error::FlushFailed { cause, .. } => {
-            let c = Object::new();
-            set(&c, "code", cause.code());
-            set(&c, "kind", cause.kind());
-            set(&c, "retryable", cause.is_transient());
-            set(&c, "message", cause.to_string());
-            set(&detail, "cause", c);
+            set(&detail, "cause", cause_object(cause));
         }
         Error::BlobTooLarge { len, limit } => {
             set(&detail, "len", *len as f64);

@@ -139,6 +139,8 @@ struct OpenOptions {
     #[serde(default)]
     open_timeout_ms: Option<u32>,
     #[serde(default)]
+    timeout_ms: Option<u32>,
+    #[serde(default)]
     auto_flush: Option<bool>,
     #[serde(default)]
     strict_durability: Option<bool>,
@@ -169,8 +171,20 @@ fn parse_options(value: JsValue) -> Result<Parsed> {
     if open_timeout_ms == 0 {
         return Err(Error::InvalidArgument("openTimeoutMs must be at least 1".into()));
     }
-    let mut options =
-        Options { flush_mode, strict_durability: raw.strict_durability.unwrap_or(false), ..Options::default() };
+    let timeout_ms = raw.timeout_ms.unwrap_or(crate::db::DEFAULT_TIMEOUT_MS);
+    if timeout_ms == 0 {
+        return Err(Error::InvalidArgument("timeoutMs must be at least 1".into()));
+    }
+    let deadline = crate::db::Deadline {
+        ms: timeout_ms,
+        sleep: Rc::new(|ms| crate::tasks::Runtime::sleep(&env::BrowserRuntime, ms)),
+    };
+    let mut options = Options {
+        flush_mode,
+        strict_durability: raw.strict_durability.unwrap_or(false),
+        deadline: Some(deadline),
+        ..Options::default()
+    };
     if let Some(limit) = raw.max_blob_bytes {
         if limit == 0 || limit as usize > crate::codec::MAX_BLOB_BYTES {
             return Err(Error::InvalidArgument(format!("maxBlobBytes must be 1..={}", crate::codec::MAX_BLOB_BYTES)));
@@ -659,13 +673,16 @@ impl WalletStore {
                 result
             };
             let report = registry.shutdown(timeout?, "persister", final_step).await;
-            let flush =
+            let closed =
                 flushed.into_inner().unwrap_or_else(|| Err(Error::Internal("the final flush did not run".into())))?;
             session.borrow_mut().take();
             let result = Object::new();
-            let _ = Reflect::set(&result, &"clean".into(), &report.clean.into());
+            let clean = report.clean && closed.is_complete();
+            let _ = Reflect::set(&result, &"clean".into(), &clean.into());
             let _ = Reflect::set(&result, &"workers".into(), &to_js(&report.workers)?);
-            let _ = Reflect::set(&result, &"flush".into(), &to_js(&flush)?);
+            let _ = Reflect::set(&result, &"flush".into(), &to_js(&closed.flush)?);
+            let _ = Reflect::set(&result, &"notWritten".into(), &to_js(&closed.not_written)?);
+            let _ = Reflect::set(&result, &"abortedRegistrations".into(), &to_js(&closed.aborted_registrations)?);
             Ok(result.into())
         })
     }

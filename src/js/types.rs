@@ -27,6 +27,10 @@ export interface OpenOptions {
   /** Upper bound for opening the database and for `multiTab: "wait"` (default 10000). An upgrade
    *  still blocked by another tab then rejects `upgrade_blocked` (8), anything else `timeout` (18). */
   openTimeoutMs?: number;
+  /** Upper bound for every IndexedDB write, read and reconnect (default 30000). A call that takes
+   *  longer rejects `timeout` (18, retryable) with its changes kept staged; the next call (or
+   *  `reopen()`) replaces the wedged connection. */
+  timeoutMs?: number;
   /** Flush staged changes, and write queued channel history, when the page is hidden or unloaded
    *  (`visibilitychange`, `pagehide`). Default `true`. */
   autoFlush?: boolean;
@@ -177,13 +181,26 @@ export interface WorkerOptions {
  *  `failed`: its last pass rejected or threw (`error`). */
 export type WorkerStatus = "notRunning" | "stopped" | "timedOut" | "orphaned" | "failed";
 export interface WorkerReport { key: string; weight: number; status: WorkerStatus; error?: string; }
+/** What `close` did not write. */
+export interface NotWritten {
+  /** Wallets whose staged changes were dropped (a fatal final flush, or a registration rolled back). */
+  wallets: Hex32[];
+  /** Channels whose queued history changes could not be written. */
+  channels: string[];
+}
 export interface ShutdownReport {
-  /** Nothing is left running (no `timedOut`/`orphaned`) and the final flush succeeded. */
+  /** Nothing is left running (no `timedOut`/`orphaned`), the final flush succeeded and nothing
+   *  staged or queued was left unwritten (`notWritten` empty). */
   clean: boolean;
   /** In stop order: ascending weight, then `{key: "persister"}`, the final flush. */
   workers: WorkerReport[];
   /** The final flush. */
   flush: CommitReport;
+  /** Everything staged or queued that was not written. */
+  notWritten: NotWritten;
+  /** Registrations whose `init` was still running: rolled back (no row of them remains); their
+   *  `registerWallet` rejects `closed` (20). */
+  abortedRegistrations: Hex32[];
 }
 /** Progress of a long operation (export, import validation and write). */
 export interface ProgressEvent { phase: "export" | "validate" | "write"; done: number; total: number; }
@@ -250,7 +267,7 @@ export type ErrorKind = "invalid_argument" | "wallet_not_found" | "wallet_alread
   | "quota_exceeded" | "storage_unavailable" | "connection_lost" | "upgrade_blocked" | "schema_version_unsupported"
   | "blob_too_large" | "blob_decode" | "wallet_id_mismatch" | "entry_mismatch" | "backup_invalid"
   | "backup_destination_not_empty" | "already_open" | "pending_registration_missing" | "timeout"
-  | "shutdown_incomplete" | "closed" | "transaction_aborted" | "internal";
+  | "shutdown_incomplete" | "closed" | "transaction_aborted" | "orphan_row" | "internal";
 /** Fault-injection builds only: the backend operation `failNext` arms a failure for. */
 export type InjectableOp = "write" | "read" | "scan";
 /** Fault-injection builds only: the error kinds `failNext`, `failWallet` and `failStoreRead` can inject. */
@@ -280,6 +297,8 @@ export interface ErrorCause { code: ErrorCode; kind: ErrorKind; retryable: boole
 export interface ErrorDetail {
   /** flush_retryable (4) and fatal flush failures: the storage error behind them. */
   cause?: ErrorCause;
+  /** flush_retryable (4): wallets the same flush dropped after a fatal failure (not staged again). */
+  dropped?: Hex32[];
   /** blob_too_large (10): the value's (claimed) length and the limit, in bytes. */
   len?: number;
   limit?: number;

@@ -197,7 +197,7 @@ pub async fn transient_failure_restores_buffer_under_newer_writes<H: Harness>(h:
     let (flushed, stored) = join2(flush, store).await;
     stored.unwrap();
     match flushed {
-        Err(Error::FlushRetryable { wallets, cause }) => {
+        Err(Error::FlushRetryable { wallets, cause, .. }) => {
             assert_eq!(wallets, vec![a, b]);
             assert_eq!(*cause, Error::QuotaExceeded("injected".into()));
         }
@@ -348,7 +348,7 @@ pub async fn close_flushes_and_refuses_later_calls<H: Harness>(h: &H) {
     let persister = Persister::open(h.open().await, manual()).await.expect("open");
     persister.store(a, sample_changeset(13)).await.unwrap();
     let report = persister.close().await.unwrap();
-    assert_eq!(report.succeeded, vec![a]);
+    assert_eq!(report.flush.succeeded, vec![a]);
     assert_eq!(persister.store(a, sample_changeset(13)).await.unwrap_err(), Error::Closed);
     assert_eq!(persister.commit().await.unwrap_err(), Error::Closed);
     assert_eq!(persister.load().await.unwrap_err(), Error::Closed);
@@ -735,7 +735,7 @@ pub async fn lost_connection_reconnects_once<H: Harness>(h: &H) {
     persister.store(b, sample_changeset(27)).await.unwrap();
     persister.backend().fail_next(Op::Write, 2, Error::ConnectionLost("injected".into()));
     match persister.flush().await.unwrap_err() {
-        Error::FlushRetryable { wallets, cause } => {
+        Error::FlushRetryable { wallets, cause, .. } => {
             assert_eq!(wallets, vec![b]);
             assert_eq!(cause.code(), 7);
         }

@@ -1,6 +1,6 @@
 //! Per-wallet staging of changesets between flushes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Merge, WalletChangeSet, WalletId};
 
@@ -26,9 +26,12 @@ impl Buffer {
         }
     }
 
-    /// Removes and returns everything staged.
-    pub fn take_for_flush(&mut self) -> BTreeMap<WalletId, WalletChangeSet> {
-        std::mem::take(&mut self.staged)
+    /// Removes and returns everything staged, except the wallets in `keep` (wallets under
+    /// registration: only their promote writes them).
+    pub fn take_for_flush(&mut self, keep: &BTreeSet<WalletId>) -> BTreeMap<WalletId, WalletChangeSet> {
+        let (kept, taken) = std::mem::take(&mut self.staged).into_iter().partition(|(w, _)| keep.contains(w));
+        self.staged = kept;
+        taken
     }
 
     /// Removes and returns what is staged for one wallet.

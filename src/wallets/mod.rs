@@ -2,10 +2,14 @@
 //! them, two-phase registration, and what each operation reports.
 
 pub mod buffer;
+pub mod integrity;
 mod persister;
 mod registration;
 mod reports;
 pub mod rows;
 
 pub use persister::{Claim, DeleteClaim, FlushMode, Options, Persister};
-pub use reports::{CommitObserver, CommitReport, DeleteReport, LoadReport, OpenReport, SkippedRow, WalletFailure};
+pub use reports::{
+    CloseReport, CommitObserver, CommitReport, DeleteReport, LoadReport, NotWritten, OpenReport, SkippedRow,
+    WalletFailure,
+};

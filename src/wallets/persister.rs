@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::buffer::Buffer;
+use super::integrity;
 use super::reports::*;
 use super::rows;
 use crate::backend::{Backend, StoreRows, WriteBatch, WriteOp};
@@ -13,9 +14,9 @@ use crate::channels::ChannelState;
 use crate::codec::MAX_BLOB_BYTES;
 use crate::db::{Db, State, WriteLock};
 use crate::error::{Error, Result};
-use crate::layout::{wallet_stores, AREA_STORES};
+use crate::layout::{wallet_stores, AREA_STORES, IDENTITIES, WALLETS};
 use crate::log::log_at;
-use crate::model::{key_to_string, ClientStartState, WalletChangeSet, WalletId};
+use crate::model::{key_to_string, ClientStartState, Key, WalletChangeSet, WalletId};
 
 /// When staged changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,9 @@ pub struct Options {
     /// Strict durability for the transactions that must survive a power cut once resolved
     /// (`delete_wallet`); flushes keep the browser's default.
     pub strict_durability: bool,
+    /// The bound on every backend call (the JS `timeoutMs`, 30 s by default there); `None`:
+    /// unbounded.
+    pub deadline: Option<crate::db::Deadline>,
 }
 
 impl Default for Options {
@@ -48,6 +52,7 @@ impl Default for Options {
             max_blob_bytes: MAX_BLOB_BYTES,
             read_only: false,
             strict_durability: false,
+            deadline: None,
         }
     }
 }
@@ -63,8 +68,17 @@ pub struct Persister<B: Backend> {
     /// Wallets whose delete is in progress: `store` for them is refused, so a delete can never be
     /// undone by a write that raced it.
     deleting: Rc<RefCell<BTreeSet<WalletId>>>,
-    /// Wallets inside `register_wallet`: a second registration of the same id is refused.
+    /// Wallets inside `register_wallet`: a second registration of the same id is refused, and no
+    /// flush but their promote writes their staged changes.
     pub(super) registering: Rc<RefCell<BTreeSet<WalletId>>>,
+    /// Registrations `close` rolled back while their `init` ran: they reject with `Closed`.
+    pub(super) aborted: RefCell<BTreeSet<WalletId>>,
+    /// Wallets whose rollback could not discard their pending row: a new registration of them
+    /// replaces it instead of being refused as existing.
+    pub(super) failed_rollbacks: RefCell<BTreeSet<WalletId>>,
+    /// Parent rows (wallet records, identities) known to be on disk, for referential integrity:
+    /// learnt from `load`, successful writes and reads; forgotten on delete and import.
+    pub(super) known_parents: RefCell<BTreeSet<Key>>,
     observer: RefCell<Option<CommitObserver>>,
     /// Every channel's history index and queue, and the lock serialising channel writes.
     channels: ChannelState,
@@ -90,7 +104,7 @@ impl<B: Backend> Persister<B> {
     /// Opens the database core (see [`crate::db::schema`]: a newer schema is refused, an older
     /// one migrated), then discards unfinished registrations (unless `read_only`).
     pub async fn open(backend: B, options: Options) -> Result<Self> {
-        let db = Db::open(backend, options.read_only).await?;
+        let db = Db::open(backend, options.read_only, options.deadline.clone()).await?;
         let discarded_pending = if options.read_only || db.gate().check_writable().is_err() {
             Vec::new()
         } else {
@@ -111,6 +125,9 @@ impl<B: Backend> Persister<B> {
             flush_lock: WriteLock::default(),
             deleting: Rc::default(),
             registering: Rc::default(),
+            aborted: RefCell::default(),
+            failed_rollbacks: RefCell::default(),
+            known_parents: RefCell::default(),
             observer: RefCell::new(None),
             channels: ChannelState::default(),
         })
@@ -231,8 +248,10 @@ impl<B: Backend> Persister<B> {
         self.db.check_open()?;
         let mut taken = {
             let mut buffer = self.buffer.borrow_mut();
+            let registering = self.registering.borrow();
             match only {
-                None => buffer.take_for_flush(),
+                None => buffer.take_for_flush(&registering),
+                Some(wallet) if registering.contains(&wallet) => BTreeMap::new(),
                 Some(wallet) => {
                     buffer.take_wallet(&wallet).map(|cs| BTreeMap::from([(wallet, cs)])).unwrap_or_default()
                 }
@@ -251,8 +270,37 @@ impl<B: Backend> Persister<B> {
                 Err(error) => report.failed.push(WalletFailure::new(*wallet, error)),
             }
         }
+        // Referential integrity: each wallet's parents are on disk or in its own changes.
+        if let Err(error) = self.learn_parents(&taken, &encoded).await {
+            log_at!(Warn, "commit: could not read the parent rows ({error}); every change stays staged");
+            let wallets: Vec<WalletId> = encoded.iter().map(|(w, _)| *w).collect();
+            let back = wallets.iter().filter_map(|w| taken.remove_entry(w)).collect();
+            self.buffer.borrow_mut().restore(back);
+            report.still_pending.extend(wallets);
+            report.retry_cause = Some(error);
+            return Ok(report);
+        }
+        {
+            let known = self.known_parents.borrow();
+            encoded.retain_mut(|(wallet, ops)| match integrity::check(wallet, &taken[wallet], ops, &known) {
+                Ok(()) => {
+                    let mut all = integrity::cascade_ops(wallet, &taken[wallet]);
+                    all.append(ops);
+                    *ops = all;
+                    true
+                }
+                Err(error) => {
+                    report.failed.push(WalletFailure::new(*wallet, error));
+                    false
+                }
+            });
+        }
         for failure in &report.failed {
             taken.remove(&failure.wallet_id);
+        }
+        if encoded.is_empty() {
+            self.log_failures(&report);
+            return Ok(report);
         }
 
         let batch = WriteBatch::new(encoded.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect());
@@ -271,6 +319,17 @@ impl<B: Backend> Persister<B> {
                 }
             }
         }
+        for wallet in &report.succeeded {
+            if let Some(changes) = taken.get(wallet) {
+                self.learn_written(wallet, changes);
+            }
+        }
+        self.log_failures(&report);
+        self.notify(&report.succeeded);
+        Ok(report)
+    }
+
+    fn log_failures(&self, report: &CommitReport) {
         for failure in &report.failed {
             log_at!(
                 Error,
@@ -281,15 +340,65 @@ impl<B: Backend> Persister<B> {
             );
         }
         if !report.still_pending.is_empty() {
+            const NAMED: usize = 8;
+            let buffer = self.buffer.borrow();
+            let mut list: Vec<String> = report
+                .still_pending
+                .iter()
+                .take(NAMED)
+                .map(|w| format!("{w} ({} fields)", buffer.get(w).map_or(0, WalletChangeSet::field_count)))
+                .collect();
+            if report.still_pending.len() > NAMED {
+                list.push(format!("and {} more", report.still_pending.len() - NAMED));
+            }
             log_at!(
                 Warn,
                 { "walletIds" => report.still_pending.iter().map(|w| w.to_hex()).collect::<Vec<_>>() },
-                "{} wallet(s) kept staged after a transient failure",
-                report.still_pending.len()
+                "{} wallet(s) kept staged after a transient failure: {}",
+                report.still_pending.len(),
+                list.join(", ")
             );
         }
-        self.notify(&report.succeeded);
-        Ok(report)
+    }
+
+    /// Makes sure `known_parents` says, for every parent the encoded changes need, whether it is
+    /// on disk: a few single-row reads, or one bulk read of the parent stores when many are unknown.
+    async fn learn_parents(
+        &self,
+        taken: &BTreeMap<WalletId, WalletChangeSet>,
+        encoded: &[(WalletId, Vec<WriteOp>)],
+    ) -> Result<()> {
+        let mut wanted = Vec::new();
+        for (wallet, ops) in encoded {
+            let (record, identities) = integrity::needed_parents(&taken[wallet], ops);
+            if record {
+                wanted.push((WALLETS, integrity::record_key(wallet)));
+            }
+            wanted.extend(identities.iter().map(|id| (IDENTITIES, integrity::identity_key(wallet, id))));
+        }
+        wanted.retain(|(_, key)| !self.known_parents.borrow().contains(key));
+        if wanted.len() > 8 {
+            for rows in self.db.read_strict(&[WALLETS, IDENTITIES], None).await? {
+                self.known_parents.borrow_mut().extend(rows.rows.into_iter().map(|row| row.key));
+            }
+            return Ok(());
+        }
+        for (store, key) in wanted {
+            if self.db.get(store, &key).await?.is_some() {
+                self.known_parents.borrow_mut().insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the parent rows a successful write of `changes` added and removed.
+    pub(super) fn learn_written(&self, wallet: &WalletId, changes: &WalletChangeSet) {
+        let (added, gone) = integrity::parents_written(wallet, changes);
+        let mut known = self.known_parents.borrow_mut();
+        known.extend(added);
+        for key in gone {
+            known.remove(&key);
+        }
     }
 
     /// Transient: the wallets' changes go back under newer ones. Fatal: they are dropped.
@@ -344,6 +453,7 @@ impl<B: Backend> Persister<B> {
         drop(claim);
         match written {
             Ok(()) => {
+                self.known_parents.borrow_mut().retain(|key| !integrity::belongs_to(key, &wallet));
                 self.notify(&[wallet]);
                 let discarded = taken.map_or(0, |cs| cs.field_count()) as u32;
                 log_at!(Info, "deleted wallet {wallet} (discarded {discarded} staged field(s))");
@@ -374,6 +484,13 @@ impl<B: Backend> Persister<B> {
         for store_rows in reads.stores {
             self.load_rows(&mut state, &mut report, store_rows);
         }
+        for (store, key, error) in integrity::take_orphans(&mut state.wallets) {
+            if let Some(loaded) = report.rows.get_mut(store) {
+                *loaded = loaded.saturating_sub(1);
+            }
+            report.skip(store, key, &error);
+        }
+        self.known_parents.borrow_mut().extend(integrity::loaded_parents(&state.wallets));
         report.wallets = state.wallets.len() as u32;
         log_at!(Info, "{}", report.summary());
         for skipped in &report.skipped {
@@ -409,29 +526,44 @@ impl<B: Backend> Persister<B> {
     }
 
     /// Final flush, then releases the database. If the flush fails transiently the store stays
-    /// open with its changes staged and the error is returned, so nothing is discarded. Queued
-    /// channel history changes are written too; a failure there is logged, not returned (channel
-    /// writes never fail a foreground call).
-    pub async fn close(&self) -> Result<CommitReport> {
+    /// open with its changes staged and the error is returned, so nothing is discarded. Otherwise
+    /// registrations still running their `init` are rolled back (they reject with `Closed`),
+    /// queued channel history changes are written, and the report names everything staged or
+    /// queued that was not written (channel writes never fail a foreground call, so a failure
+    /// there is reported, not returned).
+    pub async fn close(&self) -> Result<CloseReport> {
         if self.is_closed() {
-            return Ok(CommitReport::default());
+            return Ok(CloseReport::default());
         }
         self.db.set_closing(true);
-        let report = match self.commit().await {
+        let flush = match self.commit().await {
             Ok(report) if report.still_pending.is_empty() => report,
             Ok(report) => {
                 self.db.set_closing(false);
                 self.log_dirty("close failed to flush");
-                return report.into_result();
+                return report.into_result().map(|_| CloseReport::default());
             }
             Err(error) => {
                 self.db.set_closing(false);
                 return Err(error);
             }
         };
+        let aborted_registrations = self.abort_registrations().await;
         self.channels().flush_queues().await;
+        let mut wallets: Vec<WalletId> = flush.failed.iter().map(|f| f.wallet_id).collect();
+        wallets.extend(&aborted_registrations);
+        let not_written =
+            NotWritten { wallets, channels: self.channels.dirty().into_iter().map(|(channel, _)| channel).collect() };
+        if !not_written.is_empty() {
+            log_at!(
+                Error,
+                "closed with changes not written: wallet(s) {:?}, channel(s) {:?}",
+                not_written.wallets.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                not_written.channels
+            );
+        }
         self.db.close();
-        Ok(report)
+        Ok(CloseReport { flush, not_written, aborted_registrations })
     }
 
     /// Every row of every backup store as a validated backup file (see [`crate::backup`]).
@@ -455,8 +587,9 @@ impl<B: Backend> Persister<B> {
         let _channels = self.channels.lock().await;
         let (report, wallets) =
             backup::import(&self.db, backup, overwrite, self.options.strict_durability, progress).await?;
-        // The channel stores were replaced: what was known of them is stale.
+        // The stores were replaced: what was known of them is stale.
         self.channels.forget();
+        self.known_parents.borrow_mut().clear();
         self.notify(&wallets);
         Ok(report)
     }

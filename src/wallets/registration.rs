@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use super::integrity;
 use super::rows::changeset_ops;
 use super::{Claim, Persister};
 use crate::backend::{Backend, WriteBatch, WriteOp};
@@ -12,7 +13,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::layout::{PENDING, WALLETS};
 use crate::log::log_at;
-use crate::model::{entry_key, KeyPart, WalletChangeSet, WalletId};
+use crate::model::{entry_key, KeyPart, Merge, WalletChangeSet, WalletId};
 
 fn pending_key(wallet: &WalletId) -> crate::model::Key {
     entry_key(wallet, &())
@@ -23,7 +24,12 @@ impl<B: Backend> Persister<B> {
     /// durably under `pending`, runs `init`, then promotes in one transaction. If `init` fails
     /// (the inner `Err`) or any step fails (the outer `Err`), the pending record and anything
     /// staged for the wallet meanwhile are discarded: no row of the wallet remains, and a retry
-    /// with the same id can succeed.
+    /// with the same id can succeed (even when discarding the pending record failed).
+    ///
+    /// While `init` runs, changes stored for the wallet stay staged: no flush but the promote
+    /// writes them (immediate mode, a coordinator's commit, the page-hide flush and `close` skip
+    /// them), and the promote writes them with the registration in one transaction. `close`
+    /// during `init` rolls the registration back; it then rejects with `Closed`.
     pub async fn register_wallet<E>(
         &self,
         wallet: WalletId,
@@ -35,7 +41,11 @@ impl<B: Backend> Persister<B> {
         }
         let _registering = Claim { set: self.registering.clone(), wallet };
         self.store_pending(wallet, changes).await?;
-        if let Err(error) = init.await {
+        let outcome = init.await;
+        if self.aborted.borrow_mut().remove(&wallet) {
+            return Err(Error::Closed);
+        }
+        if let Err(error) = outcome {
             self.roll_back_registration(wallet, "its init step failed").await;
             return Ok(Err(error));
         }
@@ -48,13 +58,48 @@ impl<B: Backend> Persister<B> {
 
     async fn roll_back_registration(&self, wallet: WalletId, why: &str) {
         self.buffer.borrow_mut().take_wallet(&wallet);
-        match self.discard_pending(wallet).await {
+        match self.delete_pending_rows(&[wallet]).await {
             Ok(()) => log_at!(Warn, "registration of wallet {wallet} rolled back: {why}"),
-            Err(error) => log_at!(
-                Error,
-                "registration of wallet {wallet} failed ({why}) and its pending record could not be discarded ({error}); it is discarded at the next open"
-            ),
+            Err(error) => {
+                self.failed_rollbacks.borrow_mut().insert(wallet);
+                log_at!(
+                    Error,
+                    "registration of wallet {wallet} failed ({why}) and its pending record could not be discarded ({error}); a retry replaces it, the next open discards it"
+                )
+            }
         }
+    }
+
+    /// Rolls back every registration whose `init` is running (for `close`): drops what was staged
+    /// for them and their pending rows; they reject with `Closed` when `init` ends. A pending row
+    /// that cannot be deleted is discarded at the next open (it is never a live row).
+    pub(super) async fn abort_registrations(&self) -> Vec<WalletId> {
+        let wallets: Vec<WalletId> = self.registering.borrow().iter().copied().collect();
+        if wallets.is_empty() {
+            return wallets;
+        }
+        for wallet in &wallets {
+            self.aborted.borrow_mut().insert(*wallet);
+            self.buffer.borrow_mut().take_wallet(wallet);
+        }
+        if let Err(error) = self.delete_pending_rows(&wallets).await {
+            log_at!(Warn, "close: pending registrations not discarded ({error}); the next open discards them");
+        }
+        log_at!(Warn, "close rolled back {} registration(s) whose init was still running", wallets.len());
+        wallets
+    }
+
+    /// Deletes the pending rows of `wallets` in one transaction (also while closing).
+    async fn delete_pending_rows(&self, wallets: &[WalletId]) -> Result<()> {
+        self.db.check_open()?;
+        let ops = wallets.iter().map(|w| WriteOp::Delete { store: PENDING, key: pending_key(w) }).collect();
+        self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
+    }
+
+    /// Whether `register_wallet` is running for the wallet (its staged changes are the
+    /// registration's until it ends).
+    pub fn is_registering(&self, wallet: &WalletId) -> bool {
+        self.registering.borrow().contains(wallet)
     }
 
     /// Whether the wallet has a live record or a pending registration.
@@ -71,12 +116,16 @@ impl<B: Backend> Persister<B> {
             return Err(Error::InvalidArgument("a registration needs the wallet record (changes.wallet)".into()));
         }
         changes.validate(&wallet, self.options.max_blob_bytes)?;
-        if self.wallet_exists(wallet).await? {
+        let live = self.db.get(WALLETS, &entry_key(&wallet, &())).await?.is_some();
+        let left_by_failed_rollback = self.failed_rollbacks.borrow().contains(&wallet);
+        if live || (!left_by_failed_rollback && self.db.get(PENDING, &pending_key(&wallet)).await?.is_some()) {
             return Err(Error::WalletAlreadyExists(wallet));
         }
         let value = codec::encode(&(wallet, &changes), self.options.max_blob_bytes)?;
         let put = WriteOp::Put { store: PENDING, key: pending_key(&wallet), value };
-        self.db.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await
+        self.db.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await?;
+        self.failed_rollbacks.borrow_mut().remove(&wallet);
+        Ok(())
     }
 
     /// Phase two: moves the pending changeset into the live stores and deletes the pending row,
@@ -86,13 +135,33 @@ impl<B: Backend> Persister<B> {
         let _flush = self.flush_lock.lock().await;
         let bytes =
             self.db.get(PENDING, &pending_key(&wallet)).await?.ok_or(Error::PendingRegistrationMissing(wallet))?;
-        let (stored, changes): (WalletId, WalletChangeSet) = codec::decode(&bytes, self.options.max_blob_bytes)?;
+        let (stored, mut changes): (WalletId, WalletChangeSet) = codec::decode(&bytes, self.options.max_blob_bytes)?;
         if stored != wallet {
             return Err(Error::WalletIdMismatch { expected: wallet, found: stored });
         }
+        // What was stored for the wallet since its pending row lands with it, in one transaction.
+        let staged = self.buffer.borrow_mut().take_wallet(&wallet);
+        if let Some(staged) = &staged {
+            changes.merge(staged.clone());
+        }
         let mut ops = vec![WriteOp::Delete { store: PENDING, key: pending_key(&wallet) }];
-        ops.extend(changeset_ops(&wallet, &changes, self.options.max_blob_bytes)?);
-        self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await?;
+        let written = match changeset_ops(&wallet, &changes, self.options.max_blob_bytes).and_then(|more| {
+            integrity::check(&wallet, &changes, &more, &self.known_parents.borrow())?;
+            Ok(more)
+        }) {
+            Ok(more) => {
+                ops.extend(more);
+                self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
+            if let Some(staged) = staged {
+                self.buffer.borrow_mut().restore(std::collections::BTreeMap::from([(wallet, staged)]));
+            }
+            return Err(error);
+        }
+        self.learn_written(&wallet, &changes);
         log_at!(Info, "registered wallet {wallet}");
         self.notify(&[wallet]);
         Ok(())

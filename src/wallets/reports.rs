@@ -65,7 +65,8 @@ impl CommitReport {
     pub fn into_result(self) -> Result<CommitReport> {
         if !self.still_pending.is_empty() {
             let cause = self.retry_cause.clone().unwrap_or_else(|| Error::Internal("no retry cause".into()));
-            return Err(Error::FlushRetryable { wallets: self.still_pending, cause: Box::new(cause) });
+            let dropped = self.failed.iter().map(|f| f.wallet_id).collect();
+            return Err(Error::FlushRetryable { wallets: self.still_pending, cause: Box::new(cause), dropped });
         }
         if let Some(first) = self.failed.first() {
             let wallets = self.failed.iter().map(|f| f.wallet_id).collect();
@@ -175,4 +176,41 @@ pub struct DeleteReport {
     pub wallet_id: WalletId,
     /// Staged (never flushed) fields of the wallet that the delete discarded.
     pub discarded_staged_fields: u32,
+}
+
+/// What was staged or queued and not written by `close`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotWritten {
+    /// Wallets whose staged changes were dropped (a fatal final flush, or a registration `close`
+    /// rolled back).
+    pub wallets: Vec<WalletId>,
+    /// Channels whose queued history changes could not be written.
+    pub channels: Vec<String>,
+}
+
+impl NotWritten {
+    /// Whether everything staged or queued was written.
+    pub fn is_empty(&self) -> bool {
+        self.wallets.is_empty() && self.channels.is_empty()
+    }
+}
+
+/// The outcome of `close`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseReport {
+    /// The final flush.
+    pub flush: CommitReport,
+    /// What was not written; empty when the close lost nothing.
+    pub not_written: NotWritten,
+    /// Registrations whose `init` was still running: rolled back (no row of them remains).
+    pub aborted_registrations: Vec<WalletId>,
+}
+
+impl CloseReport {
+    /// Whether everything staged or queued was written.
+    pub fn is_complete(&self) -> bool {
+        self.not_written.is_empty()
+    }
 }

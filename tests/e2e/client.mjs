@@ -155,6 +155,8 @@ export const shutdownReport = (flush) => ({
   clean: true,
   workers: [{ key: 'persister', weight: 4_294_967_295, status: 'stopped' }],
   flush,
+  notWritten: { wallets: [], channels: [] },
+  abortedRegistrations: [],
 });
 
 export const report = (succeeded = [], { failed = [], stillPending = [] } = {}) => ({ succeeded, failed, stillPending });

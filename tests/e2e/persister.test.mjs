@@ -160,10 +160,11 @@ test('bad input rejects with a typed WalletPersistError and stages nothing; a cl
 
     // A bad call is all or nothing: its valid parts are not merged into what is staged either.
     const utxo = { outpoint: `${TX1}:0`, value: 1n, script: Uint8Array.from([1]), height: null, account: 0 };
-    await db.ok('store', W1, { utxos: { [`${TX1}:0`]: utxo } });
+    // (With its wallet record: a wallet row without one is refused at flush, orphan_row 22.)
+    await db.ok('store', W1, { wallet: smallChangeset().wallet, utxos: { [`${TX1}:0`]: utxo } });
     const mixed = { utxos: { [`${TX2}:0`]: { ...utxo, outpoint: `${TX2}:0` } }, ...token(2n ** 64n) };
     assertPersistError(await db.rejects('store', W1, mixed), invalid, 'valid utxo + invalid token balance');
-    assert.deepEqual(await db.ok('staged'), [{ walletId: W1, fields: 1 }]);
+    assert.deepEqual(await db.ok('staged'), [{ walletId: W1, fields: 2 }]);
 
     // close() is the final flush; afterwards every call rejects `closed`.
     assert.deepEqual(await db.ok('close'), shutdownReport(report([W1])));

@@ -57,6 +57,9 @@ test('shutdown latency with 50 coordinators whose passes are in flight', async (
   const db = client(page, uniqueName('tasks-50'));
   try {
     await db.open();
+    // The passes store UTXOs of W1: its wallet record first (orphan_row, 22, otherwise).
+    await db.ok('store', W1, smallChangeset());
+    await db.ok('commit');
     const startAll = await evalInPage(
       page,
       async ([n]) => {

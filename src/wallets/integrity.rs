@@ -1,0 +1,146 @@
+//! Referential integrity, as the SQLite schema's foreign keys enforced it: every wallet row needs
+//! its wallet record; identity keys and token balances need their identity.
+//!
+//! - A flush that would leave a child without its parent (on disk or in the same flush) is
+//!   refused for that wallet with `OrphanRow` (22); the other wallets still commit.
+//! - A parent's tombstone cascades: tombstoning an identity deletes its identity keys and token
+//!   balances in the same transaction (one key-range delete per child store). A changeset that
+//!   tombstones an identity and upserts a child of it is refused.
+//! - `load` skips orphan rows on disk (written before this check existed, or by hand) and reports
+//!   them with the reason `orphan_row`; they never load as a wallet.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::backend::WriteOp;
+use crate::error::{Error, Result};
+use crate::layout::{IDENTITY_KEYS, TOKEN_BALANCES, WALLETS};
+use crate::model::{entry_key, key_to_string, Hash32, Key, KeyPart, WalletChangeSet, WalletId};
+
+/// The parents `changes` (encoded as `ops`) needs that it does not bring itself: `(the wallet
+/// record, identities)`.
+pub fn needed_parents(changes: &WalletChangeSet, ops: &[WriteOp]) -> (bool, BTreeSet<Hash32>) {
+    let puts_rows = ops.iter().any(|op| matches!(op, WriteOp::Put { store, .. } if *store != WALLETS));
+    let identities = child_identities(changes)
+        .into_iter()
+        .filter(|id| !matches!(changes.identities.0.get(id), Some(Some(_))))
+        .collect();
+    (changes.wallet.is_none() && puts_rows, identities)
+}
+
+/// The identities the changeset's upserted identity keys and token balances belong to.
+fn child_identities(changes: &WalletChangeSet) -> BTreeSet<Hash32> {
+    let keys = changes.identity_keys.0.iter().filter(|(_, v)| v.is_some()).map(|((identity, _), _)| *identity);
+    let balances = changes.token_balances.0.iter().filter(|(_, v)| v.is_some()).map(|((identity, _), _)| *identity);
+    keys.chain(balances).collect()
+}
+
+/// The row key of a wallet record.
+pub fn record_key(wallet: &WalletId) -> Key {
+    entry_key(wallet, &())
+}
+
+/// The row key of an identity.
+pub fn identity_key(wallet: &WalletId, identity: &Hash32) -> Key {
+    entry_key(wallet, identity)
+}
+
+/// Refuses a changeset that would leave an orphan, given which needed parents exist on disk.
+pub fn check(wallet: &WalletId, changes: &WalletChangeSet, ops: &[WriteOp], on_disk: &BTreeSet<Key>) -> Result<()> {
+    let (record, identities) = needed_parents(changes, ops);
+    let record_on_disk = on_disk.contains(&record_key(wallet));
+    if record && !record_on_disk {
+        return Err(Error::OrphanRow(format!(
+            "wallet {wallet} has no wallet record (store `wallet` with the first changes, or register it)"
+        )));
+    }
+    for identity in identities {
+        let tombstoned = matches!(changes.identities.0.get(&identity), Some(None));
+        if tombstoned || !on_disk.contains(&identity_key(wallet, &identity)) {
+            return Err(Error::OrphanRow(format!(
+                "identity keys or token balances of wallet {wallet} belong to identity {identity}, which {}",
+                if tombstoned { "the same changes delete" } else { "does not exist" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The deletes a changeset's identity tombstones cascade to (issued before its other ops).
+pub fn cascade_ops(wallet: &WalletId, changes: &WalletChangeSet) -> Vec<WriteOp> {
+    changes
+        .identities
+        .0
+        .iter()
+        .filter(|(_, value)| value.is_none())
+        .flat_map(|(identity, _)| {
+            [IDENTITY_KEYS, TOKEN_BALANCES]
+                .map(|store| WriteOp::DeletePrefix { store, prefix: identity_key(wallet, identity) })
+        })
+        .collect()
+}
+
+/// The parent rows a successful write of `changes` leaves on disk (`added`) and removes (`gone`).
+pub fn parents_written(wallet: &WalletId, changes: &WalletChangeSet) -> (Vec<Key>, Vec<Key>) {
+    let mut added = Vec::new();
+    let mut gone = Vec::new();
+    if changes.wallet.is_some() {
+        added.push(record_key(wallet));
+    }
+    for (identity, value) in &changes.identities.0 {
+        match value {
+            Some(_) => added.push(identity_key(wallet, identity)),
+            None => gone.push(identity_key(wallet, identity)),
+        }
+    }
+    (added, gone)
+}
+
+/// Removes the orphans from loaded state: every wallet without its record, every identity key
+/// and token balance without its identity. Returns them as `(store, spelled key, error)`.
+pub fn take_orphans(wallets: &mut BTreeMap<WalletId, WalletChangeSet>) -> Vec<(&'static str, String, Error)> {
+    let mut orphans = Vec::new();
+    let mut push = |wallet: &WalletId, changes: &WalletChangeSet, why: &str| {
+        let _ = changes.encode_into(wallet, usize::MAX, &mut |store, key, _| {
+            orphans.push((store, key_to_string(&key), Error::OrphanRow(why.to_owned())));
+        });
+    };
+    let recordless: Vec<WalletId> = wallets.iter().filter(|(_, cs)| cs.wallet.is_none()).map(|(w, _)| *w).collect();
+    for wallet in recordless {
+        let changes = wallets.remove(&wallet).expect("listed above");
+        push(&wallet, &changes, &format!("wallet {wallet} has no wallet record"));
+    }
+    for (wallet, changes) in wallets.iter_mut() {
+        let identities: BTreeSet<Hash32> = changes.identities.0.keys().copied().collect();
+        let mut orphaned = WalletChangeSet::default();
+        changes.identity_keys.0.retain(|key, value| {
+            let keep = identities.contains(&key.0);
+            if !keep {
+                orphaned.identity_keys.0.insert(*key, value.take());
+            }
+            keep
+        });
+        changes.token_balances.0.retain(|key, value| {
+            let keep = identities.contains(&key.0);
+            if !keep {
+                orphaned.token_balances.0.insert(*key, value.take());
+            }
+            keep
+        });
+        push(wallet, &orphaned, "its identity does not exist");
+    }
+    orphans
+}
+
+/// The parent rows of loaded state (to seed what is known on disk).
+pub fn loaded_parents(wallets: &BTreeMap<WalletId, WalletChangeSet>) -> Vec<Key> {
+    let mut keys = Vec::new();
+    for (wallet, changes) in wallets {
+        keys.extend(parents_written(wallet, changes).0);
+    }
+    keys
+}
+
+/// Whether `key` is a row of `wallet`.
+pub fn belongs_to(key: &Key, wallet: &WalletId) -> bool {
+    matches!(key.first(), Some(KeyPart::Text(hex)) if *hex == wallet.to_hex())
+}

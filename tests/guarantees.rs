@@ -1,0 +1,471 @@
+//! The guarantees of issue 15, each proven on the host with the fault-injecting backend and
+//! asserting the exact state on disk after a restart: a lost connection never costs data, no call
+//! hangs forever, registration is all or nothing, close tells the truth.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use wallet_persist::backend::{Backend as _, FaultyBackend, MemoryBackend, Op, VirtualClock};
+use wallet_persist::layout::all_stores;
+use wallet_persist::model::*;
+use wallet_persist::testing::{sample_changeset, wallet_id};
+use wallet_persist::wallets::{FlushMode, Options, Persister};
+use wallet_persist::Error;
+
+/// Drives `future` to completion; whenever it is stuck, lets one virtual second pass on `clock`.
+fn run<F: Future>(clock: &VirtualClock, future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1_000 {
+        for _ in 0..100 {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+        clock.advance(1_000);
+    }
+    panic!("the future did not complete within 1,000 virtual seconds");
+}
+
+const TIMEOUT_MS: u32 = 30_000;
+
+fn options(clock: &VirtualClock, flush_mode: FlushMode) -> Options {
+    Options { flush_mode, deadline: Some(clock.deadline(TIMEOUT_MS)), ..Options::default() }
+}
+
+struct World {
+    disk: MemoryBackend,
+    clock: VirtualClock,
+}
+
+impl World {
+    fn new() -> Self {
+        World { disk: MemoryBackend::new(), clock: VirtualClock::default() }
+    }
+
+    fn open(&self, mode: FlushMode) -> Persister<FaultyBackend<MemoryBackend>> {
+        run(&self.clock, Persister::open(FaultyBackend::new(self.disk.reopen()), options(&self.clock, mode)))
+            .expect("open")
+    }
+
+    /// A restart: a new persister over the same data loads everything; nothing is skipped.
+    fn load_after_restart(&self) -> ClientStartState {
+        let persister = self.open(FlushMode::Manual);
+        let (state, report) = run(&self.clock, persister.load()).expect("load");
+        assert!(report.skipped.is_empty(), "skipped rows: {:?}", report.skipped);
+        run(&self.clock, persister.close()).expect("close");
+        state
+    }
+
+    /// How many rows of `wallet` are in any store (raw, not through load).
+    fn rows_of(&self, wallet: &WalletId) -> usize {
+        let hex = KeyPart::Text(wallet.to_hex());
+        all_stores().map(|store| self.disk.rows(store).iter().filter(|r| r.key.first() == Some(&hex)).count()).sum()
+    }
+}
+
+/// A registration changeset: the wallet record of `sample_changeset(seed)` alone.
+fn record_only(seed: u8) -> WalletChangeSet {
+    WalletChangeSet { wallet: sample_changeset(seed).wallet, ..Default::default() }
+}
+
+fn assert_retryable(error: &Error) {
+    assert!(
+        error.is_transient(),
+        "a lost connection must reject with a retryable code, got {error:?} ({})",
+        error.code()
+    );
+    assert_ne!(error.code(), 20, "a store that was not closed must never say closed");
+}
+
+/// Site data cleared during a commit and the reconnect refused: the flush rejects with a
+/// retryable code, every staged wallet stays staged, the store is not closed, `load` and `store`
+/// keep working as "retry later", and once a reconnect succeeds everything lands.
+#[test]
+fn failed_reconnect_keeps_every_staged_change() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallets: Vec<WalletId> = (1..=20).map(wallet_id).collect();
+    for (i, wallet) in wallets.iter().enumerate() {
+        persister.stage(*wallet, sample_changeset(i as u8 + 1)).unwrap();
+    }
+    persister.backend().lose_connection();
+    persister.backend().fail_reconnects(4);
+
+    let error = run(&world.clock, persister.flush()).unwrap_err();
+    assert_retryable(&error);
+    assert_eq!(persister.staged().len(), 20, "nothing staged is dropped");
+    assert!(!persister.is_closed());
+
+    // Still disconnected: every call is "retry later", nothing is dropped.
+    let error = run(&world.clock, persister.flush()).unwrap_err();
+    assert_retryable(&error);
+    let error = run(&world.clock, persister.load()).unwrap_err();
+    assert_retryable(&error);
+    persister.stage(wallet_id(99), sample_changeset(99)).expect("store keeps staging while disconnected");
+    assert_eq!(persister.staged().len(), 21);
+    assert_eq!(world.rows_of(&wallets[0]), 0);
+
+    // The fourth refused reconnect, then one that succeeds: the next flush lands everything.
+    let _ = run(&world.clock, persister.flush()).unwrap_err();
+    let report = run(&world.clock, persister.flush()).expect("a flush after a successful reconnect");
+    assert_eq!(report.succeeded.len(), 21);
+    assert!(persister.staged().is_empty());
+    run(&world.clock, persister.close()).unwrap();
+
+    let state = world.load_after_restart();
+    assert_eq!(state.wallets.len(), 21);
+    for (i, wallet) in wallets.iter().enumerate() {
+        let mut expected = sample_changeset(i as u8 + 1);
+        expected.wallet.as_mut().unwrap().wallet_id = Some(*wallet);
+        assert_eq!(state.wallets[wallet].utxos, expected.utxos);
+    }
+}
+
+/// A write the browser starts and never finishes: the flush rejects `timeout` (18, retryable)
+/// after `timeoutMs` with the changes kept; the next flush replaces the wedged connection and lands
+/// them.
+#[test]
+fn a_write_that_never_settles_times_out_and_keeps_the_changes() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    persister.backend().hang(Op::Write);
+    let started = world.clock.now();
+    let error = run(&world.clock, persister.flush()).unwrap_err();
+    assert!(world.clock.now() - started >= u64::from(TIMEOUT_MS), "rejected only after the deadline");
+    match &error {
+        Error::FlushRetryable { wallets, cause, .. } => {
+            assert_eq!(wallets, &vec![wallet_id(1)]);
+            assert_eq!(cause.code(), 18, "the cause is a timeout: {cause:?}");
+        }
+        other => panic!("expected FlushRetryable(timeout), got {other:?}"),
+    }
+    assert_eq!(persister.staged(), vec![(wallet_id(1), sample_changeset(1).field_count())]);
+    assert!(persister.db().is_disconnected(), "a timed-out connection counts as wedged");
+
+    run(&world.clock, persister.flush()).expect("the next flush reconnects first");
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets.len(), 1);
+}
+
+/// `reopen()` recovers a wedged connection; reads are bounded too.
+#[test]
+fn reopen_recovers_a_wedged_connection() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.backend().hang(Op::Read);
+    let error = run(&world.clock, persister.load()).unwrap_err();
+    assert_eq!(error.code(), 18);
+    run(&world.clock, persister.reopen()).expect("reopen replaces the wedged connection");
+    assert!(!persister.db().is_disconnected());
+    run(&world.clock, persister.load()).expect("load after reopen");
+}
+
+/// Registration is all or nothing whatever flushes while `init` runs: immediate mode, a commit
+/// (a coordinator's), the page-hide flush (a plain `flush`) — none writes a row of the wallet;
+/// when `init` fails, zero rows of it remain in every store.
+#[test]
+fn no_flush_writes_a_wallet_under_registration() {
+    for mode in [FlushMode::Immediate, FlushMode::Manual] {
+        let world = World::new();
+        let persister = world.open(mode);
+        let wallet = wallet_id(7);
+        let record = record_only(7);
+        let rows_during_init = Cell::new(usize::MAX);
+        let init = async {
+            persister.store(wallet, sample_changeset(7)).await.expect("store during init");
+            persister.commit().await.expect("a coordinator's commit");
+            persister.flush().await.expect("the page-hide flush");
+            rows_during_init.set(world.rows_of(&wallet));
+            Err::<(), _>("init failed")
+        };
+        let outcome = run(&world.clock, persister.register_wallet(wallet, record, init)).expect("no storage failure");
+        assert_eq!(outcome, Err("init failed"));
+        assert_eq!(rows_during_init.get(), 1, "{mode:?}: only the pending row existed during init");
+        assert_eq!(world.rows_of(&wallet), 0, "{mode:?}: zero rows remain");
+        assert!(persister.staged().is_empty());
+        run(&world.clock, persister.close()).unwrap();
+        assert!(world.load_after_restart().wallets.is_empty(), "{mode:?}: no ghost wallet");
+    }
+}
+
+/// What was stored during a successful `init` lands with the promote, in one transaction.
+#[test]
+fn changes_stored_during_init_land_with_the_promote() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Immediate);
+    let wallet = wallet_id(3);
+    let record = record_only(3);
+    let writes_before = persister.backend().calls(Op::Write);
+    let init = async {
+        persister.store(wallet, sample_changeset(3)).await.unwrap();
+        Ok::<(), ()>(())
+    };
+    run(&world.clock, persister.register_wallet(wallet, record, init)).unwrap().unwrap();
+    assert_eq!(persister.backend().calls(Op::Write) - writes_before, 2, "the pending row, then the promote");
+    run(&world.clock, persister.close()).unwrap();
+    let state = world.load_after_restart();
+    let mut expected = sample_changeset(3);
+    expected.wallet.as_mut().unwrap().wallet_id = Some(wallet);
+    assert_eq!(state.wallets[&wallet].utxos, expected.utxos);
+    assert_eq!(state.wallets[&wallet].wallet, expected.wallet);
+}
+
+/// `close()` during `init` rolls the registration back: the registration rejects `closed` (20),
+/// the close report lists it (and says the close is not complete), and zero rows remain.
+#[test]
+fn close_during_init_aborts_the_registration() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(5);
+    persister.stage(wallet_id(6), sample_changeset(6)).unwrap();
+    let record = record_only(5);
+    let closed = std::cell::RefCell::new(None);
+    let init = async {
+        persister.store(wallet, sample_changeset(5)).await.unwrap();
+        *closed.borrow_mut() = Some(persister.close().await.expect("close"));
+        Ok::<(), ()>(())
+    };
+    let error = run(&world.clock, persister.register_wallet(wallet, record, init)).unwrap_err();
+    assert_eq!(error.code(), 20);
+    let report = closed.into_inner().unwrap();
+    assert_eq!(report.aborted_registrations, vec![wallet]);
+    assert_eq!(report.not_written.wallets, vec![wallet]);
+    assert!(!report.is_complete());
+    assert_eq!(report.flush.succeeded, vec![wallet_id(6)], "the other wallet was flushed");
+    assert_eq!(world.rows_of(&wallet), 0);
+    let state = world.load_after_restart();
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(6)]);
+}
+
+/// A rollback whose pending-row delete fails does not block a retry: the retry replaces the
+/// leftover pending row and succeeds.
+#[test]
+fn a_retry_after_a_failed_rollback_succeeds() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(8);
+    let record = record_only(8);
+    let init = async {
+        // The rollback's delete of the pending row fails.
+        persister.backend().fail_next(Op::Write, 1, Error::Internal("injected".into()));
+        Err::<(), _>(())
+    };
+    let outcome = run(&world.clock, persister.register_wallet(wallet, record.clone(), init)).unwrap();
+    assert_eq!(outcome, Err(()));
+    assert_eq!(world.rows_of(&wallet), 1, "the pending row was left behind");
+    run(&world.clock, persister.register_wallet(wallet, record, async { Ok::<(), ()>(()) }))
+        .expect("the retry is not refused as existing")
+        .unwrap();
+    run(&world.clock, persister.close()).unwrap();
+    let state = world.load_after_restart();
+    assert_eq!(state.wallets.len(), 1);
+    assert_eq!(world.rows_of(&wallet), 1, "one live wallet row, no pending row");
+}
+
+/// A close whose final flush drops a wallet (fatal) or cannot write queued channel history says
+/// so: `not_written` names them and the close is not complete.
+#[test]
+fn close_names_everything_it_did_not_write() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    persister.stage(wallet_id(2), sample_changeset(2)).unwrap();
+    persister.backend().fail_wallet(wallet_id(2), 5, Error::Internal("injected".into()));
+    let entry = wallet_persist::channels::HistoryEntry {
+        id: "m1".into(),
+        bytes: Bytes::from(vec![1, 2, 3]),
+        timestamp_ms: None,
+    };
+    persister.channels().queue_append("chat", entry).unwrap();
+    persister.backend().fail_store_write(
+        wallet_persist::layout::CHANNEL_HISTORY,
+        5,
+        Error::QuotaExceeded("injected".into()),
+    );
+    let report = run(&world.clock, persister.close()).expect("close");
+    assert_eq!(report.flush.succeeded, vec![wallet_id(1)]);
+    assert_eq!(report.not_written.wallets, vec![wallet_id(2)]);
+    assert_eq!(report.not_written.channels, vec!["chat".to_string()]);
+    assert!(!report.is_complete());
+    assert!(persister.is_closed());
+    let state = world.load_after_restart();
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(1)]);
+}
+
+/// A close that writes everything is complete.
+#[test]
+fn a_close_that_wrote_everything_is_complete() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    let report = run(&world.clock, persister.close()).expect("close");
+    assert!(report.is_complete());
+    assert!(report.aborted_registrations.is_empty());
+}
+
+/// The memory backend answers like a closed IndexedDB connection once closed: the persister
+/// never mistakes its own close for a lost connection.
+#[test]
+fn only_close_makes_a_store_closed() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.backend().inner().close();
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    let report = run(&world.clock, persister.flush()).expect("the reconnect succeeds");
+    assert_eq!(report.succeeded, vec![wallet_id(1)]);
+    run(&world.clock, persister.close()).unwrap();
+    let error = run(&world.clock, persister.flush()).unwrap_err();
+    assert_eq!(error.code(), 20, "after close(), closed");
+}
+
+/// Rows of `sample_changeset(seed)` without the wallet record.
+fn without_record(seed: u8) -> WalletChangeSet {
+    WalletChangeSet { wallet: None, ..sample_changeset(seed) }
+}
+
+/// A wallet row needs its wallet record, on disk or in the same flush: without it the flush is
+/// refused for that wallet with `orphan_row` (22) and the other wallets commit.
+#[test]
+fn rows_without_their_wallet_record_are_refused() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    persister.stage(wallet_id(2), without_record(2)).unwrap();
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert_eq!(report.succeeded, vec![wallet_id(1)]);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(
+        (report.failed[0].wallet_id, report.failed[0].code, report.failed[0].kind),
+        (wallet_id(2), 22, "orphan_row")
+    );
+    assert_eq!(world.rows_of(&wallet_id(2)), 0);
+
+    // With the record on disk (a new session that never loaded: the record is read once), rows
+    // without the record in the same changes are accepted.
+    run(&world.clock, persister.close()).unwrap();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), without_record(3)).unwrap();
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert_eq!(report.succeeded, vec![wallet_id(1)], "{:?}", report.failed);
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets.len(), 1);
+}
+
+/// Identity keys and token balances need their identity; a tombstoned identity takes its keys and
+/// balances with it in the same transaction; upserting a child of an identity the same changes
+/// delete is refused.
+#[test]
+fn identity_children_need_their_identity_and_follow_its_tombstone() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(1);
+    let mut orphan = sample_changeset(1);
+    orphan.identities = EntryMap::default();
+    persister.stage(wallet, orphan).unwrap();
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert_eq!(report.failed.iter().map(|f| f.code).collect::<Vec<_>>(), vec![22]);
+    assert_eq!(world.rows_of(&wallet), 0);
+
+    persister.stage(wallet, sample_changeset(1)).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    let identity = *sample_changeset(1).identities.0.keys().next().unwrap();
+    assert_eq!(world.disk.rows(wallet_persist::layout::IDENTITY_KEYS).len(), 1);
+    assert_eq!(world.disk.rows(wallet_persist::layout::TOKEN_BALANCES).len(), 1);
+
+    // A tombstone plus a child upsert of the same identity: refused, nothing written.
+    let mut both = WalletChangeSet::default();
+    both.identities.tombstone(identity);
+    both.identity_keys = sample_changeset(1).identity_keys;
+    persister.stage(wallet, both).unwrap();
+    let error = run(&world.clock, persister.flush()).unwrap_err();
+    assert_eq!(error.code(), 22);
+    assert_eq!(world.disk.rows(wallet_persist::layout::IDENTITIES).len(), 1);
+
+    // The tombstone alone cascades.
+    let mut tombstone = WalletChangeSet::default();
+    tombstone.identities.tombstone(identity);
+    persister.stage(wallet, tombstone).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    for store in [
+        wallet_persist::layout::IDENTITIES,
+        wallet_persist::layout::IDENTITY_KEYS,
+        wallet_persist::layout::TOKEN_BALANCES,
+    ] {
+        assert!(world.disk.rows(store).is_empty(), "{store} rows of the identity are gone");
+    }
+    run(&world.clock, persister.close()).unwrap();
+    let state = world.load_after_restart();
+    assert!(state.wallets[&wallet].identity_keys.0.is_empty());
+    assert!(state.wallets[&wallet].token_balances.0.is_empty());
+    assert_eq!(state.wallets[&wallet].utxos, sample_changeset(1).utxos);
+}
+
+/// Orphan rows already on disk (written before the check, or by hand) are skipped by `load` with
+/// the reason `orphan_row`, never loaded as a wallet.
+#[test]
+fn load_skips_orphan_rows_on_disk() {
+    let world = World::new();
+    let orphan_wallet = wallet_id(2);
+    let limit = wallet_persist::codec::MAX_BLOB_BYTES;
+    let mut with_orphan_key = sample_changeset(1);
+    with_orphan_key.identity_keys.upsert(IdentityKey {
+        identity: Hash32([9; 32]),
+        key_id: 4,
+        purpose: 0,
+        security_level: 1,
+        public_key: Bytes::from(vec![2; 33]),
+    });
+    let mut ops = wallet_persist::wallets::rows::changeset_ops(&wallet_id(1), &with_orphan_key, limit).unwrap();
+    ops.extend(wallet_persist::wallets::rows::changeset_ops(&orphan_wallet, &without_record(2), limit).unwrap());
+    run(&world.clock, world.disk.write(&wallet_persist::backend::WriteBatch::new(ops))).unwrap();
+
+    let persister = world.open(FlushMode::Manual);
+    let (state, report) = run(&world.clock, persister.load()).unwrap();
+    assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(1)]);
+    assert_eq!(state.wallets[&wallet_id(1)].identity_keys, sample_changeset(1).identity_keys);
+    assert!(report.skipped.iter().all(|s| s.code == 22 && s.kind == "orphan_row"), "{:?}", report.skipped);
+    let orphan_rows = without_record(2).field_count() + 1;
+    assert_eq!(report.skipped.len(), orphan_rows, "{:?}", report.skipped);
+    assert_eq!(report.wallets, 1);
+    assert_eq!(report.rows[wallet_persist::layout::IDENTITY_KEYS], 1);
+    assert_eq!(report.skipped_rows[wallet_persist::layout::IDENTITY_KEYS], 2);
+}
+
+/// An empty flush (nothing staged) writes nothing: no transaction is opened.
+#[test]
+fn an_empty_flush_writes_nothing() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let writes = persister.backend().calls(Op::Write);
+    let report = run(&world.clock, persister.flush()).unwrap();
+    assert_eq!(report, wallet_persist::CommitReport::default());
+    assert_eq!(persister.backend().calls(Op::Write), writes, "no write for an empty flush");
+}
+
+/// A failure inside the replace transaction of `importBackup` leaves the target exactly as it was
+/// (rows and load), and the same import then succeeds.
+#[test]
+fn a_failed_import_replace_leaves_the_target_exactly_as_before() {
+    let source = World::new();
+    let persister = source.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    run(&source.clock, persister.flush()).unwrap();
+    let backup = run(&source.clock, persister.export_backup(1, &mut |_, _, _| {})).unwrap();
+
+    let target = World::new();
+    let persister = target.open(FlushMode::Manual);
+    persister.stage(wallet_id(2), sample_changeset(2)).unwrap();
+    run(&target.clock, persister.flush()).unwrap();
+    let before: Vec<_> = all_stores().map(|s| target.disk.rows(s)).collect();
+    persister.backend().fail_next(Op::Write, 1, Error::TransactionAborted("injected".into()));
+    let error = run(&target.clock, persister.import_backup(&backup, true, &mut |_, _, _| {})).unwrap_err();
+    assert_eq!(error.code(), 21);
+    let after: Vec<_> = all_stores().map(|s| target.disk.rows(s)).collect();
+    assert_eq!(before, after, "not one row changed");
+    run(&target.clock, persister.import_backup(&backup, true, &mut |_, _, _| {})).expect("the retry");
+    run(&target.clock, persister.close()).unwrap();
+    assert_eq!(target.load_after_restart().wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(1)]);
+}
