@@ -22,14 +22,14 @@ T0 := $(shell date +%s)
 
 .PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean \
         test-browser-chromium test-browser-firefox test-browser-webkit test-engines \
-        bench bench-pkg bench-profile bench-ab test-bench-smoke lint soak
+        bench bench-pkg bench-profile bench-ab test-bench-smoke lint soak apidoc test-apidoc
 
 help:
 	@echo "make bootstrap     install missing tools (rust target, chromium, wasm-pack, wasm-bindgen-cli, npm dev deps)"
 	@echo "make pkg           release build of the publishable package into pkg/ (no features)"
 	@echo "make www-pkg       dev build with --features fault-injection into www/pkg/ (example page, JS e2e tests)"
 	@echo "make demo          bootstrap, pkg, www-pkg, then serve the repo on http://127.0.0.1:$(PORT)/www/"
-	@echo "make test          bootstrap, then lint, test-host, doc, test-browser, test-e2e, test-engines, test-bench-smoke (fail fast, timed)"
+	@echo "make test          bootstrap, then lint, test-host, doc, test-browser, test-e2e, test-apidoc, test-engines, test-bench-smoke (fail fast, timed)"
 	@echo "make lint          cargo fmt --check; cargo clippy -D warnings on the host and on wasm32, every feature set"
 	@echo "make test-host     cargo test --features testing (native; includes the 5,000-sequence simulation)"
 	@echo "make soak SEED=1 N=100000  the deterministic simulation (tests/sim.rs), long, in release"
@@ -41,6 +41,7 @@ help:
 	@echo "make test-engines  pkg, then the behaviour tests on Chromium, Firefox and WebKit (tests/engines/, WebDriver)"
 	@echo "make test-bench-smoke  bench-pkg, then every benchmark workload at tiny size (node --test bench/)"
 	@echo "make doc           rustdoc for wasm32 (every public item documented, warnings are errors)"
+	@echo "make apidoc        pkg, then the API reference from pkg/*.d.ts (typedoc, warnings are errors) into target/apidoc/"
 	@echo "make bench         bench-pkg, then the benchmarks vs raw IndexedDB, Dexie, idb-keyval (minutes;"
 	@echo "                   writes bench/results/latest.{json,md,svg} and a dated copy; not part of make test)"
 	@echo "make bench-pkg     release build with --features bench into bench/pkg/ (benchmark-only exports)"
@@ -54,11 +55,11 @@ bootstrap:
 # --target web: one ES module that works with bundlers (Vite, webpack 5, Rollup: they see the
 # `new URL('…_bg.wasm', import.meta.url)` and emit the .wasm) and in a plain <script type=module>.
 # scripts/pkg-manifest.mjs adds the `exports` map wasm-pack does not write.
-pkg:
+pkg: bootstrap
 	wasm-pack build --release --target web --out-dir pkg
 	node scripts/pkg-manifest.mjs pkg
 
-www-pkg:
+www-pkg: bootstrap
 	wasm-pack build --dev --target web --out-dir www/pkg -- --features fault-injection
 	node scripts/pkg-manifest.mjs www/pkg
 
@@ -66,7 +67,7 @@ demo: bootstrap pkg www-pkg
 	@echo "Serving $(CURDIR) — open http://127.0.0.1:$(PORT)/www/  (Ctrl-C to stop)"
 	python3 -m http.server $(PORT) --bind 127.0.0.1 --directory .
 
-test: bootstrap lint test-host doc test-browser test-e2e test-engines test-bench-smoke
+test: bootstrap lint test-host doc test-browser test-e2e test-apidoc test-engines test-bench-smoke
 	@echo "==> make test: all layers passed in $$(( $$(date +%s) - $(T0) )) s"
 
 # The formatter and the lints guard every change: host (with the test utilities) and wasm32 (the
@@ -93,6 +94,15 @@ soak: bootstrap
 doc: bootstrap
 	@$(TIMED) doc env RUSTDOCFLAGS="-D warnings -D missing-docs" \
 	  cargo doc --no-deps --target wasm32-unknown-unknown --features fault-injection
+
+# The API reference a wallet developer reads: typedoc over the published declarations (index.d.ts
+# and what it re-exports), with every warning an error. Output: target/apidoc/index.html.
+apidoc: pkg test-apidoc
+
+# In `make test`, after test-e2e built pkg/.
+test-apidoc: bootstrap
+	@test -f pkg/index.d.ts || { echo "pkg/ is not built: make pkg" >&2; exit 1; }
+	@$(TIMED) apidoc tools/package-check/node_modules/.bin/typedoc --options tools/package-check/typedoc.json
 
 # The wasm-bindgen-test layer (tests/browser.rs: the conformance suite on real IndexedDB, the JS
 # surface) once per engine. Firefox: wasm-pack's --firefox with our geckodriver. WebKit: the test

@@ -10,6 +10,8 @@
 #                                              selenium-webdriver for the three-engine tests)
 #   - Debian firefox-esr, webkit2gtk-driver (WebKitWebDriver + MiniBrowser), xvfb + xauth
 #   - geckodriver 0.37.1                      (cargo install --locked, from crates.io)
+#   - tools/package-check npm deps             (npm ci: publint, attw, typedoc + TypeScript 5,
+#                                              fake-indexeddb for the Node quickstart)
 #
 # Non-interactive (CI=true, no stdin); runs as root or with passwordless sudo. Prints one line per
 # tool. Takes well under 2 s when everything is present. Only package registries are reachable on
@@ -163,4 +165,20 @@ else
   [ "$(tool_version geckodriver)" = "$GECKODRIVER_VERSION" ] \
     || die "geckodriver on PATH is '$(command -v geckodriver)' $(tool_version geckodriver), not $GECKODRIVER_VERSION"
   say "geckodriver" "installed ($GECKODRIVER_VERSION)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 8. the package checks' tools (tools/package-check: publint, @arethetypeswrong/cli, typedoc with
+#    its TypeScript 5, fake-indexeddb), kept apart from the root's TypeScript 7
+TOOLS_DIR="tools/package-check"
+TOOLS_STAMP="$TOOLS_DIR/node_modules/.bootstrap-lock.sha256"
+tools_sum="$(sha256sum "$TOOLS_DIR/package-lock.json" | awk '{ print $1 }')"
+if [ -f "$TOOLS_STAMP" ] && [ "$(cat "$TOOLS_STAMP")" = "$tools_sum" ] \
+   && [ -x "$TOOLS_DIR/node_modules/.bin/publint" ] && [ -x "$TOOLS_DIR/node_modules/.bin/attw" ] \
+   && [ -x "$TOOLS_DIR/node_modules/.bin/typedoc" ] && [ -f "$TOOLS_DIR/node_modules/fake-indexeddb/package.json" ]; then
+  say "package-check tools" "present"
+else
+  (cd "$TOOLS_DIR" && npm ci --no-audit --no-fund --loglevel=error </dev/null >&2)
+  printf '%s\n' "$tools_sum" > "$TOOLS_STAMP"
+  say "package-check tools" "installed"
 fi

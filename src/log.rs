@@ -1,5 +1,9 @@
-//! One logger with levels. Off below `warn` by default; switchable at runtime.
+//! One logger with levels. Off below `warn` by default; switchable at runtime. Lines go to the
+//! console (stderr on the host), or to the app's logger once one is set ([`set_sink`]): level,
+//! message and structured fields (`walletIds`, `code`, `store`, ...).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Log levels, most severe first.
@@ -51,9 +55,76 @@ pub fn enabled(level: Level) -> bool {
     level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
 }
 
-/// Writes one line prefixed with `[wallet-persist]` to the console (stderr on the host).
+impl Level {
+    /// The name `parse` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+/// The value of one structured field of a log line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string (an id, a store name, a message).
+    Text(String),
+    /// A number (a code, a count, a version).
+    Number(f64),
+    /// A list of strings (wallet ids).
+    List(Vec<String>),
+}
+
+macro_rules! value_from {
+    ($($from:ty => |$v:ident| $to:expr;)*) => {
+        $(impl From<$from> for Value {
+            fn from($v: $from) -> Value {
+                $to
+            }
+        })*
+    };
+}
+value_from! {
+    String => |v| Value::Text(v);
+    &str => |v| Value::Text(v.to_owned());
+    u16 => |v| Value::Number(v.into());
+    u32 => |v| Value::Number(v.into());
+    usize => |v| Value::Number(v as f64);
+    Vec<String> => |v| Value::List(v);
+}
+
+/// One structured field: its name and value.
+pub type Field = (&'static str, Value);
+
+/// Where log lines go instead of the console: the app's logger.
+pub type Sink = Rc<dyn Fn(Level, &str, &[Field])>;
+
+thread_local! {
+    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+}
+
+/// Routes every enabled line to `sink` (`None`: back to the console).
+pub fn set_sink(sink: Option<Sink>) {
+    SINK.with(|current| *current.borrow_mut() = sink);
+}
+
+/// Writes one line: to the sink if one is set, else to the console prefixed with
+/// `[wallet-persist]` (stderr on the host).
 pub fn write(level: Level, message: &str) {
+    write_fields(level, message, &[]);
+}
+
+/// [`write()`] with structured fields.
+pub fn write_fields(level: Level, message: &str, fields: &[Field]) {
     if !enabled(level) {
+        return;
+    }
+    // Cloned out, so a sink that logs (or swaps the sink) does not find the cell borrowed.
+    if let Some(sink) = SINK.with(|sink| sink.borrow().clone()) {
+        sink(level, message, fields);
         return;
     }
     let line = format!("[wallet-persist] {message}");
@@ -71,7 +142,18 @@ pub fn write(level: Level, message: &str) {
     eprintln!("{level:?} {line}");
 }
 
+/// `log_at!(Warn, "format", args)`, or with structured fields:
+/// `log_at!(Warn, { "walletIds" => ids, "code" => code }, "format", args)`.
 macro_rules! log_at {
+    ($level:ident, { $($key:literal => $value:expr),* $(,)? }, $($arg:tt)*) => {
+        if $crate::log::enabled($crate::log::Level::$level) {
+            $crate::log::write_fields(
+                $crate::log::Level::$level,
+                &format!($($arg)*),
+                &[$(($key, $crate::log::Value::from($value))),*],
+            );
+        }
+    };
     ($level:ident, $($arg:tt)*) => {
         if $crate::log::enabled($crate::log::Level::$level) {
             $crate::log::write($crate::log::Level::$level, &format!($($arg)*));

@@ -81,7 +81,12 @@ impl RealmClaim {
         if OPEN.with(|open| open.borrow_mut().insert(name.to_owned())) {
             Ok(RealmClaim(name.to_owned()))
         } else {
-            Err(Error::AlreadyOpen(format!("database {name} is already open in this page or worker")))
+            Err(Error::AlreadyOpen(format!(
+                "database {name:?} is already open in this page (or worker): a WalletStore of this name was \
+                 opened here and is not closed yet. Use that store, or await its close() before opening it \
+                 again; for React StrictMode and hot reload, keep one open promise per name (README: \
+                 \"One store per page\")"
+            )))
         }
     }
 }

@@ -424,3 +424,37 @@ fn history_plans_write_by_key_and_move_re_appended_ids() {
     index.apply(change);
     assert_eq!(index.len(), 3, "c, a, d");
 }
+
+/// `setLogger`'s Rust side: with a sink set, enabled lines go to it with their structured fields
+/// (here a fatal flush failure: the wallet and the code), and none to the console; `None` restores.
+#[test]
+fn log_lines_reach_the_sink_with_structured_fields() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wallet_persist::backend::FaultyBackend;
+    use wallet_persist::log::{self, Field, Level, Value};
+    use wallet_persist::{Options, Persister};
+
+    type Line = (Level, String, Vec<Field>);
+    let lines: Rc<RefCell<Vec<Line>>> = Rc::default();
+    let seen = lines.clone();
+    log::set_sink(Some(Rc::new(move |level, message: &str, fields: &[Field]| {
+        seen.borrow_mut().push((level, message.to_owned(), fields.to_vec()));
+    })));
+    let a = wallet_id(31);
+    let backend = FaultyBackend::new(MemoryBackend::new());
+    backend.fail_wallet(a, 1, Error::BlobDecode("injected".into()));
+    let persister = block_on(Persister::open(backend, Options::default())).unwrap();
+    block_on(persister.store(a, sample_changeset(31))).unwrap();
+    let report = block_on(persister.commit()).unwrap();
+    assert_eq!(report.failed.len(), 1);
+    log::set_sink(None);
+
+    let lines = lines.borrow();
+    let dropped = lines
+        .iter()
+        .find(|(_, message, _)| message.starts_with("dropped the staged changes of wallet"))
+        .unwrap_or_else(|| panic!("no line about the dropped wallet in {lines:?}"));
+    assert_eq!(dropped.0, Level::Error);
+    assert_eq!(dropped.2, vec![("walletIds", Value::List(vec![a.to_hex()])), ("code", Value::Number(11.0))]);
+}

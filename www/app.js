@@ -4,6 +4,8 @@
 // what each commit and load did, storage use and flush latency. Plain DOM, no framework, nothing
 // fetched beyond this origin.
 import init, { WalletStore, isWalletPersistError, setLogLevel } from './pkg/wallet_persist.js';
+// bech32 (BIP 173) from @scure/base, mapped by the import map in index.html to node_modules.
+import { bech32 } from '@scure/base';
 
 const params = new URLSearchParams(location.search);
 const DB_NAME = params.get('db') || 'wallet-persist-demo';
@@ -58,11 +60,14 @@ const randomInt = (min, max) => min + Math.floor(Math.random() * (max - min + 1)
 const pick = (list) => list[randomInt(0, list.length - 1)];
 /** A random bigint in [min, max]. */
 const randomBig = (min, max) => min + (crypto.getRandomValues(new BigUint64Array(1))[0] % (max - min + 1n));
-const BECH32 = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
-const HRP = { testnet: 'tb1q', regtest: 'bcrt1q', mainnet: 'bc1q' };
-const newAddress = (network) => HRP[network] + Array.from(randomBytes(38), (b) => BECH32[b & 31]).join('');
-/** OP_0 PUSH20 <20 bytes>: pay-to-witness-pubkey-hash. */
-const p2wpkh = () => Uint8Array.from([0x00, 0x14, ...randomBytes(20)]);
+const HRP = { testnet: 'tb', regtest: 'bcrt', mainnet: 'bc' };
+/** A P2WPKH address (witness v0, a random 20-byte program) with a valid BIP 173 checksum, and its script. */
+function newAddress(network) {
+  const program = randomBytes(20);
+  const address = bech32.encode(HRP[network], [0, ...bech32.toWords(program)]);
+  /** OP_0 PUSH20 <program>: the script an output paying this address carries. */
+  return { address, script: Uint8Array.from([0x00, 0x14, ...program]) };
+}
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function emptyModel(id) {
@@ -88,19 +93,19 @@ function applyChanges(model, changes) {
 /** A fresh address of `account` at the wallet's next derivation index. */
 function deriveAddress(model, account, changes) {
   const taken = [...Object.values(model.addresses), ...Object.values(changes.addresses)].filter((a) => a && a.account === account);
-  const address = newAddress(model.wallet.network);
+  const { address, script } = newAddress(model.wallet.network);
   changes.addresses[address] = { address, account, index: taken.length, used: false };
-  return address;
+  return { address, script };
 }
 
 /** A transaction paying `value` to one of the wallet's addresses: the tx, its UTXO, the address marked used. */
 function receive(model, changes, { height, account = 0, value = randomBig(20_000n, 80_000_000n) }) {
   const txid = randomHex32();
-  const address = deriveAddress(model, account, changes);
+  const { address, script } = deriveAddress(model, account, changes);
   changes.addresses[address].used = true;
   changes.transactions[txid] = { txid, raw: randomBytes(randomInt(150, 260)), height, timestampMs: BigInt(Date.now()), fee: null };
   const outpoint = `${txid}:${randomInt(0, 1)}`;
-  changes.utxos[outpoint] = { outpoint, value, script: p2wpkh(), height, account };
+  changes.utxos[outpoint] = { outpoint, value, script, height, account };
 }
 
 const blankChanges = () => ({ addresses: {}, transactions: {}, utxos: {}, identities: {}, identityKeys: {}, tokenBalances: {} });
@@ -233,6 +238,14 @@ function setStatus(text, state = text) {
   $('status').dataset.state = state;
 }
 
+/** While the store is open, the header counts what the page holds now (not what open() loaded). */
+function renderHeader() {
+  if ($('status').dataset.state !== 'open') return;
+  const staged = [...stagedFields.values()].filter((n) => n > 0).length;
+  $('status').textContent = `open · ${wallets.size} wallet(s)${staged ? ` · ${staged} with staged changes` : ''}`;
+  $('status').dataset.wallets = String(wallets.size);
+}
+
 // ---- Errors -------------------------------------------------------------------------------------
 
 function clearError() {
@@ -314,6 +327,7 @@ async function renderStaged() {
     if (!(isWalletPersistError(error) && error.kind === 'closed')) showError('staged()', error);
   }
   stagedFields = new Map(staged.map(({ walletId, fields }) => [walletId, fields]));
+  renderHeader();
   $('staged').tBodies[0].replaceChildren(
     ...(staged.length === 0
       ? [el('tr', { class: 'empty' }, td('Nothing staged: everything is durable', { colspan: 2 }))]
@@ -351,6 +365,7 @@ function renderWallets() {
   $('wallets').tBodies[0].replaceChildren(
     ...(rows.length ? rows : [el('tr', { class: 'empty' }, td('No wallets yet: create one above.', { colspan: 9 }))]),
   );
+  renderHeader();
 }
 
 function select(id) {
@@ -378,7 +393,7 @@ function renderDetail() {
       table('Accounts (keyless manifests)', ['#', 'kind', 'descriptor'], Object.values(model.accounts).map((a) =>
         el('tr', {}, td(a.index), td(a.kind), td(`${a.descriptor.slice(0, 28)}…`, { class: 'mono', title: a.descriptor })))),
       table('Addresses', ['address', 'acct/index', 'used'], Object.values(model.addresses).map((a) =>
-        el('tr', {}, td(`${a.address.slice(0, 14)}…`, { class: 'mono', title: a.address }), td(`${a.account}/${a.index}`), td(a.used ? 'yes' : 'no')))),
+        el('tr', {}, td(a.address, { class: 'mono address' }), td(`${a.account}/${a.index}`), td(a.used ? 'yes' : 'no')))),
       table('UTXOs', ['outpoint', 'value', 'height'], Object.values(model.utxos).map((u) =>
         el('tr', {}, td(`${short(u.outpoint)}`, { class: 'mono', title: u.outpoint }), num(btc(u.value, network)), num(u.height ?? 'mempool')))),
       table('Transactions', ['txid', 'height', 'fee'], Object.values(model.transactions).map((t) =>
@@ -792,6 +807,7 @@ async function closeStore() {
       el('tbody', {}, report.workers.map((w) => el('tr', { 'data-key': w.key, 'data-status': w.status }, td(w.key), num(w.key === 'persister' ? 'last' : String(w.weight)), td(w.error ? `${w.status}: ${w.error}` : w.status))))),
     el('p', {}, `final flush: ${report.flush.succeeded.length} wallet(s) written, ${report.flush.failed.length} failed, ${report.flush.stillPending.length} pending`),
   );
+  $('shutdown-section').scrollIntoView({ block: 'nearest' });
   log('ok', `close() → ShutdownReport: clean ${report.clean}; ${report.workers.map((w) => `${w.key} ${w.status}`).join(', ')}. Every call now rejects with code 20 (closed).`);
 }
 
@@ -868,12 +884,16 @@ async function start() {
     } else {
       await startSync(); // one pass at once, then every interval
     }
-    store.onChange(({ walletIds }) => log('info', `Another tab committed ${walletIds.length} wallet(s): reload to see them.`));
+    store.onChange(({ walletIds, origin }) => {
+      // Our own commits and deletes are "local" and already in the page; another tab's are not.
+      if (origin === 'remote') log('info', `Another tab committed ${walletIds.length} wallet(s): reload to see them.`);
+    });
     await renderStaged();
     renderAll();
     renderStorage();
     renderLatency();
     setStatus(`open · ${report.wallets} wallet(s) loaded`, 'open');
+    renderHeader();
     setBusy(false);
     window.__ready = true;
   } catch (error) {

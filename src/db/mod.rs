@@ -15,7 +15,7 @@ use crate::log::log_at;
 
 pub use deadline::{Deadline, Sleep, DEFAULT_TIMEOUT_MS};
 pub use lock::{WriteGuard, WriteLock};
-pub use schema::{GateOutcome, Version};
+pub use schema::{Access, GateOutcome, Version};
 
 /// Where a connection is in its life. Only `close` moves it forward; a lost connection is
 /// still `Open` but disconnected (see [`Db::is_disconnected`]): calls fail with a retryable
@@ -123,7 +123,7 @@ impl<B: Backend> Db<B> {
         if self.read_only {
             return Err(Error::ReadOnlyFollower(String::from("this database")));
         }
-        Ok(())
+        self.gate.borrow().check_writable()
     }
 
     /// Marks the connection closing (`true`) or open again after a failed close (`false`).

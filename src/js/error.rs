@@ -1,8 +1,27 @@
-//! Our errors as JS `Error`s: `name = "WalletPersistError"` plus `code`, `kind`, `retryable`,
-//! `walletIds` and `detail`.
+//! Our errors as JS `WalletPersistError`s (the plain-JS class in `errors.js`, so `instanceof` and
+//! `isWalletPersistError` work before and without `init()`): `code`, `kind`, `retryable`,
+//! `walletIds`, `detail`, and the standard `cause`. The only place that builds JS errors.
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/src/js/errors.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = createError)]
+    fn create_error(
+        message: &str,
+        code: u16,
+        kind: &str,
+        retryable: bool,
+        wallet_ids: JsValue,
+        detail: JsValue,
+        cause: JsValue,
+    ) -> JsValue;
+
+    /// `errors.js`'s `isWalletPersistError`: an instance of the class, or an error shaped like one.
+    #[wasm_bindgen(js_name = isWalletPersistError)]
+    pub fn is_ours(value: &JsValue) -> bool;
+}
 
 use crate::error::Error;
 
@@ -58,23 +77,28 @@ fn detail(error: &Error) -> Option<Object> {
     Some(detail)
 }
 
-/// Builds the `WalletPersistError` a promise rejects with.
+/// Builds the `WalletPersistError` a promise rejects with. A flush error's `cause` is the
+/// storage error behind it, itself a `WalletPersistError`.
 pub fn to_js(error: &Error) -> JsValue {
-    let js = js_sys::Error::new(&error.to_string());
-    js.set_name("WalletPersistError");
-    let value: JsValue = js.into();
-    set(&value, "code", error.code());
-    set(&value, "kind", error.kind());
-    set(&value, "retryable", error.is_transient());
     let wallets = error.wallet_ids();
-    if !wallets.is_empty() {
-        let ids: Array = wallets.iter().map(|id| JsValue::from_str(&id.to_hex())).collect();
-        set(&value, "walletIds", ids);
-    }
-    if let Some(detail) = detail(error) {
-        set(&value, "detail", detail);
-    }
-    value
+    let wallet_ids = if wallets.is_empty() {
+        JsValue::UNDEFINED
+    } else {
+        wallets.iter().map(|id| JsValue::from_str(&id.to_hex())).collect::<Array>().into()
+    };
+    let cause = match error {
+        Error::FlushRetryable { cause, .. } | Error::FlushFailed { cause, .. } => to_js(cause),
+        _ => JsValue::UNDEFINED,
+    };
+    create_error(
+        &error.to_string(),
+        error.code(),
+        error.kind(),
+        error.is_transient(),
+        wallet_ids,
+        detail(error).map_or(JsValue::UNDEFINED, JsValue::from),
+        cause,
+    )
 }
 
 /// Builds the `WalletPersistError` of `rejection`, with the caller's exception that caused it as

@@ -9,6 +9,7 @@ mod encryption;
 mod env;
 mod error;
 mod guard;
+mod observe;
 mod tasks;
 mod types;
 
@@ -29,9 +30,12 @@ use crate::model::{WalletChangeSet, WalletId};
 use crate::session::{self, MultiTab, Role};
 use crate::wallets::{FlushMode, Options, Persister};
 
+use observe::call_all;
+
 pub use channels::Channels;
 use convert::{Rejection, Value};
 pub use error::ErrorCode;
+pub use observe::set_logger;
 
 #[cfg(feature = "fault-injection")]
 type StoreBackend = crate::backend::FaultyBackend<crate::backend::EncryptedBackend<IndexedDbBackend>>;
@@ -68,13 +72,12 @@ pub fn panic_for_test() {
     panic!("panicForTest: a deliberate panic (fault-injection builds only)");
 }
 
-/// `true` when `value` is an error this package rejected with (`name === "WalletPersistError"`
-/// with a numeric `code`). In TypeScript it narrows `catch (e: unknown)` to `WalletPersistError`.
+/// `true` when `value` is an error this package rejected with (a `WalletPersistError`). In
+/// TypeScript it narrows `catch (e: unknown)` to `WalletPersistError`. The package entry exports
+/// the plain-JS twin of this function, which works before and without `init()`.
 #[wasm_bindgen(js_name = isWalletPersistError, unchecked_return_type = "value is WalletPersistError")]
 pub fn is_wallet_persist_error(#[wasm_bindgen(unchecked_param_type = "unknown")] value: &JsValue) -> bool {
-    value.is_object()
-        && Reflect::get(value, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("WalletPersistError")
-        && Reflect::get(value, &"code".into()).ok().and_then(|c| c.as_f64()).is_some()
+    error::is_ours(value)
 }
 
 fn serializer() -> serde_wasm_bindgen::Serializer {
@@ -332,15 +335,6 @@ fn progress_callback(callback: Option<Function>) -> impl FnMut(&'static str, u64
     }
 }
 
-/// Calls every listener with `value`; a listener that throws is logged, the others still run.
-fn call_all(listeners: &RefCell<Vec<Function>>, value: &JsValue) {
-    for listener in listeners.borrow().clone() {
-        if let Err(error) = listener.call1(&JsValue::UNDEFINED, value) {
-            log_at!(Error, "a listener threw: {}", env::describe_failure(&error));
-        }
-    }
-}
-
 /// A listener argument: a function, else a thrown `WalletPersistError` (1).
 fn listener_fn(listener: JsValue) -> Result<Function, JsValue> {
     guard::check().map_err(|e| error::to_js(&e))?;
@@ -410,19 +404,28 @@ impl WalletStore {
         let backend = crate::backend::FaultyBackend::new(backend);
         let inner = Rc::new(Persister::open(backend, options).await?);
 
+        // onChange: this store's own commits and deletes ("local"), and other instances' ("remote").
         let change_listeners: Rc<RefCell<Vec<Function>>> = Rc::default();
         let listeners = Rc::downgrade(&change_listeners);
         let on_message = Closure::new(move |data: JsValue| {
             if let Some(listeners) = listeners.upgrade() {
-                call_all(&listeners, &data);
+                let ids = Reflect::get(&data, &"walletIds".into()).unwrap_or(JsValue::UNDEFINED);
+                call_all(&listeners, &observe::change_event(&ids, observe::Origin::Remote));
             }
         });
         let channel = env::open_channel(&session::lock_name(&name), &on_message);
+        let post_to = (!channel.is_null()).then(|| channel.clone());
+        let listeners = Rc::downgrade(&change_listeners);
+        inner.on_commit(Box::new(move |wallets| {
+            let ids: Array = wallets.iter().map(|w| JsValue::from_str(&w.to_hex())).collect();
+            if let Some(listeners) = listeners.upgrade() {
+                call_all(&listeners, &observe::change_event(&ids, observe::Origin::Local));
+            }
+            if let Some(channel) = &post_to {
+                env::post_change(channel, ids);
+            }
+        }));
         if !channel.is_null() {
-            let post_to = channel.clone();
-            inner.on_commit(Box::new(move |wallets| {
-                env::post_change(&post_to, wallets.iter().map(|w| JsValue::from_str(&w.to_hex())).collect());
-            }));
             session.channel = Some(channel);
             session.on_message = Some(on_message);
         }
@@ -489,8 +492,10 @@ impl WalletStore {
         Channels::new(self.inner.clone())
     }
 
-    /// Calls `listener({walletIds})` whenever another instance of this database (another tab or
-    /// worker) committed or deleted wallets. Returns a function that unsubscribes.
+    /// Calls `listener({walletIds, origin})` whenever wallets of this database were committed,
+    /// deleted or registered: by this store (`origin: "local"`, before the call's promise settles)
+    /// or by another tab or worker (`"remote"`). Returns a function that unsubscribes; a listener
+    /// may unsubscribe while it runs.
     #[wasm_bindgen(js_name = onChange, unchecked_return_type = "() => void")]
     pub fn on_change(
         &self,

@@ -68,7 +68,18 @@ export type SyncOutcome = "ran" | "skipped_quiescing" | "skipped_busy";
 export interface StorageEstimate { usage: number; quota: number; }
 /** `navigator.storage.persist()`: whether the browser granted persistent storage (`false` where it cannot be asked). */
 export interface PersistResult { persisted: boolean; }
-export interface ChangeEvent { walletIds: Hex32[]; }
+/**
+ * Wallets a commit, delete or registration made durable: by this store (`origin: "local"`) or by
+ * another tab or worker of the same database (`"remote"`).
+ */
+export interface ChangeEvent { walletIds: Hex32[]; origin: "local" | "remote"; }
+/** One log line, as `setLogger`'s logger receives it. */
+export interface LogRecord {
+  level: LogLevel;
+  message: string;
+  /** Structured values of the line, e.g. `walletIds`, `code`, `store`, `key`. */
+  fields: Record<string, string | number | string[]>;
+}
 /** Another connection upgraded (or deleted: `newVersion` null) the database. */
 export interface VersionChangeEvent { oldVersion: number; newVersion: number | null; }
 
@@ -167,6 +178,11 @@ export interface OpenReport {
   migratedFrom: number | null;
   /** Unfinished registrations (stopped between `storePending` and `promote`) this open discarded. */
   discardedPending: Hex32[];
+  /**
+   * `"readOnly"` when a newer wallet-persist wrote the database and its rollback floors let this
+   * build read it but not write it (every write rejects `schema_version_unsupported`, 9).
+   */
+  access: "readWrite" | "readOnly";
 }
 export interface WorkerOptions {
   /** Unique per store. */
@@ -284,8 +300,11 @@ export type InjectableOp = "write" | "read" | "scan";
 /** Fault-injection builds only: the error kinds `failNext`, `failWallet` and `failStoreRead` can inject. */
 export type InjectableErrorKind = "quota_exceeded" | "connection_lost" | "transaction_aborted" | "timeout" | "blob_decode" | "internal";
 
-/** Every promise of this package rejects with one of these. */
-export interface WalletPersistError extends Error {
+/**
+ * What every error of this package carries. The package entry exports the class
+ * `WalletPersistError` (instances have exactly these fields) and `isWalletPersistError`.
+ */
+export interface WalletPersistErrorInfo extends Error {
   name: "WalletPersistError";
   code: ErrorCode;
   kind: ErrorKind;
@@ -295,7 +314,11 @@ export interface WalletPersistError extends Error {
   walletIds?: Hex32[];
   /** `cause` for flush errors; `len`/`limit` for blob_too_large; `found`/`supported` for schema versions. */
   detail?: ErrorDetail;
+  /** The error behind this one (a flush error's storage error, itself a `WalletPersistError`), when there is one. */
+  cause?: unknown;
 }
+/** An error this package rejected with (see `WalletPersistErrorInfo`). */
+export type WalletPersistError = WalletPersistErrorInfo;
 /** The underlying error of a flush failure (`detail.cause`). */
 export interface ErrorCause { code: ErrorCode; kind: ErrorKind; retryable: boolean; message: string; }
 export interface ErrorDetail {

@@ -562,26 +562,101 @@ async fn snapshot<B: Backend>(backend: &B) -> Vec<crate::backend::StoreRows> {
     backend.read(&stores).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
 }
 
-/// A database stamped by a newer schema is refused with code 9 and left byte for byte unchanged.
-pub async fn newer_schema_is_refused_and_left_unchanged<H: Harness>(h: &H) {
-    let a = wallet_id(24);
+/// Writes wallet `seed` with this build, then stamps the database as a later build at schema
+/// `newer` would, with rollback `floors` (`None`: no floors row, as a build that predates them).
+/// Returns every row of the database as stamped.
+async fn stamp_as_newer<H: Harness>(
+    h: &H,
+    seed: u8,
+    newer: u16,
+    floors: Option<crate::db::schema::Floors>,
+) -> Vec<crate::backend::StoreRows> {
+    use crate::db::schema;
+    // Back to an unstamped database (rows of this build), so this build stamps and writes it.
+    let backend = h.open().await;
+    let unstamp = [schema::stamp_key(), schema::floors_key()]
+        .map(|key| WriteOp::Delete { store: crate::layout::DB_META, key })
+        .to_vec();
+    backend.write(&WriteBatch::new(unstamp)).await.unwrap();
+    backend.close();
     let persister = Persister::open(h.open().await, manual()).await.expect("open");
     assert_eq!(persister.open_report().schema_version, crate::codec::SCHEMA_VERSION);
-    persister.store(a, sample_changeset(24)).await.unwrap();
+    persister.store(wallet_id(seed), sample_changeset(seed)).await.unwrap();
     persister.close().await.unwrap();
-    let newer = crate::codec::SCHEMA_VERSION + 1;
     let stamp = crate::codec::encode_as(&"a later build", newer, usize::MAX).unwrap();
     let backend = h.open().await;
-    let ops = vec![WriteOp::Put { store: crate::layout::DB_META, key: crate::db::schema::stamp_key(), value: stamp }];
+    let mut ops = vec![WriteOp::Put { store: crate::layout::DB_META, key: schema::stamp_key(), value: stamp }];
+    ops.push(match floors {
+        Some(floors) => schema::floors_op(floors).unwrap(),
+        None => WriteOp::Delete { store: crate::layout::DB_META, key: schema::floors_key() },
+    });
     backend.write(&WriteBatch::new(ops)).await.unwrap();
-    let before = snapshot(&backend).await;
+    let stamped = snapshot(&backend).await;
+    backend.close();
+    stamped
+}
+
+/// A database stamped by a newer schema whose floors exclude this build (or that records no
+/// floors) is refused with code 9 and left byte for byte unchanged.
+pub async fn newer_schema_is_refused_and_left_unchanged<H: Harness>(h: &H) {
+    use crate::db::schema::Floors;
+    let newer = crate::codec::SCHEMA_VERSION + 1;
+    for floors in [None, Some(Floors { read: newer, write: newer })] {
+        let before = stamp_as_newer(h, 24, newer, floors).await;
+        let refused = Persister::open(h.open().await, manual()).await.err().expect("open must be refused");
+        assert_eq!(
+            refused,
+            Error::SchemaVersionUnsupported { found: newer, supported: crate::codec::SCHEMA_VERSION },
+            "floors {floors:?}"
+        );
+        let backend = h.open().await;
+        assert_eq!(snapshot(&backend).await, before, "floors {floors:?}: nothing changed");
+        backend.close();
+    }
+}
+
+/// Rolling back to this build after a newer one stamped the database: when the newer schema's
+/// read floor allows this build it opens read-only (every write rejects 9 and nothing on disk
+/// changes); when its write floor allows it too it opens read-write, and the stamp stays the
+/// newer one.
+pub async fn newer_schema_opens_under_its_rollback_floors<H: Harness>(h: &H) {
+    use crate::db::schema::{self, Floors};
+    let current = crate::codec::SCHEMA_VERSION;
+    let newer = current + 2;
+    let (a, b) = (wallet_id(26), wallet_id(27));
+    let refused = Error::SchemaVersionUnsupported { found: newer, supported: current };
+
+    // Read floor = this build, write floor = the newer schema: read-only.
+    let before = stamp_as_newer(h, 26, newer, Some(Floors { read: current, write: current + 1 })).await;
+    let persister = Persister::open(h.open().await, manual()).await.expect("opens read-only");
+    let report = persister.open_report();
+    assert_eq!((report.schema_version, report.access), (newer, "readOnly"));
+    assert_eq!(persister.load().await.unwrap().0.wallets[&a], sample_changeset(26));
+    assert_eq!(persister.store(b, sample_changeset(27)).await.err(), Some(refused.clone()));
+    assert_eq!(persister.delete_wallet(a).await.err(), Some(refused.clone()));
+    assert_eq!(persister.staged(), vec![], "a refused store stages nothing");
+    persister.close().await.unwrap();
+    let backend = h.open().await;
+    assert_eq!(snapshot(&backend).await, before, "a read-only open changes nothing on disk");
     backend.close();
 
-    let refused = Persister::open(h.open().await, manual()).await.err().expect("open must be refused");
-    assert_eq!(refused, Error::SchemaVersionUnsupported { found: newer, supported: crate::codec::SCHEMA_VERSION });
+    // Both floors at or below this build: read-write; the stamp and the floors stay the newer ones.
+    let floors = Floors { read: 1, write: current };
+    stamp_as_newer(h, 26, newer, Some(floors)).await;
+    let persister = Persister::open(h.open().await, manual()).await.expect("opens read-write");
+    assert_eq!(persister.open_report().access, "readWrite");
+    persister.store(b, sample_changeset(27)).await.unwrap();
+    assert_eq!(persister.commit().await.unwrap().succeeded, vec![b]);
+    persister.close().await.unwrap();
     let backend = h.open().await;
-    assert_eq!(snapshot(&backend).await, before);
+    assert_eq!(
+        schema::read_stamp(&backend).await.unwrap(),
+        schema::Stamped::Newer { found: newer, floors: Some(floors) },
+        "an older build never lowers the stamp"
+    );
     backend.close();
+    let state = reopen_and_load(h).await;
+    assert_eq!((state.wallets[&a].clone(), state.wallets[&b].clone()), (sample_changeset(26), sample_changeset(27)));
 }
 
 /// An unstamped database (rows written before the stamp existed) is stamped at open; a stamp
@@ -607,7 +682,8 @@ pub async fn failed_migration_leaves_old_data_readable<H: Harness>(h: &H) {
         crate::wallets::OpenReport {
             schema_version: crate::codec::SCHEMA_VERSION,
             migrated_from: Some(0),
-            discarded_pending: vec![]
+            discarded_pending: vec![],
+            access: "readWrite",
         }
     );
     assert_eq!(persister.load().await.unwrap().0.wallets[&a], sample_changeset(25));
@@ -900,6 +976,7 @@ macro_rules! conformance_tests {
             failed_delete_keeps_rows_and_buffer,
             store_racing_delete_cannot_resurrect,
             newer_schema_is_refused_and_left_unchanged,
+            newer_schema_opens_under_its_rollback_floors,
             failed_migration_leaves_old_data_readable,
             lost_connection_reconnects_once,
             read_only_follower_refuses_writes,

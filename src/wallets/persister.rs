@@ -105,7 +105,7 @@ impl<B: Backend> Persister<B> {
     /// one migrated), then discards unfinished registrations (unless `read_only`).
     pub async fn open(backend: B, options: Options) -> Result<Self> {
         let db = Db::open(backend, options.read_only, options.deadline.clone()).await?;
-        let discarded_pending = if options.read_only {
+        let discarded_pending = if options.read_only || db.gate().check_writable().is_err() {
             Vec::new()
         } else {
             match Self::discard_stale_pending(&db).await {
@@ -333,6 +333,7 @@ impl<B: Backend> Persister<B> {
         for failure in &report.failed {
             log_at!(
                 Error,
+                { "walletIds" => vec![failure.wallet_id.to_hex()], "code" => failure.code },
                 "dropped the staged changes of wallet {} after a fatal error: {}",
                 failure.wallet_id,
                 failure.message
@@ -352,6 +353,7 @@ impl<B: Backend> Persister<B> {
             }
             log_at!(
                 Warn,
+                { "walletIds" => report.still_pending.iter().map(|w| w.to_hex()).collect::<Vec<_>>() },
                 "{} wallet(s) kept staged after a transient failure: {}",
                 report.still_pending.len(),
                 list.join(", ")
@@ -461,7 +463,11 @@ impl<B: Backend> Persister<B> {
                 if let Some(changes) = taken {
                     self.buffer.borrow_mut().restore(BTreeMap::from([(wallet, changes)]));
                 }
-                log_at!(Warn, "delete of wallet {wallet} failed, nothing deleted: {error}");
+                log_at!(
+                    Warn,
+                    { "walletIds" => vec![wallet.to_hex()], "code" => error.code() },
+                    "delete of wallet {wallet} failed, nothing deleted: {error}"
+                );
                 Err(error)
             }
         }
@@ -488,7 +494,14 @@ impl<B: Backend> Persister<B> {
         report.wallets = state.wallets.len() as u32;
         log_at!(Info, "{}", report.summary());
         for skipped in &report.skipped {
-            log_at!(Warn, "skipped row {} {}: {}", skipped.store, skipped.key, skipped.reason);
+            log_at!(
+                Warn,
+                { "store" => skipped.store, "key" => skipped.key.as_str(), "code" => skipped.code },
+                "skipped row {} {}: {}",
+                skipped.store,
+                skipped.key,
+                skipped.reason
+            );
         }
         Ok((state, report))
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::db::{GateOutcome, Version};
+use crate::db::{Access, GateOutcome, Version};
 use crate::error::{Error, Result};
 use crate::layout::AREA_STORES;
 use crate::model::WalletId;
@@ -149,14 +149,21 @@ pub struct OpenReport {
     pub migrated_from: Option<u16>,
     /// Unfinished registrations (stopped between stage and promote) discarded by this open.
     pub discarded_pending: Vec<WalletId>,
+    /// `"readWrite"`, or `"readOnly"` for a newer database whose rollback floors let this build
+    /// read it but not write it (writes reject `schema_version_unsupported`).
+    pub access: &'static str,
 }
 
 impl From<GateOutcome> for OpenReport {
     fn from(outcome: GateOutcome) -> Self {
         OpenReport {
-            schema_version: outcome.version.number(),
+            schema_version: outcome.newer.unwrap_or(outcome.version.number()),
             migrated_from: outcome.migrated_from.map(Version::number),
             discarded_pending: Vec::new(),
+            access: match outcome.access {
+                Access::ReadWrite => "readWrite",
+                Access::ReadOnly => "readOnly",
+            },
         }
     }
 }

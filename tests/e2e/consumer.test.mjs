@@ -45,7 +45,7 @@ test('the consumer depends on pkg/ by path, through the package manifest', () =>
   assert.equal(link, fs.realpathSync(path.join(REPO_ROOT, 'pkg')));
   const manifest = JSON.parse(fs.readFileSync(path.join(link, 'package.json'), 'utf8'));
   assert.equal(manifest.name, 'wallet-persist');
-  assert.deepEqual(manifest.exports['.'], { types: './wallet_persist.d.ts', default: './wallet_persist.js' });
+  assert.deepEqual(manifest.exports['.'], { types: './index.d.ts', default: './index.js' });
   for (const key of ['version', 'description', 'license', 'repository', 'keywords', 'files', 'types']) {
     assert.ok(manifest[key], `pkg/package.json has ${key}`);
   }

@@ -220,3 +220,68 @@ test('demo page: create, commit, reload, injected failure and retry, backup roun
   assert.deepEqual(pageErrors(page), []);
   await page.close();
 });
+
+/**
+ * Every table cell of the page that sticks out of its card, or whose text overflows the cell
+ * (clipped or spilling over its neighbour): [{ table, text, why }]. Empty when the layout holds.
+ */
+const overflowingCells = (page) =>
+  page.$$eval('.card table td, .card table th', (cells) =>
+    cells.flatMap((cell) => {
+      if (!cell.getClientRects().length) return []; // not rendered (a hidden section)
+      const card = cell.closest('.card').getBoundingClientRect();
+      const box = cell.getBoundingClientRect();
+      const where = { table: cell.closest('table').id || cell.closest('table').querySelector('caption')?.textContent || '?', text: cell.textContent.slice(0, 40) };
+      const problems = [];
+      if (box.left < card.left - 0.5 || box.right > card.right + 0.5) problems.push(`cell ${box.left.toFixed(0)}–${box.right.toFixed(0)} outside its card ${card.left.toFixed(0)}–${card.right.toFixed(0)}`);
+      if (cell.scrollWidth > cell.clientWidth + 1) problems.push(`content ${cell.scrollWidth}px wider than the cell ${cell.clientWidth}px`);
+      return problems.map((why) => ({ ...where, why }));
+    }),
+  );
+
+test('demo page layout: no table cell overflows its card at 1366 and 900 px; live header counts; valid bech32 addresses; the shutdown report in view', async () => {
+  const { bech32 } = await import(path.join(REPO_ROOT, 'node_modules', '@scure', 'base', 'index.js'));
+  const page = await openPage(env.browser.context, env.server.url(`${DEMO}?db=wallet-persist-demo-layout`), { ready: true });
+  try {
+    await page.setViewportSize({ width: 1366, height: 900 });
+    await act(page, '#sync-toggle');
+    const count = async () => Number(await page.getAttribute('#status', 'data-wallets'));
+    const before = await count();
+    await page.fill('#label', 'A rather long wallet label, forty chars');
+    await act(page, '#create');
+    assert.equal(await count(), before + 1, 'the header counts the new wallet without a reload');
+    assert.match(await page.textContent('#status'), new RegExp(`open · ${before + 1} wallet\\(s\\) · 1 with staged changes`));
+    const [walletId] = Object.keys(await walletTable(page)).slice(-1);
+    await page.click(`#wallets tr[data-wallet-id="${walletId}"]`);
+    await page.waitForSelector('#detail table');
+
+    const addresses = await page.$$eval('#detail td.address', (cells) => cells.map((c) => c.textContent));
+    assert.ok(addresses.length >= 3, addresses.join(' '));
+    for (const address of addresses) {
+      const { prefix, words } = bech32.decode(address); // throws on a bad checksum
+      assert.equal(prefix, 'tb');
+      assert.equal(words[0], 0, 'witness version 0');
+      assert.equal(bech32.fromWords(words.slice(1)).length, 20, 'a 20-byte P2WPKH program');
+    }
+
+    for (const width of [1366, 900]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+      assert.deepEqual(await overflowingCells(page), [], `at ${width} px`);
+      await page.screenshot({ path: path.join(RESULTS, `demo-layout-${width}.png`), fullPage: true });
+    }
+
+    await page.setViewportSize({ width: 1366, height: 900 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await act(page, '#close');
+    const inView = await page.$eval('#shutdown-section', (section) => {
+      const box = section.getBoundingClientRect();
+      return box.top >= 0 && box.top < window.innerHeight;
+    });
+    assert.equal(inView, true, 'the shutdown report is in the viewport after close');
+    await page.screenshot({ path: path.join(RESULTS, 'demo-shutdown.png') });
+    assert.deepEqual(pageErrors(page), []);
+  } finally {
+    await page.close();
+  }
+});

@@ -126,25 +126,31 @@ test('hostile rows written with raw IndexedDB are skipped and reported; every go
   }
 });
 
-test('a database stamped by a newer schema refuses to open with code 9 and stays unchanged; a higher IndexedDB version alone does not', async () => {
+/** The rollback floors row as a newer build writes it: envelope version 1, payload [read, write]. */
+const floorsRow = (read, write) => ({ store: 'db_meta', key: ['floors'], value: concat(header(2), Uint8Array.of(read, write)) });
+
+test('a database stamped by a newer schema opens under its rollback floors: refused (9, unchanged), read-only, or read-write', async () => {
   const { page, db } = await openFresh(env, RELEASE_PAGE, 'schema');
   try {
     await db.open();
     assert.deepEqual(await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name), {
-      ok: { schemaVersion: 1, migratedFrom: 0, discardedPending: [] },
+      ok: { schemaVersion: 1, migratedFrom: 0, discardedPending: [], access: 'readWrite' },
     });
     await db.ok('store', W1, richChangeset());
     await db.ok('close');
     await db.open();
-    assert.deepEqual((await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name)).ok, { schemaVersion: 1, migratedFrom: null, discardedPending: [] });
+    assert.deepEqual((await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name)).ok, { schemaVersion: 1, migratedFrom: null, discardedPending: [], access: 'readWrite' });
     await db.ok('close');
 
-    const [stamp] = await raw(page, 'rows', db.name, 'db_meta');
-    assert.deepEqual(stamp.key, ['schema']);
+    const meta = await raw(page, 'rows', db.name, 'db_meta');
+    assert.deepEqual(meta.map((r) => r.key), [['floors'], ['schema']], 'this build writes its floors with the stamp');
+    assert.deepEqual([...meta[0].value], [...header(2), 1, 1], 'floors: read 1, write 1');
+    const stamp = meta[1];
     const newer = Uint8Array.from(stamp.value);
     newer[5] = 2;
-    await raw(page, 'put', db.name, [{ store: 'db_meta', key: ['schema'], value: newer }]);
-    const before = await raw(page, 'snapshot', db.name);
+    // Schema 2 that this build may neither read nor write.
+    await raw(page, 'put', db.name, [{ store: 'db_meta', key: ['schema'], value: newer }, floorsRow(2, 2)]);
+    let before = await raw(page, 'snapshot', db.name);
 
     const outcome = await evalInPage(page, (o) => window.wp.open(o), { name: db.name });
     assertPersistError(outcome.error, { code: 9, kind: 'schema_version_unsupported', retryable: false }, 'open');
@@ -156,9 +162,27 @@ test('a database stamped by a newer schema refuses to open with code 9 and stays
     await raw(page, 'bumpVersion', db.name, 7);
     const refused = await evalInPage(page, (o) => window.wp.open(o), { name: db.name });
     assertPersistError(refused.error, { code: 9, kind: 'schema_version_unsupported', retryable: false }, 'stamp 2 at IndexedDB version 7');
-    await raw(page, 'put', db.name, [{ store: 'db_meta', key: ['schema'], value: stamp.value }]);
+
+    // Schema 2 readable by schema 1 builds, writable only by 2: read-only, every write 9, nothing changes.
+    await raw(page, 'put', db.name, [floorsRow(1, 2)]);
+    before = await raw(page, 'snapshot', db.name);
     await db.open();
+    assert.deepEqual((await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name)).ok, { schemaVersion: 2, migratedFrom: null, discardedPending: [], access: 'readOnly' });
     assert.deepEqual((await db.ok('load')).wallets, { [W1]: toWire(richLoaded()) });
+    assertPersistError(await db.rejects('store', W2, smallChangeset()), { code: 9, kind: 'schema_version_unsupported', retryable: false }, 'store on read-only');
+    assertPersistError(await db.rejects('deleteWallet', W1), { code: 9, kind: 'schema_version_unsupported', retryable: false }, 'delete on read-only');
+    await db.ok('close');
+    assert.deepEqual(await raw(page, 'snapshot', db.name), before, 'a read-only open writes nothing');
+
+    // Schema 2 writable by schema 1 builds: read-write, and the stamp stays 2.
+    await raw(page, 'put', db.name, [floorsRow(1, 1)]);
+    await db.open();
+    assert.equal((await evalInPage(page, (n) => window.wp.get(n, 'openReport'), db.name)).ok.access, 'readWrite');
+    await db.ok('store', W2, smallChangeset());
+    await db.ok('commit');
+    await db.ok('close');
+    const after = await raw(page, 'rows', db.name, 'db_meta');
+    assert.deepEqual(after.find((r) => r.key[0] === 'schema').value[5], 2, 'an older build never lowers the stamp');
     assert.equal(await raw(page, 'version', db.name), 7);
     assert.deepEqual(pageErrors(page), []);
   } finally {

@@ -359,7 +359,7 @@ test('a dedicated module worker: open, store, commit, close, reopen, load exactl
     assert.deepEqual(result.commit, report([W1]));
     assert.deepEqual(result.stagedAfter, []);
     assert.deepEqual(result.close, shutdownReport(report()));
-    assert.deepEqual(result.reopenReport, { schemaVersion: 1, migratedFrom: null, discardedPending: [] });
+    assert.deepEqual(result.reopenReport, { schemaVersion: 1, migratedFrom: null, discardedPending: [], access: 'readWrite' });
     assert.deepEqual(result.load.wallets, { [W1]: toWire(richLoaded()) }, 'the worker loads exactly what it stored');
     assert.deepEqual(result.load.report, toWire(loadReport(1, RICH_ROWS)));
     assert.deepEqual(result.closeAgain, shutdownReport(report()));

@@ -43,7 +43,8 @@ test('one writer per database: refuse, follow (read-only + onChange), wait; both
     // Same page, same name: refused at once.
     const again = await tryOpen(a, { name });
     assertPersistError(again.error, { code: 16, kind: 'already_open', retryable: false }, 'second open in one page');
-    assert.match(again.error.message, /in this page/);
+    assert.match(again.error.message, /already open in this page .*await its close\(\) before opening it again/s);
+    assert.doesNotMatch(again.error.message, /another tab/);
 
     // Another tab, default multiTab "refuse".
     const refused = await tryOpen(b, { name });
@@ -59,9 +60,9 @@ test('one writer per database: refuse, follow (read-only + onChange), wait; both
     await dbA.ok('store', W1, richChangeset());
     await dbA.ok('commit');
     const heard = await eventually(async () => (await events(b, name)).changes.length > 0 && (await events(b, name)).changes);
-    assert.deepEqual(heard, [{ walletIds: [W1] }]);
+    assert.deepEqual(heard, [{ walletIds: [W1], origin: 'remote' }]);
     assert.deepEqual((await dbB.ok('load')).wallets, { [W1]: toWire(richLoaded()) });
-    assert.deepEqual((await events(a, name)).changes, [], 'a store does not hear its own commits');
+    assert.deepEqual((await events(a, name)).changes, [{ walletIds: [W1], origin: 'local' }], 'a store hears its own commits as local');
 
     // "wait": C waits while A is the writer; a short wait times out (18).
     const timedOut = await tryOpen(c, { name, multiTab: 'wait', openTimeoutMs: 300 });
@@ -83,7 +84,8 @@ test('one writer per database: refuse, follow (read-only + onChange), wait; both
     assert.equal(loaded.wallets[W1].syncState.height, 7);
     assert.deepEqual(loaded.wallets[W2], toWire(asLoaded(smallChangeset(), W2)));
     const heardByB = await eventually(async () => (await events(b, name)).changes.length >= 3 && (await events(b, name)).changes);
-    assert.deepEqual(heardByB, [{ walletIds: [W1] }, { walletIds: [W1] }, { walletIds: [W2] }]);
+    assert.deepEqual(heardByB, [W1, W1, W2].map((w) => ({ walletIds: [w], origin: 'remote' })));
+    assert.deepEqual((await events(c, name)).changes, [{ walletIds: [W2], origin: 'local' }], 'C heard its own commit only');
     for (const page of [a, b, c]) assert.deepEqual(pageErrors(page), []);
   } finally {
     await Promise.all([a.close(), b.close(), c.close()]);
@@ -109,7 +111,7 @@ test('an upgrade from another tab closes our connection cleanly; staged data sur
     assert.deepEqual(await dbA.ok('staged'), [{ walletId: W1, fields: 19 }]);
     assert.deepEqual(await rowsOf(b, name, W1), {});
 
-    assert.deepEqual(await dbA.ok('reopen'), { schemaVersion: 1, migratedFrom: null, discardedPending: [] });
+    assert.deepEqual(await dbA.ok('reopen'), { schemaVersion: 1, migratedFrom: null, discardedPending: [], access: 'readWrite' });
     await dbA.ok('flush');
     assert.deepEqual(await rowsOf(b, name, W1), RICH_ROWS);
     assert.equal(await raw(b, 'version', name), version + 1, 'we opened at the newer IndexedDB version');

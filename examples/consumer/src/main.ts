@@ -5,6 +5,7 @@
 // (after a reload) finds the same balance on disk.
 import init, {
   ErrorCode,
+  WalletPersistError,
   WalletStore,
   isWalletPersistError,
   setLogLevel,
@@ -65,6 +66,8 @@ interface Summary {
   syncHeight: number | null;
   backup: { bytes: number; progress: ProgressEvent['phase'][]; imported: ImportReport; copyBalance: string } | null;
   shutdown: ShutdownReport;
+  /** Whether a rejection is an instance of the exported WalletPersistError class. */
+  errorClass: boolean;
 }
 
 async function run(db: string): Promise<Summary> {
@@ -122,6 +125,10 @@ async function run(db: string): Promise<Summary> {
 
   const shutdown = await store.close({ timeoutMs: 5_000 });
   refusals.push(await refusal('load (closed)', () => store.load()));
+  const errorClass = await store.load().then(
+    () => false,
+    (error: unknown) => error instanceof WalletPersistError && error.code === ErrorCode.Closed,
+  );
 
   return {
     firstVisit,
@@ -133,6 +140,7 @@ async function run(db: string): Promise<Summary> {
     syncHeight: mine.syncState ? mine.syncState.height : null,
     backup,
     shutdown,
+    errorClass,
   };
 }
 
@@ -154,9 +162,10 @@ run(db).then(
     window.__ready = JSON.parse(json);
   },
   (error: unknown) => {
-    // Not isWalletPersistError here: it is part of the wasm module, so it needs init() to have
-    // succeeded, and this may be init() failing (e.g. the .wasm not served).
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    // isWalletPersistError is plain JS: safe even when this is init() failing (the .wasm not served).
+    const message = isWalletPersistError(error)
+      ? `WalletPersistError ${error.code} (${error.kind}): ${error.message}`
+      : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     if (status) status.textContent = `failed: ${message}`;
     window.__readyError = message;
   },
