@@ -127,7 +127,15 @@ fn utxo(value: JsValue) -> JsValue {
         ("height", JsValue::NULL),
         ("account", 0.into()),
     ]);
-    obj(&[("utxos", obj(&[(outpoint.as_str(), entry)]))])
+    // With the wallet record: a UTXO without it is an orphan row (22).
+    let wallet = obj(&[
+        ("network", "testnet".into()),
+        ("label", "browser".into()),
+        ("birthHeight", 0.into()),
+        ("createdAtMs", 0.into()),
+        ("accountSchema", 1.into()),
+    ]);
+    obj(&[("wallet", wallet), ("utxos", obj(&[(outpoint.as_str(), entry)]))])
 }
 
 #[wasm_bindgen_test]

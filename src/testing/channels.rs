@@ -714,8 +714,9 @@ async fn wait_paused<B: Backend>(backend: &FaultyBackend<B>) {
 }
 
 /// With the next write armed to pause: lets a commit's meta write go on, holds its history write
-/// while `during` runs, then lets that go too. The meta write must fail by injection: waiting here
-/// spins without yielding to the browser's event loop, so no real write may be awaited meanwhile.
+/// while `during` runs, then lets that go too. The meta write must fail by injection, and not with
+/// a timeout (after which the history write reconnects first): waiting here spins without yielding
+/// to the browser's event loop, so no real IndexedDB request may be awaited meanwhile.
 async fn during_history_write<B: Backend>(backend: &FaultyBackend<B>, during: impl FnOnce()) {
     wait_paused(backend).await;
     backend.pause_next(Op::Write);
@@ -751,11 +752,12 @@ pub async fn changes_queued_during_a_commit_stay_newest<H: Harness>(h: &H) {
     // The history write succeeds: x (payload 2) lands, and its re-append (payload 3), queued
     // meanwhile, is written by the next commit.
     channels.queue_append("race", entry("x", 2)).unwrap();
-    backend.fail_store_write(CHANNEL_META, 1, injected(18));
+    // Not a timeout (18): after one the next call reconnects first, a real wait.
+    backend.fail_store_write(CHANNEL_META, 1, injected(21));
     backend.pause_next(Op::Write);
     let re_append = || channels.queue_append("race", entry("x", 3)).unwrap();
     let (committed, ()) = super::join2(channels.commit("race", &2u8), during_history_write(backend, re_append)).await;
-    assert_eq!(summary(&committed.unwrap()), (false, true, 1, vec![(CommitStep::Meta, 18)]));
+    assert_eq!(summary(&committed.unwrap()), (false, true, 1, vec![(CommitStep::Meta, 21)]));
     assert_eq!(
         channels.load_channel::<u8>("race").await.unwrap().history,
         vec![entry("m", 1), entry("y", 1), entry("x", 2)]
