@@ -13,6 +13,9 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
 PORT ?= 8080
+# The wasm-bindgen-test runner gives the WHOLE browser suite this many seconds (default 20); the
+# suite runs twice (plain and encrypted IndexedDB), and WebKit in debug builds is the slowest engine.
+export WASM_BINDGEN_TEST_TIMEOUT ?= 300
 CHROMEDRIVER ?= /usr/bin/chromedriver
 GECKODRIVER ?= $(CARGO_BIN)/geckodriver
 WEBKITWEBDRIVER ?= /usr/bin/WebKitWebDriver
