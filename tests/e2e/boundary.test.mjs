@@ -80,7 +80,7 @@ test('10,000 hostile calls in one page: the same store still stores, commits and
     }
     const outpoint = `${TX}:1`;
     const utxo = { outpoint, value: 2n ** 60n, script: new Uint8Array([0x51, 0x52]), height: 7, account: 3 };
-    await store.store(hx.WALLET, { utxos: { [outpoint]: utxo } });
+    await store.store(hx.WALLET, { wallet: hx.RECORD, utxos: { [outpoint]: utxo } });
     const report = await store.commit();
     const { wallets } = await store.load();
     const loaded = wallets[hx.WALLET].utxos[outpoint];
@@ -154,7 +154,7 @@ test('keys special in JS (__proto__, constructor, toString) round-trip through l
     for (const key of ['__proto__', 'constructor', 'toString']) {
       Object.defineProperty(addresses, key, { value: { address: key, account: 0, index: 1, used: true }, enumerable: true });
     }
-    await store.store(hx.WALLET, { addresses });
+    await store.store(hx.WALLET, { wallet: hx.RECORD, addresses });
     await store.commit();
     const { wallets } = await store.load();
     const loaded = wallets[hx.WALLET].addresses;
@@ -242,7 +242,7 @@ test('a Uint8Array from another realm (an iframe) is accepted as bytes and loads
     const utxo = new ForeignObject();
     Object.assign(utxo, { outpoint: `${TX}:0`, value: 9n, script: new Foreign([7, 8]), height: null, account: 0 });
     const store = hx.store(n);
-    const stored = await hx.settle(() => store.store(hx.WALLET, { utxos: { [`${TX}:0`]: utxo } }));
+    const stored = await hx.settle(() => store.store(hx.WALLET, { wallet: hx.RECORD, utxos: { [`${TX}:0`]: utxo } }));
     await store.commit();
     const { wallets } = await store.load();
     return { stored, script: Array.from(wallets[hx.WALLET]?.utxos[`${TX}:0`]?.script ?? []) };

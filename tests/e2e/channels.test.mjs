@@ -247,14 +247,15 @@ test('commit resolves through storage failures; two failed history writes drain 
     // On disk: the meta of the last commit, no history yet.
     assert.deepEqual(await ch.ok('loadChannel', 'c'), toWire({ meta: { lamport: 2n }, history: [], hints: [] }));
 
-    // The meta save fails now, and the whole queue drains with one history write.
-    await db.ok('failStoreWrite', 'channel_meta', 1, 'timeout');
+    // The meta save fails now, and the whole queue drains with one history write. (Not a timeout:
+    // after one, the next call reconnects first and re-reads the schema stamp.)
+    await db.ok('failStoreWrite', 'channel_meta', 1, 'transaction_aborted');
     const before = await calls();
     assert.deepEqual(shape(await ch.ok('commit', 'c', { lamport: 3n })), {
       metaSaved: false,
       historyFlushed: true,
       pending: 0,
-      failures: [failure('meta', 18, 'timeout')],
+      failures: [failure('meta', 21, 'transaction_aborted')],
     });
     const afterCalls = await calls();
     assert.deepEqual({ write: afterCalls.write - before.write, read: afterCalls.read - before.read }, { write: 2, read: 0 });
