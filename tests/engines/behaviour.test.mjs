@@ -144,7 +144,7 @@ for (const engine of engines()) {
         await dbA.ok('store', W1, richChangeset());
         await dbA.ok('commit');
         const heard = await eventually(async () => (await events(b, dbA.name)).changes.length > 0 && (await events(b, dbA.name)).changes);
-        assert.deepEqual(heard, [{ walletIds: [W1] }]);
+        assert.deepEqual(heard, [{ walletIds: [W1], origin: 'remote' }]);
         assert.deepEqual((await dbB.ok('load')).wallets, { [W1]: toWire(richLoaded()) });
         await dbA.ok('close');
         await dbB.ok('close');
@@ -171,7 +171,7 @@ for (const engine of engines()) {
         assert.equal(error.detail.cause.code, 7, `cause: ${JSON.stringify(error.detail.cause)}`);
         assert.deepEqual(await dbA.ok('staged'), [{ walletId: W1, fields: RICH_FIELDS }]);
         assert.deepEqual(await rowsOf(b, dbA.name, W1), {});
-        assert.deepEqual(await dbA.ok('reopen'), { schemaVersion: 1, migratedFrom: null, discardedPending: [] });
+        assert.deepEqual(await dbA.ok('reopen'), { schemaVersion: 1, migratedFrom: null, discardedPending: [], access: 'readWrite' });
         await dbA.ok('flush');
         assert.deepEqual(await rowsOf(b, dbA.name, W1), RICH_ROWS);
         await dbA.ok('close');
