@@ -162,25 +162,12 @@ pub async fn flush_on_hide<B: Backend>(persister: &Persister<B>, reason: &str) {
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
-    use std::future::Future;
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
 
     use super::*;
     use crate::backend::MemoryBackend;
     use crate::channels::HistoryEntry;
-    use crate::testing::{sample_changeset, wallet_id};
+    use crate::testing::{block_on, sample_changeset, wallet_id};
     use crate::wallets::Options;
-
-    fn block_on<F: Future>(future: F) -> F::Output {
-        let mut future = pin!(future);
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-                return out;
-            }
-        }
-    }
 
     /// Locks by name; `held` names are taken by "another tab".
     #[derive(Default)]

@@ -12,20 +12,9 @@ use wallet_persist::crypto::unlock::{self, Request};
 use wallet_persist::crypto::{Cipher, KdfParams, KeyRecord, Secret};
 use wallet_persist::layout::{all_stores, CHANNEL_META, DB_META, RECORDS};
 use wallet_persist::model::*;
-use wallet_persist::testing::{sample_changeset, wallet_id, Harness};
+use wallet_persist::testing::{block_on, sample_changeset, wallet_id, Harness};
 use wallet_persist::wallets::{FlushMode, Options, Persister};
 use wallet_persist::Error;
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..10_000 {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-    panic!("future did not complete");
-}
 
 /// Cheap Argon2id parameters: the tests check the hierarchy, not the cost.
 const FAST: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
@@ -82,9 +71,14 @@ async fn open(
 
 /// A database with two wallets and a channel, encrypted with passphrase `p`.
 fn written(p: &str) -> MemoryBackend {
+    with_two_wallets_and_a_channel(Some(&passphrase(p)))
+}
+
+/// A database with two wallets and a channel, encrypted under `secret` or plain.
+fn with_two_wallets_and_a_channel(secret: Option<&Request>) -> MemoryBackend {
     let memory = MemoryBackend::new();
     block_on(async {
-        let persister = open(&memory, Some(&passphrase(p))).await.unwrap();
+        let persister = open(&memory, secret).await.unwrap();
         persister.store(wallet_id(1), sample_changeset(1)).await.unwrap();
         persister.store(wallet_id(2), sample_changeset(2)).await.unwrap();
         persister.commit().await.unwrap();
@@ -286,16 +280,7 @@ fn changing_the_passphrase_rewraps_only_the_key() {
 
 /// A plain database with two wallets and a channel.
 fn plain() -> MemoryBackend {
-    let memory = MemoryBackend::new();
-    block_on(async {
-        let persister = open(&memory, None).await.unwrap();
-        persister.store(wallet_id(1), sample_changeset(1)).await.unwrap();
-        persister.store(wallet_id(2), sample_changeset(2)).await.unwrap();
-        persister.commit().await.unwrap();
-        persister.channels().save_meta("room-secret-channel", &"meta state".to_string()).await.unwrap();
-        persister.close().await.unwrap();
-    });
-    memory
+    with_two_wallets_and_a_channel(None)
 }
 
 #[test]

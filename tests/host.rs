@@ -1,27 +1,12 @@
 //! Host tests: model, codec, buffer, error classification, and the conformance suite on the
 //! in-memory backend.
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
 use wallet_persist::backend::MemoryBackend;
 use wallet_persist::codec::{self, HEADER_LEN, MAGIC, SCHEMA_VERSION};
 use wallet_persist::model::*;
-use wallet_persist::testing::{sample_changeset, wallet_id, Harness};
+use wallet_persist::testing::{block_on, sample_changeset, wallet_id, Harness};
 use wallet_persist::wallets::buffer::Buffer;
 use wallet_persist::Error;
-
-/// Drives a future to completion on this thread; the memory backend never waits on I/O.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..10_000 {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-    panic!("future did not complete");
-}
 
 struct Memory(MemoryBackend, MemoryBackend);
 

@@ -1,24 +1,10 @@
 //! Bugs the simulation (tests/sim.rs) found, each as the shrunk sequence it printed, made into a
 //! plain test.
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
 use wallet_persist::backend::{FaultyBackend, MemoryBackend, Op};
-use wallet_persist::testing::{sample_changeset, wallet_id};
+use wallet_persist::testing::{block_on, sample_changeset, wallet_id};
 use wallet_persist::wallets::{Options, Persister};
 use wallet_persist::Error;
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..10_000 {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-    panic!("future did not complete");
-}
 
 /// Shrunk sequence: `Store(1), Store(2); FatalFor(2); Transient; Flush`. The combined write fails
 /// fatally, the per-wallet retries drop wallet 2 (fatal) and keep wallet 1 (transient): `flush`

@@ -7,3 +7,19 @@ mod conformance;
 
 pub use channels::*;
 pub use conformance::*;
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+/// Drives a future to completion on this thread. Host backends (memory, faulty, encrypted over
+/// memory) never wait on I/O, so a future that is still pending after 10,000 polls is stuck.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..10_000 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+    panic!("future did not complete");
+}

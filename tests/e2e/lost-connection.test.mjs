@@ -79,6 +79,18 @@ async function assertExactly(db, ids) {
   }
 }
 
+/** Flushes until every wallet is durable, then asserts the exact rows before and after a close
+ *  and a fresh open of the same database. */
+async function landsAndSurvivesReopen(page, db, ids) {
+  await flushUntilDurable(page, db);
+  await assertExactly(db, ids);
+  await db.ok('close');
+  const again = client(page, db.name);
+  await again.open();
+  await assertExactly(again, ids);
+  await again.ok('close');
+}
+
 test('site data cleared during a commit: nothing staged is lost; exact state after a reopen', async () => {
   let conclusive = 0;
   for (let trial = 0; trial < 3; trial++) {
@@ -103,13 +115,7 @@ test('site data cleared during a commit: nothing staged is lost; exact state aft
         continue;
       }
       conclusive += 1;
-      await flushUntilDurable(page, db);
-      await assertExactly(db, ids);
-      await db.ok('close');
-      const again = client(page, db.name);
-      await again.open();
-      await assertExactly(again, ids);
-      await again.ok('close');
+      await landsAndSurvivesReopen(page, db, ids);
     } finally {
       await page.close();
     }
@@ -138,13 +144,7 @@ test('a clearing storm: the commit settles within timeoutMs (never hangs); the s
     }
     // After the storm, whatever the storm wiped is staged again and lands.
     await stageAll(page, db);
-    await flushUntilDurable(page, db);
-    await assertExactly(db, ids);
-    await db.ok('close');
-    const again = client(page, db.name);
-    await again.open();
-    await assertExactly(again, ids);
-    await again.ok('close');
+    await landsAndSurvivesReopen(page, db, ids);
   } finally {
     await page.close();
   }
