@@ -17,7 +17,8 @@
 //!
 //! JS users: the package in `pkg/` (`make pkg`) and its README are the entry point; the
 //! wasm-bindgen surface is the `js` module (`WalletStore`, `Tasks`, `Channels`, `ErrorCode`,
-//! `setLogLevel`, `isWalletPersistError`), documented here when built for `wasm32-unknown-unknown`
+//! `setLogLevel`, `setLogger`; the package entry adds the plain-JS `WalletPersistError` and
+//! `isWalletPersistError`), documented here when built for `wasm32-unknown-unknown`
 //! (`make doc`).
 #![warn(missing_docs)]
 

@@ -179,6 +179,21 @@ async fn js_bad_input_rejects_invalid_argument_and_stages_nothing() {
     let value = field(&entry, "value");
     assert!(value.is_bigint());
     assert_eq!(BigInt::from(value).to_string(10).unwrap(), "18446744073709551615");
+
+    // An entry whose value is `undefined` (a failed lookup) is refused; only `null` deletes.
+    let outpoint = format!("{}:0", "11".repeat(32));
+    let missing = obj(&[("utxos", obj(&[(outpoint.as_str(), JsValue::UNDEFINED)]))]);
+    let error = reject(store.store(WALLET.into(), missing)).await;
+    assert_code(&error, 1, "invalid_argument", false);
+    let message = field(&error, "message").as_string().unwrap();
+    assert!(message.contains(&outpoint) && message.contains("null to delete"), "{message}");
+    let staged: Array = JsFuture::from(store.staged()).await.unwrap().unchecked_into();
+    assert_eq!(staged.length(), 0, "the refused undefined stages nothing");
+    JsFuture::from(store.flush()).await.unwrap();
+    let loaded = JsFuture::from(store.load()).await.unwrap();
+    let utxos = field(&field(&field(&loaded, "wallets"), WALLET), "utxos");
+    assert!(!field(&utxos, &outpoint).is_undefined(), "the UTXO is still on disk");
+
     JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
     let error = reject(store.commit()).await;
     assert_code(&error, 20, "closed", false);

@@ -402,3 +402,56 @@ fn close_wipes_the_keys() {
     block_on(persister.close()).unwrap();
     assert!(!persister.backend().is_encrypted());
 }
+
+/// A wallet record that fails authentication fails only the wallets that need it as a parent, with
+/// the read error, and for good: the healthy wallet commits, nothing stays staged, close is clean.
+#[test]
+fn an_unreadable_parent_fails_only_its_wallet() {
+    let memory = written("pw");
+    let record = memory.rows(wallet_persist::layout::WALLETS)[0].clone();
+    let mut edited = record.value.clone();
+    *edited.last_mut().unwrap() ^= 1;
+    memory.put_raw(wallet_persist::layout::WALLETS, record.key.clone(), edited);
+
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    // Neither changeset brings its wallet record: both parents are read from disk.
+    for i in [1u8, 2] {
+        let mut changes = sample_changeset(i + 10);
+        changes.wallet = None;
+        changes.identity_keys = Default::default();
+        changes.token_balances = Default::default();
+        persister.stage(wallet_id(i), changes).unwrap();
+    }
+    let report = block_on(persister.commit()).unwrap();
+    let (healthy, broken): (Vec<_>, Vec<_>) =
+        [wallet_id(1), wallet_id(2)].into_iter().partition(|w| report.succeeded.contains(w));
+    assert_eq!((healthy.len(), broken.len()), (1, 1), "{report:?}");
+    assert_eq!(report.failed.iter().map(|f| (f.wallet_id, f.code)).collect::<Vec<_>>(), vec![(broken[0], 11)]);
+    assert!(report.still_pending.is_empty());
+    assert!(persister.staged().is_empty(), "the failed wallet is reported, not retried forever");
+    let closed = block_on(persister.close()).unwrap();
+    assert!(closed.is_complete(), "{closed:?}");
+}
+
+/// A refused reconnect (fault injection) keeps the encrypting backend's cipher: once a reconnect
+/// succeeds, the staged wallet is written sealed, and no plaintext row reaches the disk.
+#[test]
+fn a_refused_reconnect_keeps_the_rows_sealed() {
+    let memory = MemoryBackend::new();
+    let encrypted = EncryptedBackend::new(memory.reopen());
+    block_on(unlock::unlock(&encrypted, Some(&passphrase("pw")), true)).unwrap();
+    let persister = block_on(Persister::open(FaultyBackend::new(encrypted), manual())).unwrap();
+    persister.stage(wallet_id(5), sample_changeset(5)).unwrap();
+    persister.backend().lose_connection();
+    persister.backend().fail_reconnects(1);
+    assert_eq!(block_on(persister.flush()).unwrap_err().code(), 4, "the refused reconnect is transient");
+    block_on(persister.flush()).unwrap();
+    assert!(persister.backend().inner().is_encrypted());
+    let plain = KeyPart::Text(wallet_id(5).to_hex());
+    for store in all_stores() {
+        assert!(memory.rows(store).iter().all(|row| row.key.first() != Some(&plain)), "plaintext key in {store}");
+    }
+    block_on(persister.close()).unwrap();
+    let reopened = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    assert_eq!(load(&reopened).0.wallets[&wallet_id(5)], sample_changeset(5));
+}

@@ -356,7 +356,7 @@ fn rows_without_their_wallet_record_are_refused() {
 
 /// Identity keys and token balances need their identity; a tombstoned identity takes its keys and
 /// balances with it in the same transaction; upserting a child of an identity the same changes
-/// delete is refused.
+/// delete is refused before anything is staged.
 #[test]
 fn identity_children_need_their_identity_and_follow_its_tombstone() {
     let world = World::new();
@@ -375,13 +375,12 @@ fn identity_children_need_their_identity_and_follow_its_tombstone() {
     assert_eq!(world.disk.rows(wallet_persist::layout::IDENTITY_KEYS).len(), 1);
     assert_eq!(world.disk.rows(wallet_persist::layout::TOKEN_BALANCES).len(), 1);
 
-    // A tombstone plus a child upsert of the same identity: refused, nothing written.
+    // A tombstone plus a child upsert of the same identity: refused by `store`, nothing staged.
     let mut both = WalletChangeSet::default();
     both.identities.tombstone(identity);
     both.identity_keys = sample_changeset(1).identity_keys;
-    persister.stage(wallet, both).unwrap();
-    let error = run(&world.clock, persister.flush()).unwrap_err();
-    assert_eq!(error.code(), 22);
+    assert_eq!(persister.stage(wallet, both).unwrap_err().code(), 22);
+    assert!(persister.staged().is_empty());
     assert_eq!(world.disk.rows(wallet_persist::layout::IDENTITIES).len(), 1);
 
     // The tombstone alone cascades.
@@ -403,7 +402,44 @@ fn identity_children_need_their_identity_and_follow_its_tombstone() {
     assert_eq!(state.wallets[&wallet].utxos, sample_changeset(1).utxos);
 }
 
-/// Orphan rows already on disk (written before the check, or by hand) are skipped by `load` with
+/// Each call valid on its own: a child staged, then its identity tombstoned. The tombstone drops the
+/// staged child (the cascade would delete it), and everything else staged with the child lands. A
+/// child staged after the tombstone (without storing the identity again) is refused by `store`.
+#[test]
+fn an_identity_tombstone_after_a_staged_child_keeps_the_rest_of_the_changes() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(1);
+    persister.stage(wallet, sample_changeset(1)).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    let identity = *sample_changeset(1).identities.0.keys().next().unwrap();
+
+    let mut child_and_more = sample_changeset(2);
+    child_and_more.wallet = None;
+    child_and_more.identities = EntryMap::default();
+    child_and_more.token_balances = EntryMap::default();
+    child_and_more.identity_keys = sample_changeset(1).identity_keys;
+    persister.stage(wallet, child_and_more.clone()).unwrap();
+    let mut tombstone = WalletChangeSet::default();
+    tombstone.identities.tombstone(identity);
+    persister.stage(wallet, tombstone).unwrap();
+    assert!(persister.staged_changes(&wallet).unwrap().identity_keys.0.is_empty(), "the staged child is dropped");
+
+    let late_child = WalletChangeSet { identity_keys: sample_changeset(1).identity_keys, ..Default::default() };
+    assert_eq!(persister.stage(wallet, late_child).unwrap_err().code(), 22, "a child of a staged tombstone");
+
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert_eq!((report.succeeded.clone(), report.failed.len()), (vec![wallet], 0), "{:?}", report.failed);
+    run(&world.clock, persister.close()).unwrap();
+    let state = world.load_after_restart();
+    let loaded = &state.wallets[&wallet];
+    assert!(loaded.identities.0.is_empty() && loaded.identity_keys.0.is_empty() && loaded.token_balances.0.is_empty());
+    for outpoint in child_and_more.utxos.0.keys() {
+        assert_eq!(loaded.utxos.0.get(outpoint), child_and_more.utxos.0.get(outpoint), "the other changes landed");
+    }
+}
+
+/// Orphan rows already on disk (from an older build, or written by hand) are skipped by `load` with
 /// the reason `orphan_row`, never loaded as a wallet.
 #[test]
 fn load_skips_orphan_rows_on_disk() {

@@ -3,7 +3,7 @@
 // transactions, UTXOs, identities and token balances, and the live panel shows what is staged,
 // what each commit and load did, storage use and flush latency. Plain DOM, no framework, nothing
 // fetched beyond this origin.
-import init, { WalletStore, isWalletPersistError, setLogLevel } from './pkg/wallet_persist.js';
+import init, { WalletStore, isWalletPersistError, setLogLevel } from './pkg/index.js';
 // bech32 (BIP 173) from @scure/base, mapped by the import map in index.html to node_modules.
 import { bech32 } from '@scure/base';
 

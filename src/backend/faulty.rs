@@ -323,7 +323,9 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         let failing = self.failing_reconnects.get();
         if failing > 0 {
             self.failing_reconnects.set(failing - 1);
-            self.inner.close();
+            // Still no connection; the inner backend is kept as it is (closing it would drop
+            // state a real reconnect keeps, such as an encrypting backend's cipher).
+            self.lost.set(true);
             YieldNow(false).await;
             return Err(Error::ConnectionLost("injected: the reconnect was refused".into()));
         }

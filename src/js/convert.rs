@@ -505,9 +505,12 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
         self.deserialize_bytes(visitor)
     }
+    // Only `null` is "none" (an entry's tombstone): an `undefined` entry is refused, so a missing
+    // lookup (`map.get(k)`) never deletes. Undefined struct fields never get here (skipped above).
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
         match self.0 {
-            Value::Null | Value::Undefined => visitor.visit_none(),
+            Value::Null => visitor.visit_none(),
+            Value::Undefined => Err(self.wrong("a value, or null to delete the entry")),
             _ => visitor.visit_some(self),
         }
     }

@@ -47,6 +47,17 @@ export function describeFailure(value) {
     return `a ${typeof value} that cannot be described`;
   }
 }
+// Calls the app's logger in a microtask of its own: app code never runs while a store is in the
+// middle of a call (a logger may call the store again). A throwing logger costs only its line.
+export function callLogger(logger, record, message) {
+  queueMicrotask(() => {
+    try {
+      logger(record);
+    } catch (thrown) {
+      console.error('[wallet-persist] the logger set with setLogger threw', thrown, `; the line was: ${message}`);
+    }
+  });
+}
 export function openChannel(name, onMessage) {
   if (typeof globalThis.BroadcastChannel !== 'function') return null;
   const channel = new BroadcastChannel(name);

@@ -18,6 +18,8 @@ extern "C" {
     pub fn describe_failure(value: &JsValue) -> String;
     #[wasm_bindgen(js_name = acquireLock)]
     pub fn acquire_lock(name: &str, wait: bool, timeout_ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = callLogger)]
+    pub fn call_logger(logger: &Function, record: &JsValue, message: &str);
     #[wasm_bindgen(js_name = openChannel)]
     pub fn open_channel(name: &str, on_message: &Closure<dyn FnMut(JsValue)>) -> JsValue;
     #[wasm_bindgen(js_name = postChange)]

@@ -17,10 +17,6 @@ extern "C" {
         detail: JsValue,
         cause: JsValue,
     ) -> JsValue;
-
-    /// `errors.js`'s `isWalletPersistError`: an instance of the class, or an error shaped like one.
-    #[wasm_bindgen(js_name = isWalletPersistError)]
-    pub fn is_ours(value: &JsValue) -> bool;
 }
 
 use crate::error::Error;

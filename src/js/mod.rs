@@ -72,14 +72,6 @@ pub fn panic_for_test() {
     panic!("panicForTest: a deliberate panic (fault-injection builds only)");
 }
 
-/// `true` when `value` is an error this package rejected with (a `WalletPersistError`). In
-/// TypeScript it narrows `catch (e: unknown)` to `WalletPersistError`. The package entry exports
-/// the plain-JS twin of this function, which works before and without `init()`.
-#[wasm_bindgen(js_name = isWalletPersistError, unchecked_return_type = "value is WalletPersistError")]
-pub fn is_wallet_persist_error(#[wasm_bindgen(unchecked_param_type = "unknown")] value: &JsValue) -> bool {
-    error::is_ours(value)
-}
-
 fn serializer() -> serde_wasm_bindgen::Serializer {
     serde_wasm_bindgen::Serializer::new()
         .serialize_large_number_types_as_bigints(true)

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use super::error;
+use super::{env, error};
 use crate::error::Error;
 use crate::log::{self, Field, Level, Value};
 
@@ -65,7 +65,8 @@ fn record(level: Level, message: &str, fields: &[Field]) -> JsValue {
 
 /// Routes every log line at or above the level of `setLogLevel` to `logger({level, message,
 /// fields})` instead of the console (`fields`: structured values such as `walletIds`, `code`,
-/// `store`); `null` restores the console. If the logger throws, that line goes to the console.
+/// `store`); `null` restores the console. The logger is called in a microtask, never inside a
+/// store's call, so it may call the store; if it throws, that line goes to the console.
 #[wasm_bindgen(js_name = setLogger)]
 pub fn set_logger(
     #[wasm_bindgen(unchecked_param_type = "((record: LogRecord) => void) | null")] logger: JsValue,
@@ -78,13 +79,7 @@ pub fn set_logger(
         .dyn_into()
         .map_err(|_| error::to_js(&Error::InvalidArgument("setLogger takes a function or null".into())))?;
     log::set_sink(Some(Rc::new(move |level, message, fields| {
-        if let Err(thrown) = logger.call1(&JsValue::UNDEFINED, &record(level, message, fields)) {
-            web_sys::console::error_3(
-                &"[wallet-persist] the logger set with setLogger threw".into(),
-                &thrown,
-                &format!("; the line was: {message}").into(),
-            );
-        }
+        env::call_logger(&logger, &record(level, message, fields), message);
     })));
     Ok(())
 }

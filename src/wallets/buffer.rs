@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::integrity::merge_cascading;
 use crate::model::{Merge, WalletChangeSet, WalletId};
 
 /// Staged, not yet durable changes, one merged changeset per wallet.
@@ -13,13 +14,14 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// Merges `changes` over what is staged for `wallet` (newer wins per key).
+    /// Merges `changes` over what is staged for `wallet` (newer wins per key; an identity
+    /// tombstone drops the children of that identity staged before it).
     pub fn stage(&mut self, wallet: WalletId, changes: WalletChangeSet) {
         if changes.is_empty() {
             return;
         }
         match self.staged.get_mut(&wallet) {
-            Some(existing) => existing.merge(changes),
+            Some(existing) => merge_cascading(existing, changes),
             None => {
                 self.staged.insert(wallet, changes);
             }
@@ -43,7 +45,7 @@ impl Buffer {
     pub fn restore(&mut self, taken: BTreeMap<WalletId, WalletChangeSet>) {
         for (wallet, mut older) in taken {
             if let Some(newer) = self.staged.remove(&wallet) {
-                older.merge(newer);
+                merge_cascading(&mut older, newer);
             }
             if !older.is_empty() {
                 self.staged.insert(wallet, older);

@@ -4,9 +4,10 @@
 //! - A flush that would leave a child without its parent (on disk or in the same flush) is
 //!   refused for that wallet with `OrphanRow` (22); the other wallets still commit.
 //! - A parent's tombstone cascades: tombstoning an identity deletes its identity keys and token
-//!   balances in the same transaction (one key-range delete per child store). A changeset that
-//!   tombstones an identity and upserts a child of it is refused.
-//! - `load` skips orphan rows on disk (written before this check existed, or by hand) and reports
+//!   balances in the same transaction (one key-range delete per child store), and staging it drops
+//!   the children staged before it. Changes that tombstone an identity and upsert a child of it (in
+//!   one call, or a child after an earlier staged tombstone) are refused before anything is staged.
+//! - `load` skips orphan rows on disk (from an older build, or written by hand) and reports
 //!   them with the reason `orphan_row`; they never load as a wallet.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::backend::WriteOp;
 use crate::error::{Error, Result};
 use crate::layout::{IDENTITY_KEYS, TOKEN_BALANCES, WALLETS};
-use crate::model::{entry_key, key_to_string, Hash32, Key, KeyPart, WalletChangeSet, WalletId};
+use crate::model::{entry_key, key_to_string, Hash32, Key, KeyPart, Merge, WalletChangeSet, WalletId};
 
 /// The parents `changes` (encoded as `ops`) needs that it does not bring itself: `(the wallet
 /// record, identities)`.
@@ -63,6 +64,36 @@ pub fn check(wallet: &WalletId, changes: &WalletChangeSet, ops: &[WriteOp], on_d
         }
     }
     Ok(())
+}
+
+/// Refuses, before anything is staged, changes whose merge with `staged` (the wallet's staged
+/// changes) would tombstone an identity and upsert a child of it: within `changes` itself, or a
+/// child of an identity that `staged` deletes (store the identity again first).
+pub fn check_staging(wallet: &WalletId, changes: &WalletChangeSet, staged: Option<&WalletChangeSet>) -> Result<()> {
+    for identity in child_identities(changes) {
+        let deleted_here = matches!(changes.identities.0.get(&identity), Some(None));
+        let deleted_before = !changes.identities.0.contains_key(&identity)
+            && staged.is_some_and(|staged| matches!(staged.identities.0.get(&identity), Some(None)));
+        if deleted_here || deleted_before {
+            return Err(Error::OrphanRow(format!(
+                "identity keys or token balances of wallet {wallet} belong to identity {identity}, which {}",
+                if deleted_here { "the same changes delete" } else { "changes staged earlier delete" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Merges `newer` over `older`, newer wins per key, and an identity tombstone in `newer` also
+/// removes `older`'s identity keys and token balances of that identity (the cascade deletes them).
+pub fn merge_cascading(older: &mut WalletChangeSet, newer: WalletChangeSet) {
+    let deleted: BTreeSet<Hash32> =
+        newer.identities.0.iter().filter(|(_, value)| value.is_none()).map(|(identity, _)| *identity).collect();
+    if !deleted.is_empty() {
+        older.identity_keys.0.retain(|(identity, _), _| !deleted.contains(identity));
+        older.token_balances.0.retain(|(identity, _), _| !deleted.contains(identity));
+    }
+    older.merge(newer);
 }
 
 /// The deletes a changeset's identity tombstones cascade to (issued before its other ops).

@@ -220,7 +220,9 @@ impl<B: Backend> Persister<B> {
     pub fn stage(&self, wallet: WalletId, changes: WalletChangeSet) -> Result<()> {
         self.check_writable(wallet)?;
         changes.validate(&wallet, self.options.max_blob_bytes)?;
-        self.buffer.borrow_mut().stage(wallet, changes);
+        let mut buffer = self.buffer.borrow_mut();
+        integrity::check_staging(&wallet, &changes, buffer.get(&wallet))?;
+        buffer.stage(wallet, changes);
         Ok(())
     }
 
@@ -271,14 +273,20 @@ impl<B: Backend> Persister<B> {
             }
         }
         // Referential integrity: each wallet's parents are on disk or in its own changes.
-        if let Err(error) = self.learn_parents(&taken, &encoded).await {
-            log_at!(Warn, "commit: could not read the parent rows ({error}); every change stays staged");
-            let wallets: Vec<WalletId> = encoded.iter().map(|(w, _)| *w).collect();
-            let back = wallets.iter().filter_map(|w| taken.remove_entry(w)).collect();
-            self.buffer.borrow_mut().restore(back);
-            report.still_pending.extend(wallets);
-            report.retry_cause = Some(error);
-            return Ok(report);
+        match self.learn_parents(&taken, &encoded).await {
+            Ok(unreadable) => {
+                encoded.retain(|(wallet, _)| !unreadable.contains_key(wallet));
+                report.failed.extend(unreadable.into_iter().map(|(wallet, error)| WalletFailure::new(wallet, error)));
+            }
+            Err(error) => {
+                log_at!(Warn, "commit: could not read the parent rows ({error}); every change stays staged");
+                let wallets: Vec<WalletId> = encoded.iter().map(|(w, _)| *w).collect();
+                let back = wallets.iter().filter_map(|w| taken.remove_entry(w)).collect();
+                self.buffer.borrow_mut().restore(back);
+                report.still_pending.extend(wallets);
+                report.retry_cause = Some(error);
+                return Ok(report);
+            }
         }
         {
             let known = self.known_parents.borrow();
@@ -341,13 +349,16 @@ impl<B: Backend> Persister<B> {
         }
         if !report.still_pending.is_empty() {
             const NAMED: usize = 8;
-            let buffer = self.buffer.borrow();
-            let mut list: Vec<String> = report
-                .still_pending
-                .iter()
-                .take(NAMED)
-                .map(|w| format!("{w} ({} fields)", buffer.get(w).map_or(0, WalletChangeSet::field_count)))
-                .collect();
+            // Collected before logging: a sink may call back into this persister.
+            let mut list: Vec<String> = {
+                let buffer = self.buffer.borrow();
+                report
+                    .still_pending
+                    .iter()
+                    .take(NAMED)
+                    .map(|w| format!("{w} ({} fields)", buffer.get(w).map_or(0, WalletChangeSet::field_count)))
+                    .collect()
+            };
             if report.still_pending.len() > NAMED {
                 list.push(format!("and {} more", report.still_pending.len() - NAMED));
             }
@@ -363,32 +374,44 @@ impl<B: Backend> Persister<B> {
 
     /// Makes sure `known_parents` says, for every parent the encoded changes need, whether it is
     /// on disk: a few single-row reads, or one bulk read of the parent stores when many are unknown.
+    ///
+    /// `Err` only for a transient failure (every wallet stays staged). A parent row that cannot be
+    /// read for good (corrupt, or failing authentication) fails only the wallets that need it: the
+    /// returned map, each with its read error.
     async fn learn_parents(
         &self,
         taken: &BTreeMap<WalletId, WalletChangeSet>,
         encoded: &[(WalletId, Vec<WriteOp>)],
-    ) -> Result<()> {
+    ) -> Result<BTreeMap<WalletId, Error>> {
         let mut wanted = Vec::new();
         for (wallet, ops) in encoded {
             let (record, identities) = integrity::needed_parents(&taken[wallet], ops);
             if record {
-                wanted.push((WALLETS, integrity::record_key(wallet)));
+                wanted.push((*wallet, WALLETS, integrity::record_key(wallet)));
             }
-            wanted.extend(identities.iter().map(|id| (IDENTITIES, integrity::identity_key(wallet, id))));
+            wanted.extend(identities.iter().map(|id| (*wallet, IDENTITIES, integrity::identity_key(wallet, id))));
         }
-        wanted.retain(|(_, key)| !self.known_parents.borrow().contains(key));
+        wanted.retain(|(_, _, key)| !self.known_parents.borrow().contains(key));
+        let mut unreadable = BTreeMap::new();
         if wanted.len() > 8 {
             for rows in self.db.read_strict(&[WALLETS, IDENTITIES], None).await? {
                 self.known_parents.borrow_mut().extend(rows.rows.into_iter().map(|row| row.key));
             }
-            return Ok(());
+            return Ok(unreadable);
         }
-        for (store, key) in wanted {
-            if self.db.get(store, &key).await?.is_some() {
-                self.known_parents.borrow_mut().insert(key);
+        for (wallet, store, key) in wanted {
+            match self.db.get(store, &key).await {
+                Ok(Some(_)) => {
+                    self.known_parents.borrow_mut().insert(key);
+                }
+                Ok(None) => {}
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => {
+                    unreadable.entry(wallet).or_insert(error);
+                }
             }
         }
-        Ok(())
+        Ok(unreadable)
     }
 
     /// Records the parent rows a successful write of `changes` added and removed.

@@ -143,3 +143,46 @@ test('onChange hears local commits and deletes; setLogger gets structured lines;
     await page.close();
   }
 });
+
+test('a logger that calls the store while a flush fails: nothing traps, every change lands', async () => {
+  const page = await open();
+  try {
+    const result = await evalInPage(
+      page,
+      async (name) => {
+        const lib = window.lib;
+        const { WalletStore } = lib;
+        const [A, C] = ['a1'.repeat(32), 'c3'.repeat(32)];
+        const wallet = (label) => ({ wallet: { network: 'testnet', label, birthHeight: 1, createdAtMs: 1, accountSchema: 1 } });
+        const store = await WalletStore.open({ name });
+        const calls = [];
+        // The app's telemetry: every log line stages a row, synchronously, from inside the logger.
+        lib.setLogger((record) => calls.push(store.store(C, wallet(record.level)).then(() => 'ok', (e) => e.code)));
+        await store.store(A, wallet('a'));
+        await store.failNext('write', 1, 'quota_exceeded');
+        const flush = await store.flush().then(() => 'resolved', (e) => e.code);
+        const staged = await Promise.all(calls);
+        lib.setLogger(null);
+        const commit = await store.commit();
+        const loaded = await store.load();
+        await store.close();
+        return {
+          flush,
+          staged,
+          succeeded: [...commit.succeeded].sort(),
+          labels: Object.fromEntries(Object.entries(loaded.wallets).map(([id, w]) => [id, w.wallet.label])),
+        };
+      },
+      uniqueName('reentrant-logger'),
+    );
+    const [A, C] = ['a1'.repeat(32), 'c3'.repeat(32)];
+    assert.equal(result.flush, 4, 'the injected quota failure rejects flush_retryable');
+    assert.ok(result.staged.length >= 1, 'the logger was called');
+    assert.deepEqual(new Set(result.staged), new Set(['ok']), 'every store() from the logger resolved');
+    assert.deepEqual(result.succeeded, [A, C].sort());
+    assert.deepEqual(result.labels, { [A]: 'a', [C]: 'warn' });
+    assert.deepEqual(pageErrors(page), []);
+  } finally {
+    await page.close();
+  }
+});
