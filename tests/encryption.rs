@@ -455,3 +455,45 @@ fn a_refused_reconnect_keeps_the_rows_sealed() {
     let reopened = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
     assert_eq!(load(&reopened).0.wallets[&wallet_id(5)], sample_changeset(5));
 }
+
+/// A registration's pending row written while `encrypt()` rewrites the database waits for it, and
+/// is then written sealed: nothing of the wallet lands in the clear, and the promote finds it.
+#[test]
+fn a_pending_registration_waits_for_encrypt() {
+    let memory = MemoryBackend::new();
+    let persister =
+        block_on(Persister::open(EncryptedBackend::new(FaultyBackend::new(memory.reopen())), manual())).unwrap();
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    block_on(persister.flush()).unwrap();
+    persister.backend().inner().pause_next(Op::Write);
+    let mut progress = |_: &'static str, _: u64, _: u64| {};
+    let request = passphrase("pw");
+    let mut encrypting = Box::pin(
+        persister.exclusive("encrypting", unlock::encrypt(persister.backend(), &request, false, &mut progress)),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..50 {
+        assert!(encrypting.as_mut().poll(&mut cx).is_pending());
+    }
+    assert!(persister.backend().inner().is_paused(), "encrypt is held in its write");
+
+    let record = WalletChangeSet { wallet: sample_changeset(2).wallet, ..Default::default() };
+    let mut pending = Box::pin(persister.store_pending(wallet_id(2), record.clone()));
+    for _ in 0..50 {
+        assert!(pending.as_mut().poll(&mut cx).is_pending(), "the pending row waits for the rewrite");
+    }
+    persister.backend().inner().resume();
+    block_on(encrypting).unwrap();
+    block_on(pending).unwrap();
+    block_on(persister.promote(wallet_id(2))).unwrap();
+
+    let plain = KeyPart::Text(wallet_id(2).to_hex());
+    for store in all_stores() {
+        assert!(memory.rows(store).iter().all(|row| row.key.first() != Some(&plain)), "plaintext key in {store}");
+    }
+    block_on(persister.close()).unwrap();
+    let reopened = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    let wallets = load(&reopened).0.wallets;
+    assert_eq!(wallets[&wallet_id(2)], record);
+    assert_eq!(wallets[&wallet_id(1)], sample_changeset(1));
+}

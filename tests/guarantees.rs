@@ -522,3 +522,69 @@ fn registering_a_wallet_with_staged_changes_is_refused_and_keeps_them() {
     run(&world.clock, persister.close()).unwrap();
     assert_eq!(world.load_after_restart().wallets.len(), 1);
 }
+
+/// A write that commits and then misses its deadline (`ack_late`): the caller got `timeout` (18)
+/// although the transaction landed. Each path either learns the outcome or stays able to recover.
+
+/// The promote landed late: `registerWallet` resolves (the pending row is gone, so it committed),
+/// the wallet is live, and nothing is rolled back.
+#[test]
+fn a_promote_that_lands_after_its_deadline_is_a_registration() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(4);
+    let init = async {
+        persister.backend().ack_late(1);
+        Ok::<(), ()>(())
+    };
+    let outcome = run(&world.clock, persister.register_wallet(wallet, record_only(4), init));
+    assert!(matches!(outcome, Ok(Ok(()))), "{:?}", outcome.map_err(|e| e.code()));
+    assert!(world.disk.rows(wallet_persist::layout::PENDING).is_empty());
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(4));
+}
+
+/// The pending row landed late: the registration rejects 18, and a retry replaces that row and
+/// succeeds instead of being refused as an existing registration (3).
+#[test]
+fn a_pending_row_that_lands_after_its_deadline_does_not_block_the_retry() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(1);
+    persister.backend().ack_late(1);
+    let first = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
+    assert_eq!(first.map(|_| ()).unwrap_err().code(), 18);
+    assert_eq!(world.disk.rows(wallet_persist::layout::PENDING).len(), 1, "the late write landed");
+    let retry = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
+    assert!(matches!(retry, Ok(Ok(()))), "{:?}", retry.map_err(|e| e.code()));
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(1));
+}
+
+/// The delete landed late: `deleteWallet` rejects 18 and restores what was staged, but the next
+/// flush reads the wallet record again, so the restored rows are refused as orphans (22,
+/// reported) instead of landing as rows of a deleted wallet and loading as nothing.
+#[test]
+fn a_delete_that_lands_after_its_deadline_never_leaves_silent_orphans() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(2);
+    persister.stage(wallet, sample_changeset(2)).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    let mut more = sample_changeset(3);
+    more.wallet = None;
+    more.identities = EntryMap::default();
+    more.identity_keys = EntryMap::default();
+    more.token_balances = EntryMap::default();
+    persister.stage(wallet, more).unwrap();
+    persister.backend().ack_late(1);
+    assert_eq!(run(&world.clock, persister.delete_wallet(wallet)).unwrap_err().code(), 18);
+    assert_eq!(world.rows_of(&wallet), 0, "the delete landed after the deadline");
+    assert_eq!(persister.staged().len(), 1, "the staged changes were restored");
+    let report = run(&world.clock, persister.commit()).unwrap();
+    assert!(report.succeeded.is_empty(), "{report:?}");
+    assert_eq!(report.failed.iter().map(|f| (f.wallet_id, f.code)).collect::<Vec<_>>(), vec![(wallet, 22)]);
+    assert_eq!(world.rows_of(&wallet), 0, "no orphan row was written");
+    run(&world.clock, persister.close()).unwrap();
+    assert!(world.load_after_restart().wallets.is_empty());
+}

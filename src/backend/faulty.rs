@@ -62,6 +62,8 @@ pub struct FaultyBackend<B> {
     failing_reconnects: Cell<u32>,
     /// Calls of these operations never settle until a reconnect (a wedged connection).
     hanging: RefCell<Vec<Op>>,
+    /// How many of the next writes commit and then never answer.
+    late_acks: Cell<u32>,
 }
 
 impl<B> FaultyBackend<B> {
@@ -77,6 +79,7 @@ impl<B> FaultyBackend<B> {
             lost: Cell::new(false),
             failing_reconnects: Cell::new(0),
             hanging: RefCell::new(Vec::new()),
+            late_acks: Cell::new(0),
         }
     }
 
@@ -95,6 +98,12 @@ impl<B> FaultyBackend<B> {
     /// until a reconnect replaces the wedged connection.
     pub fn hang(&self, op: Op) {
         self.hanging.borrow_mut().push(op);
+    }
+
+    /// The next `count` writes reach the inner backend (they commit) and then never answer, as a
+    /// transaction that completes after its caller's deadline: the caller cannot know it landed.
+    pub fn ack_late(&self, count: u32) {
+        self.late_acks.set(count);
     }
 
     /// Whether calls of `op` hang.
@@ -297,7 +306,12 @@ impl<B: Backend> FaultyBackend<B> {
 impl<B: Backend> Backend for FaultyBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
         self.enter(Op::Write, Some(batch)).await?;
-        self.inner.write(batch).await
+        self.inner.write(batch).await?;
+        if self.late_acks.get() > 0 {
+            self.late_acks.set(self.late_acks.get() - 1);
+            std::future::pending::<()>().await;
+        }
+        Ok(())
     }
 
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {

@@ -91,6 +91,7 @@ impl<B: Backend> Persister<B> {
 
     /// Deletes the pending rows of `wallets` in one transaction (also while closing).
     async fn delete_pending_rows(&self, wallets: &[WalletId]) -> Result<()> {
+        let _flush = self.flush_lock.lock().await;
         self.db.check_open()?;
         let ops = wallets.iter().map(|w| WriteOp::Delete { store: PENDING, key: pending_key(w) }).collect();
         self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
@@ -121,6 +122,9 @@ impl<B: Backend> Persister<B> {
         if self.buffer.borrow().get(&wallet).is_some() {
             return Err(Error::WalletAlreadyExists(wallet));
         }
+        // Serialised with every other write (flushes, deletes, a whole-database rewrite).
+        let _flush = self.flush_lock.lock().await;
+        self.check_writable(wallet)?;
         let live = self.db.get(WALLETS, &entry_key(&wallet, &())).await?.is_some();
         let left_by_failed_rollback = self.failed_rollbacks.borrow().contains(&wallet);
         if live || (!left_by_failed_rollback && self.db.get(PENDING, &pending_key(&wallet)).await?.is_some()) {
@@ -128,9 +132,19 @@ impl<B: Backend> Persister<B> {
         }
         let value = codec::encode(&(wallet, &changes), self.options.max_blob_bytes)?;
         let put = WriteOp::Put { store: PENDING, key: pending_key(&wallet), value };
-        self.db.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await?;
-        self.failed_rollbacks.borrow_mut().remove(&wallet);
-        Ok(())
+        match self.db.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await {
+            Ok(()) => {
+                self.failed_rollbacks.borrow_mut().remove(&wallet);
+                Ok(())
+            }
+            Err(error) => {
+                // A timed-out write may still have landed: a retry must be free to replace the row.
+                if matches!(error, Error::Timeout(_)) {
+                    self.failed_rollbacks.borrow_mut().insert(wallet);
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Phase two: moves the pending changeset into the live stores and deletes the pending row,
@@ -160,6 +174,17 @@ impl<B: Backend> Persister<B> {
             }
             Err(error) => Err(error),
         };
+        let written = match written {
+            // The transaction may have committed after the deadline: its pending row tells.
+            Err(Error::Timeout(why)) => match self.db.get(PENDING, &pending_key(&wallet)).await {
+                Ok(None) => {
+                    log_at!(Warn, "the promote of wallet {wallet} timed out ({why}) but had committed");
+                    Ok(())
+                }
+                Ok(Some(_)) | Err(_) => Err(Error::Timeout(why)),
+            },
+            other => other,
+        };
         if let Err(error) = written {
             if let Some(staged) = staged {
                 self.buffer.borrow_mut().restore(std::collections::BTreeMap::from([(wallet, staged)]));
@@ -175,6 +200,7 @@ impl<B: Backend> Persister<B> {
     /// Deletes the pending registration of `wallet`, if any.
     pub async fn discard_pending(&self, wallet: WalletId) -> Result<()> {
         self.check_writable(wallet)?;
+        let _flush = self.flush_lock.lock().await;
         let delete = WriteOp::Delete { store: PENDING, key: pending_key(&wallet) };
         self.db.write(&WriteBatch { ops: vec![delete], strict: self.options.strict_durability }).await
     }
