@@ -523,8 +523,8 @@ fn registering_a_wallet_with_staged_changes_is_refused_and_keeps_them() {
     assert_eq!(world.load_after_restart().wallets.len(), 1);
 }
 
-/// A write that commits and then misses its deadline (`ack_late`): the caller got `timeout` (18)
-/// although the transaction landed. Each path either learns the outcome or stays able to recover.
+// A write that commits and then misses its deadline (`ack_late`): the caller got `timeout` (18)
+// although the transaction landed. Each path either learns the outcome or stays able to recover.
 
 /// The promote landed late: `registerWallet` resolves (the pending row is gone, so it committed),
 /// the wallet is live, and nothing is rolled back.

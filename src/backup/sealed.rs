@@ -3,12 +3,19 @@
 //!
 //! ```text
 //! "WPBE" | version u8 | key source u8 (0: the store's backup key, 1: a backup passphrase)
+//! | store key only: key record length u32, the store's key record (its data key, wrapped)
 //! | passphrase only: memory KiB u32, iterations u32, parallelism u32, salt (16)
 //! | nonce (24) | ciphertext | tag (16)          associated data: every byte before the nonce
 //! ```
+//!
+//! A store-key backup carries the store's key record, so the secret that locked the store when
+//! the backup was made opens it anywhere, a new database included (the data key never leaves
+//! the record unwrapped).
 
+use crate::codec::{self, MAX_BLOB_BYTES};
 use crate::crypto::ops::{self, KdfParams, SecretKey, NONCE_LEN, SALT_LEN, TAG_LEN};
-use crate::crypto::Cipher;
+use crate::crypto::record::Wrapping;
+use crate::crypto::{Cipher, KeyRecord, Secret};
 use crate::error::{Error, Result};
 
 /// The first four bytes of a sealed backup.
@@ -19,8 +26,9 @@ const PASSPHRASE: u8 = 1;
 
 /// What a backup is sealed with.
 pub enum BackupKey<'a> {
-    /// The backup sub-key of the store's data key: only a store with the same data key opens it.
-    Store(&'a Cipher),
+    /// The backup sub-key of the store's data key, with the store's key record (the data key
+    /// wrapped by the store's secret): that secret opens the backup.
+    Store(&'a Cipher, &'a KeyRecord),
     /// A passphrase of its own (Argon2id with these parameters and a fresh salt).
     Passphrase(&'a str, KdfParams),
 }
@@ -42,8 +50,11 @@ pub fn seal(plain: &[u8], key: BackupKey<'_>) -> Result<Vec<u8>> {
     out.push(VERSION);
     let derived;
     let key: &[u8; 32] = match key {
-        BackupKey::Store(cipher) => {
+        BackupKey::Store(cipher, record) => {
             out.push(STORE_KEY);
+            let record = codec::encode(record, MAX_BLOB_BYTES)?;
+            out.extend_from_slice(&u32::try_from(record.len()).expect("a key record is small").to_le_bytes());
+            out.extend_from_slice(&record);
             cipher.backup_key()
         }
         BackupKey::Passphrase(passphrase, params) => {
@@ -68,32 +79,53 @@ fn invalid(message: &str) -> Error {
     Error::BackupInvalid(format!("sealed backup: {message}"))
 }
 
-/// Whether `bytes` is a backup sealed with its store's own key (it opens only with that store open).
-pub fn needs_store_key(bytes: &[u8]) -> bool {
-    is_sealed(bytes) && bytes.len() >= 6 && bytes[5] == STORE_KEY
+/// Key derivation parameters read from a file are bounded, so an edited file cannot make an
+/// import run for minutes (an edit within the bounds fails authentication).
+fn check_bounds(params: &KdfParams) -> Result<()> {
+    let max = KdfParams::DEFAULT;
+    if params.check().is_err() || params.memory_kib > 4 * max.memory_kib || params.iterations > 4 * max.iterations {
+        return Err(invalid("key derivation parameters out of bounds"));
+    }
+    Ok(())
 }
 
 /// The plain backup inside a sealed one, after its tag verified (nothing is parsed before).
-/// `BackupInvalid` (14) for a truncated or edited file or a wrong passphrase or key;
-/// `InvalidArgument` when the secret it needs was not given.
-pub fn open(bytes: &[u8], passphrase: Option<&str>, store: Option<&Cipher>) -> Result<Vec<u8>> {
+/// A store-key backup opens with `secret`, the secret of the store it was exported from;
+/// a passphrase backup with `passphrase`. `BackupInvalid` (14) for a truncated or edited file or a
+/// wrong passphrase or key; `InvalidArgument` when the secret it needs was not given.
+pub fn open(bytes: &[u8], passphrase: Option<&str>, secret: Option<&Secret>) -> Result<Vec<u8>> {
     if !is_sealed(bytes) || bytes.len() < 6 {
         return Err(invalid("wrong magic or truncated header"));
     }
     if bytes[4] != VERSION {
         return Err(invalid(&format!("unknown version {}", bytes[4])));
     }
-    let derived;
-    let (key, header_len): (&[u8; 32], usize) = match bytes[5] {
+    let n = |at: usize| -> Result<u32> {
+        let field = bytes.get(at..at + 4).ok_or_else(|| invalid("truncated header"))?;
+        Ok(u32::from_le_bytes(field.try_into().expect("4 bytes")))
+    };
+    let wrong_secret = || invalid("authentication failed (a wrong passphrase or key, or the file was edited)");
+    let derived: SecretKey;
+    let header_len = match bytes[5] {
         STORE_KEY => {
-            let cipher = store.ok_or_else(|| {
+            let secret = secret.ok_or_else(|| {
                 Error::InvalidArgument(
-                    "this backup is sealed with its store's key: import it into that store, opened with its \
-                     passphrase or key"
+                    "this backup is sealed with its store's key: pass `encryption` with the passphrase or key that \
+                     store had when the backup was made"
                         .into(),
                 )
             })?;
-            (cipher.backup_key(), 6)
+            let record_len = n(6)? as usize;
+            let header_len = 10usize.checked_add(record_len).filter(|&len| len <= bytes.len());
+            let header_len = header_len.ok_or_else(|| invalid("truncated header"))?;
+            let record: KeyRecord =
+                codec::decode(&bytes[10..header_len], MAX_BLOB_BYTES).map_err(|_| wrong_secret())?;
+            if let Wrapping::Passphrase { params, .. } = &record.wrapping {
+                check_bounds(params)?;
+            }
+            let data_key = record.unlock(secret).map_err(|_| wrong_secret())?;
+            derived = Cipher::new(&data_key).backup_key().clone();
+            header_len
         }
         PASSPHRASE => {
             let passphrase = passphrase.ok_or_else(|| {
@@ -103,25 +135,15 @@ pub fn open(bytes: &[u8], passphrase: Option<&str>, store: Option<&Cipher>) -> R
             if bytes.len() < header_len {
                 return Err(invalid("truncated header"));
             }
-            let n = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-            let params = KdfParams { memory_kib: n(6), iterations: n(10), parallelism: n(14) };
-            // The parameters come from the file: bounded, so an edited file cannot make the
-            // import run for minutes (an edit within the bounds fails authentication).
-            let max = KdfParams::DEFAULT;
-            if params.check().is_err()
-                || params.memory_kib > 4 * max.memory_kib
-                || params.iterations > 4 * max.iterations
-            {
-                return Err(invalid("key derivation parameters out of bounds"));
-            }
+            let params = KdfParams { memory_kib: n(6)?, iterations: n(10)?, parallelism: n(14)? };
+            check_bounds(&params)?;
             derived = passphrase_key(passphrase, &bytes[18..header_len], &params)?;
-            (&derived, header_len)
+            header_len
         }
         other => return Err(invalid(&format!("unknown key source {other}"))),
     };
     let (header, sealed) = bytes.split_at(header_len);
-    ops::open(key, &[header], sealed)
-        .ok_or_else(|| invalid("authentication failed (a wrong passphrase or key, or the file was edited)"))
+    ops::open(&derived, &[header], sealed).ok_or_else(wrong_secret)
 }
 
 #[cfg(test)]
@@ -132,17 +154,21 @@ mod tests {
 
     #[test]
     fn sealed_backups_open_only_with_their_secret_and_unedited() {
-        let cipher = Cipher::new(&ops::random_key().unwrap());
-        let other = Cipher::new(&ops::random_key().unwrap());
+        // An app key locks the store here (no Argon2 cost for the edits below).
+        let secret = Secret::key(&[7; 32]).unwrap();
+        let (record, data_key) = KeyRecord::create(&secret, FAST).unwrap();
+        let cipher = Cipher::new(&data_key);
+        let other = Secret::key(&[8; 32]).unwrap();
         let plain = b"WPBK plain backup bytes".to_vec();
-        let by_store = seal(&plain, BackupKey::Store(&cipher)).unwrap();
-        assert_eq!(open(&by_store, None, Some(&cipher)).unwrap(), plain);
+        let by_store = seal(&plain, BackupKey::Store(&cipher, &record)).unwrap();
+        assert_eq!(open(&by_store, None, Some(&secret)).unwrap(), plain);
         assert_eq!(open(&by_store, None, Some(&other)).unwrap_err().code(), 14);
+        assert_eq!(open(&by_store, None, Some(&Secret::passphrase("pw".into()).unwrap())).unwrap_err().code(), 14);
         assert_eq!(open(&by_store, None, None).unwrap_err().code(), 1);
         let by_pass = seal(&plain, BackupKey::Passphrase("backup pw", FAST)).unwrap();
         assert_eq!(open(&by_pass, Some("backup pw"), None).unwrap(), plain);
         assert_eq!(open(&by_pass, Some("backup px"), None).unwrap_err().code(), 14);
-        assert_eq!(open(&by_pass, None, Some(&cipher)).unwrap_err().code(), 1);
+        assert_eq!(open(&by_pass, None, Some(&secret)).unwrap_err().code(), 1);
         let mut huge = by_pass.clone();
         huge[13] = 0x10; // iterations 2^24
         assert_eq!(open(&huge, Some("backup pw"), None).unwrap_err().code(), 14);
@@ -153,12 +179,23 @@ mod tests {
                 }
                 let mut edited = sealed.clone();
                 edited[i] ^= 0x10;
-                let error = open(&edited, Some("backup pw"), Some(&cipher)).unwrap_err();
+                let error = open(&edited, Some("backup pw"), Some(&secret)).unwrap_err();
                 assert!(error.code() == 14, "byte {i}: {error}");
             }
             for len in (0..sealed.len()).filter(|len| !(6..18).contains(len)) {
-                assert!(open(&sealed[..len], Some("backup pw"), Some(&cipher)).is_err(), "truncated to {len}");
+                assert!(open(&sealed[..len], Some("backup pw"), Some(&secret)).is_err(), "truncated to {len}");
             }
         }
+    }
+
+    /// A store locked by a passphrase: its backup opens with that passphrase, in any database.
+    #[test]
+    fn a_store_key_backup_opens_with_the_store_passphrase() {
+        let secret = Secret::passphrase("store pw".into()).unwrap();
+        let (record, data_key) = KeyRecord::create(&secret, FAST).unwrap();
+        let sealed = seal(b"rows", BackupKey::Store(&Cipher::new(&data_key), &record)).unwrap();
+        assert_eq!(open(&sealed, None, Some(&secret)).unwrap(), b"rows");
+        let wrong = Secret::passphrase("store px".into()).unwrap();
+        assert_eq!(open(&sealed, None, Some(&wrong)).unwrap_err().code(), 14);
     }
 }

@@ -12,8 +12,9 @@ use crate::backend::indexeddb::IndexedDbBackend;
 use crate::backend::EncryptedBackend;
 use crate::backup::sealed::{self, BackupKey};
 use crate::crypto::unlock::{self, Request};
-use crate::crypto::{KdfParams, Secret};
+use crate::crypto::{KdfParams, KeyRecord, Secret};
 use crate::error::{Error, Result};
+use crate::layout::DB_META;
 use crate::wallets::Persister;
 
 /// `{ passphrase }` or `{ key }`, with optional Argon2id costs for a database it creates.
@@ -98,9 +99,10 @@ pub(super) fn encrypting_layer(persister: &Persister<StoreBackend>) -> &Encrypte
     return persister.backend();
 }
 
-/// A backup as exported: sealed with `passphrase` when given, else with the store's key when
-/// the store is encrypted, else plain.
-pub(super) fn seal_backup(
+/// A backup as exported: sealed with `passphrase` when given, else with the store's key (and its
+/// key record, so the store's secret opens it in any database) when the store is encrypted, else
+/// plain.
+pub(super) async fn seal_backup(
     persister: &Persister<StoreBackend>,
     bytes: Vec<u8>,
     passphrase: Option<String>,
@@ -108,24 +110,27 @@ pub(super) fn seal_backup(
     let passphrase = passphrase.map(zeroize::Zeroizing::new);
     match (passphrase, encrypting_layer(persister).cipher()) {
         (Some(passphrase), _) => sealed::seal(&bytes, BackupKey::Passphrase(&passphrase, KdfParams::DEFAULT)),
-        (None, Some(cipher)) => sealed::seal(&bytes, BackupKey::Store(&cipher)),
+        (None, Some(cipher)) => {
+            let record = persister
+                .db()
+                .get(DB_META, &crate::crypto::record::record_key())
+                .await?
+                .ok_or_else(|| Error::Internal("an encrypted store without its key record".into()))?;
+            let record: KeyRecord = crate::codec::decode(&record, crate::codec::MAX_BLOB_BYTES)?;
+            sealed::seal(&bytes, BackupKey::Store(&cipher, &record))
+        }
         (None, None) => Ok(bytes),
     }
 }
 
 /// The plain backup inside `bytes` (checked against its tag before anything reads it), or
-/// `bytes` itself when it is not sealed. `store` is the destination's cipher, for a backup sealed
-/// with its store's own key.
-pub(super) fn open_backup(
-    store: Option<&crate::crypto::Cipher>,
-    bytes: Vec<u8>,
-    passphrase: Option<String>,
-) -> Result<Vec<u8>> {
+/// `bytes` itself when it is not sealed. `secret` opens a backup sealed with its store's key.
+pub(super) fn open_backup(secret: Option<&Secret>, bytes: Vec<u8>, passphrase: Option<String>) -> Result<Vec<u8>> {
     if !sealed::is_sealed(&bytes) {
         return Ok(bytes);
     }
     let passphrase = passphrase.map(zeroize::Zeroizing::new);
-    sealed::open(&bytes, passphrase.as_deref().map(String::as_str), store)
+    sealed::open(&bytes, passphrase.as_deref().map(String::as_str), secret)
 }
 
 #[wasm_bindgen]

@@ -681,7 +681,7 @@ impl WalletStore {
         promise(async move {
             let mut report = progress_callback(options.on_progress);
             let bytes = inner.export_backup(js_sys::Date::now() as u64, &mut report).await?;
-            let bytes = encryption::seal_backup(&inner, bytes, options.backup_passphrase)?;
+            let bytes = encryption::seal_backup(&inner, bytes, options.backup_passphrase).await?;
             Ok(js_sys::Uint8Array::from(&bytes[..]).into())
         })
     }
@@ -714,26 +714,12 @@ impl WalletStore {
         promise(async move {
             let mut progress = progress_callback(options.on_progress);
             // Every row is checked before the database is opened: a refused backup creates
-            // nothing. Only a backup sealed with its store's own key waits for that store.
-            let checked = if crate::backup::sealed::needs_store_key(&bytes) {
-                Err(bytes)
-            } else {
-                let plain = encryption::open_backup(None, bytes, passphrase)?;
-                Ok(crate::backup::validate(&plain, &mut progress)?)
-            };
+            // nothing. A backup sealed with its store's key opens with `encryption`'s secret.
+            let secret = parsed.encryption.as_ref().map(|request| &request.secret);
+            let plain = encryption::open_backup(secret, bytes, passphrase)?;
+            let backup = crate::backup::validate(&plain, &mut progress)?;
             let store = Self::connect(parsed).await?;
-            let imported = match checked {
-                Ok(backup) => store.inner.import_validated(backup, overwrite, &mut progress).await,
-                Err(bytes) => {
-                    let cipher = encryption::encrypting_layer(&store.inner).cipher();
-                    match encryption::open_backup(cipher.as_deref(), bytes, None)
-                        .and_then(|plain| crate::backup::validate(&plain, &mut progress))
-                    {
-                        Ok(backup) => store.inner.import_validated(backup, overwrite, &mut progress).await,
-                        Err(error) => Err(error),
-                    }
-                }
-            };
+            let imported = store.inner.import_validated(backup, overwrite, &mut progress).await;
             store.inner.close().await?;
             store.session.borrow_mut().take();
             to_js(&imported?)

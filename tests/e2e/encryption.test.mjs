@@ -276,6 +276,16 @@ test('sealed backups: round trip with the store key and with a backup passphrase
     }
     out.wrongPass = (await attempt(WalletStore.importBackup(`${name}-x`, byPass, { backupPassphrase: 'nope' }))).code;
     out.noKey = (await attempt(WalletStore.importBackup(`${name}-y`, byStore, {}))).code;
+    out.wrongStoreSecret = (await attempt(WalletStore.importBackup(`${name}-z`, byStore, { encryption: { passphrase: 'nope', kdf: encryption.kdf } }))).code;
+    const names = (await indexedDB.databases()).map((d) => d.name);
+    out.refusedCreatedNothing = [`${name}-x`, `${name}-y`, `${name}-z`].filter((n) => names.includes(n));
+    // The disaster case (the store's database lost): its store-key backup restores into a new
+    // database opened with the same secret, exactly.
+    out.restored = await attempt(WalletStore.importBackup(`${name}-restored`, byStore, { encryption }));
+    const restored = await WalletStore.open({ name: `${name}-restored`, flushMode: 'manual', encryption });
+    out.restoredEqual = JSON.stringify((await restored.load()).wallets, (k, v) => (typeof v === 'bigint' ? `${v}n` : v)) ===
+      JSON.stringify(before.wallets, (k, v) => (typeof v === 'bigint' ? `${v}n` : v));
+    await restored.close();
     const after = await WalletStore.open({ name, flushMode: 'manual', encryption });
     out.unchanged = (await after.load()).report.skipped.length === 0;
     await after.close();
@@ -289,6 +299,10 @@ test('sealed backups: round trip with the store key and with a backup passphrase
   assert.deepEqual(result.tampered, Array(10).fill(14));
   assert.equal(result.wrongPass, 14);
   assert.equal(result.noKey, 1);
+  assert.equal(result.wrongStoreSecret, 14);
+  assert.deepEqual(result.refusedCreatedNothing, [], 'a refused import creates no database');
+  assert.ok(result.restored.ok, show(result.restored));
+  assert.equal(result.restoredEqual, true, 'the store-key backup restores into a new database');
   assert.equal(result.unchanged, true);
   await page.close();
 });
