@@ -8,7 +8,7 @@
 //   node bench/profile.mjs W3 ours [--reps 5] [--size full|smoke]
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openBenchPage, runOnce } from './run.mjs';
+import { openBenchPage, runOnce, chromiumApi } from './run.mjs';
 
 function parse(argv) {
   const opts = { workload: argv[0], contender: argv[1] || 'ours', reps: 5, size: 'full' };
@@ -40,12 +40,12 @@ async function main() {
     await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
     const profiles = [];
     cdp.on('Profiler.consoleProfileFinished', ({ profile }) => profiles.push(profile));
-    await runOnce(page, opts.workload, opts.contender, opts.size, false); // warm-up
+    await runOnce(chromiumApi(page), opts.workload, opts.contender, opts.size, false); // warm-up
     profiles.length = 0;
     const times = [];
     for (let i = 0; i < opts.reps; i++) {
       // W3 reloads the page: the session follows the target, but the profiler must be re-armed.
-      const result = await runOnce(page, opts.workload, opts.contender, opts.size, false);
+      const result = await runOnce(chromiumApi(page), opts.workload, opts.contender, opts.size, false);
       times.push(result.ms);
       await cdp.send('Profiler.enable');
     }

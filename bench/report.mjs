@@ -14,7 +14,7 @@ export const DESCRIPTIONS = {
   W3: 'cold load of 10,000 rows across 5 stores after a page reload (open + read + decode)',
   W4: 'W1 with a transient failure: the first transaction aborts at commit, the retry lands',
   W5: 'one 256 KiB changeset (32 × 8 KiB transactions + the wallet record)',
-  W6: '10,000 updates over 100 wallets (2 rows each); ours: 10,000 store calls, one commit',
+  W6: '10,000 updates over 100 wallets (2 rows each) merging into the rows counted; ours: 10,000 store calls, one commit; B0 merges in a JS Map, then one transaction',
   W7: 'codec, in wasm: encode + decode of 1,000 whole changesets',
 };
 
@@ -23,6 +23,7 @@ export const LABELS = {
   ours_breakdown: 'ours, by phase',
   ours_encrypted: 'ours, encrypted at rest',
   raw_idb: 'B0 raw IndexedDB',
+  raw_idb_every: 'B0 raw IndexedDB writing every update',
   dexie: 'B1 Dexie',
   dexie_concurrent: 'B1 Dexie, updates concurrent',
   dexie_bulkput: 'B1 Dexie bulkPut',
@@ -55,10 +56,18 @@ function stats(list, rows) {
   };
 }
 
+/** p10 and p90 of ours / other per round: sample i of each contender is from the same
+ *  interleaved round, so the round-to-round noise both share cancels out. */
+function pairedSpread(ours, other) {
+  if (!ours || ours.length !== other.length || ours.length < 2) return undefined;
+  const sorted = ours.map((x, i) => x / other[i]).sort((a, b) => a - b);
+  return [round(quantile(sorted, 0.1)), round(quantile(sorted, 0.9))];
+}
+
 /** The result object (issue format, plus `rows`, `bytes`, phases and extra ratios). */
-export function summarize(raw) {
+function summarizeWorkloads(raw) {
   const workloads = {};
-  for (const [w, { rows, bytes, samples }] of Object.entries(raw.workloads)) {
+  for (const [w, { rows, bytes, samples }] of Object.entries(raw)) {
     const out = { description: DESCRIPTIONS[w], rows, bytes };
     for (const [contender, s] of Object.entries(samples)) {
       if (s.ms.length === 0) continue;
@@ -72,12 +81,20 @@ export function summarize(raw) {
     for (const other of Object.keys(samples)) {
       if (other === 'ours' || other === 'ours_breakdown') continue;
       const value = ratio(other);
-      if (value !== undefined) out[`ratio_vs_${other}`] = value;
+      if (value === undefined) continue;
+      out[`ratio_vs_${other}`] = value;
+      const spread = pairedSpread(samples.ours.ms, samples[other].ms);
+      if (spread) out[`ratio_spread_vs_${other}`] = spread;
     }
     // Encryption at rest's cost (issue 16's target: at most 1.3 in W1 and W3).
     if (out.ours && out.ours_encrypted) out.ratio_encrypted_vs_plain = round(out.ours_encrypted.median_ms / out.ours.median_ms);
     workloads[w] = out;
   }
+  return workloads;
+}
+
+export function summarize(raw) {
+  const workloads = summarizeWorkloads(raw.workloads);
   if (workloads.W4?.ours && workloads.W1?.ours) {
     workloads.W4.ratio_vs_W1 = round(workloads.W4.ours.median_ms / workloads.W1.ours.median_ms);
   }
@@ -106,8 +123,33 @@ export function summarize(raw) {
       by_method: c[1000].byMethod,
     };
   }
+  if (raw.engines) {
+    // The same workloads on the other engines, ours and B0 only (fewer repetitions: see method).
+    result.engines = Object.fromEntries(
+      Object.entries(raw.engines).map(([engine, e]) => [engine, { browser: e.browser, user_agent: e.user_agent, offers: e.offers, method: e.method, workloads: summarizeWorkloads(e.workloads) }]),
+    );
+  }
+  if (raw.scale) result.scale = summarizeScale(raw.scale);
+  if (raw.wasm_size) result.wasm_size = raw.wasm_size;
   result.targets = targets(result);
   return result;
+}
+
+/** The 100,000-row scale point: per contender, the median (p10–p90) of each measure. */
+function summarizeScale({ wallets, rows_per_wallet, rows, bytes, samples, notes }) {
+  const contenders = {};
+  for (const [contender, list] of Object.entries(samples)) {
+    if (!list.length) continue;
+    const keys = Object.keys(list[0]).filter((k) => list.some((x) => typeof x[k] === 'number'));
+    contenders[contender] = Object.fromEntries(
+      keys.map((k) => {
+        const values = list.map((x) => x[k]).filter((v) => typeof v === 'number').sort((a, b) => a - b);
+        return [k, { median: round(quantile(values, 0.5)), p10: round(quantile(values, 0.1)), p90: round(quantile(values, 0.9)), n: values.length }];
+      }),
+    );
+  }
+  const ratio = (k) => (contenders.ours?.[k] && contenders.raw_idb?.[k] ? round(contenders.ours[k].median / contenders.raw_idb[k].median) : undefined);
+  return { wallets, rows_per_wallet, rows, bytes, contenders, ratio_vs_raw_idb: { commit: ratio('commit_ms'), load: ratio('load_ms') }, notes };
 }
 
 /** The issue's targets, checked against this run. */
@@ -116,12 +158,17 @@ export function targets(result) {
   const list = [];
   const ratio = (id, limit, what) => {
     const value = w[id]?.ratio_vs_raw_idb;
-    if (value !== undefined) list.push({ id, what: `${id}${what} ours / raw IndexedDB ≤ ${limit}`, value, met: value <= limit });
+    if (value === undefined) return;
+    const spread = w[id].ratio_spread_vs_raw_idb;
+    // A third figure where two would print the limit itself for a value just over it.
+    const shown = sig(value) === limit ? Number(value.toPrecision(3)) : sig(value);
+    list.push({ id, what: `${id} ours / ${what} ≤ ${limit}`, value: shown, spread: spread?.map(sig), met: value <= limit });
   };
-  ratio('W1', 1.3, '');
-  ratio('W2', 1.3, '');
-  ratio('W3', 1.5, ' (incl. decode)');
-  ratio('W5', 1.3, '');
+  ratio('W1', 1.3, 'raw IndexedDB');
+  ratio('W2', 1.3, 'raw IndexedDB');
+  ratio('W3', 1.3, 'raw IndexedDB `getAll` (incl. decode and JS objects)');
+  ratio('W5', 1.3, 'raw IndexedDB');
+  ratio('W6', 1.2, 'raw IndexedDB merging the updates in a JS Map (the same final rows)');
   const speedup = (id, other, limit, what) => {
     if (!w.W6?.ours || !w.W6[other]) return;
     const value = round(w.W6[other].median_ms / w.W6.ours.median_ms, 1);
@@ -154,26 +201,107 @@ function fmt(x) {
   return x.toFixed(2);
 }
 
+/** Two significant figures (ratios: the noise here is larger than the third). */
+export const sig = (x) => (Number.isFinite(x) ? Number(x.toPrecision(2)) : x);
+
+/** `1.2 (1.1–1.4)`: ours / `other` to two significant figures, with the per-round p10–p90. */
+function ratioCell(wl, other) {
+  const value = wl[`ratio_vs_${other}`];
+  if (value === undefined) return '—';
+  const spread = wl[`ratio_spread_vs_${other}`];
+  return spread ? `${sig(value)} (${sig(spread[0])}–${sig(spread[1])})` : String(sig(value));
+}
+
 const perSecond = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : String(x));
 
 /** The table of the write and load workloads (W1–W6), one row each. */
 function mainTable(result) {
   const w = result.workloads;
   const lines = [];
-  lines.push('| workload | rows | ours | B0 raw IndexedDB | B1 Dexie | B2 idb-keyval `set` | B2 idb-keyval `setMany` | ours rows/s | ours / B0 | ours / Dexie |');
+  lines.push('| workload | rows written | ours | B0 raw IndexedDB | B1 Dexie | B2 idb-keyval `set` | B2 idb-keyval `setMany` | ours rows/s | ours / B0 | ours / Dexie |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [id, wl] of Object.entries(w)) {
     if (id === 'W7') continue;
     const cells = COLUMNS.map((c) => ms(wl[c]));
-    const dexieRatio = wl.ratio_vs_dexie;
     lines.push(
-      `| **${id}** ${wl.description} | ${wl.rows.toLocaleString('en')} | ${cells.join(' | ')} | ${wl.ours ? perSecond(wl.ours.rows_per_s) : '—'} | ${wl.ratio_vs_raw_idb ?? '—'} | ${dexieRatio ?? '—'} |`,
+      `| **${id}** ${wl.description} | ${wl.rows.toLocaleString('en')} | ${cells.join(' | ')} | ${wl.ours ? perSecond(wl.ours.rows_per_s) : '—'} | ${ratioCell(wl, 'raw_idb')} | ${ratioCell(wl, 'dexie')} |`,
     );
   }
   return lines;
 }
 
-const targetLines = (result) => result.targets.map((t) => `- ${t.met ? 'met' : '**missed**'}: ${t.what} — ${t.value}`);
+const ENGINE_NAMES = { chromium: 'Chromium', firefox: 'Firefox', webkit: 'WebKit' };
+
+/** Ours / B0 per engine (each ratio from one browser, one run): W1, W3, W6. */
+function engineTable(result) {
+  if (!result.engines) return [];
+  const chromium = Object.keys(result.workloads).length ? [['chromium', { browser: result.browser, workloads: result.workloads }]] : [];
+  const engines = [...chromium, ...Object.entries(result.engines)];
+  const ids = ['W1', 'W3', 'W6'].filter((id) => engines.some(([, e]) => e.workloads[id]));
+  if (!ids.length) return [];
+  const lines = [];
+  lines.push(`| workload | ${engines.map(([name, e]) => `${ENGINE_NAMES[name] || name} (${e.browser}): ours / B0, ms ours / B0`).join(' | ')} |`);
+  lines.push(`|---|${engines.map(() => '---:').join('|')}|`);
+  for (const id of ids) {
+    const cells = engines.map(([, e]) => {
+      const wl = e.workloads[id];
+      return wl?.ours && wl.raw_idb ? `${ratioCell(wl, 'raw_idb')}; ${fmt(wl.ours.median_ms)} / ${fmt(wl.raw_idb.median_ms)}` : '—';
+    });
+    lines.push(`| **${id}** | ${cells.join(' | ')} |`);
+  }
+  return lines;
+}
+
+function engineTitle(result) {
+  const methods = Object.entries(result.engines || {}).map(([e, x]) => `${ENGINE_NAMES[e] || e} ${x.method.warmups} warm-up(s) + ${x.method.repetitions} repetitions`);
+  return `**Per engine**: ours / B0 raw IndexedDB, each in one browser and run (p10–p90 of the per-round ratio), then median ms of each; ${methods.join(', ')}.`;
+}
+
+const SCALE_TITLE = '**At 100,000 rows**, ours and B0 (median, p10–p90; wasm memory and JS heap measured after the phase, in the same page):';
+
+const mib = (bytes) => (typeof bytes === 'number' ? `${(bytes / 2 ** 20).toFixed(bytes >= 10 * 2 ** 20 ? 0 : 1)} MiB` : '—');
+
+/** The 100,000-row point: time, longest task, memory; then the release .wasm size. */
+function scaleLines(result) {
+  const lines = [];
+  const x = result.scale;
+  if (x) {
+    const cell = (c, k, f) => {
+      const m = x.contenders[c]?.[k];
+      if (!m) return '—';
+      return m.p10 === m.p90 ? f(m.median) : `${f(m.median)} (${f(m.p10)}–${f(m.p90)})`;
+    };
+    const msf = (v) => fmt(v);
+    const task = (v) => (v === 0 ? '< 50' : fmt(v));
+    const mibf = (v) => (typeof v === 'number' ? (v / 2 ** 20).toFixed(v >= 10 * 2 ** 20 ? 0 : 1) : '—');
+    lines.push(`| ${x.rows.toLocaleString('en')} rows (${x.wallets.toLocaleString('en')} wallets × ${x.rows_per_wallet}), ${mib(x.bytes)} | ours | B0 raw IndexedDB | ours / B0 |`);
+    lines.push('|---|---:|---:|---:|');
+    const rowsOf = [
+      ['commit, ms', 'commit_ms', msf, x.ratio_vs_raw_idb.commit],
+      ['longest main-thread task in the commit, ms', 'commit_longest_task_ms', task],
+      ['wasm linear memory after the commit, MiB', 'commit_wasm_memory_bytes', mibf],
+      ['JS heap after the commit, MiB', 'commit_js_heap_bytes', mibf],
+      ['cold load after a reload, ms', 'load_ms', msf, x.ratio_vs_raw_idb.load],
+      ['longest main-thread task in the load, ms', 'load_longest_task_ms', task],
+      ['wasm linear memory after the load, MiB', 'load_wasm_memory_bytes', mibf],
+      ['JS heap after the load (the loaded state held), MiB', 'load_js_heap_bytes', mibf],
+    ];
+    for (const [label, k, f, ratio] of rowsOf) {
+      if (!x.contenders.ours?.[k] && !x.contenders.raw_idb?.[k]) continue;
+      lines.push(`| ${label} | ${cell('ours', k, f)} | ${cell('raw_idb', k, f)} | ${ratio === undefined ? '' : sig(ratio)} |`);
+    }
+    if (x.notes) lines.push('', x.notes);
+  }
+  const size = result.wasm_size;
+  if (size) {
+    lines.push('');
+    lines.push(`Release \`.wasm\` (\`${size.file}\`): ${size.raw.toLocaleString('en')} bytes (${(size.raw / 1024).toFixed(0)} KiB), ${size.gzip.toLocaleString('en')} gzipped (${(size.gzip / 1024).toFixed(0)} KiB, level 9), ${size.brotli.toLocaleString('en')} brotli (${(size.brotli / 1024).toFixed(0)} KiB).`);
+  }
+  return lines;
+}
+
+const targetLines = (result) =>
+  result.targets.map((t) => `- ${t.met ? 'met' : '**missed**'}: ${t.what} — ${t.value}${t.spread ? ` (p10–p90 of the per-round ratio ${t.spread[0]}–${t.spread[1]})` : ''}`);
 
 export const README_START = '<!-- bench:start (written by make bench from bench/results/latest.json) -->';
 export const README_END = '<!-- bench:end -->';
@@ -182,15 +310,24 @@ export const README_END = '<!-- bench:end -->';
 export function readmeBlock(result) {
   return [
     README_START,
-    `Measured ${result.date.slice(0, 10)} with ${result.browser} (headless), ${result.machine.cores} cores, ` +
-      `${result.method.warmups} warm-ups + ${result.method.repetitions} interleaved repetitions, a fresh database each. ` +
-      'Median ms (p10–p90); ratios are ours / contender (below 1: ours is faster).',
+    `Measured ${result.date.slice(0, 10)} with ${result.browser} (headless), ${result.machine.cores} cores (shared: expect noise), ` +
+      `${result.method.warmups} warm-ups + ${result.method.repetitions} interleaved repetitions, a fresh database each` +
+      `${result.method.repetitions < 15 ? ' (a reduced run: fewer repetitions than the default 15)' : ''}. ` +
+      'Median ms (p10–p90); ratios are ours / contender (of the medians) to two significant figures, with the p10–p90 of the ' +
+      'per-round ratio (below 1: ours is faster); rows/s counts rows written.',
     '',
     ...mainTable(result),
+    ...section(engineTitle(result), engineTable(result)),
+    ...section(SCALE_TITLE, scaleLines(result)),
     '',
     ...targetLines(result),
     README_END,
   ].join('\n');
+}
+
+/** `title` and `lines` after a blank line, or nothing when `lines` is empty. */
+function section(title, lines) {
+  return lines.length ? ['', title, '', ...lines] : [];
 }
 
 /** Replaces the README's quoted block with `result`'s; false when the README has no markers. */
@@ -216,6 +353,8 @@ export function markdown(result) {
   lines.push('Median ms (p10–p90); ratios are ours / contender (below 1: ours is faster). Produced by `make bench`.');
   lines.push('');
   lines.push(...mainTable(result));
+  lines.push(...section(engineTitle(result), engineTable(result)));
+  lines.push(...section(SCALE_TITLE, scaleLines(result)));
   if (w.W7) {
     const x = w.W7;
     lines.push('');
@@ -252,7 +391,7 @@ export function markdown(result) {
   }
   if (w.W6) {
     lines.push('');
-    lines.push('**W6 variants**: ' + ['dexie', 'dexie_concurrent', 'dexie_bulkput', 'raw_idb', 'idb_keyval', 'idb_keyval_setmany']
+    lines.push('**W6 variants** (these write every update; ours and B0 write the merged rows): ' + ['dexie', 'dexie_concurrent', 'dexie_bulkput', 'raw_idb_every', 'idb_keyval', 'idb_keyval_setmany']
       .filter((c) => w.W6[c])
       .map((c) => `${LABELS[c]} ${fmt(w.W6[c].median_ms)} ms (ours ${round(w.W6[c].median_ms / w.W6.ours.median_ms, 1)}× faster)`)
       .join('; ') + '.');
@@ -302,6 +441,7 @@ export function svg(result) {
   let all = [];
   for (const wl of Object.values(result.workloads)) for (const c of rowsOf(wl)) all.push(wl[c].p10_ms, wl[c].p90_ms, wl[c].median_ms);
   all = all.filter((x) => x > 0);
+  if (!all.length) all = [1, 10]; // no Chromium workloads (a run of the other engines only)
   const lo = 10 ** Math.floor(Math.log10(Math.min(...all)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(...all)));
   const x = (v) => labelW + (Math.log10(Math.max(v, lo) / lo) / Math.log10(hi / lo)) * plotW;

@@ -15,12 +15,12 @@ import { openBenchPage } from './run.mjs';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER = path.join(HERE, 'run.mjs');
 
-/** `node bench/run.mjs --smoke --only <only> --out <tmp>`; resolves the result JSON. */
-async function smoke(only) {
+/** `node bench/run.mjs --smoke --only <only> --out <tmp> [extra]`; resolves the result JSON. */
+async function smoke(only, extra = []) {
   const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'wallet-persist-bench-smoke-'));
   try {
     const { stderr } = await new Promise((resolve, reject) => {
-      execFile(process.execPath, [RUNNER, '--smoke', '--only', only, '--out', out], { timeout: 120_000 }, (error, stdout, stderr) =>
+      execFile(process.execPath, [RUNNER, '--smoke', '--only', only, '--out', out, ...extra], { timeout: 180_000 }, (error, stdout, stderr) =>
         error ? reject(Object.assign(error, { message: `${error.message}\n${stderr}` })) : resolve({ stdout, stderr }),
       );
     });
@@ -39,7 +39,7 @@ const CONTENDERS = {
   W3: ['ours', 'ours_breakdown', 'ours_encrypted', 'raw_idb', 'dexie', 'idb_keyval'],
   W4: ['ours', 'raw_idb'],
   W5: ['ours', 'raw_idb', 'dexie', 'idb_keyval', 'idb_keyval_setmany'],
-  W6: ['ours', 'raw_idb', 'dexie', 'dexie_bulkput', 'idb_keyval_setmany'],
+  W6: ['ours', 'raw_idb', 'raw_idb_every', 'dexie', 'dexie_bulkput', 'idb_keyval_setmany'],
   W7: ['ours', 'serde_wasm_bindgen', 'json'],
 };
 
@@ -64,7 +64,13 @@ for (const [workload, contenders] of Object.entries(CONTENDERS)) {
       'the contenders of the workload (a contender that does not apply is omitted)',
     );
     for (const c of contenders) assertStats(w[c], `${workload}.${c}`);
-    if (w.raw_idb) assert.equal(typeof w.ratio_vs_raw_idb, 'number');
+    if (w.raw_idb) {
+      assert.equal(typeof w.ratio_vs_raw_idb, 'number');
+      const [p10, p90] = w.ratio_spread_vs_raw_idb;
+      assert.ok(p10 > 0 && p10 <= p90, `per-round ratio spread ${p10}–${p90}`);
+    }
+    // Rows written (W6: the merged rows, not every update's).
+    if (workload === 'W6') assert.ok(w.rows < 2 * 200, `W6 rows ${w.rows}`);
     if (w.dexie) assert.equal(typeof w.ratio_vs_dexie, 'number');
     if (workload === 'W3') {
       const phases = w.ours_breakdown.phases;
@@ -84,6 +90,37 @@ test('smoke: the result has the issue format, with a Markdown table and an SVG c
   assert.ok(result.targets.some((t) => t.id === 'W5') && result.targets.some((t) => t.id === 'load-requests'));
   assert.match(markdown, /\| \*\*W5\*\* /);
   assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+});
+
+test('smoke: the scale point measures commit and load time, longest task, wasm memory and JS heap', async () => {
+  const { result, markdown } = await smoke('scale');
+  const x = result.scale;
+  assert.equal(x.rows, 100);
+  for (const c of ['ours', 'raw_idb']) {
+    for (const k of ['commit_ms', 'load_ms', 'commit_longest_task_ms', 'load_longest_task_ms']) assert.ok(x.contenders[c][k].median >= 0, `${c}.${k}`);
+    for (const k of ['commit_wasm_memory_bytes', 'load_wasm_memory_bytes', 'commit_js_heap_bytes', 'load_js_heap_bytes']) {
+      assert.ok(x.contenders[c][k].median > 0, `${c}.${k}`);
+    }
+  }
+  // Ours holds its buffer in wasm memory; B0 only the page's (the payload generator's) share.
+  assert.ok(x.contenders.ours.commit_wasm_memory_bytes.median >= x.contenders.raw_idb.commit_wasm_memory_bytes.median);
+  assert.ok(result.wasm_size === undefined || (result.wasm_size.gzip > 0 && result.wasm_size.gzip < result.wasm_size.raw));
+  assert.match(markdown, /\*\*At 100,000 rows\*\*/);
+});
+
+test('smoke: W1, W3 and W6 run on Firefox and WebKit, ours and B0, each with its ratio', async () => {
+  const { result, markdown } = await smoke('W1,W3,W6', ['--engines', 'firefox,webkit']);
+  for (const engine of ['firefox', 'webkit']) {
+    const e = result.engines[engine];
+    assert.ok(e, `${engine} missing`);
+    assert.match(e.browser, /\d/);
+    for (const w of ['W1', 'W3', 'W6']) {
+      assertStats(e.workloads[w].ours, `${engine} ${w}.ours`);
+      assertStats(e.workloads[w].raw_idb, `${engine} ${w}.raw_idb`);
+      assert.equal(typeof e.workloads[w].ratio_vs_raw_idb, 'number');
+    }
+  }
+  assert.match(markdown, /\*\*Per engine\*\*/);
 });
 
 test('load issues the same number of IndexedDB requests for 1 and 1,000 wallets', async () => {

@@ -79,17 +79,19 @@ export function ours(wasm, openOptions = {}) {
       await commitAll(store, payload.changesets.length);
       return { first_attempt_ms: t1 - t0, retry_ms: now() - t1 };
     },
-    /** W3: the public API, cold: open, then load (read + decode + JS objects). */
-    async load(name) {
+    /** W3: the public API, cold: open, then load (read + decode + JS objects). `keep`: the
+     *  loaded state is returned as `held` (the scale point measures the heap holding it). */
+    async load(name, { keep = false } = {}) {
       const t0 = now();
       const store = await WalletStore.open({ name, ...openOptions });
       const t1 = now();
-      const { report } = await store.load();
+      const loaded = await store.load();
       const t2 = now();
       await store.close();
+      const { report } = loaded;
       const rows = Object.values(report.rows).reduce((a, b) => a + b, 0);
       if (report.skipped.length) throw new Error(`load skipped rows: ${JSON.stringify(report.skipped[0])}`);
-      return { rows, phases: { open_ms: t1 - t0, load_ms: t2 - t1 } };
+      return { rows, phases: { open_ms: t1 - t0, load_ms: t2 - t1 }, held: keep ? loaded : undefined };
     },
   };
 }
@@ -130,6 +132,20 @@ export function rawIdb(areaStores) {
     write,
     /** W6: every update written, all in one transaction (the limit for writing every update). */
     writeEach: (db, updates) => write(db, updates),
+    /** W6, the like-for-like limit: the updates merged in a JS Map (per store and key the last
+     *  update wins, as our buffer merges them), then the final rows in one transaction. Key parts
+     *  are numbers or strings with a fixed type per position, so joining them is unambiguous. */
+    writeMerged(db, updates) {
+      const merged = new Map();
+      for (const payload of updates.list) {
+        for (const { store, key, value } of payload.rows) merged.set(store + '\u0000' + key.join('\u0000'), [store, key, value]);
+      }
+      const tx = db.transaction(areaStores, 'readwrite');
+      const done = transactionDone(tx);
+      for (const [store, key, value] of merged.values()) tx.objectStore(store).put(value, key);
+      tx.commit();
+      return done;
+    },
     /** W4: the first transaction is aborted at commit; the rows are written again. */
     async writeRetried(db, payload, abortNextCommit) {
       abortNextCommit();
@@ -141,7 +157,7 @@ export function rawIdb(areaStores) {
       return { first_attempt_ms: t1 - t0, retry_ms: now() - t1 };
     },
     /** Cold load: open, then one readonly transaction with getAll per store. */
-    async load(name) {
+    async load(name, { keep = false } = {}) {
       const t0 = now();
       const db = await open(name);
       const t1 = now();
@@ -149,7 +165,7 @@ export function rawIdb(areaStores) {
       const values = await Promise.all(areaStores.map((s) => request(tx.objectStore(s).getAll())));
       const t2 = now();
       db.close();
-      return { rows: values.reduce((n, v) => n + v.length, 0), phases: { open_ms: t1 - t0, read_ms: t2 - t1 } };
+      return { rows: values.reduce((n, v) => n + v.length, 0), phases: { open_ms: t1 - t0, read_ms: t2 - t1 }, held: keep ? values : undefined };
     },
   };
 }

@@ -19,10 +19,11 @@ const PKG = /^pkg(-[a-z]+)?$/.test(new URLSearchParams(location.search).get('pkg
 const wasm = await import(`/bench/${PKG}/wallet_persist.js`);
 
 export async function install() {
-  await wasm.default();
+  // init() resolves the module's exports: `memory` is its linear memory (the scale point's measure).
+  const exports = await wasm.default();
   wasm.setLogLevel('error');
   const stores = await areaStores();
-  const bench = workloads(wasm, stores);
+  const bench = workloads(wasm, stores, exports.memory);
   window.bench = {
     ...bench,
     info: () => ({
@@ -31,6 +32,9 @@ export async function install() {
       deviceMemory: navigator.deviceMemory,
       areaStores: stores,
       gc: typeof globalThis.gc === 'function',
+      longTasks: Boolean(PerformanceObserver.supportedEntryTypes?.includes('longtask')),
+      jsHeap: Boolean(performance.memory),
+      entryTypes: PerformanceObserver.supportedEntryTypes ?? [],
       pkg: PKG,
     }),
   };

@@ -13,6 +13,8 @@ export const SIZES = {
   W5: { full: { kib: 256 }, smoke: { kib: 64 } },
   W6: { full: { updates: 10_000, wallets: 100 }, smoke: { updates: 200, wallets: 10 } },
   W7: { full: { changesets: 1000 }, smoke: { changesets: 20 } },
+  // The scale point: commit, then (after a reload) load, of 1,000 wallets × 100 rows.
+  scale: { full: { wallets: 1000, rows: 100 }, smoke: { wallets: 10, rows: 10 } },
 };
 
 const now = () => performance.now();
@@ -43,7 +45,36 @@ function abortNextCommit() {
 /** The app key of the encrypted contender: fixed, so every repetition does the same work. */
 const BENCH_KEY = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
 
-export function workloads(wasm, areaStores) {
+/** Tracks the longest main-thread task (Long Tasks API: tasks over 50 ms) from `start()` to
+ *  `stop()`; `null` where the engine has no 'longtask' entries (Firefox and WebKit today). */
+function longestTask() {
+  if (!PerformanceObserver.supportedEntryTypes?.includes('longtask')) return { stop: async () => null };
+  let longest = 0;
+  const t0 = now();
+  const seen = (list) => {
+    for (const e of list.getEntries()) if (e.startTime >= t0) longest = Math.max(longest, e.duration);
+  };
+  const observer = new PerformanceObserver(seen);
+  observer.observe({ type: 'longtask' });
+  return {
+    async stop() {
+      // Entries are queued after their task ends: let the queue run, then take what is left.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      seen({ getEntries: () => observer.takeRecords() });
+      observer.disconnect();
+      return longest;
+    },
+  };
+}
+
+/** Bytes of wasm linear memory, and of the JS heap (Chromium's `performance.memory`, precise
+ *  with --enable-precise-memory-info) after a GC where gc() is exposed. */
+function memory(wasmMemory) {
+  gc();
+  return { wasm: wasmMemory ? wasmMemory.buffer.byteLength : null, jsHeap: performance.memory ? performance.memory.usedJSHeapSize : null };
+}
+
+export function workloads(wasm, areaStores, wasmMemory) {
   const data = makeData(wasm);
   const c = {
     ours: contenders.ours(wasm),
@@ -104,10 +135,14 @@ export function workloads(wasm, areaStores) {
     },
     W6: {
       payload: (size) => data('updates', SIZES.W6[size]),
-      rows: (u) => u.rows.length,
+      // Rows written: the updates merge into `distinct` rows (rows/s counts only those).
+      rows: (u) => u.distinct,
       contenders: {
         ours: [c.ours, (i, h, u) => i.writeEach(h, u)],
-        raw_idb: [c.raw_idb, (i, h, u) => i.writeEach(h, u)],
+        // B0 here merges the updates in a Map first (the same final rows as ours: like for like);
+        // raw_idb_every writes every update's rows, all in one transaction.
+        raw_idb: [c.raw_idb, (i, h, u) => i.writeMerged(h, u)],
+        raw_idb_every: [c.raw_idb, (i, h, u) => i.writeEach(h, u)],
         dexie: [c.dexie, (i, h, u) => i.writeEach(h, u)],
         dexie_bulkput: [c.dexie, (i, h, u) => i.writeBulk(h, u)],
         // idb-keyval `set` per row (20,000 transactions) took 60–140 s a repetition: omitted.
@@ -117,7 +152,7 @@ export function workloads(wasm, areaStores) {
   };
   // W3: each contender loads a database its own writer filled (populate, then a page reload).
   const loads = {
-    payload: (size) => data('bulk', SIZES.W3[size]),
+    payload: (size, params = SIZES.W3[size]) => data('bulk', params),
     writers: { ours: c.ours, ours_breakdown: c.ours, ours_encrypted: c.ours_encrypted, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
   };
   let codec = null;
@@ -191,6 +226,52 @@ export function workloads(wasm, areaStores) {
       // The breakdown's total is the sum of its phases (its own calls to performance.now()).
       const total = contender === 'ours_breakdown' ? Object.values(phases).reduce((a, b) => a + b, 0) : ms;
       return { ms: total, rows, phases, check };
+    },
+
+    /** The scale point, first half: a fresh database filled by `contender`'s writer in one flush
+     *  (timed, with its longest task and the memory after it). Resolves the database's name and
+     *  the measures; the page is reloaded before `scaleLoad`. */
+    async scaleCommit(contender, size) {
+      const impl = c[contender];
+      const payload = loads.payload(size, SIZES.scale[size]);
+      const name = freshName('scale', contender);
+      const handle = await impl.open(name);
+      const before = memory(wasmMemory);
+      const task = longestTask();
+      const t0 = now();
+      await impl.write(handle, payload);
+      const ms = now() - t0;
+      const longest = await task.stop();
+      const after = memory(wasmMemory);
+      await impl.close(handle);
+      return {
+        name,
+        rows: payload.rows.length,
+        bytes: payload.bytes,
+        measures: {
+          commit_ms: ms,
+          commit_longest_task_ms: longest,
+          baseline_wasm_memory_bytes: before.wasm,
+          commit_wasm_memory_bytes: after.wasm,
+          commit_js_heap_bytes: after.jsHeap,
+        },
+      };
+    },
+
+    /** The scale point, second half (after a reload): the cold load, the loaded state held while
+     *  the memory is measured, then the database is deleted. */
+    async scaleLoad(contender, name) {
+      gc();
+      const task = longestTask();
+      const t0 = now();
+      const loaded = await c[contender].load(name, { keep: true });
+      const ms = now() - t0;
+      const longest = await task.stop();
+      const after = memory(wasmMemory);
+      const rows = loaded.rows;
+      loaded.held = null; // held until here: the heap above includes the loaded state
+      await contenders.deleteDatabase(name);
+      return { rows, measures: { load_ms: ms, load_longest_task_ms: longest, load_wasm_memory_bytes: after.wasm, load_js_heap_bytes: after.jsHeap } };
     },
 
     /** W7: encode then decode `changesets` whole changesets with one codec, each half timed. */
