@@ -4,6 +4,8 @@
 
 mod channels;
 mod conformance;
+mod wallet_scope;
 
 pub use channels::*;
 pub use conformance::*;
+pub use wallet_scope::*;
