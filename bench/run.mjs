@@ -20,7 +20,7 @@ import { startServer, launch, openPage, reload, evalInPage, CHROMIUM_PATH } from
 import { summarize, writeResults, updateReadme } from './report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const ALL = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'requests'];
+export const ALL = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8', 'W9', 'requests'];
 /** W5 takes ~10 ms against a timer of 0.1 ms and much scheduling noise: three times the rounds. */
 const ROUNDS_FACTOR = { W5: 3 };
 
@@ -125,7 +125,8 @@ export async function runBench(opts, { logLine = log } = {}) {
     for (const workload of opts.only.filter((w) => w !== 'requests')) {
       const started = Date.now();
       const names = contenders[workload].filter((c) => !opts.contenders || opts.contenders.includes(c));
-      raw.workloads[workload] = await runWorkload(page, workload, names, opts, logLine);
+      const run = workload === 'W8' || workload === 'W9' ? runMany : runWorkload;
+      raw.workloads[workload] = await run(page, workload, names, opts, logLine);
       logLine(`[bench] ${workload} done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${oneLine(raw.workloads[workload])}`);
     }
     if (opts.only.includes('requests')) {
@@ -171,6 +172,29 @@ async function runWorkload(page, workload, names, opts, logLine) {
     }
   }
   return { rows: prepared.rows, bytes: prepared.bytes, samples };
+}
+
+/**
+ * W8 / W9: one database of wallets × rows, written once (untimed), the page reloaded, then each
+ * round reads it once per contender: W8 one wallet (another one each round), W9 the wallet list.
+ * Every read is checked (W8: the wallet's rows, W9: every wallet).
+ */
+async function runMany(page, workload, names, opts) {
+  const { name, ids } = await evalInPage(page, ([w, s]) => window.bench.populateMany(w, s), [workload, opts.size]);
+  await reload(page, { ready: true, timeout: 120_000 });
+  const { wallets, rows } = await evalInPage(page, ([w, s]) => window.bench.sizes[w][s], [workload, opts.size]);
+  const expected = workload === 'W8' ? rows : wallets;
+  const samples = Object.fromEntries(names.map((n) => [n, { ms: [], phases: {} }]));
+  for (let round = 0; round < opts.warmups + opts.reps; round++) {
+    const walletId = ids[(round * 7919 + 13) % ids.length];
+    for (const contender of shuffled(names, 0x5eed + round * 7919 + workload.charCodeAt(1))) {
+      const result = await evalInPage(page, ([w, c, n, id]) => window.bench.readMany(w, c, n, id), [workload, contender, name, walletId]);
+      if (result.rows !== expected) throw new Error(`${workload} ${contender} read ${result.rows} rows, expected ${expected}`);
+      if (round >= opts.warmups) samples[contender].ms.push(result.ms);
+    }
+  }
+  await evalInPage(page, (n) => window.bench.drop(n), name);
+  return { rows: expected, bytes: undefined, samples };
 }
 
 /** One repetition of `contender` in `workload` (W3: populate, reload, cold load). */
