@@ -25,7 +25,7 @@ import { startServer, launch, openPage, reload, evalInPage, CHROMIUM_PATH } from
 import { summarize, writeResults, updateReadme } from './report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const ALL = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'requests', 'scale'];
+export const ALL = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8', 'W9', 'requests', 'scale'];
 export const ENGINES = ['chromium', 'firefox', 'webkit'];
 /** What Firefox and WebKit run: these workloads, ours and B0 only. */
 const ENGINE_WORKLOADS = ['W1', 'W3', 'W6'];
@@ -215,7 +215,8 @@ async function runChromium(opts, logLine) {
     for (const workload of opts.only.filter((w) => w !== 'requests' && w !== 'scale')) {
       const started = Date.now();
       const names = contenders[workload].filter((c) => !opts.contenders || opts.contenders.includes(c));
-      raw.workloads[workload] = await runWorkload(api, workload, names, opts, logLine);
+      const run = workload === 'W8' || workload === 'W9' ? runMany : runWorkload;
+      raw.workloads[workload] = await run(api, workload, names, opts, logLine);
       logLine(`[bench] ${workload} done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${oneLine(raw.workloads[workload])}`);
     }
     if (opts.only.includes('requests')) {
@@ -294,6 +295,29 @@ async function runWorkload(api, workload, names, opts, logLine) {
     }
   }
   return { rows: prepared.rows, bytes: prepared.bytes, samples };
+}
+
+/**
+ * W8 / W9: one database of wallets × rows, written once (untimed), the page reloaded, then each
+ * round reads it once per contender: W8 one wallet (another one each round), W9 the wallet list.
+ * Every read is checked (W8: the wallet's rows, W9: every wallet). `api`: see chromiumApi.
+ */
+async function runMany(api, workload, names, opts) {
+  const { name, ids } = await api.evaluate(([w, s]) => window.bench.populateMany(w, s), [workload, opts.size]);
+  await api.reload();
+  const { wallets, rows } = await api.evaluate(([w, s]) => window.bench.sizes[w][s], [workload, opts.size]);
+  const expected = workload === 'W8' ? rows : wallets;
+  const samples = Object.fromEntries(names.map((n) => [n, { ms: [], phases: {} }]));
+  for (let round = 0; round < opts.warmups + opts.reps; round++) {
+    const walletId = ids[(round * 7919 + 13) % ids.length];
+    for (const contender of shuffled(names, 0x5eed + round * 7919 + workload.charCodeAt(1))) {
+      const result = await api.evaluate(([w, c, n, id]) => window.bench.readMany(w, c, n, id), [workload, contender, name, walletId]);
+      if (result.rows !== expected) throw new Error(`${workload} ${contender} read ${result.rows} rows, expected ${expected}`);
+      if (round >= opts.warmups) samples[contender].ms.push(result.ms);
+    }
+  }
+  await api.evaluate((n) => window.bench.drop(n), name);
+  return { rows: expected, bytes: undefined, samples };
 }
 
 /** One repetition of `contender` in `workload` (W3: populate, reload, cold load); `api`: see

@@ -41,6 +41,8 @@ const CONTENDERS = {
   W5: ['ours', 'raw_idb', 'dexie', 'idb_keyval', 'idb_keyval_setmany'],
   W6: ['ours', 'raw_idb', 'raw_idb_every', 'dexie', 'dexie_bulkput', 'idb_keyval_setmany'],
   W7: ['ours', 'serde_wasm_bindgen', 'json'],
+  W8: ['ours', 'raw_idb'],
+  W9: ['ours', 'raw_idb'],
 };
 
 function assertStats(stats, what) {

@@ -173,7 +173,7 @@ async fn js_bad_input_rejects_invalid_argument_and_stages_nothing() {
     let max = BigInt::new(&"18446744073709551615".into()).unwrap();
     JsFuture::from(store.store(WALLET.into(), utxo(max.clone().into()))).await.unwrap();
     JsFuture::from(store.flush()).await.unwrap();
-    let loaded = JsFuture::from(store.load()).await.unwrap();
+    let loaded = JsFuture::from(store.load(JsValue::UNDEFINED)).await.unwrap();
     let utxos = field(&field(&field(&loaded, "wallets"), WALLET), "utxos");
     let entry = field(&utxos, &format!("{}:0", "11".repeat(32)));
     let value = field(&entry, "value");
@@ -214,11 +214,95 @@ async fn js_transient_flush_failure_rejects_flush_retryable_naming_wallets() {
     JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
 
     let reopened = open_store(&name).await;
-    let loaded = JsFuture::from(reopened.load()).await.unwrap();
+    let loaded = JsFuture::from(reopened.load(JsValue::UNDEFINED)).await.unwrap();
     let report = field(&loaded, "report");
     assert_eq!(field(&field(&report, "rows"), "utxos").as_f64(), Some(1.0));
     assert_eq!(field(&report, "wallets").as_f64(), Some(1.0));
     JsFuture::from(reopened.close(JsValue::UNDEFINED)).await.unwrap();
+}
+
+/// A JS value built by `source` (a function body), e.g. a Proxy whose traps throw.
+fn js(source: &str) -> JsValue {
+    js_sys::Function::new_no_args(source).call0(&JsValue::UNDEFINED).unwrap()
+}
+
+fn keys(value: &JsValue) -> Vec<String> {
+    Object::keys(value.unchecked_ref::<Object>()).iter().map(|k| k.as_string().unwrap()).collect()
+}
+
+fn strings(value: &JsValue) -> Vec<String> {
+    value.unchecked_ref::<Array>().iter().map(|k| k.as_string().unwrap()).collect()
+}
+
+#[wasm_bindgen_test]
+async fn js_load_of_chosen_wallets_refuses_bad_ids_and_returns_exactly_them() {
+    let name = unique("js-load-some");
+    let store = open_store(&name).await;
+    let other = WALLET.replace("ab01", "ab02");
+    let unknown = WALLET.replace("ab01", "ab03");
+    for wallet in [WALLET, other.as_str()] {
+        let changes = utxo(BigInt::from(9u32).into());
+        Reflect::set(&field(&changes, "wallet"), &"label".into(), &wallet.into()).unwrap();
+        JsFuture::from(store.store(wallet.into(), changes)).await.unwrap();
+    }
+    JsFuture::from(store.flush()).await.unwrap();
+    JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
+    let store = open_store(&name).await;
+    let reads = || async { field(&JsFuture::from(store.backend_calls()).await.unwrap(), "read").as_f64().unwrap() };
+    let before = reads().await;
+    let ids = |items: &[JsValue]| obj(&[("walletIds", items.iter().collect::<Array>().into())]);
+    let bad = [
+        JsValue::from(3),
+        "all".into(),
+        Array::new().into(),
+        obj(&[("walletIds", WALLET.into())]),
+        obj(&[("walletIds", JsValue::NULL)]),
+        obj(&[("walletIds", Array::new().into()), ("walletId", WALLET.into())]),
+        ids(&[42.into()]),
+        ids(&[WALLET.to_uppercase().into()]),
+        ids(&[format!("{WALLET}00").into()]),
+        ids(&[WALLET.into(), other.clone().into(), WALLET.into()]),
+        obj(&[("walletIds", Array::new_with_length(1).into())]),
+        js("return { get walletIds() { throw new Error('getter'); } }"),
+        js("return new Proxy({}, { ownKeys() { throw new Error('trap'); } })"),
+        js(&format!("return {{ walletIds: new Proxy(['{WALLET}'], {{ get() {{ throw new Error('trap'); }} }}) }}")),
+        js("const p = Proxy.revocable({}, {}); p.revoke(); return { walletIds: [p.proxy] };"),
+    ];
+    for (i, options) in bad.into_iter().enumerate() {
+        let error = JsFuture::from(store.load(options)).await.expect_err(&format!("case {i} must reject"));
+        assert_code(&error, 1, "invalid_argument", false);
+    }
+    assert_eq!(reads().await, before, "a refused load reads nothing");
+
+    let loaded = JsFuture::from(store.load(ids(&[other.clone().into()]))).await.unwrap();
+    assert_eq!(keys(&field(&loaded, "wallets")), vec![other.clone()]);
+    let record = field(&field(&field(&loaded, "wallets"), &other), "wallet");
+    assert_eq!(field(&record, "walletId").as_string(), Some(other.clone()));
+    assert_eq!(field(&record, "label").as_string(), Some(other.clone()));
+    assert_eq!(strings(&field(&field(&loaded, "report"), "notFound")), Vec::<String>::new());
+    assert_eq!(reads().await, before + 1.0, "one bulk read");
+
+    let loaded = JsFuture::from(store.load(ids(&[unknown.clone().into(), WALLET.into()]))).await.unwrap();
+    assert_eq!(keys(&field(&loaded, "wallets")), vec![WALLET.to_string()]);
+    assert_eq!(strings(&field(&field(&loaded, "report"), "notFound")), vec![unknown.clone()]);
+    let none = JsFuture::from(store.load(ids(&[]))).await.unwrap();
+    assert_eq!(keys(&field(&none, "wallets")), Vec::<String>::new());
+
+    for every in [JsValue::UNDEFINED, JsValue::NULL, Object::new().into(), obj(&[("walletIds", JsValue::UNDEFINED)])] {
+        let loaded = JsFuture::from(store.load(every)).await.unwrap();
+        assert_eq!(keys(&field(&loaded, "wallets")), vec![WALLET.to_string(), other.clone()]);
+        assert!(!Reflect::has(&field(&loaded, "report"), &"notFound".into()).unwrap(), "load() reports as before");
+    }
+
+    let list = JsFuture::from(store.list_wallets()).await.unwrap();
+    let records: Array = field(&list, "wallets").unchecked_into();
+    let listed: Vec<String> = records.iter().map(|r| field(&r, "walletId").as_string().unwrap()).collect();
+    assert_eq!(listed, vec![WALLET.to_string(), other.clone()]);
+    assert!(field(&records.get(0), "createdAtMs").is_bigint());
+    assert_eq!(field(&list, "skipped").unchecked_into::<Array>().length(), 0);
+    JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
+    assert_code(&reject(store.load(ids(&[WALLET.into()]))).await, 20, "closed", false);
+    assert_code(&reject(store.list_wallets()).await, 20, "closed", false);
 }
 
 #[wasm_bindgen_test]

@@ -235,6 +235,33 @@ fn edited_truncated_and_moved_rows_are_skipped_and_reported() {
     assert_eq!(state.wallets[&a], cs);
 }
 
+/// A load of one wallet reads the range of its hashed id: a row sealed for another wallet but
+/// stored in that range (only a key holder can write one) is reported, never loaded; a load of
+/// the other wallet does not read it.
+#[test]
+fn a_row_sealed_for_another_wallet_in_a_wallets_range_is_reported() {
+    let memory = written("pw");
+    let backend = EncryptedBackend::new(memory.reopen());
+    block_on(unlock::unlock(&backend, Some(&passphrase("pw")), false)).unwrap();
+    let cipher = backend.cipher().unwrap();
+    let (a, b) = (wallet_id(1), wallet_id(2));
+    let real = vec![KeyPart::Text(b.to_hex()), KeyPart::Text("app".into()), KeyPart::Text("k9".into())];
+    let stored: Key = [a.to_hex(), "app".into(), "k9".into()].map(|t| KeyPart::Text(cipher.hash_text(&t))).into();
+    let record = Record { namespace: "app".into(), key: "k9".into(), value: Bytes::from(vec![9u8]) };
+    let envelope = wallet_persist::codec::encode(&(b, &record), usize::MAX).unwrap();
+    let sealed = wallet_persist::backend::encrypted::seal_value(&cipher, RECORDS, &real, &stored, &envelope).unwrap();
+    memory.put_raw(RECORDS, stored, sealed);
+
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    let (state, report) = block_on(persister.load_wallets(&[a].into())).unwrap();
+    assert_eq!(state.wallets, [(a, sample_changeset(1))].into());
+    let skipped: Vec<_> = report.skipped.iter().map(|s| (s.store, s.key.clone(), s.code)).collect();
+    assert_eq!(skipped, vec![(RECORDS, key_to_string(&real), 13)]);
+    let (state, report) = block_on(persister.load_wallets(&[b].into())).unwrap();
+    assert_eq!(state.wallets, [(b, sample_changeset(2))].into());
+    assert!(report.skipped.is_empty());
+}
+
 #[test]
 fn an_edited_channel_row_fails_load_channel() {
     let memory = written("pw");

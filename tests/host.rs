@@ -294,7 +294,7 @@ fn area_shapes_list_every_area_and_its_value_fields() {
 }
 
 /// A value the backend can no longer read fails its store's bulk read; `load` reads that store
-/// row by row and skips only that row.
+/// row by row and skips only that row. A load of another wallet does not read it at all.
 #[test]
 fn unreadable_value_is_skipped_by_the_row_by_row_fallback() {
     use wallet_persist::{Options, Persister};
@@ -318,7 +318,64 @@ fn unreadable_value_is_skipped_by_the_row_by_row_fallback() {
         assert_eq!(report.skipped.len(), 1);
         assert_eq!((report.skipped[0].store, report.skipped[0].code), ("utxos", 11));
         assert_eq!(report.skipped[0].key, wallet_persist::model::key_to_string(&lost.key));
+
+        // A load of wallet `a` reads its key ranges only: `b`'s lost value is not read.
+        let (state, report) = persister.load_wallets(&[a].into()).await.unwrap();
+        assert_eq!(state.wallets, [(a, sample_changeset(1))].into());
+        assert!(report.scanned_stores.is_empty() && report.skipped.is_empty());
     });
+}
+
+/// Parents a load read are not learnt when a write removed parents while it read: the load may
+/// hold a row the write deleted, and a later commit needing that parent must read it again (and
+/// be refused as an orphan), never trust the load.
+#[test]
+fn a_load_racing_a_parent_delete_learns_nothing_stale() {
+    use wallet_persist::backend::{faulty::yield_now, FaultyBackend, Op};
+    use wallet_persist::testing::join2;
+    use wallet_persist::{Options, Persister};
+    let a = wallet_id(7);
+    let full = sample_changeset(7);
+    let (identity, key) = full.identity_keys.0.iter().next().map(|(k, v)| (k.0, v.clone().unwrap())).unwrap();
+    for only in [None, Some([a].into())] {
+        block_on(async {
+            let persister =
+                Persister::open(FaultyBackend::new(MemoryBackend::new()), Options::default()).await.unwrap();
+            persister.store(a, full.clone()).await.unwrap();
+            persister.flush().await.unwrap();
+            let backend = persister.backend();
+            // The load reads every store (the identity among them), then reads `utxos` row by row:
+            // the write runs while that row-by-row read is held.
+            backend.fail_store_read("utxos", 1, Error::BlobDecode("injected".into()));
+            backend.pause_next(Op::Scan);
+            let mut tombstone = WalletChangeSet::default();
+            tombstone.identities.tombstone(identity);
+            let racer = async {
+                while !backend.is_paused() {
+                    yield_now().await;
+                }
+                persister.store(a, tombstone).await.unwrap();
+                let written = persister.flush().await;
+                backend.resume();
+                written
+            };
+            let load = async {
+                match &only {
+                    None => persister.load().await,
+                    Some(wallets) => persister.load_wallets(wallets).await,
+                }
+            };
+            let (loaded, written) = join2(load, racer).await;
+            written.unwrap();
+            assert!(loaded.unwrap().0.wallets[&a].identities.0.contains_key(&identity), "read before the delete");
+            let mut child = WalletChangeSet::default();
+            child.identity_keys.upsert(key.clone());
+            persister.store(a, child).await.unwrap();
+            let refused = persister.flush().await.unwrap_err();
+            assert_eq!(refused.code(), 22, "{refused}");
+            assert!(persister.load().await.unwrap().0.wallets[&a].identity_keys.0.is_empty());
+        });
+    }
 }
 
 #[test]

@@ -15,6 +15,8 @@ export const SIZES = {
   W7: { full: { changesets: 1000 }, smoke: { changesets: 20 } },
   // The scale point: commit, then (after a reload) load, of 1,000 wallets × 100 rows.
   scale: { full: { wallets: 1000, rows: 100 }, smoke: { wallets: 10, rows: 10 } },
+  W8: { full: { wallets: 1000, rows: 100 }, smoke: { wallets: 5, rows: 20 } },
+  W9: { full: { wallets: 1000, rows: 100 }, smoke: { wallets: 5, rows: 20 } },
 };
 
 const now = () => performance.now();
@@ -170,7 +172,12 @@ export function workloads(wasm, areaStores, wasmMemory) {
       ...Object.fromEntries(Object.entries(writes).map(([w, spec]) => [w, Object.keys(spec.contenders)])),
       W3: Object.keys(loads.writers),
       W7: ['ours', 'serde_wasm_bindgen', 'json'],
+      W8: ['ours', 'raw_idb'],
+      W9: ['ours', 'raw_idb'],
     }),
+
+    /** The workload sizes. */
+    sizes: SIZES,
 
     /** Builds the payload of `workload` (untimed) and describes it. */
     prepare(workload, size) {
@@ -294,6 +301,66 @@ export function workloads(wasm, areaStores, wasmMemory) {
       if (fields !== count * 13) throw new Error(`${contender} decoded ${fields} fields, expected ${count * 13}`);
       return { ms: t2 - t0, phases: { encode_ms: t1 - t0, decode_ms: t2 - t1 }, bytes: contender === 'serde_wasm_bindgen' ? undefined : bytes };
     },
+
+    /** W8 / W9, once per run: `wallets` × `rows` rows written by ours (untimed). */
+    async populateMany(workload, size) {
+      const { wallets, rows } = SIZES[workload][size];
+      const name = freshName(workload, 'ours');
+      const store = await wasm.WalletStore.open({ name });
+      const ids = [];
+      for (const n of range(wallets)) {
+        const { walletId, changes } = wasm.benchChangeset('bulk', n, rows, 9);
+        ids.push(walletId);
+        await store.store(walletId, changes);
+      }
+      const report = await store.commit();
+      await store.close();
+      if (report.succeeded.length !== wallets) throw new Error(`${workload} populate: ${JSON.stringify(report.failed[0])}`);
+      return { name, ids };
+    },
+
+    /**
+     * W8 / W9, one timed read of the database `populateMany` wrote: W8 the rows of `walletId`
+     * (ours: `load({walletIds})`; raw IndexedDB: `getAll` over the wallet's key range in every
+     * store, one transaction), W9 the wallet records (ours: `listWallets()`; raw: `getAll` of the
+     * wallet-record store). Opening and closing are not timed.
+     */
+    async readMany(workload, contender, name, walletId) {
+      const raw = contender === 'raw_idb';
+      const handle = raw ? await new Promise((resolve, reject) => {
+        const req = indexedDB.open(name);
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () => reject(req.error);
+      }) : await wasm.WalletStore.open({ name });
+      const getAll = (stores, query) => {
+        const tx = handle.transaction(stores, 'readonly');
+        return Promise.all(stores.map((s) => new Promise((resolve, reject) => {
+          const req = tx.objectStore(s).getAll(query);
+          req.onsuccess = () => resolve(req.result.length);
+          req.onerror = () => reject(req.error);
+        })));
+      };
+      const sum = (list) => list.reduce((a, b) => a + b, 0);
+      gc();
+      profileStart(`${workload} ${contender}`);
+      const t0 = now();
+      let rows;
+      if (workload === 'W8' && raw) {
+        rows = sum(await getAll(areaStores, IDBKeyRange.bound([walletId], [walletId, []], false, true)));
+      } else if (workload === 'W8') {
+        const { wallets, report } = await handle.load({ walletIds: [walletId] });
+        rows = Object.keys(wallets).length === 1 && report.skipped.length === 0 ? sum(Object.values(report.rows)) : -1;
+      } else {
+        rows = raw ? sum(await getAll(['wallets'])) : (await handle.listWallets()).wallets.length;
+      }
+      const ms = now() - t0;
+      profileEnd(`${workload} ${contender}`);
+      await handle.close();
+      return { ms, rows };
+    },
+
+    /** Deletes a database of `populateMany`. */
+    drop: (name) => contenders.deleteDatabase(name),
 
     /**
      * The IndexedDB requests one `load()` issues on a database of `wallets` full wallets (13 rows

@@ -247,13 +247,26 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
         Ok(self.open_reads(reads))
     }
 
-    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
-        let group = match self.cipher() {
-            None => group.to_owned(),
-            Some(cipher) => cipher.hash_text(group),
-        };
-        let reads = self.inner.read_group(stores, &group).await?;
-        Ok(self.open_reads(reads))
+    /// Reads the ranges of the hashed groups (key parts are hashed one by one, so one group is
+    /// still one range). A row sealed under a real key outside `groups` (moved there by someone
+    /// holding the key) is reported in `unreadable`, never returned.
+    async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
+        let Some(cipher) = self.cipher() else { return self.inner.read_groups(stores, groups).await };
+        let hashed: Vec<String> = groups.iter().map(|group| cipher.hash_text(group)).collect();
+        let hashed: Vec<&str> = hashed.iter().map(String::as_str).collect();
+        let mut reads = self.open_reads(self.inner.read_groups(stores, &hashed).await?);
+        let wanted: std::collections::BTreeSet<&str> = groups.iter().copied().collect();
+        for rows in reads.iter_mut().flatten().filter(|rows| rows.store != DB_META) {
+            let (inside, outside): (Vec<Row>, Vec<Row>) = std::mem::take(&mut rows.rows).into_iter().partition(
+                |row| matches!(row.key.first(), Some(KeyPart::Text(first)) if wanted.contains(first.as_str())),
+            );
+            rows.rows = inside;
+            for row in outside {
+                let error = Error::EntryMismatch(format!("{}: sealed under another key", rows.store));
+                rows.unreadable.push((key_to_string(&row.key), error));
+            }
+        }
+        Ok(reads)
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

@@ -14,7 +14,7 @@ use crate::model::{Key, WalletId};
 pub enum Op {
     /// A write batch (`write`).
     Write,
-    /// A bulk read of a store (`read_all`, `read_wallet`).
+    /// A bulk read of stores (`read`, `read_groups`) or one row (`get`).
     Read,
     /// A row-by-row read (the cursor fallback of `load`).
     Scan,
@@ -286,13 +286,13 @@ impl Future for YieldNow {
 }
 
 impl<B: Backend> FaultyBackend<B> {
-    /// `read` (`group` `None`) or `read_group`, counted as one `Read` and subject to its faults.
-    async fn faulty_read(&self, stores: &[&'static str], group: Option<&str>) -> Result<Vec<Result<StoreRows>>> {
+    /// `read` (`groups` `None`) or `read_groups`, counted as one `Read` and subject to its faults.
+    async fn faulty_read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<Result<StoreRows>>> {
         self.enter(Op::Read, None).await?;
         let failed: Vec<Option<Error>> = stores.iter().map(|s| self.take_fault(Op::Read, None, Some(s))).collect();
-        let mut read = match group {
+        let mut read = match groups {
             None => self.inner.read(stores).await?,
-            Some(group) => self.inner.read_group(stores, group).await?,
+            Some(groups) => self.inner.read_groups(stores, groups).await?,
         };
         for (slot, error) in read.iter_mut().zip(failed) {
             if let Some(error) = error {
@@ -318,8 +318,8 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.faulty_read(stores, None).await
     }
 
-    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
-        self.faulty_read(stores, Some(group)).await
+    async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
+        self.faulty_read(stores, Some(groups)).await
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

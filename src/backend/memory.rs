@@ -61,6 +61,31 @@ impl MemoryBackend {
         Error::BlobDecode("NotReadableError: the value of a row could not be read".into())
     }
 
+    /// One bulk read per store of the rows `pick` chooses; a store fails as a whole when one of
+    /// them is lost, as an IndexedDB `getAll` does.
+    fn read_where(
+        &self,
+        stores: &[&'static str],
+        pick: impl for<'t> Fn(&'t BTreeMap<Key, Vec<u8>>) -> Vec<(&'t Key, &'t Vec<u8>)>,
+    ) -> Result<Vec<Result<StoreRows>>> {
+        self.check_open()?;
+        let tables = self.tables.borrow();
+        let lost = self.lost.borrow();
+        stores
+            .iter()
+            .map(|store| {
+                let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
+                let picked = pick(table);
+                if picked.iter().any(|(key, _)| lost.contains(&(*store, (*key).clone()))) {
+                    return Ok(Err(Self::lost_error()));
+                }
+                let rows =
+                    picked.into_iter().map(|(key, value)| Row { key: key.clone(), value: value.clone() }).collect();
+                Ok(Ok(StoreRows { store, rows, unreadable: Vec::new() }))
+            })
+            .collect()
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.get() {
             Err(Error::Closed)
@@ -105,20 +130,19 @@ impl Backend for MemoryBackend {
     }
 
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
-        self.check_open()?;
-        let tables = self.tables.borrow();
-        let lost = self.lost.borrow();
-        stores
-            .iter()
-            .map(|store| {
-                let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
-                if lost.iter().any(|(s, key)| s == store && table.contains_key(key)) {
-                    return Ok(Err(Self::lost_error()));
-                }
-                let rows = table.iter().map(|(key, value)| Row { key: key.clone(), value: value.clone() }).collect();
-                Ok(Ok(StoreRows { store, rows, unreadable: Vec::new() }))
-            })
-            .collect()
+        self.read_where(stores, |table| table.iter().collect())
+    }
+
+    async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
+        self.read_where(stores, |table| {
+            let mut rows = Vec::new();
+            for group in groups {
+                let first = KeyPart::Text((*group).to_owned());
+                // `[group]` sorts before every longer key that starts with it.
+                rows.extend(table.range(vec![first.clone()]..).take_while(|(key, _)| key.first() == Some(&first)));
+            }
+            rows
+        })
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

@@ -149,16 +149,11 @@ pub trait Backend {
     /// store's bulk read failing as a whole (e.g. one unreadable value), to be retried with `scan`.
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>>;
 
-    /// `read`, limited to the rows whose key starts with the text part `group` (one key-range
-    /// bulk read per store over `[group]..[group, []]`). The default filters a full `read`.
-    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
-        let first = KeyPart::Text(group.to_owned());
-        let mut reads = self.read(stores).await?;
-        for rows in reads.iter_mut().flatten() {
-            rows.rows.retain(|row| row.key.first() == Some(&first));
-        }
-        Ok(reads)
-    }
+    /// `read`, limited to the rows whose key starts with one of the text parts `groups` (one
+    /// key-range bulk read per store and group over `[group]..[group, []]`, all in one readonly
+    /// transaction), so the time is that of the rows read. With `groups` sorted, each store's
+    /// rows stay in key order.
+    async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>>;
 
     /// Reads one row (in its own readonly transaction).
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>>;

@@ -322,7 +322,7 @@ impl<B: Backend> Channels<'_, B> {
     /// Every row of `channel` in `stores` (one key range per store, one transaction); all or
     /// nothing.
     async fn read_channel(&self, stores: &[&'static str], channel: &str) -> Result<Vec<StoreRows>> {
-        self.db.read_strict(stores, Some(channel)).await
+        self.db.read_strict(stores, Some(&[channel])).await
     }
 
     /// With the channel lock held: plans `update` against what is on disk (read once if unknown),

@@ -230,24 +230,30 @@ impl<B: Backend> Db<B> {
         self.with_reconnect(|| self.backend.get(store, key)).await
     }
 
-    /// Reads every row of `stores` (only those of `group`, when given) with one bulk read per
-    /// store in one transaction; a store whose bulk read fails as a whole is read row by row.
-    pub async fn read(&self, stores: &[&'static str], group: Option<&str>) -> Result<Reads> {
-        self.read_with(stores, group, true).await
+    /// Reads every row of `stores` (only those whose key starts with one of `groups`, when given:
+    /// one key range per group) with one bulk read per store in one transaction; a store whose
+    /// bulk read fails as a whole is read row by row.
+    pub async fn read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Reads> {
+        self.read_with(stores, groups, true).await
     }
 
     /// [`Db::read`] for all-or-nothing readers: a store whose bulk read fails fails the read.
-    pub async fn read_strict(&self, stores: &[&'static str], group: Option<&str>) -> Result<Vec<StoreRows>> {
-        Ok(self.read_with(stores, group, false).await?.stores)
+    pub async fn read_strict(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<StoreRows>> {
+        Ok(self.read_with(stores, groups, false).await?.stores)
     }
 
-    async fn read_with(&self, stores: &[&'static str], group: Option<&str>, scan_on_failure: bool) -> Result<Reads> {
+    async fn read_with(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        scan_on_failure: bool,
+    ) -> Result<Reads> {
         self.check_open()?;
         let reads = self
             .with_reconnect(|| async {
-                match group {
+                match groups {
                     None => self.backend.read(stores).await,
-                    Some(group) => self.backend.read_group(stores, group).await,
+                    Some(groups) => self.backend.read_groups(stores, groups).await,
                 }
             })
             .await?;
@@ -259,9 +265,10 @@ impl<B: Backend> Db<B> {
                 Err(error) => {
                     log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
                     let mut rows = self.bounded(self.backend.scan(store)).await?;
-                    if let Some(group) = group {
-                        let first = crate::model::KeyPart::Text(group.to_owned());
-                        rows.rows.retain(|row| row.key.first() == Some(&first));
+                    if let Some(groups) = groups {
+                        rows.rows.retain(|row| {
+                            matches!(row.key.first(), Some(crate::model::KeyPart::Text(first)) if groups.contains(&first.as_str()))
+                        });
                     }
                     out.scanned.push(store);
                     out.stores.push(rows);

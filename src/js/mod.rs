@@ -256,6 +256,43 @@ fn parse_changes(wallet: &JsValue, changes: &JsValue) -> Result<(WalletId, Walle
     Ok((id, changes))
 }
 
+/// `load`'s options, read once through [`convert`]: `undefined`, `null` or `{}` for every
+/// wallet; `{walletIds}` for those wallets only (an array of distinct wallet ids). Anything else
+/// is refused.
+fn load_options(options: &JsValue) -> Result<Option<std::collections::BTreeSet<WalletId>>, Rejection> {
+    let invalid = |m: String| Rejection::from(Error::InvalidArgument(m));
+    let mut value = convert::read(options).map_err(|r| Rejection::from_refusal(r, "options"))?;
+    if matches!(value, Value::Undefined | Value::Null) {
+        return Ok(None);
+    }
+    if !matches!(value, Value::Map(_)) {
+        return Err(invalid("options must be an object".into()));
+    }
+    let ids = match value.take("walletIds") {
+        None | Some(Value::Undefined) => None,
+        Some(Value::List(items)) => Some(items),
+        Some(_) => return Err(invalid("options.walletIds must be an array of wallet ids".into())),
+    };
+    if let Value::Map(rest) = &value {
+        if let Some((key, _)) = rest.first() {
+            return Err(invalid(format!("options: unknown field {key:?}")));
+        }
+    }
+    let Some(items) = ids else { return Ok(None) };
+    let mut wallets = std::collections::BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let id = match item {
+            Value::Text(hex) => WalletId::from_hex(hex),
+            _ => Err(Error::InvalidArgument("not a string".into())),
+        }
+        .map_err(|_| invalid(format!("options.walletIds[{i}] must be a wallet id: 64 lowercase hex characters")))?;
+        if !wallets.insert(id) {
+            return Err(invalid(format!("options.walletIds[{i}]: wallet {id} is listed twice")));
+        }
+    }
+    Ok(Some(wallets))
+}
+
 /// `options` of `exportBackup` / `importBackup`, read once through [`convert`].
 #[derive(Default)]
 struct BackupOptions {
@@ -576,17 +613,40 @@ impl WalletStore {
         promise(async move { to_js(&inner.commit().await?) })
     }
 
-    /// Reads every wallet's durable state and a `LoadReport` of what was loaded and skipped.
+    /// Reads every wallet's durable state and a `LoadReport` of what was loaded and skipped; with
+    /// `{walletIds}`, only those wallets (one key range per store and wallet), the ones that
+    /// loaded nothing named in `report.notFound`. Invalid options reject `invalid_argument` (1).
     #[wasm_bindgen(unchecked_return_type = "Promise<LoadResult>")]
-    pub fn load(&self) -> Promise {
+    pub fn load(&self, #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: JsValue) -> Promise {
+        accept!(guard);
+        let only = accept!(load_options(&options));
         let inner = self.inner.clone();
         promise(async move {
-            let (state, report) = inner.load().await?;
+            let (state, report) = match &only {
+                None => inner.load().await?,
+                Some(wallets) => inner.load_wallets(wallets).await?,
+            };
             let result = Object::new();
             let wallets = wallets_to_js(&state.wallets)?;
             Reflect::set(&result, &"wallets".into(), &wallets).map_err(|_| Error::Internal("set wallets".into()))?;
             Reflect::set(&result, &"report".into(), &to_js(&report)?)
                 .map_err(|_| Error::Internal("set report".into()))?;
+            Ok(result.into())
+        })
+    }
+
+    /// Every wallet's record (the wallets `load()` returns), in wallet id order, read from the
+    /// wallet-record store alone; records that fail their checks are skipped and reported.
+    #[wasm_bindgen(js_name = listWallets, unchecked_return_type = "Promise<WalletList>")]
+    pub fn list_wallets(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let (records, skipped) = inner.list_wallets().await?;
+            let result = Object::new();
+            Reflect::set(&result, &"wallets".into(), &to_js(&records)?)
+                .map_err(|_| Error::Internal("set wallets".into()))?;
+            Reflect::set(&result, &"skipped".into(), &to_js(&skipped)?)
+                .map_err(|_| Error::Internal("set skipped".into()))?;
             Ok(result.into())
         })
     }

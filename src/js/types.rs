@@ -128,11 +128,13 @@ export interface WalletChangeSetOf<N> {
 }
 /** What `store` accepts. */
 export type WalletChangeSet = WalletChangeSetOf<U64Input>;
+/** A wallet record as `load` and `listWallets` return it: `walletId` always set, u64 as `bigint`. */
+export type LoadedWalletRecord = WalletRecord<U64> & { walletId: Hex32 };
 /** A wallet's durable state as `load` returns it: every area present (empty when it has no rows),
  *  no tombstones, u64 amounts as `bigint`, `wallet.walletId` always set. `wallet`/`syncState` are
  *  `null` when the wallet has rows but no such record. */
 export interface WalletState {
-  wallet: (WalletRecord<U64> & { walletId: Hex32 }) | null;
+  wallet: LoadedWalletRecord | null;
   accounts: { [index: string]: Account };
   addresses: { [address: string]: AddressEntry };
   utxos: { [outpoint: string]: Utxo<U64> };
@@ -170,6 +172,9 @@ export interface LoadReport {
   skipped: SkippedRow[];
   /** Stores whose bulk read failed as a whole and were read row by row instead. */
   scannedStores: AreaStore[];
+  /** Only for `load({walletIds})`: the requested wallets absent from `wallets`, in id order: no
+   *  row of them on disk, or every row skipped (then listed in `skipped`). */
+  notFound?: Hex32[];
 }
 export interface OpenReport {
   /** The database's schema version. */
@@ -249,6 +254,22 @@ export interface DeleteReport {
   discardedStagedFields: number;
 }
 export interface LoadResult { wallets: { [walletId: Hex32]: WalletState }; report: LoadReport; }
+/** `load(options)`: without `walletIds` (or with no options) every wallet is read. */
+export interface LoadOptions {
+  /** Read only these wallets: one key range per store and wallet, so the time is that of their
+   *  rows. Distinct wallet ids (64 lowercase hex characters); anything else rejects
+   *  `invalid_argument` (1) and reads nothing. An id with nothing on disk is simply absent from
+   *  `wallets` and named in `report.notFound`. Each id is one request per store: to read most
+   *  of the wallets, `load()` (one request per store in all) is faster. */
+  walletIds?: Hex32[];
+}
+/** What `listWallets` returns: every wallet `load()` would return, without reading its rows. */
+export interface WalletList {
+  /** Each wallet's record, in wallet id order. */
+  wallets: LoadedWalletRecord[];
+  /** Wallet records that failed their checks (skipped, as `load` skips them). */
+  skipped: SkippedRow[];
+}
 export interface StagedWallet { walletId: Hex32; fields: number; }
 
 /** A channel's meta as `loadChannel` returns it: exactly what was saved (numbers stay numbers,

@@ -4,9 +4,11 @@
 
 mod channels;
 mod conformance;
+mod wallet_scope;
 
 pub use channels::*;
 pub use conformance::*;
+pub use wallet_scope::*;
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};

@@ -162,6 +162,63 @@ pub fn take_orphans(wallets: &mut BTreeMap<WalletId, WalletChangeSet>) -> Vec<(&
     orphans
 }
 
+/// Parent rows (wallet records, identities) known to be on disk. Only presence is known: a key
+/// that is not here is unknown, to be read before a write that needs it. So a load of some
+/// wallets adds what it found for them and says nothing of the others.
+#[derive(Debug, Default)]
+pub struct KnownParents {
+    keys: BTreeSet<Key>,
+    /// Bumped by every removal: a read that started before a removal may hold the removed row.
+    removals: u64,
+}
+
+impl std::ops::Deref for KnownParents {
+    type Target = BTreeSet<Key>;
+    fn deref(&self) -> &BTreeSet<Key> {
+        &self.keys
+    }
+}
+
+impl KnownParents {
+    /// Parents a write or a read under the write lock found on disk.
+    pub fn learn(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.keys.extend(keys);
+    }
+
+    /// Parents a read outside the write lock found, if nothing was removed since the read began
+    /// (`removals` then): otherwise they may be rows a write deleted meanwhile, and are not kept.
+    pub fn learn_loaded(&mut self, removals: u64, keys: impl IntoIterator<Item = Key>) {
+        if removals == self.removals {
+            self.keys.extend(keys);
+        }
+    }
+
+    /// The stamp to pass to [`KnownParents::learn_loaded`], taken before the read.
+    pub fn removals(&self) -> u64 {
+        self.removals
+    }
+
+    /// Parents a write removed.
+    pub fn forget(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.removals += 1;
+        for key in keys {
+            self.keys.remove(&key);
+        }
+    }
+
+    /// Every parent of `wallet` (deleted).
+    pub fn forget_wallet(&mut self, wallet: &WalletId) {
+        self.removals += 1;
+        self.keys.retain(|key| !belongs_to(key, wallet));
+    }
+
+    /// Everything (the stores were replaced).
+    pub fn forget_all(&mut self) {
+        self.removals += 1;
+        self.keys.clear();
+    }
+}
+
 /// The parent rows of loaded state (to seed what is known on disk).
 pub fn loaded_parents(wallets: &BTreeMap<WalletId, WalletChangeSet>) -> Vec<Key> {
     let mut keys = Vec::new();

@@ -16,7 +16,7 @@ use crate::db::{Db, State, WriteLock};
 use crate::error::{Error, Result};
 use crate::layout::{wallet_stores, AREA_STORES, IDENTITIES, WALLETS};
 use crate::log::log_at;
-use crate::model::{key_to_string, ClientStartState, Key, WalletChangeSet, WalletId};
+use crate::model::{key_to_string, ClientStartState, WalletChangeSet, WalletId, WalletRecord};
 
 /// When staged changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub struct Persister<B: Backend> {
     pub(super) failed_rollbacks: RefCell<BTreeSet<WalletId>>,
     /// Parent rows (wallet records, identities) known to be on disk, for referential integrity:
     /// learnt from `load`, successful writes and reads; forgotten on delete and import.
-    pub(super) known_parents: RefCell<BTreeSet<Key>>,
+    pub(super) known_parents: RefCell<integrity::KnownParents>,
     observer: RefCell<Option<CommitObserver>>,
     /// Every channel's history index and queue, and the lock serialising channel writes.
     channels: ChannelState,
@@ -395,14 +395,14 @@ impl<B: Backend> Persister<B> {
         let mut unreadable = BTreeMap::new();
         if wanted.len() > 8 {
             for rows in self.db.read_strict(&[WALLETS, IDENTITIES], None).await? {
-                self.known_parents.borrow_mut().extend(rows.rows.into_iter().map(|row| row.key));
+                self.known_parents.borrow_mut().learn(rows.rows.into_iter().map(|row| row.key));
             }
             return Ok(unreadable);
         }
         for (wallet, store, key) in wanted {
             match self.db.get(store, &key).await {
                 Ok(Some(_)) => {
-                    self.known_parents.borrow_mut().insert(key);
+                    self.known_parents.borrow_mut().learn([key]);
                 }
                 Ok(None) => {}
                 Err(error) if error.is_transient() => return Err(error),
@@ -418,9 +418,9 @@ impl<B: Backend> Persister<B> {
     pub(super) fn learn_written(&self, wallet: &WalletId, changes: &WalletChangeSet) {
         let (added, gone) = integrity::parents_written(wallet, changes);
         let mut known = self.known_parents.borrow_mut();
-        known.extend(added);
-        for key in gone {
-            known.remove(&key);
+        known.learn(added);
+        if !gone.is_empty() {
+            known.forget(gone);
         }
     }
 
@@ -477,7 +477,7 @@ impl<B: Backend> Persister<B> {
         drop(claim);
         match written {
             Ok(()) => {
-                self.known_parents.borrow_mut().retain(|key| !integrity::belongs_to(key, &wallet));
+                self.known_parents.borrow_mut().forget_wallet(&wallet);
                 self.notify(&[wallet]);
                 let discarded = taken.map_or(0, |cs| cs.field_count()) as u32;
                 log_at!(Info, "deleted wallet {wallet} (discarded {discarded} staged field(s))");
@@ -492,7 +492,7 @@ impl<B: Backend> Persister<B> {
                 // delete landed, the restored changes fail with `orphan_row`, reported).
                 let may_have_landed = matches!(error, Error::Timeout(_));
                 if may_have_landed {
-                    self.known_parents.borrow_mut().retain(|key| !integrity::belongs_to(key, &wallet));
+                    self.known_parents.borrow_mut().forget_wallet(&wallet);
                 }
                 log_at!(
                     Warn,
@@ -509,7 +509,27 @@ impl<B: Backend> Persister<B> {
     /// or check are skipped and reported; a store whose bulk read fails as a whole is read again row
     /// by row. Staged (unflushed) changes are not included.
     pub async fn load(&self) -> Result<(ClientStartState, LoadReport)> {
-        let reads = self.db.read(AREA_STORES, None).await?;
+        self.load_scope(None).await
+    }
+
+    /// [`Persister::load`] of `wallets` only: one key range per store and wallet, in one readonly
+    /// transaction, so the time is that of their rows. Every check of `load` applies to the rows
+    /// read. A wallet that loads nothing (no row on disk, or every row skipped) is absent from the
+    /// state and named in `report.not_found`.
+    pub async fn load_wallets(&self, wallets: &BTreeSet<WalletId>) -> Result<(ClientStartState, LoadReport)> {
+        self.load_scope(Some(wallets)).await
+    }
+
+    async fn load_scope(&self, only: Option<&BTreeSet<WalletId>>) -> Result<(ClientStartState, LoadReport)> {
+        // Parents removed by a write that commits while this load reads may still be in what it
+        // read: what it learnt is kept only if nothing was removed meanwhile.
+        let removals = self.known_parents.borrow().removals();
+        let hex: Vec<String> = only.into_iter().flatten().map(WalletId::to_hex).collect();
+        let groups: Vec<&str> = hex.iter().map(String::as_str).collect();
+        let reads = match only {
+            None => self.db.read(AREA_STORES, None).await?,
+            Some(_) => self.db.read(AREA_STORES, Some(&groups)).await?,
+        };
         let mut state = ClientStartState::default();
         let mut report = LoadReport::new();
         report.scanned_stores = reads.scanned;
@@ -522,8 +542,10 @@ impl<B: Backend> Persister<B> {
             }
             report.skip(store, key, &error);
         }
-        self.known_parents.borrow_mut().extend(integrity::loaded_parents(&state.wallets));
+        self.known_parents.borrow_mut().learn_loaded(removals, integrity::loaded_parents(&state.wallets));
         report.wallets = state.wallets.len() as u32;
+        report.not_found =
+            only.map(|wallets| wallets.iter().filter(|w| !state.wallets.contains_key(w)).copied().collect());
         log_at!(Info, "{}", report.summary());
         for skipped in &report.skipped {
             log_at!(
@@ -536,6 +558,26 @@ impl<B: Backend> Persister<B> {
             );
         }
         Ok((state, report))
+    }
+
+    /// Every wallet's record, in wallet id order, from the wallet-record store alone (one bulk
+    /// read): the wallets [`Persister::load`] returns, without reading their rows. A record that
+    /// fails to decode or check is skipped and reported, as `load` does.
+    pub async fn list_wallets(&self) -> Result<(Vec<WalletRecord>, Vec<SkippedRow>)> {
+        let removals = self.known_parents.borrow().removals();
+        let reads = self.db.read(&[WALLETS], None).await?;
+        let mut state = ClientStartState::default();
+        let mut report = LoadReport::new();
+        for store_rows in reads.stores {
+            self.load_rows(&mut state, &mut report, store_rows);
+        }
+        let found = state.wallets.keys().map(integrity::record_key);
+        self.known_parents.borrow_mut().learn_loaded(removals, found);
+        let records = state.wallets.into_values().filter_map(|changes| changes.wallet).collect();
+        for skipped in &report.skipped {
+            log_at!(Warn, "listWallets: skipped row {} {}: {}", skipped.store, skipped.key, skipped.reason);
+        }
+        Ok((records, report.skipped))
     }
 
     fn load_rows(&self, state: &mut ClientStartState, report: &mut LoadReport, store_rows: StoreRows) {
@@ -627,7 +669,7 @@ impl<B: Backend> Persister<B> {
             backup::import(&self.db, backup, overwrite, self.options.strict_durability, progress).await?;
         // The stores were replaced: what was known of them is stale.
         self.channels.forget();
-        self.known_parents.borrow_mut().clear();
+        self.known_parents.borrow_mut().forget_all();
         self.notify(&wallets);
         Ok(report)
     }

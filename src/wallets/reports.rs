@@ -112,6 +112,10 @@ pub struct LoadReport {
     pub skipped: Vec<SkippedRow>,
     /// Stores whose bulk read failed as a whole and were read row by row instead.
     pub scanned_stores: Vec<&'static str>,
+    /// A load of chosen wallets: those that loaded nothing (no row on disk, or every row skipped,
+    /// then in `skipped`). `None` (not serialized) for a load of every wallet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<Vec<WalletId>>,
 }
 
 impl LoadReport {

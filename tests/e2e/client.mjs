@@ -208,6 +208,32 @@ export function assertPersistError(error, { code, kind, retryable }, what = 'err
 }
 
 
+/** Runs `body(api, arg)` in the page, where `api` has the release package (`/pkg/`) and the wire
+ *  helpers; `arg` and the result cross in wire form. Resolves `{ok}` or `{error: {code, kind, message}}`. */
+export function inPage(page, body, arg) {
+  return evalInPage(
+    page,
+    async ([source, a]) => {
+      const wp = await import('/pkg/wallet_persist.js');
+      const wire = await import('/tests/e2e/fixtures/wire.mjs');
+      const fn = new Function(`return (${source})`)();
+      try {
+        return { ok: wire.toWire(await fn({ ...wp, ...wire }, wire.fromWire(a))) };
+      } catch (error) {
+        return { error: { code: error.code, kind: error.kind, message: String(error.message ?? error) } };
+      }
+    },
+    [body.toString(), toWire(arg)],
+  ).then((outcome) => ({ ok: outcome.ok === undefined ? undefined : fromWire(outcome.ok), error: outcome.error }));
+}
+
+/** `inPage`, failing the test if `body` rejects; resolves its result. */
+export async function okInPage(page, body, arg) {
+  const outcome = await inPage(page, body, arg);
+  if (outcome.error) assert.fail(`rejected: ${JSON.stringify(outcome.error)}`);
+  return outcome.ok;
+}
+
 /** `window.rawIdb[method](...args)` in the page (fixtures/raw-idb.mjs); the result decoded from wire form. */
 export const raw = (page, method, ...args) =>
   evalInPage(page, ([m, a]) => window.rawIdb[m](...a), [method, toWire(args)]).then(fromWire);

@@ -4,9 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { openPage, evalInPage, setup, uniqueName } from './harness.mjs';
-import { toWire, fromWire } from './fixtures/wire.mjs';
-import { W1, W2, TX1, TX2, IDENTITY, CONTACT, TOKEN1, richChangeset, smallChangeset, raw, RELEASE_PAGE } from './client.mjs';
+import { openPage, setup, uniqueName } from './harness.mjs';
+import { W1, W2, TX1, TX2, IDENTITY, CONTACT, TOKEN1, richChangeset, smallChangeset, raw, inPage, okInPage, RELEASE_PAGE } from './client.mjs';
 
 let env;
 before(async () => {
@@ -23,29 +22,7 @@ const ROTATE_KDF = { memoryKib: 8192, iterations: 2 };
 const CHANNEL = 'room:secret-channel-7f3a';
 const MESSAGE = 'msg-9c1d-unique-message-id';
 
-/** Runs `body(api, arg)` in the page, where `api` has the package and the wire helpers. */
-function inPage(page, body, arg) {
-  return evalInPage(
-    page,
-    async ([source, a]) => {
-      const wp = await import('/pkg/wallet_persist.js');
-      const wire = await import('/tests/e2e/fixtures/wire.mjs');
-      const fn = new Function(`return (${source})`)();
-      try {
-        return { ok: wire.toWire(await fn({ ...wp, ...wire }, wire.fromWire(a))) };
-      } catch (error) {
-        return { error: { code: error.code, kind: error.kind, message: String(error.message ?? error) } };
-      }
-    },
-    [body.toString(), toWire(arg)],
-  ).then((outcome) => ({ ok: outcome.ok === undefined ? undefined : fromWire(outcome.ok), error: outcome.error }));
-}
-
-async function ok(page, body, arg) {
-  const outcome = await inPage(page, body, arg);
-  if (outcome.error) assert.fail(`rejected: ${JSON.stringify(outcome.error)}`);
-  return outcome.ok;
-}
+const ok = okInPage;
 
 /** Writes two rich wallets and a channel with history and a hint into `name`. */
 const writeRealistic = async ({ WalletStore }, { name, encryption, wallets }) => {

@@ -28,6 +28,7 @@ const SIGNATURES = [
   ['promote', ['walletId']],
   ['discardPending', ['walletId']],
   ['deleteWallet', ['walletId']],
+  ['load', ['loadOptions']],
   ['exportBackup', ['exportOptions']],
   ['close', ['timeoutOptions']],
   ['open', ['openOptions']],
@@ -49,7 +50,7 @@ const SIGNATURES = [
   ['onChange', ['listener']],
 ];
 const SYNC = new Set(['setLogLevel', 'onChange']);
-const STRUCTURED = new Set(['changeset', 'meta', 'entry', 'update', 'openOptions', 'workerOptions', 'timeoutOptions', 'importOptions', 'exportOptions']);
+const STRUCTURED = new Set(['changeset', 'meta', 'entry', 'update', 'openOptions', 'workerOptions', 'timeoutOptions', 'importOptions', 'exportOptions', 'loadOptions']);
 
 /** Hostile values for one argument of kind `kind`. */
 function mutationOf(kind) {

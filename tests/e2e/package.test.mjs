@@ -167,6 +167,14 @@ test('the README quickstart runs in Node with fake-indexeddb and initSync', () =
   assert.deepEqual(printed, expected);
 });
 
+test('the README "Showing one wallet" sample runs in Node with fake-indexeddb and initSync', () => {
+  const node = readmeBlock('Unit tests in Node').split('\n');
+  const preamble = node.slice(0, node.findIndex((l) => l.startsWith('initSync(')) + 1);
+  const body = readmeBlock('Showing one wallet').split('\n').filter((l) => !l.startsWith('import ') && !l.startsWith('await init()'));
+  const printed = nodeApp()('one-wallet.mjs', [...preamble, ...body].join('\n')).trim().split('\n');
+  assert.deepEqual(printed, body.map((l) => /\/\/ → (.*)$/.exec(l)?.[1]).filter(Boolean));
+});
+
 test('in Node: WalletPersistError and isWalletPersistError work before init(), when it fails, and after', () => {
   const run = nodeApp();
   const out = run(

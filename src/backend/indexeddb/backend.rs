@@ -253,33 +253,44 @@ fn issue(tx: &web_sys::IdbTransaction, batch: &WriteBatch) -> Result<()> {
 }
 
 impl IndexedDbBackend {
-    /// One readonly transaction over `stores`, one `getAllKeys` + `getAll` per store over `range`
-    /// (every row when `None`), every request issued before any is awaited.
-    async fn bulk_read(&self, stores: &[&'static str], range: Option<IdbKeyRange>) -> Result<Vec<Result<StoreRows>>> {
+    /// One readonly transaction over `stores`, one `getAllKeys` + `getAll` per store and range
+    /// (every row when `groups` is `None`, else one range per group), every request issued before
+    /// any is awaited. A store's rows come range by range, in the order of `groups`.
+    async fn bulk_read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<Result<StoreRows>>> {
+        let ranges = match groups {
+            None => vec![None],
+            Some(groups) => groups.iter().map(|group| group_range(group).map(Some)).collect::<Result<Vec<_>>>()?,
+        };
         let db = self.db()?;
         let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
         let tx = db.transaction_with_str_sequence(&names).map_err(js_error)?;
         let mut pending = Vec::with_capacity(stores.len());
         for store in stores {
             let object_store = tx.object_store(store).map_err(js_error)?;
-            pending.push((*store, read_all(&object_store, range.as_ref()).map_err(js_error)?));
+            let reads = ranges.iter().map(|range| read_all(&object_store, range.as_ref()).map_err(js_error));
+            pending.push((*store, reads.collect::<Result<Vec<Promise>>>()?));
         }
         let mut out = Vec::with_capacity(stores.len());
-        for (store, read) in pending {
+        for (store, reads) in pending {
+            let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+            let mut failed = None;
             // A failed request does not abort the readonly transaction (see `requestDone`): one
-            // store failing leaves the others readable.
-            out.push(match JsFuture::from(read).await {
-                Ok(both) => {
-                    let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
-                    let both: Array = both.unchecked_into();
-                    let (keys, values): (Array, Array) = (both.get(0).unchecked_into(), both.get(1).unchecked_into());
-                    for (key, value) in keys.iter().zip(values.iter()) {
-                        push_row(&mut rows, &key, &value);
+            // store failing leaves the others readable. Every read is awaited, so none is left
+            // rejected without a handler.
+            for read in reads {
+                match JsFuture::from(read).await {
+                    Ok(both) => {
+                        let both: Array = both.unchecked_into();
+                        let (keys, values): (Array, Array) =
+                            (both.get(0).unchecked_into(), both.get(1).unchecked_into());
+                        for (key, value) in keys.iter().zip(values.iter()) {
+                            push_row(&mut rows, &key, &value);
+                        }
                     }
-                    Ok(rows)
+                    Err(error) => failed = failed.or(Some(js_error(error))),
                 }
-                Err(error) => Err(js_error(error)),
-            });
+            }
+            out.push(failed.map_or(Ok(rows), Err));
         }
         Ok(out)
     }
@@ -308,8 +319,8 @@ impl Backend for IndexedDbBackend {
         self.bulk_read(stores, None).await
     }
 
-    async fn read_group(&self, stores: &[&'static str], group: &str) -> Result<Vec<Result<StoreRows>>> {
-        self.bulk_read(stores, Some(group_range(group)?)).await
+    async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
+        self.bulk_read(stores, Some(groups)).await
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {
