@@ -8,6 +8,7 @@
 //   node bench/run.mjs --smoke            # tiny sizes, 2 repetitions, 1 warm-up, results to a temp dir
 //   options: --only W1,W3,requests  --contenders ours,raw_idb  --reps N  --warmups N  --out DIR
 //            --size full|smoke  --pkg pkg-base (another build of ours, e.g. from make bench-ab)
+//            --rows N (W3 only: N rows, N / 100 wallets × 100 rows, instead of the size's)
 //
 // Every warm-up (every repetition with --smoke) is verified: the database must hold exactly the
 // expected rows, with the same digest (store, key, bytes) for every contender of the workload.
@@ -25,7 +26,7 @@ export const ALL = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'requests'];
 const ROUNDS_FACTOR = { W5: 3 };
 
 export function parseArgs(argv) {
-  const opts = { smoke: false, only: ALL, pkg: 'pkg', contenders: undefined, reps: undefined, warmups: undefined, out: undefined, size: undefined };
+  const opts = { smoke: false, only: ALL, pkg: 'pkg', contenders: undefined, reps: undefined, warmups: undefined, out: undefined, size: undefined, rows: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -40,6 +41,7 @@ export function parseArgs(argv) {
     else if (arg === '--warmups') opts.warmups = Number(value());
     else if (arg === '--out') opts.out = value();
     else if (arg === '--size') opts.size = value();
+    else if (arg === '--rows') opts.rows = Number(value());
     else throw new Error(`unknown argument ${arg}`);
   }
   for (const w of opts.only) if (!ALL.includes(w)) throw new Error(`unknown workload ${w} (expected ${ALL.join(', ')})`);
@@ -47,6 +49,7 @@ export function parseArgs(argv) {
   opts.reps ??= opts.smoke ? 2 : 15;
   opts.warmups ??= opts.smoke ? 1 : 2;
   if (!(opts.reps >= 1) || !(opts.warmups >= 0)) throw new Error('--reps must be ≥ 1 and --warmups ≥ 0');
+  if (opts.rows !== undefined && !(Number.isInteger(opts.rows) && opts.rows >= 100 && opts.rows % 100 === 0)) throw new Error('--rows must be a multiple of 100');
   return opts;
 }
 
@@ -141,8 +144,12 @@ export async function runBench(opts, { logLine = log } = {}) {
   }
 }
 
+/** The size a workload runs at: the named size, or for W3 with --rows, `{ wallets, rows }`. */
+const sizeOf = (workload, opts) => (workload === 'W3' && opts.rows ? { wallets: opts.rows / 100, rows: 100 } : opts.size);
+
 async function runWorkload(page, workload, names, opts, logLine) {
-  const prepared = await evalInPage(page, ([w, size]) => window.bench.prepare(w, size), [workload, opts.size]);
+  const size = sizeOf(workload, opts);
+  const prepared = await evalInPage(page, ([w, s]) => window.bench.prepare(w, s), [workload, size]);
   const samples = Object.fromEntries(names.map((n) => [n, { ms: [], phases: {} }]));
   let reference = null;
   const rounds = opts.warmups + opts.reps * (opts.smoke ? 1 : ROUNDS_FACTOR[workload] || 1);
@@ -150,7 +157,7 @@ async function runWorkload(page, workload, names, opts, logLine) {
     const measured = round >= opts.warmups;
     const verify = opts.smoke || !measured;
     for (const contender of shuffled(names, 0x5eed + round * 7919 + workload.charCodeAt(1))) {
-      const result = await runOnce(page, workload, contender, opts.size, verify);
+      const result = await runOnce(page, workload, contender, size, verify);
       if (verify && result.check) {
         const { check } = result;
         const what = `${workload} ${contender}`;
@@ -205,7 +212,7 @@ async function main() {
   const results = summarize(raw);
   const files = await writeResults(results, out, { dated: !opts.smoke });
   // A full run into bench/results/ is what the README quotes.
-  if (!opts.smoke && opts.size === 'full' && path.resolve(out) === path.join(HERE, 'results') && (await updateReadme(path.join(HERE, '..', 'README.md'), results))) {
+  if (!opts.smoke && opts.size === 'full' && !opts.rows && path.resolve(out) === path.join(HERE, 'results') && (await updateReadme(path.join(HERE, '..', 'README.md'), results))) {
     files.push('README.md (Benchmarks)');
   }
   log(`[bench] done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote ${files.join(', ')}`);

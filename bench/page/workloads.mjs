@@ -116,8 +116,9 @@ export function workloads(wasm, areaStores) {
     },
   };
   // W3: each contender loads a database its own writer filled (populate, then a page reload).
+  // `size`: a named size, or `{ wallets, rows }` (run.mjs --rows).
   const loads = {
-    payload: (size) => data('bulk', SIZES.W3[size]),
+    payload: (size) => data('bulk', typeof size === 'object' ? size : SIZES.W3[size]),
     writers: { ours: c.ours, ours_breakdown: c.ours, ours_encrypted: c.ours_encrypted, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
   };
   let codec = null;
