@@ -50,7 +50,7 @@ help:
 	@echo "                   bench/results/latest.{json,md,svg} and a dated copy; not part of make test)"
 	@echo "make bench-pkg     release build with --features bench into bench/pkg/ (benchmark-only exports)"
 	@echo "make bench-profile W=W3 C=ours  CPU profile of one workload on a named build (bench/pkg-profiling/)"
-	@echo "make bench-ab REF=HEAD~1 W=W3   ours on this tree vs on commit REF, alternating in one browser"
+	@echo "make bench-ab REF=HEAD~1 W=W3   ours on this tree vs on commit REF, alternating in one browser (W3: ROWS=100000 for another size)"
 	@echo "make clean         remove pkg/, www/pkg/, bench/pkg*/, test-results/ (keeps target/ and bench/results/)"
 
 bootstrap:
@@ -188,7 +188,7 @@ bench-ab: bootstrap bench-pkg
 	cd $(AB_TREE) && CARGO_TARGET_DIR=$(CURDIR)/target/ab wasm-pack build --release --target web \
 	  --out-dir $(CURDIR)/bench/pkg-base -- --features bench
 	git worktree remove --force $(AB_TREE)
-	node bench/ab.mjs pkg-base pkg --workload $(W)
+	node bench/ab.mjs pkg-base pkg --workload $(W) $(if $(ROWS),--rows $(ROWS))
 
 clean:
 	rm -rf pkg www/pkg test-results bench/pkg bench/pkg-profiling bench/pkg-base

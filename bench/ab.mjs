@@ -6,7 +6,7 @@
 //   W1, W2, W4, W5, W6: one repetition of ours in that workload per turn (fresh database each):
 //       total, stage and commit.
 //
-//   node bench/ab.mjs pkg-base pkg [--workload W3] [--reps 31]
+//   node bench/ab.mjs pkg-base pkg [--workload W3] [--reps 31] [--rows N (W3: N / 100 wallets × 100 rows)]
 import { startServer, launch, openPage, evalInPage } from '../tests/e2e/harness.mjs';
 
 const args = process.argv.slice(2);
@@ -14,6 +14,7 @@ const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name
 const [base = 'pkg-base', head = 'pkg'] = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const workload = option('--workload', 'W3');
 const reps = Number(option('--reps', workload === 'W3' ? 31 : 21));
+const rows = option('--rows', undefined);
 const WARMUPS = 5;
 
 const server = await startServer();
@@ -23,7 +24,7 @@ try {
   let name;
   if (workload === 'W3') {
     const filler = await open(head);
-    name = await evalInPage(filler, () => window.bench.populate('ours', 'full'));
+    name = await evalInPage(filler, (r) => window.bench.populate('ours', r ? { wallets: r / 100, rows: 100 } : 'full'), Number(rows || 0));
     await filler.close();
   }
   const pages = { [base]: await open(base), [head]: await open(head) };

@@ -12,6 +12,7 @@
 //            --size full|smoke  --pkg pkg-base (another build of ours, e.g. from make bench-ab)
 //            --engines chromium,firefox,webkit (default: all three; --smoke: chromium)
 //            --engine-reps N (Firefox and WebKit; default 5)  --scale-reps N (default 3)
+//            --rows N (W3 only: N rows, N / 100 wallets × 100 rows, instead of the size's)
 //
 // Every warm-up (every repetition with --smoke) is verified: the database must hold exactly the
 // expected rows, with the same digest (store, key, bytes) for every contender of the workload.
@@ -34,7 +35,7 @@ const ENGINE_CONTENDERS = ['ours', 'raw_idb'];
 const ROUNDS_FACTOR = { W5: 3 };
 
 export function parseArgs(argv) {
-  const opts = { smoke: false, only: ALL, pkg: 'pkg', contenders: undefined, reps: undefined, warmups: undefined, out: undefined, size: undefined, engines: undefined, engineReps: undefined, scaleReps: undefined };
+  const opts = { smoke: false, only: ALL, pkg: 'pkg', contenders: undefined, reps: undefined, warmups: undefined, out: undefined, size: undefined, engines: undefined, engineReps: undefined, scaleReps: undefined, rows: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -52,6 +53,7 @@ export function parseArgs(argv) {
     else if (arg === '--engines') opts.engines = value().split(',').map((s) => s.trim()).filter(Boolean);
     else if (arg === '--engine-reps') opts.engineReps = Number(value());
     else if (arg === '--scale-reps') opts.scaleReps = Number(value());
+    else if (arg === '--rows') opts.rows = Number(value());
     else throw new Error(`unknown argument ${arg}`);
   }
   for (const w of opts.only) if (!ALL.includes(w)) throw new Error(`unknown workload ${w} (expected ${ALL.join(', ')})`);
@@ -64,6 +66,7 @@ export function parseArgs(argv) {
   opts.scaleReps ??= opts.smoke ? 1 : Math.min(opts.reps, 3);
   if (!(opts.reps >= 1) || !(opts.warmups >= 0)) throw new Error('--reps must be ≥ 1 and --warmups ≥ 0');
   if (!(opts.engineReps >= 1) || !(opts.scaleReps >= 1)) throw new Error('--engine-reps and --scale-reps must be ≥ 1');
+  if (opts.rows !== undefined && !(Number.isInteger(opts.rows) && opts.rows >= 100 && opts.rows % 100 === 0)) throw new Error('--rows must be a multiple of 100');
   return opts;
 }
 
@@ -265,8 +268,12 @@ async function runScale(api, opts, info) {
   return { wallets, rows_per_wallet: perWallet, rows, bytes, samples, notes };
 }
 
+/** The size a workload runs at: the named size, or for W3 with --rows, `{ wallets, rows }`. */
+const sizeOf = (workload, opts) => (workload === 'W3' && opts.rows ? { wallets: opts.rows / 100, rows: 100 } : opts.size);
+
 async function runWorkload(api, workload, names, opts, logLine) {
-  const prepared = await api.evaluate(([w, size]) => window.bench.prepare(w, size), [workload, opts.size]);
+  const size = sizeOf(workload, opts);
+  const prepared = await api.evaluate(([w, s]) => window.bench.prepare(w, s), [workload, size]);
   const samples = Object.fromEntries(names.map((n) => [n, { ms: [], phases: {} }]));
   let reference = null;
   const rounds = opts.warmups + opts.reps * (opts.smoke ? 1 : ROUNDS_FACTOR[workload] || 1);
@@ -274,7 +281,7 @@ async function runWorkload(api, workload, names, opts, logLine) {
     const measured = round >= opts.warmups;
     const verify = opts.smoke || !measured;
     for (const contender of shuffled(names, 0x5eed + round * 7919 + workload.charCodeAt(1))) {
-      const result = await runOnce(api, workload, contender, opts.size, verify);
+      const result = await runOnce(api, workload, contender, size, verify);
       if (verify && result.check) {
         const { check } = result;
         const what = `${workload} ${contender}`;
@@ -353,7 +360,7 @@ async function main() {
   const results = summarize(raw);
   const files = await writeResults(results, out, { dated: !opts.smoke });
   // A full run into bench/results/ is what the README quotes.
-  if (!opts.smoke && opts.size === 'full' && path.resolve(out) === path.join(HERE, 'results') && (await updateReadme(path.join(HERE, '..', 'README.md'), results))) {
+  if (!opts.smoke && opts.size === 'full' && !opts.rows && path.resolve(out) === path.join(HERE, 'results') && (await updateReadme(path.join(HERE, '..', 'README.md'), results))) {
     files.push('README.md (Benchmarks)');
   }
   log(`[bench] done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote ${files.join(', ')}`);

@@ -153,8 +153,9 @@ export function workloads(wasm, areaStores, wasmMemory) {
     },
   };
   // W3: each contender loads a database its own writer filled (populate, then a page reload).
+  // `size`: a named size, or `{ wallets, rows }` (run.mjs --rows).
   const loads = {
-    payload: (size, params = SIZES.W3[size]) => data('bulk', params),
+    payload: (size) => data('bulk', typeof size === 'object' ? size : SIZES.W3[size]),
     writers: { ours: c.ours, ours_breakdown: c.ours, ours_encrypted: c.ours_encrypted, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
   };
   let codec = null;

@@ -6,7 +6,7 @@
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-use super::{error, to_js};
+use super::{error, to_js, wallets_to_js};
 use crate::backend::indexeddb::IndexedDbBackend;
 use crate::backend::{Backend, WriteOp};
 use crate::codec::{self, MAX_BLOB_BYTES};
@@ -372,7 +372,7 @@ pub async fn bench_load_phases(name: String) -> Result<JsValue, JsValue> {
             }
         }
         let t3 = performance_now();
-        let js = to_js(&wallets)?;
+        let js = wallets_to_js(&wallets)?;
         let t4 = performance_now();
         backend.close();
         drop(js);

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod guard;
 mod observe;
+mod tape;
 mod tasks;
 mod types;
 
@@ -83,33 +84,17 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
     value.serialize(&serializer()).map_err(|e| Error::Internal(format!("result conversion: {e}")))
 }
 
-/// `load`'s wallets: the wallets map and every area map become objects whose keys are all own,
-/// enumerable properties, `"__proto__"` included (assigned, that key would set the prototype
-/// instead and vanish from `Object.keys`). Serialized with maps as JS `Map`s first, so no key
-/// ever goes through an assignment.
+/// `load`'s wallets: an object with one own property per wallet (`"__proto__"` would be one too),
+/// each wallet's changeset built from one tape (see [`tape`]): its areas are objects of own
+/// properties, its values what [`to_js`] would build. A wallet at a time, so the tape holds one
+/// wallet's values.
 fn wallets_to_js(wallets: &std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<JsValue> {
-    let serializer = serde_wasm_bindgen::Serializer::new()
-        .serialize_large_number_types_as_bigints(true)
-        .serialize_missing_as_null(true);
-    let value = wallets.serialize(&serializer).map_err(|e| Error::Internal(format!("result conversion: {e}")))?;
+    let mut writer = tape::TapeWriter::new();
     let out = Object::new();
-    value.unchecked_ref::<js_sys::Map>().for_each(&mut |state, wallet| {
-        for field in Object::keys(state.unchecked_ref::<Object>()).iter() {
-            let area = Reflect::get(&state, &field).unwrap_or(JsValue::UNDEFINED);
-            if let Some(area) = area.dyn_ref::<js_sys::Map>() {
-                let _ = Reflect::set(&state, &field, &map_to_object(area));
-            }
-        }
-        convert::set_own(&out, &wallet.as_string().unwrap_or_default(), &state);
-    });
+    for (wallet, changes) in wallets {
+        convert::set_own(&out, &wallet.to_hex(), &writer.build(changes)?);
+    }
     Ok(out.into())
-}
-
-/// The entries of one of our own `Map`s (string keys) as an object of own properties.
-fn map_to_object(map: &js_sys::Map) -> Object {
-    let object = Object::new();
-    map.for_each(&mut |value, key| convert::set_own(&object, &key.as_string().unwrap_or_default(), &value));
-    object
 }
 
 fn wallet_id(value: &JsValue) -> Result<WalletId> {

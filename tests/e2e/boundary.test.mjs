@@ -311,3 +311,54 @@ test('after a panic every later call rejects internal (99) with a clear message,
     assert.match(outcome.error.message, /stopped after an internal failure \(a panic\)/);
   }
 });
+
+test('load() builds exactly the values stored: every area, BigInt u64, null, fresh Uint8Arrays, BOM and non-ASCII text, field order', async () => {
+  const { page, name, traps } = await fresh();
+  const diffs = await evalInPage(page, async (n) => {
+    const { hx } = window;
+    const store = hx.store(n);
+    const h = (b) => b.repeat(32);
+    const bytes = (len) => Uint8Array.from({ length: len }, (_, i) => i & 0xff);
+    const long = 'ü'.repeat(40) + 'x'.repeat(100);
+    const outpoint = `${h('11')}:4294967295`;
+    const changes = {
+      wallet: { walletId: hx.WALLET, network: '\ufefftestnet', label: 'wallet ☃ 🦀 \u0000', birthHeight: 0, createdAtMs: 18446744073709551615n, accountSchema: 4294967295 },
+      accounts: { 3: { index: 3, kind: 'bip84', descriptor: long } },
+      addresses: { 'tb1q☃': { address: 'tb1q☃', account: 0, index: 1, used: true } },
+      utxos: { [outpoint]: { outpoint, value: 1n << 60n, script: bytes(0), height: null, account: 2 } },
+      transactions: { [h('22')]: { txid: h('22'), raw: bytes(300), height: 9, timestampMs: null, fee: 0n } },
+      syncState: { height: 7, tipHash: h('fe'), lastSyncMs: 0n },
+      identities: { [h('33')]: { id: h('33'), index: null, revision: 1n, balance: 2n, blob: bytes(1) } },
+      identityKeys: { [`${h('33')}:5`]: { identity: h('33'), keyId: 5, purpose: 255, securityLevel: 0, publicKey: bytes(33) } },
+      contacts: { [`established:${h('44')}`]: { kind: 'established', contact: h('44'), request: bytes(64), createdMs: 1n, updatedMs: 2n } },
+      assetLocks: { [`1:${outpoint}`]: { account: 1, outpoint, status: 'instantLocked', amount: 3n, proof: bytes(2) } },
+      tokenBalances: { [`${h('33')}:${h('55')}`]: { identity: h('33'), token: h('55'), amount: 18446744073709551615n } },
+      platformAddresses: { [long]: { address: long, balance: 0n, nonce: 1n } },
+      records: {
+        'app:10': { namespace: 'app', key: '10', value: bytes(5) },
+        'app:2': { namespace: 'app', key: '2', value: bytes(4000) },
+      },
+    };
+    await store.store(hx.WALLET, changes);
+    await store.commit();
+    const { wallets } = await store.load();
+    const diffs = [];
+    const same = (a, b, path) => {
+      if (typeof a !== typeof b) return diffs.push(`${path}: ${typeof a} vs ${typeof b}`);
+      if (typeof a !== 'object' || a === null || b === null) return Object.is(a, b) || diffs.push(`${path}: ${String(a)} vs ${String(b)}`);
+      if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return diffs.push(`${path}: prototypes differ`);
+      if (a instanceof Uint8Array) {
+        const fresh = a.byteOffset === 0 && a.buffer.byteLength === a.length;
+        return (fresh && a.length === b.length && a.every((x, i) => x === b[i])) || diffs.push(`${path}: bytes differ or share a buffer`);
+      }
+      const [ka, kb] = [Reflect.ownKeys(a), Reflect.ownKeys(b)];
+      if (ka.join('\u0001') !== kb.join('\u0001')) return diffs.push(`${path}: keys ${ka} vs ${kb}`);
+      for (const k of ka) same(a[k], b[k], `${path}.${String(k)}`);
+    };
+    same(Object.keys(wallets), [hx.WALLET], 'wallets');
+    same(wallets[hx.WALLET], changes, 'wallet');
+    return diffs;
+  }, name);
+  assert.deepEqual(diffs, []);
+  assert.deepEqual(traps, []);
+});
