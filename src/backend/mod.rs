@@ -113,7 +113,10 @@ impl WriteBatch {
 
     /// The stores the batch touches, sorted and unique (the transaction's scope).
     pub fn stores(&self) -> Vec<&'static str> {
-        self.ops.iter().map(WriteOp::store).collect::<BTreeSet<_>>().into_iter().collect()
+        // Inserted one by one: `collect` into the set would sort every op's store first.
+        let mut stores = BTreeSet::new();
+        stores.extend(self.ops.iter().map(WriteOp::store));
+        stores.into_iter().collect()
     }
 }
 

@@ -42,7 +42,7 @@ impl Buffer {
     }
 
     /// Puts taken changesets back **under** anything staged since: `taken.merge(newer)`, newer wins.
-    pub fn restore(&mut self, taken: BTreeMap<WalletId, WalletChangeSet>) {
+    pub fn restore(&mut self, taken: impl IntoIterator<Item = (WalletId, WalletChangeSet)>) {
         for (wallet, mut older) in taken {
             if let Some(newer) = self.staged.remove(&wallet) {
                 merge_cascading(&mut older, newer);

@@ -187,7 +187,7 @@ impl<B: Backend> Persister<B> {
         };
         if let Err(error) = written {
             if let Some(staged) = staged {
-                self.buffer.borrow_mut().restore(std::collections::BTreeMap::from([(wallet, staged)]));
+                self.buffer.borrow_mut().restore([(wallet, staged)]);
             }
             return Err(error);
         }

@@ -120,7 +120,8 @@ pub struct LoadReport {
 
 impl LoadReport {
     pub(crate) fn new() -> Self {
-        let zeros: BTreeMap<_, _> = AREA_STORES.iter().map(|s| (*s, 0)).collect();
+        let mut zeros = BTreeMap::new();
+        zeros.extend(AREA_STORES.iter().map(|s| (*s, 0)));
         LoadReport { rows: zeros.clone(), skipped_rows: zeros, ..Default::default() }
     }
 

@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { launch, openPage, pageErrors, startServer, uniqueName, REPO_ROOT } from './harness.mjs';
 
 const PKG = path.join(REPO_ROOT, 'pkg');
@@ -73,6 +74,18 @@ test('npm pack ships exactly the package files', () => {
   const readme = fs.readFileSync(path.join(PKG, 'README.md'), 'utf8');
   assert.match(readme, /## Unit tests in Node/, 'the user-facing README, not the contributor one');
   assert.doesNotMatch(readme, /make (test|bench)/);
+});
+
+// The .wasm's size ceiling, gzipped at level 9 as a server would send it: the release build's
+// size plus a small margin, so that code that grows it (a dependency, a monomorphised generic,
+// float formatting) fails here and is measured before it lands (`twiggy top` on a named build).
+const WASM_GZIP_CEILING = 425_000;
+
+test('the .wasm stays under its gzipped size ceiling', () => {
+  const wasm = fs.readFileSync(path.join(PKG, 'wallet_persist_bg.wasm'));
+  const gzipped = zlib.gzipSync(wasm, { level: 9 }).length;
+  process.stderr.write(`[figures] .wasm: ${wasm.length} bytes, ${gzipped} bytes gzipped (ceiling ${WASM_GZIP_CEILING})\n`);
+  assert.ok(gzipped <= WASM_GZIP_CEILING, `the .wasm is ${gzipped} bytes gzipped, over its ceiling of ${WASM_GZIP_CEILING}`);
 });
 
 test('publint finds nothing in the tarball (strict, suggestions included)', async () => {
