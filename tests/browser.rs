@@ -190,7 +190,7 @@ async fn js_bad_input_rejects_invalid_argument_and_stages_nothing() {
     let staged: Array = JsFuture::from(store.staged()).await.unwrap().unchecked_into();
     assert_eq!(staged.length(), 0, "the refused undefined stages nothing");
     JsFuture::from(store.flush()).await.unwrap();
-    let loaded = JsFuture::from(store.load()).await.unwrap();
+    let loaded = JsFuture::from(store.load(JsValue::UNDEFINED)).await.unwrap();
     let utxos = field(&field(&field(&loaded, "wallets"), WALLET), "utxos");
     assert!(!field(&utxos, &outpoint).is_undefined(), "the UTXO is still on disk");
 
