@@ -79,7 +79,7 @@ test('npm pack ships exactly the package files', () => {
 // The .wasm's size ceiling, gzipped at level 9 as a server would send it: the release build's
 // size plus a small margin, so that code that grows it (a dependency, a monomorphised generic,
 // float formatting) fails here and is measured before it lands (`twiggy top` on a named build).
-const WASM_GZIP_CEILING = 425_000;
+const WASM_GZIP_CEILING = 455_000;
 
 test('the .wasm stays under its gzipped size ceiling', () => {
   const wasm = fs.readFileSync(path.join(PKG, 'wallet_persist_bg.wasm'));
