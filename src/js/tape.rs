@@ -1,4 +1,4 @@
-//! Our own results as a tape that `tape.js` turns into JS values in one pass: one call across the
+//! Our own results as a tape that `buildValue` (src/js/convert.js) turns into JS values in one pass: one call across the
 //! boundary per value instead of one per field, string and byte array.
 //!
 //! The values built are those serde-wasm-bindgen builds with `serialize_large_number_types_as_bigints`
@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, Result};
 
-#[wasm_bindgen(module = "/src/js/tape.js")]
+#[wasm_bindgen(module = "/src/js/convert.js")]
 extern "C" {
     /// Builds the value on `tape` (a view of wasm memory, read before anything else runs in wasm);
     /// `names` are the struct field names, by index.
@@ -25,7 +25,7 @@ extern "C" {
     fn build_value(tape: &[u8], names: &Array) -> JsValue;
 }
 
-// The tags; tape.js has the same list.
+// The tags; `buildValue` in convert.js has the same list.
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
 const TRUE: u8 = 2;

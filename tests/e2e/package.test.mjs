@@ -57,14 +57,14 @@ after(() => {
 
 test('npm pack ships exactly the package files', () => {
   const files = packed.files.map((f) => f.path).sort();
-  const snippet = /^snippets\/wallet-persist-[0-9a-f]+\/src\/(js\/(convert|env|errors|tape)\.js|js\/errors\.d\.ts|backend\/indexeddb\/idb\.js)$/;
+  const snippet = /^snippets\/wallet-persist-[0-9a-f]+\/src\/(js\/(convert|env|errors)\.js|js\/errors\.d\.ts|backend\/indexeddb\/idb\.js)$/;
   const expected = [
     'CHANGELOG.md', 'COMPATIBILITY.md', 'LICENSE-APACHE', 'LICENSE-MIT', 'README.md', 'index.d.ts', 'index.js',
     'package.json', 'wallet_persist.d.ts', 'wallet_persist.js', 'wallet_persist_bg.wasm', 'wallet_persist_bg.wasm.d.ts',
   ];
   assert.deepEqual(files.filter((f) => !f.startsWith('snippets/')), expected);
   const snippets = files.filter((f) => f.startsWith('snippets/'));
-  assert.equal(snippets.length, 6, snippets.join(', '));
+  assert.equal(snippets.length, 5, snippets.join(', '));
   for (const f of snippets) assert.match(f, snippet);
   const wasm = packed.files.find((f) => f.path === 'wallet_persist_bg.wasm').size;
   process.stderr.write(
