@@ -25,7 +25,7 @@ T0 := $(shell date +%s)
 
 .PHONY: help bootstrap pkg www-pkg demo test test-host test-browser test-e2e doc clean \
         test-browser-chromium test-browser-firefox test-browser-webkit test-engines \
-        bench bench-pkg bench-profile bench-ab test-bench-smoke lint soak apidoc test-apidoc
+        bench bench-pkg bench-profile bench-ab test-bench-smoke lint soak apidoc test-apidoc size-report
 
 help:
 	@echo "make bootstrap     install missing tools (rust target, chromium, wasm-pack, wasm-bindgen-cli, npm dev deps)"
@@ -51,6 +51,7 @@ help:
 	@echo "make bench-pkg     release build with --features bench into bench/pkg/ (benchmark-only exports)"
 	@echo "make bench-profile W=W3 C=ours  CPU profile of one workload on a named build (bench/pkg-profiling/)"
 	@echo "make bench-ab REF=HEAD~1 W=W3   ours on this tree vs on commit REF, alternating in one browser (W3: ROWS=100000 for another size)"
+	@echo "make size-report   what takes the space in the release .wasm: gzip/brotli sizes, twiggy top and monos"
 	@echo "make clean         remove pkg/, www/pkg/, bench/pkg*/, test-results/ (keeps target/ and bench/results/)"
 
 bootstrap:
@@ -189,6 +190,21 @@ bench-ab: bootstrap bench-pkg
 	  --out-dir $(CURDIR)/bench/pkg-base -- --features bench
 	git worktree remove --force $(AB_TREE)
 	node bench/ab.mjs pkg-base pkg --workload $(W) $(if $(ROWS),--rows $(ROWS))
+
+# The release .wasm as pkg/ builds it (same cargo invocation, so warm after `make pkg`; the cargo
+# output keeps its name section), through wasm-bindgen and the same wasm-opt level with names kept.
+# Sizes are of the stripped copy, as pkg/ ships it. twiggy is installed from crates.io on first use.
+SIZE_DIR := target/size-report
+size-report: bootstrap
+	@command -v twiggy >/dev/null || cargo install --locked twiggy --version =0.8.0
+	cargo build --lib --release --target wasm32-unknown-unknown
+	wasm-bindgen --target web --keep-debug --out-dir $(SIZE_DIR) target/wasm32-unknown-unknown/release/wallet_persist.wasm
+	wasm-opt -O3 -g $(SIZE_DIR)/wallet_persist_bg.wasm -o $(SIZE_DIR)/named.wasm
+	wasm-opt --strip-debug --strip-producers $(SIZE_DIR)/named.wasm -o $(SIZE_DIR)/stripped.wasm
+	@echo "stripped: $$(wc -c < $(SIZE_DIR)/stripped.wasm) bytes, gzip -9 $$(gzip -9c $(SIZE_DIR)/stripped.wasm | wc -c)," \
+	  "brotli $$(node -e 'const z=require("zlib");process.stdout.write(String(z.brotliCompressSync(require("fs").readFileSync(process.argv[1])).length))' $(SIZE_DIR)/stripped.wasm)"
+	twiggy top -n 40 $(SIZE_DIR)/named.wasm
+	twiggy monos -n 15 $(SIZE_DIR)/named.wasm
 
 clean:
 	rm -rf pkg www/pkg test-results bench/pkg bench/pkg-profiling bench/pkg-base
