@@ -47,25 +47,28 @@ function abortNextCommit() {
 /** The app key of the encrypted contender: fixed, so every repetition does the same work. */
 const BENCH_KEY = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
 
-/** Tracks the longest main-thread task (Long Tasks API: tasks over 50 ms) from `start()` to
- *  `stop()`; `null` where the engine has no 'longtask' entries (Firefox and WebKit today). */
+/** Tracks the main-thread tasks over 50 ms (Long Tasks API) from `start()` to `stop()`, which
+ *  resolves the longest; `longestFrom(a, b)` then gives the longest of those that started in
+ *  [a, b). `null` where the engine has no 'longtask' entries (Firefox and WebKit today). */
 function longestTask() {
-  if (!PerformanceObserver.supportedEntryTypes?.includes('longtask')) return { stop: async () => null };
-  let longest = 0;
+  if (!PerformanceObserver.supportedEntryTypes?.includes('longtask')) return { stop: async () => null, longestFrom: () => null };
+  const tasks = [];
   const t0 = now();
   const seen = (list) => {
-    for (const e of list.getEntries()) if (e.startTime >= t0) longest = Math.max(longest, e.duration);
+    for (const e of list.getEntries()) if (e.startTime >= t0) tasks.push(e);
   };
   const observer = new PerformanceObserver(seen);
   observer.observe({ type: 'longtask' });
+  const longestFrom = (a, b) => tasks.reduce((m, e) => (e.startTime >= a && e.startTime < b ? Math.max(m, e.duration) : m), 0);
   return {
     async stop() {
       // Entries are queued after their task ends: let the queue run, then take what is left.
       await new Promise((resolve) => setTimeout(resolve, 50));
       seen({ getEntries: () => observer.takeRecords() });
       observer.disconnect();
-      return longest;
+      return longestFrom(-Infinity, Infinity);
     },
+    longestFrom,
   };
 }
 
@@ -247,9 +250,17 @@ export function workloads(wasm, areaStores, wasmMemory) {
       const before = memory(wasmMemory);
       const task = longestTask();
       const t0 = now();
-      await impl.write(handle, payload);
+      // Ours: the app's loop of 1,000 store() calls (their promises settle in microtasks, so the
+      // loop is one task of the app's), a macrotask, then commit() in tasks of its own.
+      const phases = await impl.write(handle, payload, { yieldBeforeCommit: true });
       const ms = now() - t0;
       const longest = await task.stop();
+      // B0 has no staging phase: its longest task is that of its whole write, as ours' commit.
+      const split = phases?.stage_ms === undefined ? {} : {
+        stage_ms: phases.stage_ms,
+        stage_longest_task_ms: task.longestFrom(t0, t0 + phases.stage_ms),
+      };
+      const commitLongest = split.stage_ms === undefined ? longest : task.longestFrom(t0 + split.stage_ms, Infinity);
       const after = memory(wasmMemory);
       await impl.close(handle);
       return {
@@ -258,7 +269,8 @@ export function workloads(wasm, areaStores, wasmMemory) {
         bytes: payload.bytes,
         measures: {
           commit_ms: ms,
-          commit_longest_task_ms: longest,
+          commit_longest_task_ms: commitLongest,
+          ...split,
           baseline_wasm_memory_bytes: before.wasm,
           commit_wasm_memory_bytes: after.wasm,
           commit_js_heap_bytes: after.jsHeap,
