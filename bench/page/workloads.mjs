@@ -158,10 +158,13 @@ export function workloads(wasm, areaStores, wasmMemory) {
   // W3: each contender loads a database its own writer filled (populate, then a page reload).
   // `size`: a named size, or `{ wallets, rows }` (run.mjs --rows).
   const loads = {
-    payload: (size) => data('bulk', typeof size === 'object' ? size : SIZES.W3[size]),
+    payload: (size, params = typeof size === 'object' ? size : SIZES.W3[size]) => data('bulk', params),
     writers: { ours: c.ours, ours_breakdown: c.ours, ours_encrypted: c.ours_encrypted, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
   };
   let codec = null;
+  // The scale point's contenders: ours with a deadline of 10 minutes, as its 100,000-row write
+  // outlasts the default 30 s on the loaded 2-core machine (it then times out, main as well).
+  const scale = { ours: contenders.ours(wasm, { timeoutMs: 600_000 }), raw_idb: c.raw_idb };
 
   /** The rows the database of a write workload must hold afterwards. */
   const expectedRows = (workload, payload) => {
@@ -243,8 +246,10 @@ export function workloads(wasm, areaStores, wasmMemory) {
      *  (timed, with its longest task and the memory after it). Resolves the database's name and
      *  the measures; the page is reloaded before `scaleLoad`. */
     async scaleCommit(contender, size) {
-      const impl = c[contender];
+      const impl = scale[contender];
       const payload = loads.payload(size, SIZES.scale[size]);
+      const { wallets, rows } = SIZES.scale[size];
+      if (payload.rows.length !== wallets * rows) throw new Error(`scale: ${payload.rows.length} rows, not ${wallets} × ${rows}`);
       const name = freshName('scale', contender);
       const handle = await impl.open(name);
       const before = memory(wasmMemory);
@@ -284,7 +289,7 @@ export function workloads(wasm, areaStores, wasmMemory) {
       gc();
       const task = longestTask();
       const t0 = now();
-      const loaded = await c[contender].load(name, { keep: true });
+      const loaded = await scale[contender].load(name, { keep: true });
       const ms = now() - t0;
       const longest = await task.stop();
       const after = memory(wasmMemory);
