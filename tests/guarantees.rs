@@ -620,7 +620,7 @@ fn a_large_commit_lets_the_page_run_while_it_encodes() {
     }
     let report = run(&clock, persister.commit()).unwrap();
     assert_eq!(report.succeeded, (1..=5).map(wallet_id).collect::<Vec<_>>());
-    assert_eq!(turns.get(), 2, "5 MiB of values encoded in slices of 2 MiB: two turns of the page between them");
+    assert_eq!(turns.get(), 5, "five wallets of 1 MiB of values each, slices of 512 KiB: a turn after each");
     run(&clock, persister.close()).unwrap();
 
     let reopened = run(&clock, Persister::open(disk.reopen(), Options::default())).expect("open");

@@ -57,10 +57,10 @@ impl Default for Options {
     }
 }
 
-/// Bytes of values a commit encodes between two turns of the page's event loop: about 2,000 of
-/// the bench's 100,000 rows, each slice under 50 ms on the loaded bench machine (no long task
-/// while encoding, in the scale point).
-const ENCODE_SLICE_BYTES: usize = 2 << 20;
+/// Bytes of values a commit encodes between two turns of the page's event loop: about 500 of the
+/// bench's 100,000 rows. Slices of 2 MiB took up to 366 ms on the loaded bench machine; each
+/// turn costs a timer's 4 ms clamp, about 1% of that commit.
+const ENCODE_SLICE_BYTES: usize = 512 << 10;
 
 /// Stages wallet changesets and writes them durably, never losing a change to a transient failure.
 pub struct Persister<B: Backend> {
