@@ -314,3 +314,109 @@ async fn js_open_refuses_bad_options() {
         assert_code(&error, 1, "invalid_argument", false);
     }
 }
+
+// ---- A write issued in chunks, in one transaction ------------------------------------------------
+
+use wallet_persist::backend::{ChunkSize, WriteBatch};
+use wallet_persist::layout::AREA_STORES;
+use wallet_persist::model::{ClientStartState, WalletId};
+use wallet_persist::Persister;
+
+/// Three wallets' sample changesets (parents included): dozens of requests.
+fn three_wallets() -> Vec<(WalletId, wallet_persist::model::WalletChangeSet)> {
+    (1..=3).map(|seed| (testing::wallet_id(seed), testing::sample_changeset(seed))).collect()
+}
+
+/// Every row of the wallet stores, as stored.
+async fn rows_on_disk(backend: &IndexedDbBackend) -> usize {
+    let reads = backend.read(AREA_STORES).await.expect("read");
+    reads.into_iter().map(|rows| rows.expect("bulk read").rows.len()).sum()
+}
+
+async fn load_fresh(h: &Idb) -> ClientStartState {
+    let persister = Persister::open(h.open().await, Default::default()).await.expect("open");
+    let (state, report) = persister.load().await.expect("load");
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    persister.close().await.expect("close");
+    state
+}
+
+#[wasm_bindgen_test]
+async fn a_commit_issued_in_many_chunks_lands_every_row() {
+    let h = idb("chunks-land");
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 3, bytes: 1 << 20 });
+    let persister = Persister::open(backend, Default::default()).await.expect("open");
+    for (wallet, changes) in three_wallets() {
+        persister.store(wallet, changes).await.unwrap();
+    }
+    let report = persister.commit().await.unwrap();
+    assert_eq!(report.succeeded, three_wallets().into_iter().map(|(w, _)| w).collect::<Vec<_>>());
+    let rows = rows_on_disk(persister.backend()).await;
+    assert!(rows > 9 * 3, "{rows} rows: the commit must span more than nine chunks of three");
+    persister.close().await.unwrap();
+
+    let state = load_fresh(&h).await;
+    assert_eq!(state.wallets.len(), 3);
+    for (wallet, changes) in three_wallets() {
+        assert_eq!(state.wallets[&wallet], changes);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn an_abort_in_a_middle_chunk_leaves_nothing_of_the_flush_and_restages_everything() {
+    let h = idb("chunks-abort");
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 2, bytes: 1 << 20 });
+    let persister = Persister::open(backend, Default::default()).await.expect("open");
+    for (wallet, changes) in three_wallets() {
+        persister.store(wallet, changes).await.unwrap();
+    }
+    persister.backend().abort_next_write_at_chunk(3);
+    let report = persister.commit().await.unwrap();
+    assert!(report.succeeded.is_empty() && report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.still_pending, three_wallets().into_iter().map(|(w, _)| w).collect::<Vec<_>>());
+    for (wallet, changes) in three_wallets() {
+        assert_eq!(persister.staged_changes(&wallet), Some(changes));
+    }
+    assert_eq!(rows_on_disk(persister.backend()).await, 0, "the six rows of chunks 0-2 must not commit");
+    // Another connection sees nothing of the flush either.
+    assert!(load_fresh(&h).await.wallets.is_empty());
+
+    // The retry lands everything.
+    assert_eq!(persister.commit().await.unwrap().succeeded.len(), 3);
+    persister.close().await.unwrap();
+    let state = load_fresh(&h).await;
+    for (wallet, changes) in three_wallets() {
+        assert_eq!(state.wallets[&wallet], changes);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_write_dropped_between_chunks_commits_nothing() {
+    let h = idb("chunks-dropped");
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 1, bytes: 1 << 20 });
+    let ops = (0..8u32)
+        .map(|i| wallet_persist::backend::WriteOp::Put {
+            store: "records",
+            key: vec![
+                wallet_persist::model::KeyPart::Text(testing::wallet_id(1).to_hex()),
+                wallet_persist::model::KeyPart::Num(i),
+            ],
+            value: vec![1, 2, 3],
+        })
+        .collect();
+    let batch = WriteBatch::new(ops);
+    {
+        // Polled once: the first chunk is issued, then the write waits for its request and is
+        // dropped (as a deadline drops it).
+        let write = backend.write(&batch);
+        let mut write = std::pin::pin!(write);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::future::Future::poll(write.as_mut(), &mut cx).is_pending());
+    }
+    // A later transaction on the same connection runs after the dropped one settled.
+    assert_eq!(rows_on_disk(&backend).await, 0, "a dropped write must abort, not commit its first chunk");
+    backend.close();
+}

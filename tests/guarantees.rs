@@ -588,3 +588,45 @@ fn a_delete_that_lands_after_its_deadline_never_leaves_silent_orphans() {
     run(&world.clock, persister.close()).unwrap();
     assert!(world.load_after_restart().wallets.is_empty());
 }
+
+/// A commit larger than one encoding slice lets the page run in between (0 ms timers of the
+/// environment), and still lands every wallet exactly.
+#[test]
+fn a_large_commit_lets_the_page_run_while_it_encodes() {
+    let clock = VirtualClock::default();
+    let timer = clock.deadline(TIMEOUT_MS).sleep;
+    let turns = std::rc::Rc::new(Cell::new(0));
+    let counted = turns.clone();
+    let deadline = wallet_persist::db::Deadline {
+        ms: TIMEOUT_MS,
+        sleep: std::rc::Rc::new(move |ms| {
+            if ms == 0 {
+                counted.set(counted.get() + 1);
+            }
+            timer(ms)
+        }),
+    };
+    let disk = MemoryBackend::new();
+    let options = Options { deadline: Some(deadline), ..Options::default() };
+    let persister = run(&clock, Persister::open(disk.reopen(), options)).expect("open");
+    let big = |seed: u8| {
+        let mut changes = sample_changeset(seed);
+        let value = Bytes::from(vec![seed; 1 << 20]);
+        changes.records.upsert(Record { namespace: "app".into(), key: "big".into(), value });
+        changes
+    };
+    for seed in 1..=5 {
+        persister.stage(wallet_id(seed), big(seed)).unwrap();
+    }
+    let report = run(&clock, persister.commit()).unwrap();
+    assert_eq!(report.succeeded, (1..=5).map(wallet_id).collect::<Vec<_>>());
+    assert_eq!(turns.get(), 5, "five wallets of 1 MiB of values each, slices of 512 KiB: a turn after each");
+    run(&clock, persister.close()).unwrap();
+
+    let reopened = run(&clock, Persister::open(disk.reopen(), Options::default())).expect("open");
+    let (state, report) = run(&clock, reopened.load()).expect("load");
+    assert!(report.skipped.is_empty());
+    for seed in 1..=5 {
+        assert_eq!(state.wallets[&wallet_id(seed)], big(seed));
+    }
+}

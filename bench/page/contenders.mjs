@@ -51,11 +51,13 @@ export function ours(wasm, openOptions = {}) {
   return {
     open: (name) => WalletStore.open({ name, ...openOptions }),
     close: (store) => store.close(),
-    /** Every changeset `store`d, then one `commit` (one transaction). */
-    async write(store, payload) {
+    /** Every changeset `store`d, then one `commit` (one transaction). `yieldBeforeCommit`: a
+     *  macrotask in between, so the staging loop's task and commit()'s tasks are told apart. */
+    async write(store, payload, { yieldBeforeCommit = false } = {}) {
       const t0 = now();
       await stage(store, payload.changesets);
       const t1 = now();
+      if (yieldBeforeCommit) await new Promise((resolve) => setTimeout(resolve, 0));
       await commitAll(store, payload.changesets.length);
       return { stage_ms: t1 - t0, commit_ms: now() - t1 };
     },

@@ -47,25 +47,28 @@ function abortNextCommit() {
 /** The app key of the encrypted contender: fixed, so every repetition does the same work. */
 const BENCH_KEY = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
 
-/** Tracks the longest main-thread task (Long Tasks API: tasks over 50 ms) from `start()` to
- *  `stop()`; `null` where the engine has no 'longtask' entries (Firefox and WebKit today). */
+/** Tracks the main-thread tasks over 50 ms (Long Tasks API) from `start()` to `stop()`, which
+ *  resolves the longest; `longestFrom(a, b)` then gives the longest of those that started in
+ *  [a, b). `null` where the engine has no 'longtask' entries (Firefox and WebKit today). */
 function longestTask() {
-  if (!PerformanceObserver.supportedEntryTypes?.includes('longtask')) return { stop: async () => null };
-  let longest = 0;
+  if (!PerformanceObserver.supportedEntryTypes?.includes('longtask')) return { stop: async () => null, longestFrom: () => null };
+  const tasks = [];
   const t0 = now();
   const seen = (list) => {
-    for (const e of list.getEntries()) if (e.startTime >= t0) longest = Math.max(longest, e.duration);
+    for (const e of list.getEntries()) if (e.startTime >= t0) tasks.push(e);
   };
   const observer = new PerformanceObserver(seen);
   observer.observe({ type: 'longtask' });
+  const longestFrom = (a, b) => tasks.reduce((m, e) => (e.startTime >= a && e.startTime < b ? Math.max(m, e.duration) : m), 0);
   return {
     async stop() {
       // Entries are queued after their task ends: let the queue run, then take what is left.
       await new Promise((resolve) => setTimeout(resolve, 50));
       seen({ getEntries: () => observer.takeRecords() });
       observer.disconnect();
-      return longest;
+      return longestFrom(-Infinity, Infinity);
     },
+    longestFrom,
   };
 }
 
@@ -155,10 +158,13 @@ export function workloads(wasm, areaStores, wasmMemory) {
   // W3: each contender loads a database its own writer filled (populate, then a page reload).
   // `size`: a named size, or `{ wallets, rows }` (run.mjs --rows).
   const loads = {
-    payload: (size) => data('bulk', typeof size === 'object' ? size : SIZES.W3[size]),
+    payload: (size, params = typeof size === 'object' ? size : SIZES.W3[size]) => data('bulk', params),
     writers: { ours: c.ours, ours_breakdown: c.ours, ours_encrypted: c.ours_encrypted, raw_idb: c.raw_idb, dexie: c.dexie, idb_keyval: c.idb_keyval_setmany },
   };
   let codec = null;
+  // The scale point's contenders: ours with a deadline of 10 minutes, as its 100,000-row write
+  // outlasts the default 30 s on the loaded 2-core machine (it then times out, main as well).
+  const scale = { ours: contenders.ours(wasm, { timeoutMs: 600_000 }), raw_idb: c.raw_idb };
 
   /** The rows the database of a write workload must hold afterwards. */
   const expectedRows = (workload, payload) => {
@@ -240,16 +246,29 @@ export function workloads(wasm, areaStores, wasmMemory) {
      *  (timed, with its longest task and the memory after it). Resolves the database's name and
      *  the measures; the page is reloaded before `scaleLoad`. */
     async scaleCommit(contender, size) {
-      const impl = c[contender];
+      const impl = scale[contender];
       const payload = loads.payload(size, SIZES.scale[size]);
+      const { wallets, rows } = SIZES.scale[size];
+      if (payload.rows.length !== wallets * rows) throw new Error(`scale: ${payload.rows.length} rows, not ${wallets} × ${rows}`);
       const name = freshName('scale', contender);
       const handle = await impl.open(name);
       const before = memory(wasmMemory);
+      // The timed region starts in a task of its own (a long task counts only if it starts after
+      // the tracker did): staging would otherwise run in the task of open's continuation and gc().
       const task = longestTask();
+      await new Promise((resolve) => setTimeout(resolve, 0));
       const t0 = now();
-      await impl.write(handle, payload);
+      // Ours: the app's loop of 1,000 store() calls (their promises settle in microtasks, so the
+      // loop is one task of the app's), a macrotask, then commit() in tasks of its own.
+      const phases = await impl.write(handle, payload, { yieldBeforeCommit: true });
       const ms = now() - t0;
       const longest = await task.stop();
+      // B0 has no staging phase: its longest task is that of its whole write, as ours' commit.
+      const split = phases?.stage_ms === undefined ? {} : {
+        stage_ms: phases.stage_ms,
+        stage_longest_task_ms: task.longestFrom(-Infinity, t0 + phases.stage_ms),
+      };
+      const commitLongest = split.stage_ms === undefined ? longest : task.longestFrom(t0 + split.stage_ms, Infinity);
       const after = memory(wasmMemory);
       await impl.close(handle);
       return {
@@ -258,7 +277,8 @@ export function workloads(wasm, areaStores, wasmMemory) {
         bytes: payload.bytes,
         measures: {
           commit_ms: ms,
-          commit_longest_task_ms: longest,
+          commit_longest_task_ms: commitLongest,
+          ...split,
           baseline_wasm_memory_bytes: before.wasm,
           commit_wasm_memory_bytes: after.wasm,
           commit_js_heap_bytes: after.jsHeap,
@@ -272,7 +292,7 @@ export function workloads(wasm, areaStores, wasmMemory) {
       gc();
       const task = longestTask();
       const t0 = now();
-      const loaded = await c[contender].load(name, { keep: true });
+      const loaded = await scale[contender].load(name, { keep: true });
       const ms = now() - t0;
       const longest = await task.stop();
       const after = memory(wasmMemory);

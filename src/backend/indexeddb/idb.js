@@ -21,8 +21,19 @@ export function readAll(store, range) {
   }
   return Promise.all([requestDone(store.getAllKeys(range)), requestDone(store.getAll(range))]);
 }
+// Resolves true once a write request succeeded, false once it failed. It never cancels the error
+// event, so a failed request still aborts its transaction (whose `transactionDone` says why).
+export function requestSettled(req) {
+  return new Promise((resolve) => {
+    req.addEventListener('success', () => resolve(true));
+    req.addEventListener('error', () => resolve(false));
+  });
+}
+// A transaction that already aborted cannot commit: its `transactionDone` rejects with the cause.
 export function commitTransaction(tx) {
-  if (typeof tx.commit === 'function') tx.commit();
+  try {
+    if (typeof tx.commit === 'function') tx.commit();
+  } catch {}
 }
 export function writeTransaction(db, names, strict) {
   return strict ? db.transaction(names, 'readwrite', { durability: 'strict' }) : db.transaction(names, 'readwrite');
