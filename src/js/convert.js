@@ -84,15 +84,31 @@ class Refused {
   }
 }
 
+// The buffer of the last finished tape (up to 64 KiB), for the next one; a read that starts while
+// another runs (from a getter) allocates its own.
+let spare = null;
+let spareView = null;
+
 class TapeWriter {
   constructor(side, maxDepth, maxBytes) {
     this.side = side;
     this.maxDepth = maxDepth;
     this.maxBytes = maxBytes;
     this.used = 0;
-    this.bytes = new Uint8Array(1024);
-    this.view = new DataView(this.bytes.buffer);
+    this.bytes = spare ?? new Uint8Array(1024);
+    this.view = spare === null ? new DataView(this.bytes.buffer) : spareView;
+    spare = null;
     this.at = 0;
+  }
+
+  // The tape so far; the buffer becomes the spare (the caller copies the tape before any other
+  // read can start).
+  finish() {
+    if (this.bytes.length <= 65536) {
+      spare = this.bytes;
+      spareView = this.view;
+    }
+    return this.bytes.subarray(0, this.at);
   }
 
   reserve(n) {
@@ -128,13 +144,17 @@ class TapeWriter {
     const bytes = this.bytes;
     const n = value.length;
     let at = start;
-    let i = 0;
-    for (; i < n; i++) {
-      const c = value.charCodeAt(i);
-      if (c >= 0x80) break;
-      bytes[at++] = c;
+    if (n > 24) {
+      at += utf8Encoder.encodeInto(value, bytes.subarray(at)).written;
+    } else {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        bytes[at++] = c;
+      }
+      if (i < n) at += utf8Encoder.encodeInto(value.slice(i), bytes.subarray(at)).written;
     }
-    if (i < n) at += utf8Encoder.encodeInto(value.slice(i), bytes.subarray(at)).written;
     this.view.setUint32(this.at, at - start, true);
     this.at = at;
     return at - start;
@@ -253,7 +273,7 @@ export function readTape(value, side, maxDepth, maxBytes) {
   const writer = new TapeWriter(side, maxDepth, maxBytes);
   try {
     writer.value(value, 0);
-    return writer.bytes.subarray(0, writer.at);
+    return writer.finish();
   } catch (error) {
     if (!(error instanceof Refused)) throw error;
     const out = new TapeWriter(side, 0, Infinity);
@@ -271,7 +291,7 @@ export function readTape(value, side, maxDepth, maxBytes) {
         out.utf8(step);
       }
     }
-    return out.bytes.subarray(0, out.at);
+    return out.finish();
   }
 }
 
