@@ -7,13 +7,13 @@
 //! run, so the shadow-stack pointer (the `__stack_pointer` global) is never restored: every such
 //! call leaks its frames (about 4 KiB), and after a few hundred calls the 1 MiB stack runs into
 //! the data below it: `memory access out of bounds`, then `unreachable`, on every later call of
-//! the instance. Here every read of a caller value goes through an import marked `catch`: a throw
-//! comes back as an `Err` and becomes `invalid_argument` (1) naming the path, with the original
-//! exception as `cause`.
+//! the instance. Here a caller value is read by one import marked `catch`, `readTape`, which
+//! catches what the value throws itself: a throw becomes `invalid_argument` (1) naming the path,
+//! with the original exception as `cause`.
 //!
 //! [`read`] turns a caller value into a [`Value`] tree (plain objects, arrays, `Uint8Array`s of
-//! any realm, primitives; refusing everything else), then [`from_value`] deserializes our types
-//! from the tree with serde, naming the path of the first refused value.
+//! any realm, primitives; refusing everything else) from that one tape, then [`from_value`]
+//! deserializes our types from the tree with serde, naming the path of the first refused value.
 
 use std::fmt;
 
