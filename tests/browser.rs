@@ -234,6 +234,53 @@ fn strings(value: &JsValue) -> Vec<String> {
     value.unchecked_ref::<Array>().iter().map(|k| k.as_string().unwrap()).collect()
 }
 
+/// Every refusal of the value reader: the path of the refused value, the reason, and the caller's
+/// exception as `cause` when one was thrown; nothing is staged.
+#[wasm_bindgen_test]
+async fn js_refused_values_name_path_reason_and_cause() {
+    let store = open_store(&unique("js-refusals")).await;
+    let cases: [(&str, &str); 17] = [
+        ("({ utxos: { ['a\\uD800']: 1 } })", "changes.utxos: a key: the string is not well-formed UTF-16 (it has a lone surrogate)"),
+        ("({ wallet: { label: 'a\\uDC00' } })", "changes.wallet.label: the string is not well-formed UTF-16 (it has a lone surrogate)"),
+        ("({ wallet: { label: 'x'.repeat(65 << 20) } })", "changes.wallet.label: the value is larger than 64 MiB"),
+        ("({ utxos: { [`k${'x'.repeat(65 << 20)}`]: 1 } })", "changes.utxos: a key: the value is larger than 64 MiB"),
+        ("({ wallet: { label: Symbol('s') } })", "changes.wallet.label: a symbol cannot be stored"),
+        ("({ utxos: new Map() })", "changes.utxos: a Map is not accepted here: use a plain object, an array, a Uint8Array or a primitive"),
+        ("({ utxos: new Uint16Array(2) })", "changes.utxos: a Uint16Array is not accepted here"),
+        ("(() => { let v = {}; for (let i = 0; i < 70; i++) v = { v }; return { utxos: v }; })()",
+         "changes.utxos.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v: nested deeper than 64 levels (or cyclic)"),
+        ("({ [Symbol('k')]: 1 })", "changes: a symbol key cannot be stored"),
+        ("({ wallet: { get label() { throw new Error('getter says no'); } } })", "changes.wallet.label: reading it threw"),
+        ("({ records: [1, , 2] })", "changes.records: an array with holes, named properties or symbol keys cannot be stored"),
+        ("({ records: [1, Symbol('s')] })", "changes.records[1]: a symbol cannot be stored"),
+        ("({ wallet: { createdAtMs: 2n ** 130n } })", "changes.wallet.createdAtMs: the bigint 1361129467683753853853498429727072845824 is out of every accepted range"),
+        ("({ utxos: { 'a b': { value: Symbol('s') } } })", "changes.utxos[\"a b\"].value: a symbol cannot be stored"),
+        ("(() => { const p = Proxy.revocable({}, {}); p.revoke(); return { utxos: p.proxy }; })()", "changes.utxos: the object could not be inspected"),
+        ("({ utxos: new Proxy({}, { ownKeys() { throw new Error('trap says no'); } }) })", "changes.utxos: its keys could not be read"),
+        ("({ records: new Proxy([], { get() { throw new Error('trap says no'); } }) })", "changes.records: its length could not be read"),
+    ];
+    for (source, expected) in cases {
+        let error = reject(store.store(WALLET.into(), js(&format!("return {source};")))).await;
+        assert_code(&error, 1, "invalid_argument", false);
+        let message = field(&error, "message").as_string().unwrap();
+        assert!(message.contains(expected), "{source}: {message}");
+        let cause = field(&error, "cause");
+        match expected.split(": ").nth(1) {
+            Some("reading it threw") => {
+                assert_eq!(field(&cause, "message").as_string().as_deref(), Some("getter says no"))
+            }
+            Some("its keys could not be read" | "its length could not be read") => {
+                assert_eq!(field(&cause, "message").as_string().as_deref(), Some("trap says no"))
+            }
+            Some("the object could not be inspected") => assert!(cause.is_instance_of::<js_sys::TypeError>()),
+            _ => assert!(cause.is_undefined(), "{source}: no cause"),
+        }
+    }
+    let staged: Array = JsFuture::from(store.staged()).await.unwrap().unchecked_into();
+    assert_eq!(staged.length(), 0, "nothing may be staged");
+    JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn js_load_of_chosen_wallets_refuses_bad_ids_and_returns_exactly_them() {
     let name = unique("js-load-some");

@@ -13,7 +13,7 @@ const objectPrototype = Object.prototype;
 // 1: a plain object (prototype Object.prototype of any realm, or null), 2: an array (prototype
 // Array.prototype of any realm),
 // 3: a Uint8Array (of any realm: recognised by its internal type tag, not by instanceof).
-export function shapeOf(value) {
+function shapeOf(value) {
   if (ArrayBuffer.isView(value)) return typedArrayName.call(value) === 'Uint8Array' ? 3 : 0;
   if (Array.isArray(value)) {
     // Array.prototype of any realm is itself an array; a subclass's prototype is not.
@@ -32,21 +32,21 @@ export function shapeOf(value) {
 }
 
 // A copy of a Uint8Array's bytes (reads internal slots only; throws for a detached buffer).
-export function copyBytes(value) {
+function copyBytes(value) {
   return new Uint8Array(value);
 }
 
-export function isWellFormed(text) {
+function isWellFormed(text) {
   if (typeof String.prototype.isWellFormed === 'function') return text.isWellFormed();
   return !/\p{Surrogate}/u.test(text);
 }
 
-export function bigintText(value) {
+function bigintText(value) {
   return BigInt.prototype.toString.call(value);
 }
 
 // A short description of an object that is not accepted: its constructor's name or its tag.
-export function describeObject(value) {
+function describeObject(value) {
   const tag = Object.prototype.toString.call(value).slice(8, -1);
   const proto = Reflect.getPrototypeOf(value);
   const ctor = proto && Reflect.getOwnPropertyDescriptor(proto, 'constructor');
@@ -57,6 +57,242 @@ export function describeObject(value) {
 // A promise for whatever `init` returned: never throws (Promise.resolve reads `constructor`).
 export function settle(value) {
   return new Promise((resolve) => resolve(value));
+}
+
+// ---- A caller value read in one pass into a tape (read by `read` in convert.rs, which lists the
+// tags and refusal codes). The walk, its order and its budget are those convert.rs documents; a
+// refusal replaces the whole tape with one refusal record. Functions and the exceptions that
+// caused a refusal go to `side` (the tape holds their index).
+
+const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
+const utf8Encoder = new TextEncoder();
+
+// Why the value is refused (a code of convert.rs), the exception that caused it if one did (even
+// `undefined`), and the path to it, innermost step first.
+class Refused {
+  constructor(code, detail, ...cause) {
+    this.code = code;
+    this.detail = detail;
+    this.caused = cause.length > 0;
+    this.cause = cause[0];
+    this.steps = [];
+  }
+
+  at(step) {
+    this.steps.push(step);
+    return this;
+  }
+}
+
+// The buffer of the last finished tape (up to 64 KiB), for the next one; a read that starts while
+// another runs (from a getter) allocates its own.
+let spare = null;
+let spareView = null;
+
+class TapeWriter {
+  constructor(side, maxDepth, maxBytes) {
+    this.side = side;
+    this.maxDepth = maxDepth;
+    this.maxBytes = maxBytes;
+    this.used = 0;
+    this.bytes = spare ?? new Uint8Array(1024);
+    this.view = spare === null ? new DataView(this.bytes.buffer) : spareView;
+    spare = null;
+    this.at = 0;
+  }
+
+  // The tape so far; the buffer becomes the spare (the caller copies the tape before any other
+  // read can start).
+  finish() {
+    if (this.bytes.length <= 65536) {
+      spare = this.bytes;
+      spareView = this.view;
+    }
+    return this.bytes.subarray(0, this.at);
+  }
+
+  reserve(n) {
+    if (this.at + n <= this.bytes.length) return;
+    let size = this.bytes.length * 2;
+    while (size < this.at + n) size *= 2;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.bytes.subarray(0, this.at));
+    this.bytes = bigger;
+    this.view = new DataView(bigger.buffer);
+  }
+
+  charge(n) {
+    this.used += n;
+    if (this.used > this.maxBytes) throw new Refused(2, '');
+  }
+
+  tag(t) {
+    this.reserve(1);
+    this.bytes[this.at++] = t;
+  }
+
+  u32(n) {
+    this.reserve(4);
+    this.view.setUint32(this.at, n, true);
+    this.at += 4;
+  }
+
+  // A string's UTF-8 length then its bytes (lone surrogates become U+FFFD: check first).
+  utf8(value) {
+    this.reserve(4 + value.length * 3);
+    const start = this.at + 4;
+    const bytes = this.bytes;
+    const n = value.length;
+    let at = start;
+    if (n > 24) {
+      at += utf8Encoder.encodeInto(value, bytes.subarray(at)).written;
+    } else {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        bytes[at++] = c;
+      }
+      if (i < n) at += utf8Encoder.encodeInto(value.slice(i), bytes.subarray(at)).written;
+    }
+    this.view.setUint32(this.at, at - start, true);
+    this.at = at;
+    return at - start;
+  }
+
+  // A caller's string: well-formed, and charged its UTF-8 length.
+  text(value) {
+    let wellFormed;
+    try { wellFormed = isWellFormed(value); } catch (e) { throw new Refused(0, '', e); }
+    if (!wellFormed) throw new Refused(1, '');
+    // UTF-8 takes at least one byte per UTF-16 unit: a longer string cannot fit the budget.
+    if (this.used + value.length > this.maxBytes) this.charge(value.length);
+    this.charge(this.utf8(value));
+  }
+
+  value(value, depth) {
+    this.charge(16);
+    if (value === undefined) return this.tag(0);
+    if (value === null) return this.tag(1);
+    switch (typeof value) {
+      case 'boolean': return this.tag(value ? 3 : 2);
+      case 'number':
+        this.reserve(9);
+        this.bytes[this.at++] = 4;
+        this.view.setFloat64(this.at, value, true);
+        this.at += 8;
+        return undefined;
+      case 'bigint': {
+        let text;
+        try { text = bigintText(value); } catch (e) { throw new Refused(3, '', e); }
+        this.tag(5);
+        this.utf8(text);
+        return undefined;
+      }
+      case 'string':
+        this.tag(6);
+        return this.text(value);
+      case 'symbol': throw new Refused(4, '');
+      case 'function':
+        this.tag(8);
+        this.u32(this.side.push(value) - 1);
+        return undefined;
+      default: return this.object(value, depth);
+    }
+  }
+
+  object(value, depth) {
+    let shape;
+    try { shape = shapeOf(value); } catch (e) { throw new Refused(5, '', e); }
+    if (shape === 3) {
+      let copy;
+      try { copy = copyBytes(value); } catch (e) { throw new Refused(6, '', e); }
+      this.charge(copy.length);
+      this.tag(7);
+      this.u32(copy.length);
+      this.reserve(copy.length);
+      this.bytes.set(copy, this.at);
+      this.at += copy.length;
+      return undefined;
+    }
+    if (shape === 0) {
+      let name;
+      try { name = describeObject(value); } catch { name = 'object'; }
+      throw new Refused(7, typeof name === 'string' ? name : 'object');
+    }
+    if (depth >= this.maxDepth) throw new Refused(8, '');
+    let keys;
+    try { keys = Reflect.ownKeys(value); } catch (e) { throw new Refused(9, '', e); }
+    return shape === 2 ? this.list(value, keys, depth) : this.map(value, keys, depth);
+  }
+
+  map(value, keys, depth) {
+    this.tag(10);
+    this.u32(keys.length);
+    for (const key of keys) {
+      if (typeof key !== 'string') throw new Refused(10, '');
+      try { this.text(key); } catch (e) { throw inKey(e); }
+      let item;
+      try { item = value[key]; } catch (e) { throw new Refused(11, '', e).at(key); }
+      try { this.value(item, depth + 1); } catch (e) { throw stepped(e, key); }
+    }
+  }
+
+  list(value, keys, depth) {
+    let length;
+    try { length = value.length; } catch (e) { throw new Refused(13, '', e); }
+    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > 0xffffffff) {
+      throw new Refused(14, '');
+    }
+    if (keys.length !== length + 1 || keys[keys.length - 1] !== 'length') throw new Refused(15, '');
+    this.tag(9);
+    this.u32(length);
+    for (let i = 0; i < length; i++) {
+      let item;
+      try { item = value[i]; } catch (e) { throw new Refused(11, '', e).at(i); }
+      try { this.value(item, depth + 1); } catch (e) { throw stepped(e, i); }
+    }
+  }
+}
+
+// Adds a step to a refusal on its way out; anything else is our own bug, passed on.
+function stepped(error, step) {
+  if (error instanceof Refused) return error.at(step);
+  throw error;
+}
+
+// A refusal of a key rather than of a value (its message says so).
+function inKey(error) {
+  if (!(error instanceof Refused)) throw error;
+  error.code |= 0x80;
+  return error;
+}
+
+// The tape of `value`; never throws for anything the caller's value does.
+export function readTape(value, side, maxDepth, maxBytes) {
+  const writer = new TapeWriter(side, maxDepth, maxBytes);
+  try {
+    writer.value(value, 0);
+    return writer.finish();
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    const out = new TapeWriter(side, 0, Infinity);
+    out.tag(11);
+    out.tag(error.code);
+    out.utf8(error.detail);
+    out.u32(error.caused ? side.push(error.cause) - 1 : 0xffffffff);
+    out.u32(error.steps.length);
+    for (const step of error.steps) {
+      if (typeof step === 'number') {
+        out.tag(1);
+        out.u32(step);
+      } else {
+        out.tag(0);
+        out.utf8(step);
+      }
+    }
+    return out.finish();
+  }
 }
 
 // ---- Our results: load's values from the tape of src/js/tape.rs, built in one pass (the tags are

@@ -7,13 +7,13 @@
 //! run, so the shadow-stack pointer (the `__stack_pointer` global) is never restored: every such
 //! call leaks its frames (about 4 KiB), and after a few hundred calls the 1 MiB stack runs into
 //! the data below it: `memory access out of bounds`, then `unreachable`, on every later call of
-//! the instance. Here every read of a caller value goes through an import marked `catch`: a throw
-//! comes back as an `Err` and becomes `invalid_argument` (1) naming the path, with the original
-//! exception as `cause`.
+//! the instance. Here a caller value is read by one import marked `catch`, `readTape`, which
+//! catches what the value throws itself: a throw becomes `invalid_argument` (1) naming the path,
+//! with the original exception as `cause`.
 //!
 //! [`read`] turns a caller value into a [`Value`] tree (plain objects, arrays, `Uint8Array`s of
-//! any realm, primitives; refusing everything else), then [`from_value`] deserializes our types
-//! from the tree with serde, naming the path of the first refused value.
+//! any realm, primitives; refusing everything else) from that one tape, then [`from_value`]
+//! deserializes our types from the tree with serde, naming the path of the first refused value.
 
 use std::fmt;
 
@@ -26,16 +26,9 @@ use crate::error::Error;
 
 #[wasm_bindgen(module = "/src/js/convert.js")]
 extern "C" {
-    #[wasm_bindgen(catch, js_name = shapeOf)]
-    fn shape_of(value: &JsValue) -> Result<u32, JsValue>;
-    #[wasm_bindgen(catch, js_name = copyBytes)]
-    fn copy_bytes(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
-    #[wasm_bindgen(catch, js_name = isWellFormed)]
-    fn is_well_formed(text: &JsValue) -> Result<bool, JsValue>;
-    #[wasm_bindgen(catch, js_name = bigintText)]
-    fn bigint_text(value: &JsValue) -> Result<String, JsValue>;
-    #[wasm_bindgen(catch, js_name = describeObject)]
-    fn describe_object(value: &JsValue) -> Result<String, JsValue>;
+    /// The tape of `value` (see [`read`]); functions and causes go to `side`.
+    #[wasm_bindgen(catch, js_name = readTape)]
+    fn read_tape(value: &JsValue, side: &Array, max_depth: u32, max_bytes: u32) -> Result<js_sys::Uint8Array, JsValue>;
     /// A promise for `value` (a thenable is followed); never throws.
     #[wasm_bindgen(catch)]
     pub fn settle(value: &JsValue) -> Result<js_sys::Promise, JsValue>;
@@ -187,122 +180,161 @@ impl de::Error for Refusal {
 /// functions. Refuses `Map`, `Set`, `Date`, class instances, boxed primitives, symbols, symbol
 /// keys, lone surrogates, nesting deeper than [`MAX_DEPTH`] (cycles included) and more than
 /// [`MAX_INPUT_BYTES`] in all.
+///
+/// `readTape` (convert.js) walks the value once, depth first, and writes a tape: each value is
+/// charged 16 bytes when reached, each string or key its UTF-8 length once found well-formed, each
+/// `Uint8Array` its length once copied. The first refusal replaces the tape with a refusal record;
+/// [`Tape`] turns either into a [`Value`] or a [`Refusal`].
 pub fn read(value: &JsValue) -> Result<Value, Refusal> {
-    Reader { used: 0 }.read(value, 0)
+    let side = Array::new();
+    let tape = read_tape(value, &side, MAX_DEPTH as u32, MAX_INPUT_BYTES as u32)
+        .map_err(|e| Refusal::caused("the value could not be read", e))?
+        .to_vec();
+    Tape { bytes: &tape, at: 0, side: &side }.read()
 }
 
-struct Reader {
-    used: usize,
+/// Tags of the tape (`readTape` in convert.js writes them).
+mod tag {
+    pub const UNDEFINED: u8 = 0;
+    pub const NULL: u8 = 1;
+    pub const FALSE: u8 = 2;
+    pub const TRUE: u8 = 3;
+    /// Then an f64.
+    pub const NUMBER: u8 = 4;
+    /// Then the decimal text.
+    pub const BIGINT: u8 = 5;
+    /// Then the text.
+    pub const TEXT: u8 = 6;
+    /// Then a u32 length and the bytes.
+    pub const BYTES: u8 = 7;
+    /// Then the u32 index of the function in `side`.
+    pub const FUNCTION: u8 = 8;
+    /// Then a u32 count and the items.
+    pub const LIST: u8 = 9;
+    /// Then a u32 count and, per entry, the key's text and the value.
+    pub const MAP: u8 = 10;
+    /// Then a code (`KEY` set for a key's refusal), a detail text, the u32 index of the cause in
+    /// `side` (`u32::MAX` if none), a u32 count and the steps, innermost first (0 and a key's
+    /// text, or 1 and a u32 index).
+    pub const REFUSED: u8 = 11;
+    /// The flag of a refusal code that says a key, not a value, was refused.
+    pub const KEY: u8 = 0x80;
 }
 
-/// What `shapeOf` (convert.js) says.
-const OTHER: u32 = 0;
-const PLAIN: u32 = 1;
-const ARRAY: u32 = 2;
-const BYTES: u32 = 3;
+/// Reads a tape of `readTape`. Its texts are UTF-8 that `TextEncoder` wrote.
+struct Tape<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    side: &'a Array,
+}
 
-impl Reader {
-    fn charge(&mut self, bytes: usize) -> Result<(), Refusal> {
-        self.used = self.used.saturating_add(bytes);
-        if self.used > MAX_INPUT_BYTES {
-            return Err(Refusal::new(format!("the value is larger than {} MiB", MAX_INPUT_BYTES >> 20)));
+impl Tape<'_> {
+    fn read(mut self) -> Result<Value, Refusal> {
+        if self.bytes.first() == Some(&tag::REFUSED) {
+            self.at = 1;
+            return Err(self.refusal());
         }
-        Ok(())
+        let value = self.value();
+        debug_assert_eq!(self.at, self.bytes.len());
+        value
     }
 
-    fn text(&mut self, value: &JsValue) -> Result<String, Refusal> {
-        let well_formed = is_well_formed(value).map_err(|e| Refusal::caused("the string could not be read", e))?;
-        if !well_formed {
-            return Err(Refusal::new("the string is not well-formed UTF-16 (it has a lone surrogate)"));
-        }
-        let text = value.as_string().unwrap_or_default();
-        self.charge(text.len())?;
-        Ok(text)
+    fn byte(&mut self) -> u8 {
+        self.at += 1;
+        self.bytes[self.at - 1]
     }
 
-    fn read(&mut self, value: &JsValue, depth: usize) -> Result<Value, Refusal> {
-        self.charge(16)?;
-        if value.is_undefined() {
-            return Ok(Value::Undefined);
-        }
-        if value.is_null() {
-            return Ok(Value::Null);
-        }
-        if let Some(b) = value.as_bool() {
-            return Ok(Value::Bool(b));
-        }
-        if let Some(n) = value.as_f64() {
-            return Ok(Value::Number(n));
-        }
-        if value.is_bigint() {
-            let text = bigint_text(value).map_err(|e| Refusal::caused("the bigint could not be read", e))?;
-            return text
-                .parse::<i128>()
-                .map(Value::BigInt)
-                .map_err(|_| Refusal::new(format!("the bigint {text} is out of every accepted range")));
-        }
-        if value.is_string() {
-            return self.text(value).map(Value::Text);
-        }
-        if value.is_symbol() {
-            return Err(Refusal::new("a symbol cannot be stored"));
-        }
-        if value.is_function() {
-            return Ok(Value::Function(value.clone().unchecked_into()));
-        }
-        let shape = shape_of(value).map_err(|e| Refusal::caused("the object could not be inspected", e))?;
-        if shape == BYTES {
-            let bytes = copy_bytes(value).map_err(|e| Refusal::caused("the Uint8Array could not be read", e))?;
-            self.charge(bytes.length() as usize)?;
-            return Ok(Value::Bytes(bytes.to_vec()));
-        }
-        if shape == OTHER {
-            let name = describe_object(value).unwrap_or_else(|_| "object".into());
-            return Err(Refusal::new(format!(
-                "a {name} is not accepted here: use a plain object, an array, a Uint8Array or a primitive"
-            )));
-        }
-        if depth >= MAX_DEPTH {
-            return Err(Refusal::new(format!("nested deeper than {MAX_DEPTH} levels (or cyclic)")));
-        }
-        let keys = Reflect::own_keys(value).map_err(|e| Refusal::caused("its keys could not be read", e))?;
-        if shape == ARRAY {
-            return self.list(value, &keys, depth);
-        }
-        debug_assert_eq!(shape, PLAIN);
-        let mut entries = Vec::with_capacity(keys.length() as usize);
-        for key in keys.iter() {
-            if !key.is_string() {
-                return Err(Refusal::new("a symbol key cannot be stored"));
+    fn take(&mut self, n: usize) -> &[u8] {
+        self.at += n;
+        &self.bytes[self.at - n..self.at]
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take(4).try_into().expect("four bytes"))
+    }
+
+    fn text(&mut self) -> String {
+        let n = self.u32() as usize;
+        String::from_utf8_lossy(self.take(n)).into_owned()
+    }
+
+    fn value(&mut self) -> Result<Value, Refusal> {
+        Ok(match self.byte() {
+            tag::UNDEFINED => Value::Undefined,
+            tag::NULL => Value::Null,
+            tag::FALSE => Value::Bool(false),
+            tag::TRUE => Value::Bool(true),
+            tag::NUMBER => Value::Number(f64::from_le_bytes(self.take(8).try_into().expect("eight bytes"))),
+            tag::BIGINT => {
+                let text = self.text();
+                let n = text
+                    .parse::<i128>()
+                    .map_err(|_| Refusal::new(format!("the bigint {text} is out of every accepted range")))?;
+                Value::BigInt(n)
             }
-            let name = self.text(&key).map_err(|r| Refusal { message: format!("a key: {}", r.message), ..r })?;
-            let item = Reflect::get(value, &key)
-                .map_err(|e| Refusal::caused("reading it threw", e).at(Step::Key(name.clone())))?;
-            let item = self.read(&item, depth + 1).map_err(|r| r.at(Step::Key(name.clone())))?;
-            entries.push((name, item));
-        }
-        Ok(Value::Map(entries))
+            tag::TEXT => Value::Text(self.text()),
+            tag::BYTES => {
+                let n = self.u32() as usize;
+                Value::Bytes(self.take(n).to_vec())
+            }
+            tag::FUNCTION => Value::Function(self.side.get(self.u32()).unchecked_into()),
+            tag::LIST => {
+                let n = self.u32() as usize;
+                let mut items = Vec::with_capacity(n);
+                for i in 0..n {
+                    items.push(self.value().map_err(|r| r.at(Step::Index(i)))?);
+                }
+                Value::List(items)
+            }
+            tag::MAP => {
+                let n = self.u32() as usize;
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let key = self.text();
+                    let value = self.value().map_err(|r| r.at(Step::Key(key.clone())))?;
+                    entries.push((key, value));
+                }
+                Value::Map(entries)
+            }
+            other => unreachable!("tape tag {other}"),
+        })
     }
 
-    fn list(&mut self, value: &JsValue, keys: &Array, depth: usize) -> Result<Value, Refusal> {
-        let length = Reflect::get(value, &"length".into())
-            .map_err(|e| Refusal::caused("its length could not be read", e))?
-            .as_f64()
-            .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
-            .ok_or_else(|| Refusal::new("its length is not an array length"))? as u32;
-        // A dense array has exactly its indices then "length" as own keys; anything else is a hole,
-        // a named property or a symbol key.
-        let last = keys.get(keys.length().saturating_sub(1)).as_string();
-        if keys.length() != length.saturating_add(1) || last.as_deref() != Some("length") {
-            return Err(Refusal::new("an array with holes, named properties or symbol keys cannot be stored"));
+    fn refusal(&mut self) -> Refusal {
+        let code = self.byte();
+        let detail = self.text();
+        let cause = self.u32();
+        let message = match code & !tag::KEY {
+            0 => "the string could not be read".to_string(),
+            1 => "the string is not well-formed UTF-16 (it has a lone surrogate)".to_string(),
+            2 => format!("the value is larger than {} MiB", MAX_INPUT_BYTES >> 20),
+            3 => "the bigint could not be read".to_string(),
+            4 => "a symbol cannot be stored".to_string(),
+            5 => "the object could not be inspected".to_string(),
+            6 => "the Uint8Array could not be read".to_string(),
+            7 => format!("a {detail} is not accepted here: use a plain object, an array, a Uint8Array or a primitive"),
+            8 => format!("nested deeper than {MAX_DEPTH} levels (or cyclic)"),
+            9 => "its keys could not be read".to_string(),
+            10 => "a symbol key cannot be stored".to_string(),
+            11 => "reading it threw".to_string(),
+            13 => "its length could not be read".to_string(),
+            14 => "its length is not an array length".to_string(),
+            15 => "an array with holes, named properties or symbol keys cannot be stored".to_string(),
+            other => unreachable!("refusal code {other}"),
+        };
+        let message = if code & tag::KEY != 0 { format!("a key: {message}") } else { message };
+        let mut refusal = match cause {
+            u32::MAX => Refusal::new(message),
+            index => Refusal::caused(message, self.side.get(index)),
+        };
+        for _ in 0..self.u32() {
+            let step = match self.byte() {
+                0 => Step::Key(self.text()),
+                _ => Step::Index(self.u32() as usize),
+            };
+            refusal = refusal.at(step);
         }
-        let mut items = Vec::with_capacity(length.min(1 << 16) as usize);
-        for i in 0..length {
-            let item = Reflect::get(value, &JsValue::from(i))
-                .map_err(|e| Refusal::caused("reading it threw", e).at(Step::Index(i as usize)))?;
-            items.push(self.read(&item, depth + 1).map_err(|r| r.at(Step::Index(i as usize)))?);
-        }
-        Ok(Value::List(items))
+        refusal
     }
 }
 

@@ -572,11 +572,14 @@ impl WalletStore {
         accept!(guard);
         // Converted now, so that later mutation of the caller's object cannot change what is staged.
         let (id, changes) = accept!(parse_changes(&wallet, &changes));
-        let staged = self.inner.stage(id, changes).map(|()| id);
+        accept!(self.inner.stage(id, changes));
+        // In manual mode nothing waits: settled now, without a future per call.
+        if self.inner.options().flush_mode == FlushMode::Manual {
+            return Promise::resolve(&JsValue::NULL);
+        }
         let inner = self.inner.clone();
         promise(async move {
-            let wallet = staged?;
-            match inner.flush_if_immediate(wallet).await? {
+            match inner.flush_if_immediate(id).await? {
                 Some(report) => to_js(&report),
                 None => Ok(JsValue::NULL),
             }
