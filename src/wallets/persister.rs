@@ -27,6 +27,9 @@ pub enum FlushMode {
     Immediate,
 }
 
+/// How many rows a load decodes between two pauses: a few milliseconds of work.
+const DECODE_SLICE_ROWS: usize = 2_000;
+
 /// How a persister behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -536,7 +539,7 @@ impl<B: Backend> Persister<B> {
         let mut report = LoadReport::new();
         report.scanned_stores = reads.scanned;
         for store_rows in reads.stores {
-            self.load_rows(&mut state, &mut report, store_rows);
+            self.load_rows(&mut state, &mut report, store_rows).await;
         }
         for (store, key, error) in integrity::take_orphans(&mut state.wallets) {
             if let Some(loaded) = report.rows.get_mut(store) {
@@ -571,7 +574,7 @@ impl<B: Backend> Persister<B> {
         let mut state = ClientStartState::default();
         let mut report = LoadReport::new();
         for store_rows in reads.stores {
-            self.load_rows(&mut state, &mut report, store_rows);
+            self.load_rows(&mut state, &mut report, store_rows).await;
         }
         let found = state.wallets.keys().map(integrity::record_key);
         self.known_parents.borrow_mut().learn_loaded(removals, found);
@@ -582,12 +585,17 @@ impl<B: Backend> Persister<B> {
         Ok((records, report.skipped))
     }
 
-    fn load_rows(&self, state: &mut ClientStartState, report: &mut LoadReport, store_rows: StoreRows) {
+    /// Decodes `store_rows` into `state`, pausing (see [`Backend::pause`]) after every
+    /// [`DECODE_SLICE_ROWS`] rows so a large load is not one long task.
+    async fn load_rows(&self, state: &mut ClientStartState, report: &mut LoadReport, store_rows: StoreRows) {
         let store = store_rows.store;
         for (key, error) in store_rows.unreadable {
             report.skip(store, key, &error);
         }
-        for row in store_rows.rows {
+        for (i, row) in store_rows.rows.into_iter().enumerate() {
+            if i > 0 && i % DECODE_SLICE_ROWS == 0 {
+                self.db.backend().pause().await;
+            }
             match WalletChangeSet::load_row(
                 &mut state.wallets,
                 store,

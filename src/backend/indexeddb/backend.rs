@@ -53,6 +53,8 @@ extern "C" {
     fn ends(this: &Chunk) -> Uint32Array;
     #[wasm_bindgen(method, getter)]
     fn bad(this: &Chunk) -> Array;
+    #[wasm_bindgen(js_name = nextTask)]
+    fn next_task() -> Promise;
     #[wasm_bindgen(js_name = commitTransaction)]
     fn commit_transaction(tx: &web_sys::IdbTransaction);
     #[wasm_bindgen(js_name = writeTransaction, catch)]
@@ -153,6 +155,12 @@ fn push_chunk(rows: &mut StoreRows, chunk: &Chunk) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Resolves in a later task of the event loop, so the page runs (input, rendering) in between.
+pub async fn pause() {
+    // `nextTask` never rejects.
+    let _ = JsFuture::from(next_task()).await;
 }
 
 fn describe(value: &JsValue) -> String {
@@ -447,6 +455,10 @@ impl Backend for IndexedDbBackend {
         }
         push_chunk(&mut rows, &pack_rows(&read_keys, &values))?;
         Ok(rows)
+    }
+
+    async fn pause(&self) {
+        pause().await
     }
 
     async fn reconnect(&self) -> Result<()> {

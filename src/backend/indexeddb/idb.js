@@ -104,6 +104,20 @@ function spell(key) {
   } catch (_) { /* spelled below */ }
   return String(key);
 }
+// Resolves in a later task (scheduler.yield where the browser has it: the page's pending input
+// runs first), so a long job lets the page run between two of its parts.
+export function nextTask() {
+  const scheduler = globalThis.scheduler;
+  if (scheduler && typeof scheduler.yield === 'function') return scheduler.yield();
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
 export function commitTransaction(tx) {
   if (typeof tx.commit === 'function') tx.commit();
 }
