@@ -343,10 +343,10 @@ fn issue(tx: &web_sys::IdbTransaction, batch: &WriteBatch) -> Result<()> {
 
 impl IndexedDbBackend {
     /// One readonly transaction over `stores`, each store read in chunks of at most
-    /// `read_chunk_rows` rows (every row when `groups` is `None`, else one range per group), one
-    /// request pending at a time: the next chunk's request is issued as the current chunk arrives,
-    /// so each chunk is copied into wasm in its own task and the read sees one snapshot. A store's
-    /// rows come range by range, in the order of `groups`.
+    /// `read_chunk_rows` rows (every row when `groups` is `None`, else one range per group): every
+    /// store's first request is issued at once, and a store's next chunk is requested as its
+    /// current chunk arrives, so each chunk is copied into wasm in its own task and the read sees
+    /// one snapshot. A store's rows come range by range, in the order of `groups`.
     async fn bulk_read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<Result<StoreRows>>> {
         let ranges = match groups {
             None => vec![JsValue::UNDEFINED],
@@ -362,8 +362,12 @@ impl IndexedDbBackend {
             .flat_map(|store| ranges.iter().map(|range| Array::of2(&JsValue::from_str(store), range)))
             .collect();
         let reader = chunk_reader(&tx, &reads, self.read_chunk_rows.get()).map_err(js_error)?;
-        let mut out: Vec<Result<StoreRows>> =
-            stores.iter().map(|store| Ok(StoreRows { store, rows: Vec::new(), unreadable: Vec::new() })).collect();
+        // One slot per read (store and range, store by store); a read's chunks come in key order,
+        // the chunks of different reads interleaved.
+        let mut reads: Vec<Result<StoreRows>> = stores
+            .iter()
+            .flat_map(|store| ranges.iter().map(|_| Ok(StoreRows { store, rows: Vec::new(), unreadable: Vec::new() })))
+            .collect();
         // A failed request does not abort the readonly transaction (see `requestDone`): one store
         // failing leaves the others readable.
         while let Some(next) = reader.next() {
@@ -371,15 +375,26 @@ impl IndexedDbBackend {
             if !chunk.fatal().is_undefined() {
                 return Err(js_error(chunk.fatal()));
             }
-            let slot = &mut out[chunk.read() as usize / ranges.len()];
-            if !chunk.error().is_undefined() {
-                if slot.is_ok() {
-                    *slot = Err(js_error(chunk.error()));
-                }
-            } else if let Ok(rows) = slot {
-                push_chunk(rows, &chunk)?;
+            match &mut reads[chunk.read() as usize] {
+                slot if !chunk.error().is_undefined() => *slot = Err(js_error(chunk.error())),
+                Ok(rows) => push_chunk(rows, &chunk)?,
+                Err(_) => {}
             }
         }
+        let mut reads = reads.into_iter();
+        let out = stores
+            .iter()
+            .map(|store| {
+                let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+                // Collected first: every read of this store is taken, even after a failed one.
+                for read in reads.by_ref().take(ranges.len()).collect::<Vec<_>>() {
+                    let more = read?;
+                    rows.rows.extend(more.rows);
+                    rows.unreadable.extend(more.unreadable);
+                }
+                Ok(rows)
+            })
+            .collect();
         Ok(out)
     }
 }

@@ -26,37 +26,33 @@ function readSome(store, range, count) {
 function after(range, last) {
   return range === undefined ? IDBKeyRange.lowerBound(last, true) : IDBKeyRange.bound(last, range.upper, true, range.upperOpen);
 }
-// Reads `reads` ([store name, IDBKeyRange or undefined] each) one after the other, in chunks of up
-// to `count` rows, inside `tx`. `next()` gives the promise of the next chunk, or undefined after
-// the last: `{ read, keys, bytes, ends, bad }` (`read` the index in `reads`, the rest as packRows
-// gives), `{ read, error }` when that read failed as a whole (the reader then goes on with the
-// next read), or `{ read, fatal }` when a request could not be issued (the reader stops). Each request is issued when the one before it settles, before anyone processes its
+// Reads `reads` ([store name, IDBKeyRange or undefined] each) in chunks of up to `count` rows,
+// inside `tx`. `next()` gives the promise of the next chunk, or undefined after the last:
+// `{ read, keys, bytes, ends, bad }` (`read` the index in `reads`, the rest as packRows gives),
+// `{ read, error }` when that read failed as a whole, or `{ read, fatal }` when a request could
+// not be issued. Every read's first request is issued at once (IndexedDB serves them back to
+// back); a read's next request is issued when its chunk arrives, before anyone processes that
 // chunk, so the transaction always has a request pending, each chunk is processed in its own task
-// (its success event), and at most two chunks are held at a time.
+// (its success event), and a read's chunks come in key order. Chunks come in the order their
+// requests were issued, which is the order IndexedDB completes them in.
 export function chunkReader(tx, reads, count) {
   const queue = [];
   const issue = (i, range) => {
     const [name, bounds] = reads[i];
-    const next = (chunk) => {
-      if (chunk !== null && chunk.length === count) issue(i, after(bounds, chunk[chunk.length - 1]));
-      else if (i + 1 < reads.length) issue(i + 1, reads[i + 1][1]);
-    };
     let chunk;
     try {
       chunk = readSome(tx.objectStore(name), range, count);
-    } catch (error) {
-      queue.push(Promise.resolve({ read: i, fatal: error }));
-      return;
+    } catch (fatal) {
+      queue.push(Promise.resolve({ read: i, fatal }));
+      return false;
     }
     queue.push(chunk.then(([keys, values]) => {
-      next(keys);
+      if (keys.length === count) issue(i, after(bounds, keys[keys.length - 1]));
       return { read: i, ...packRows(keys, values) };
-    }, (error) => {
-      next(null);
-      return { read: i, error };
-    }));
+    }, (error) => ({ read: i, error })));
+    return true;
   };
-  if (reads.length > 0) issue(0, reads[0][1]);
+  for (let i = 0; i < reads.length && issue(i, reads[i][1]); i++);
   return { next: () => queue.shift() };
 }
 const MAX_U32 = 4294967295;
