@@ -500,3 +500,103 @@ fn log_lines_reach_the_sink_with_structured_fields() {
     assert_eq!(dropped.0, Level::Error);
     assert_eq!(dropped.2, vec![("walletIds", Value::List(vec![a.to_hex()])), ("code", Value::Number(11.0))]);
 }
+
+/// The memory backend, counting the pauses the persister asks for.
+struct Pausing(MemoryBackend, std::cell::Cell<u32>);
+
+impl wallet_persist::backend::Backend for Pausing {
+    async fn write(&self, batch: &wallet_persist::backend::WriteBatch) -> wallet_persist::Result<()> {
+        self.0.write(batch).await
+    }
+    async fn read(&self, stores: &[&'static str]) -> wallet_persist::Result<Vec<wallet_persist::Result<StoreRows>>> {
+        self.0.read(stores).await
+    }
+    async fn read_groups(
+        &self,
+        stores: &[&'static str],
+        groups: &[&str],
+    ) -> wallet_persist::Result<Vec<wallet_persist::Result<StoreRows>>> {
+        self.0.read_groups(stores, groups).await
+    }
+    async fn get(&self, store: &'static str, key: &Key) -> wallet_persist::Result<Option<Vec<u8>>> {
+        self.0.get(store, key).await
+    }
+    async fn scan(&self, store: &'static str) -> wallet_persist::Result<StoreRows> {
+        self.0.scan(store).await
+    }
+    async fn pause(&self) {
+        self.1.set(self.1.get() + 1);
+    }
+    async fn reconnect(&self) -> wallet_persist::Result<()> {
+        self.0.reconnect().await
+    }
+    fn close(&self) {
+        self.0.close()
+    }
+}
+
+use wallet_persist::backend::{Backend as _, StoreRows};
+
+/// A load decodes a large store in slices with a pause between two (in the browser, a task of its
+/// own each), and still returns exactly what was written.
+#[test]
+fn a_large_load_pauses_between_slices_of_rows() {
+    block_on(async {
+        let persister = wallet_persist::Persister::open(Pausing(MemoryBackend::new(), 0.into()), Default::default())
+            .await
+            .expect("open");
+        let wallet = wallet_id(1);
+        let mut changes = sample_changeset(1);
+        for index in 0..5_000u32 {
+            changes.addresses.upsert(AddressEntry {
+                address: format!("tb1qslice{index:05}"),
+                account: 0,
+                index,
+                used: false,
+            });
+        }
+        persister.store(wallet, changes.clone()).await.unwrap();
+        persister.commit().await.unwrap();
+        let rows = persister.backend().read(&["addresses"]).await.unwrap().remove(0).unwrap().rows.len();
+        assert!((5_000..6_000).contains(&rows), "{rows}");
+        let before = persister.backend().1.get();
+        let (state, report) = persister.load().await.unwrap();
+        assert_eq!(state.wallets[&wallet], changes);
+        assert!(report.skipped.is_empty());
+        // Pauses after rows 2,000 and 4,000 of `addresses`; every other store has fewer rows.
+        assert_eq!(persister.backend().1.get() - before, 2);
+    });
+}
+
+/// A commit larger than one encoding slice (512 KiB of values) pauses between slices (in the
+/// browser, a task of its own each), and still lands every wallet exactly.
+#[test]
+fn a_large_commit_pauses_between_slices_of_encoding() {
+    block_on(async {
+        let disk = MemoryBackend::new();
+        let persister = wallet_persist::Persister::open(Pausing(disk.reopen(), 0.into()), Default::default())
+            .await
+            .expect("open");
+        let big = |seed: u8| {
+            let mut changes = sample_changeset(seed);
+            let value = Bytes::from(vec![seed; 1 << 20]);
+            changes.records.upsert(Record { namespace: "app".into(), key: "big".into(), value });
+            changes
+        };
+        for seed in 1..=5 {
+            persister.stage(wallet_id(seed), big(seed)).unwrap();
+        }
+        let before = persister.backend().1.get();
+        let report = persister.commit().await.unwrap();
+        assert_eq!(report.succeeded, (1..=5).map(wallet_id).collect::<Vec<_>>());
+        assert_eq!(persister.backend().1.get() - before, 5, "five wallets of 1 MiB of values each: a pause after each");
+        persister.close().await.unwrap();
+
+        let reopened = wallet_persist::Persister::open(disk.reopen(), Default::default()).await.expect("open");
+        let (state, report) = reopened.load().await.expect("load");
+        assert!(report.skipped.is_empty());
+        for seed in 1..=5 {
+            assert_eq!(state.wallets[&wallet_id(seed)], big(seed));
+        }
+    });
+}

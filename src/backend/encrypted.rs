@@ -291,6 +291,10 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
         })
     }
 
+    async fn pause(&self) {
+        self.inner.pause().await
+    }
+
     async fn reconnect(&self) -> Result<()> {
         self.inner.reconnect().await
     }

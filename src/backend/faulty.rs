@@ -332,6 +332,10 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.inner.scan(store).await
     }
 
+    async fn pause(&self) {
+        self.inner.pause().await
+    }
+
     async fn reconnect(&self) -> Result<()> {
         self.reconnects.set(self.reconnects.get() + 1);
         let failing = self.failing_reconnects.get();

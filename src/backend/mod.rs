@@ -194,9 +194,10 @@ pub trait Backend {
     /// open (IndexedDB issues the requests in chunks, each from the previous chunk's callback).
     async fn write(&self, batch: &WriteBatch) -> Result<()>;
 
-    /// Reads every row of `stores` in one readonly transaction, one bulk read per store, each
-    /// store's rows in key order. The outer error fails the whole read; an inner error is one
-    /// store's bulk read failing as a whole (e.g. one unreadable value), to be retried with `scan`.
+    /// Reads every row of `stores` in one readonly transaction, one bulk read per store (IndexedDB
+    /// reads it in chunks, within the same transaction), each store's rows in key order. The outer
+    /// error fails the whole read; an inner error is one store's bulk read failing as a whole (e.g.
+    /// one unreadable value), to be retried with `scan`.
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>>;
 
     /// `read`, limited to the rows whose key starts with one of the text parts `groups` (one
@@ -211,6 +212,10 @@ pub trait Backend {
     /// Reads one store row by row, so a row whose value cannot be read is reported in
     /// `unreadable` instead of failing the others.
     async fn scan(&self, store: &'static str) -> Result<StoreRows>;
+
+    /// Lets the host run other work before a long job goes on: IndexedDB resolves in a later task,
+    /// so the page stays responsive; a backend with no event loop to share goes on at once.
+    async fn pause(&self) {}
 
     /// Drops the current connection (if any) and connects again, e.g. after the browser closed
     /// the database under us. The caller re-runs the schema gate.

@@ -87,15 +87,24 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
 /// `load`'s wallets: an object with one own property per wallet (`"__proto__"` would be one too),
 /// each wallet's changeset built from one tape (see [`tape`]): its areas are objects of own
 /// properties, its values what [`to_js`] would build. A wallet at a time, so the tape holds one
-/// wallet's values.
-fn wallets_to_js(wallets: &std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<JsValue> {
+/// wallet's values. It pauses (one task) after every [`BUILD_SLICE_MS`] of work, so a large load is
+/// not one long task.
+async fn wallets_to_js(wallets: &std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<JsValue> {
     let mut writer = tape::TapeWriter::new();
     let out = Object::new();
+    let mut slice = js_sys::Date::now();
     for (wallet, changes) in wallets {
         convert::set_own(&out, &wallet.to_hex(), &writer.build(changes)?);
+        if js_sys::Date::now() - slice >= BUILD_SLICE_MS {
+            crate::backend::indexeddb::pause().await;
+            slice = js_sys::Date::now();
+        }
     }
     Ok(out.into())
 }
+
+/// How long building `load`'s result runs before it lets the page run.
+const BUILD_SLICE_MS: f64 = 20.0;
 
 fn wallet_id(value: &JsValue) -> Result<WalletId> {
     let hex = value
@@ -615,7 +624,7 @@ impl WalletStore {
                 Some(wallets) => inner.load_wallets(wallets).await?,
             };
             let result = Object::new();
-            let wallets = wallets_to_js(&state.wallets)?;
+            let wallets = wallets_to_js(&state.wallets).await?;
             Reflect::set(&result, &"wallets".into(), &wallets).map_err(|_| Error::Internal("set wallets".into()))?;
             Reflect::set(&result, &"report".into(), &to_js(&report)?)
                 .map_err(|_| Error::Internal("set report".into()))?;

@@ -27,6 +27,9 @@ pub enum FlushMode {
     Immediate,
 }
 
+/// How many rows a load decodes between two pauses: a few milliseconds of work.
+const DECODE_SLICE_ROWS: usize = 2_000;
+
 /// How a persister behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -58,8 +61,7 @@ impl Default for Options {
 }
 
 /// Bytes of values a commit encodes between two turns of the page's event loop: about 500 of the
-/// bench's 100,000 rows. Slices of 2 MiB took up to 366 ms on the loaded bench machine; each
-/// turn costs a timer's 4 ms clamp, about 1% of that commit.
+/// bench's 100,000 rows. Slices of 2 MiB took up to 366 ms on the loaded bench machine.
 const ENCODE_SLICE_BYTES: usize = 512 << 10;
 
 /// Stages wallet changesets and writes them durably, never losing a change to a transient failure.
@@ -286,7 +288,7 @@ impl<B: Backend> Persister<B> {
                 Err(error) => report.failed.push(WalletFailure::new(*wallet, error)),
             }
             if slice_bytes >= ENCODE_SLICE_BYTES {
-                self.let_the_page_run().await;
+                self.db.backend().pause().await;
                 slice_bytes = 0;
             }
         }
@@ -360,14 +362,6 @@ impl<B: Backend> Persister<B> {
         self.log_failures(&report);
         self.notify(&report.succeeded);
         Ok(report)
-    }
-
-    /// Lets the page run (a 0 ms timer of the environment) between slices of a long commit's
-    /// synchronous work, so no slice is one long task; without a timer, a no-op.
-    async fn let_the_page_run(&self) {
-        if let Some(deadline) = &self.options.deadline {
-            (deadline.sleep)(0).await;
-        }
     }
 
     fn log_failures(&self, report: &CommitReport) {
@@ -566,7 +560,7 @@ impl<B: Backend> Persister<B> {
         let mut report = LoadReport::new();
         report.scanned_stores = reads.scanned;
         for store_rows in reads.stores {
-            self.load_rows(&mut state, &mut report, store_rows);
+            self.load_rows(&mut state, &mut report, store_rows).await;
         }
         for (store, key, error) in integrity::take_orphans(&mut state.wallets) {
             if let Some(loaded) = report.rows.get_mut(store) {
@@ -601,7 +595,7 @@ impl<B: Backend> Persister<B> {
         let mut state = ClientStartState::default();
         let mut report = LoadReport::new();
         for store_rows in reads.stores {
-            self.load_rows(&mut state, &mut report, store_rows);
+            self.load_rows(&mut state, &mut report, store_rows).await;
         }
         let found = state.wallets.keys().map(integrity::record_key);
         self.known_parents.borrow_mut().learn_loaded(removals, found);
@@ -612,12 +606,17 @@ impl<B: Backend> Persister<B> {
         Ok((records, report.skipped))
     }
 
-    fn load_rows(&self, state: &mut ClientStartState, report: &mut LoadReport, store_rows: StoreRows) {
+    /// Decodes `store_rows` into `state`, pausing (see [`Backend::pause`]) after every
+    /// [`DECODE_SLICE_ROWS`] rows so a large load is not one long task.
+    async fn load_rows(&self, state: &mut ClientStartState, report: &mut LoadReport, store_rows: StoreRows) {
         let store = store_rows.store;
         for (key, error) in store_rows.unreadable {
             report.skip(store, key, &error);
         }
-        for row in store_rows.rows {
+        for (i, row) in store_rows.rows.into_iter().enumerate() {
+            if i > 0 && i % DECODE_SLICE_ROWS == 0 {
+                self.db.backend().pause().await;
+            }
             match WalletChangeSet::load_row(
                 &mut state.wallets,
                 store,

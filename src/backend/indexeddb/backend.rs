@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use js_sys::{Array, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Promise, Reflect, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -28,10 +28,36 @@ extern "C" {
     fn request_done(request: &web_sys::IdbRequest) -> Promise;
     #[wasm_bindgen(js_name = transactionDone)]
     fn transaction_done(tx: &web_sys::IdbTransaction) -> Promise;
-    #[wasm_bindgen(js_name = readAll, catch)]
-    fn read_all(store: &IdbObjectStore, range: Option<&IdbKeyRange>) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_name = requestSettled)]
     fn request_settled(request: &web_sys::IdbRequest) -> Promise;
+    #[wasm_bindgen(js_name = chunkReader, catch)]
+    fn chunk_reader(tx: &web_sys::IdbTransaction, reads: &Array, count: u32) -> Result<ChunkReader, JsValue>;
+    #[wasm_bindgen(js_name = packRows)]
+    fn pack_rows(keys: &Array, values: &Array) -> Chunk;
+
+    type ChunkReader;
+    /// The promise of the next chunk, `undefined` after the last.
+    #[wasm_bindgen(method)]
+    fn next(this: &ChunkReader) -> Option<Promise>;
+
+    /// Rows as `packRows` packs them (see idb.js), or a read's failure.
+    type Chunk;
+    #[wasm_bindgen(method, getter)]
+    fn read(this: &Chunk) -> u32;
+    #[wasm_bindgen(method, getter)]
+    fn error(this: &Chunk) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn fatal(this: &Chunk) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn keys(this: &Chunk) -> String;
+    #[wasm_bindgen(method, getter)]
+    fn bytes(this: &Chunk) -> Uint8Array;
+    #[wasm_bindgen(method, getter)]
+    fn ends(this: &Chunk) -> Uint32Array;
+    #[wasm_bindgen(method, getter)]
+    fn bad(this: &Chunk) -> Array;
+    #[wasm_bindgen(js_name = nextTask)]
+    fn next_task() -> Promise;
     #[wasm_bindgen(js_name = commitTransaction)]
     fn commit_transaction(tx: &web_sys::IdbTransaction);
     #[wasm_bindgen(js_name = writeTransaction, catch)]
@@ -64,30 +90,80 @@ fn key_to_js(key: &Key) -> JsValue {
     array.into()
 }
 
-fn key_from_js(value: &JsValue) -> Option<Key> {
-    let array = value.dyn_ref::<Array>()?;
-    array
-        .iter()
-        .map(|part| {
-            if let Some(s) = part.as_string() {
-                Some(KeyPart::Text(s))
-            } else {
-                let n = part.as_f64()?;
-                (n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n)).then_some(KeyPart::Num(n as u32))
+/// The keys `packRows` spells in one string (see idb.js): each part `s<UTF-16 length>:<text>` or
+/// `n<u32>;`, each key ended by `|`. `None` if the text is not in that form.
+fn parse_keys(text: &str) -> Option<Vec<Key>> {
+    let mut keys = Vec::new();
+    let mut key = Vec::new();
+    let mut rest = text;
+    while let Some(&tag) = rest.as_bytes().first() {
+        if !matches!(tag, b'|' | b'n' | b's') {
+            return None;
+        }
+        rest = &rest[1..];
+        match tag {
+            b'|' => keys.push(std::mem::take(&mut key)),
+            b'n' => {
+                let end = rest.find(';')?;
+                key.push(KeyPart::Num(rest[..end].parse().ok()?));
+                rest = &rest[end + 1..];
             }
-        })
-        .collect()
+            _ => {
+                let colon = rest.find(':')?;
+                let units: usize = rest[..colon].parse().ok()?;
+                rest = &rest[colon + 1..];
+                let (mut counted, mut len) = (0, 0);
+                for c in rest.chars() {
+                    if counted >= units {
+                        break;
+                    }
+                    counted += c.len_utf16();
+                    len += c.len_utf8();
+                }
+                if counted != units {
+                    return None;
+                }
+                key.push(KeyPart::Text(rest[..len].to_owned()));
+                rest = &rest[len..];
+            }
+        }
+    }
+    key.is_empty().then_some(keys)
 }
 
-/// Adds one row read back, or reports it when its key or value is not ours at all.
-fn push_row(rows: &mut StoreRows, key: &JsValue, value: &JsValue) {
-    match (key_from_js(key), value.dyn_ref::<Uint8Array>()) {
-        (Some(key), Some(bytes)) => rows.rows.push(Row { key, value: bytes.to_vec() }),
-        (None, _) => {
-            rows.unreadable.push((describe(key), Error::EntryMismatch("key is not a wallet-persist key".into())))
-        }
-        (Some(_), None) => rows.unreadable.push((describe(key), Error::BlobDecode("value is not a Uint8Array".into()))),
+/// Adds a packed chunk's rows: one copy of its bytes and one of its keys into wasm, then a row per
+/// key; a row whose key or value is not ours at all is reported.
+fn push_chunk(rows: &mut StoreRows, chunk: &Chunk) -> Result<()> {
+    let bytes = chunk.bytes().to_vec();
+    let ends = chunk.ends().to_vec();
+    let keys = parse_keys(&chunk.keys())
+        .filter(|keys| keys.len() == ends.len())
+        .ok_or_else(|| Error::Internal(format!("{}: a chunk of rows came back malformed", rows.store)))?;
+    let mut start = 0;
+    rows.rows.reserve(keys.len());
+    for (key, end) in keys.into_iter().zip(ends) {
+        let end = end as usize;
+        let value =
+            bytes.get(start..end).ok_or_else(|| Error::Internal("a chunk's row ends are out of order".into()))?;
+        rows.rows.push(Row { key, value: value.to_vec() });
+        start = end;
     }
+    for bad in chunk.bad().iter() {
+        let bad: Array = bad.unchecked_into();
+        let key = bad.get(0).as_string().unwrap_or_default();
+        rows.unreadable.push(if bad.get(1).as_f64() == Some(0.0) {
+            (key, Error::EntryMismatch("key is not a wallet-persist key".into()))
+        } else {
+            (key, Error::BlobDecode("value is not a Uint8Array".into()))
+        });
+    }
+    Ok(())
+}
+
+/// Resolves in a later task of the event loop, so the page runs (input, rendering) in between.
+pub async fn pause() {
+    // `nextTask` never rejects.
+    let _ = JsFuture::from(next_task()).await;
 }
 
 fn describe(value: &JsValue) -> String {
@@ -118,6 +194,8 @@ pub struct IndexedDbBackend {
     /// Tests: the next write aborts its transaction instead of issuing this chunk (0-based).
     #[cfg(feature = "testing")]
     abort_at_chunk: Cell<Option<usize>>,
+    /// The most rows one read request returns (see `bulk_read`).
+    read_chunk_rows: Cell<u32>,
 }
 
 impl std::fmt::Debug for IndexedDbBackend {
@@ -125,6 +203,9 @@ impl std::fmt::Debug for IndexedDbBackend {
         f.debug_struct("IndexedDbBackend").field("name", &self.name).finish_non_exhaustive()
     }
 }
+
+/// How many rows one read request returns by default.
+pub const DEFAULT_READ_CHUNK_ROWS: u32 = 2_000;
 
 /// How long an open may take by default before it fails with `Timeout` or `UpgradeBlocked`.
 pub const DEFAULT_OPEN_TIMEOUT_MS: u32 = 10_000;
@@ -149,6 +230,7 @@ impl IndexedDbBackend {
             chunk_size: Cell::new(ChunkSize::DEFAULT),
             #[cfg(feature = "testing")]
             abort_at_chunk: Cell::new(None),
+            read_chunk_rows: Cell::new(DEFAULT_READ_CHUNK_ROWS),
         };
         backend.connect().await?;
         Ok(backend)
@@ -211,6 +293,11 @@ impl IndexedDbBackend {
         return self.abort_at_chunk.take();
         #[cfg(not(feature = "testing"))]
         None
+    /// Sets the most rows one read request returns (at least 1; default
+    /// [`DEFAULT_READ_CHUNK_ROWS`]). Smaller chunks mean shorter tasks and less memory held at once,
+    /// more requests.
+    pub fn set_read_chunk_rows(&self, rows: u32) {
+        self.read_chunk_rows.set(rows.max(1));
     }
 
     /// The database name.
@@ -329,45 +416,59 @@ impl IndexedDbBackend {
         Ok(true)
     }
 
-    /// One readonly transaction over `stores`, one `getAllKeys` + `getAll` per store and range
-    /// (every row when `groups` is `None`, else one range per group), every request issued before
-    /// any is awaited. A store's rows come range by range, in the order of `groups`.
+    /// One readonly transaction over `stores`, each store read in chunks of at most
+    /// `read_chunk_rows` rows (every row when `groups` is `None`, else one range per group): every
+    /// store's first request is issued at once, and a store's next chunk is requested as its
+    /// current chunk arrives, so each chunk is copied into wasm in its own task and the read sees
+    /// one snapshot. A store's rows come range by range, in the order of `groups`.
     async fn bulk_read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<Result<StoreRows>>> {
         let ranges = match groups {
-            None => vec![None],
-            Some(groups) => groups.iter().map(|group| group_range(group).map(Some)).collect::<Result<Vec<_>>>()?,
+            None => vec![JsValue::UNDEFINED],
+            Some(groups) => {
+                groups.iter().map(|group| group_range(group).map(JsValue::from)).collect::<Result<Vec<_>>>()?
+            }
         };
         let db = self.db()?;
         let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
         let tx = db.transaction_with_str_sequence(&names).map_err(js_error)?;
-        let mut pending = Vec::with_capacity(stores.len());
-        for store in stores {
-            let object_store = tx.object_store(store).map_err(js_error)?;
-            let reads = ranges.iter().map(|range| read_all(&object_store, range.as_ref()).map_err(js_error));
-            pending.push((*store, reads.collect::<Result<Vec<Promise>>>()?));
-        }
-        let mut out = Vec::with_capacity(stores.len());
-        for (store, reads) in pending {
-            let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
-            let mut failed = None;
-            // A failed request does not abort the readonly transaction (see `requestDone`): one
-            // store failing leaves the others readable. Every read is awaited, so none is left
-            // rejected without a handler.
-            for read in reads {
-                match JsFuture::from(read).await {
-                    Ok(both) => {
-                        let both: Array = both.unchecked_into();
-                        let (keys, values): (Array, Array) =
-                            (both.get(0).unchecked_into(), both.get(1).unchecked_into());
-                        for (key, value) in keys.iter().zip(values.iter()) {
-                            push_row(&mut rows, &key, &value);
-                        }
-                    }
-                    Err(error) => failed = failed.or(Some(js_error(error))),
-                }
+        let reads: Array = stores
+            .iter()
+            .flat_map(|store| ranges.iter().map(|range| Array::of2(&JsValue::from_str(store), range)))
+            .collect();
+        let reader = chunk_reader(&tx, &reads, self.read_chunk_rows.get()).map_err(js_error)?;
+        // One slot per read (store and range, store by store); a read's chunks come in key order,
+        // the chunks of different reads interleaved.
+        let mut reads: Vec<Result<StoreRows>> = stores
+            .iter()
+            .flat_map(|store| ranges.iter().map(|_| Ok(StoreRows { store, rows: Vec::new(), unreadable: Vec::new() })))
+            .collect();
+        // A failed request does not abort the readonly transaction (see `requestDone`): one store
+        // failing leaves the others readable.
+        while let Some(next) = reader.next() {
+            let chunk: Chunk = JsFuture::from(next).await.map_err(js_error)?.unchecked_into();
+            if !chunk.fatal().is_undefined() {
+                return Err(js_error(chunk.fatal()));
             }
-            out.push(failed.map_or(Ok(rows), Err));
+            match &mut reads[chunk.read() as usize] {
+                slot if !chunk.error().is_undefined() => *slot = Err(js_error(chunk.error())),
+                Ok(rows) => push_chunk(rows, &chunk)?,
+                Err(_) => {}
+            }
         }
+        let mut reads = reads.into_iter();
+        let out = stores
+            .iter()
+            .map(|store| {
+                let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+                // Collected first: every read of this store is taken, even after a failed one.
+                for read in reads.by_ref().take(ranges.len()).collect::<Vec<_>>() {
+                    let more = read?;
+                    rows.rows.extend(more.rows);
+                    rows.unreadable.extend(more.unreadable);
+                }
+                Ok(rows)
+            })
+            .collect();
         Ok(out)
     }
 }
@@ -433,17 +534,26 @@ impl Backend for IndexedDbBackend {
             gets.push(object_store.get(&key).map(|request| request_done(&request)).map_err(js_error));
         }
         let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+        let (read_keys, values) = (Array::new(), Array::new());
         for (key, get) in keys.iter().zip(gets) {
             let value = match get {
                 Ok(promise) => JsFuture::from(promise).await.map_err(js_error),
                 Err(error) => Err(error),
             };
             match value {
-                Ok(value) => push_row(&mut rows, &key, &value),
+                Ok(value) => {
+                    read_keys.push(&key);
+                    values.push(&value);
+                }
                 Err(error) => rows.unreadable.push((describe(&key), error)),
             }
         }
+        push_chunk(&mut rows, &pack_rows(&read_keys, &values))?;
         Ok(rows)
+    }
+
+    async fn pause(&self) {
+        pause().await
     }
 
     async fn reconnect(&self) -> Result<()> {
