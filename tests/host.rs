@@ -574,9 +574,8 @@ fn a_large_load_pauses_between_slices_of_rows() {
 fn a_large_commit_pauses_between_slices_of_encoding() {
     block_on(async {
         let disk = MemoryBackend::new();
-        let persister = wallet_persist::Persister::open(Pausing(disk.reopen(), 0.into()), Default::default())
-            .await
-            .expect("open");
+        let persister =
+            wallet_persist::Persister::open(Pausing(disk.reopen(), 0.into()), Default::default()).await.expect("open");
         let big = |seed: u8| {
             let mut changes = sample_changeset(seed);
             let value = Bytes::from(vec![seed; 1 << 20]);

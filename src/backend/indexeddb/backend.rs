@@ -293,6 +293,8 @@ impl IndexedDbBackend {
         return self.abort_at_chunk.take();
         #[cfg(not(feature = "testing"))]
         None
+    }
+
     /// Sets the most rows one read request returns (at least 1; default
     /// [`DEFAULT_READ_CHUNK_ROWS`]). Smaller chunks mean shorter tasks and less memory held at once,
     /// more requests.
