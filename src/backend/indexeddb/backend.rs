@@ -205,7 +205,7 @@ impl std::fmt::Debug for IndexedDbBackend {
 }
 
 /// How many rows one read request returns by default.
-pub const DEFAULT_READ_CHUNK_ROWS: u32 = 2_000;
+pub const DEFAULT_READ_CHUNK_ROWS: u32 = 4_096;
 
 /// How long an open may take by default before it fails with `Timeout` or `UpgradeBlocked`.
 pub const DEFAULT_OPEN_TIMEOUT_MS: u32 = 10_000;
