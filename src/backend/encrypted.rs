@@ -23,6 +23,7 @@ use crate::crypto::ops::{self, NONCE_LEN};
 use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::layout::DB_META;
+use crate::log::log_at;
 use crate::model::{key_to_string, Key, KeyPart};
 
 /// Encrypts rows on their way to `inner` and opens them on their way back, once a cipher is set.
@@ -78,6 +79,19 @@ impl<'a> KeyHasher<'a> {
         let hashed = self.cipher.hash_text(text);
         self.memo.insert(text.to_owned(), hashed.clone());
         hashed
+    }
+
+    /// Hashes every text again and compares (see [`seal_checked`]: a key part stored under a
+    /// miscomputed hash could never be found, replaced or deleted by its real key).
+    fn check(&self) -> Result<()> {
+        for (text, hashed) in &self.memo {
+            if self.cipher.hash_text(text) != *hashed {
+                return Err(Error::Internal(
+                    "hashing a key part gave two different results: the JavaScript engine miscomputed; nothing was written".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn key(&mut self, key: &Key) -> Key {
@@ -163,6 +177,61 @@ pub fn seal_value(cipher: &Cipher, store: &str, key: &Key, stored_key: &Key, val
     Ok(out)
 }
 
+/// How many times a row is sealed before its write fails.
+const SEAL_ATTEMPTS: u32 = 3;
+
+/// [`seal_value`], read back and compared with `key` and `value` before it is used. A sealed row
+/// authenticates whatever bytes were sealed, so a miscomputed seal would be stored as a valid row
+/// that no later check can tell from the real one, and the real row would be lost. WebKitGTK
+/// 2.50's WebAssembly JIT was seen to do exactly that (one byte of a sealed key wrong, about one
+/// test run in ten); a seal that reads back wrong is made again with a fresh nonce, and after
+/// [`SEAL_ATTEMPTS`] the write fails with nothing written.
+pub fn seal_checked(cipher: &Cipher, store: &str, key: &Key, stored_key: &Key, value: &[u8]) -> Result<Vec<u8>> {
+    for _ in 0..SEAL_ATTEMPTS {
+        let sealed = seal_value(cipher, store, faults::key_to_seal(key).as_ref().unwrap_or(key), stored_key, value)?;
+        match open_value(cipher, store, stored_key, &sealed) {
+            Ok(row) if row.key == *key && row.value == value => return Ok(sealed),
+            _ => log_at!(Error, "{store} {}: the sealed row read back different from what was sealed (the JavaScript engine miscomputed); sealing it again", key_to_string(key)),
+        }
+    }
+    Err(Error::Internal(format!(
+        "{store} {}: sealing read back different bytes {SEAL_ATTEMPTS} times (the JavaScript engine miscomputes); nothing was written",
+        key_to_string(key)
+    )))
+}
+
+/// Tests: seals that go wrong on purpose, as a miscomputing engine's would.
+pub mod faults {
+    use crate::model::Key;
+
+    #[cfg(feature = "testing")]
+    thread_local! {
+        static WRONG_SEALS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Tests: the next `count` seals seal a key with one character changed (authentic, wrong).
+    #[cfg(feature = "testing")]
+    pub fn miscompute_next_seals(count: u32) {
+        WRONG_SEALS.with(|c| c.set(count));
+    }
+
+    /// The key the next seal uses in place of `key`, when a test asked for a wrong one.
+    pub(super) fn key_to_seal(key: &Key) -> Option<Key> {
+        #[cfg(feature = "testing")]
+        if WRONG_SEALS.with(|c| c.replace(c.get().saturating_sub(1))) > 0 {
+            let mut wrong = key.clone();
+            match wrong.first_mut() {
+                Some(crate::model::KeyPart::Text(text)) => text.replace_range(0..text.len().min(1), "E"),
+                Some(crate::model::KeyPart::Num(n)) => *n ^= 1,
+                None => {}
+            }
+            return Some(wrong);
+        }
+        let _ = key;
+        None
+    }
+}
+
 /// Opens a sealed row: its real key and its plain envelope. `BlobDecode` when it fails
 /// authentication (edited, truncated, moved, or sealed under another key).
 pub fn open_value(cipher: &Cipher, store: &str, stored_key: &Key, value: &[u8]) -> Result<Row> {
@@ -191,7 +260,7 @@ impl<B: Backend> EncryptedBackend<B> {
                 WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } if *store == DB_META => op.clone(),
                 WriteOp::Put { store, key, value } => {
                     let stored = hasher.key(key);
-                    let value = seal_value(cipher, store, key, &stored, value)?;
+                    let value = seal_checked(cipher, store, key, &stored, value)?;
                     WriteOp::Put { store, key: stored, value }
                 }
                 WriteOp::Delete { store, key } => WriteOp::Delete { store, key: hasher.key(key) },
@@ -206,6 +275,7 @@ impl<B: Backend> EncryptedBackend<B> {
                 WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => op.clone(),
             });
         }
+        hasher.check()?;
         Ok(WriteBatch { ops, strict: batch.strict })
     }
 
