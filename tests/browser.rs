@@ -629,6 +629,7 @@ async fn a_commit_that_stalls_between_chunks_times_out_and_lands_nothing() {
     let took = js_sys::Date::now() - started;
     assert!(report.succeeded.is_empty() && report.failed.is_empty(), "{report:?}");
     assert_eq!(report.still_pending, three_wallets().into_iter().map(|(w, _)| w).collect::<Vec<_>>());
+    assert_eq!(report.retry_cause.map(|cause| cause.code()), Some(18), "reported as a timeout");
     assert!(took >= 2.0 * 150.0 + 400.0, "three chunks, then a whole deadline without progress: {took} ms");
     for (wallet, changes) in three_wallets() {
         assert_eq!(persister.staged_changes(&wallet), Some(changes));

@@ -633,6 +633,7 @@ fn a_commit_that_stalls_between_chunks_times_out_and_lands_nothing() {
     let report = run(&world.clock, persister.commit()).expect("a commit reports, it does not reject");
     assert!(report.succeeded.is_empty() && report.failed.is_empty(), "{report:?}");
     assert_eq!(report.still_pending, vec![wallet_id(1), wallet_id(2)]);
+    assert_eq!(report.retry_cause.map(|cause| cause.code()), Some(18), "reported as a timeout");
     // Five chunks of progress, then a whole deadline (at most two) without any.
     let since_progress = (world.clock.now() - started).saturating_sub(5 * u64::from(TIMEOUT_MS * 2 / 3));
     assert!(since_progress >= u64::from(TIMEOUT_MS), "gave up {since_progress} ms after the last progress");
