@@ -16,6 +16,7 @@ thread_local! {
 }
 
 /// Reports one step of progress to the calls being polled (none when no one watches).
+#[inline(never)]
 pub fn report() {
     WATCHING.with(|watching| {
         for steps in watching.borrow().iter() {
@@ -41,16 +42,25 @@ impl Steps {
 
     /// Runs `poll` (one poll of the watched future), counting the steps it reports.
     pub fn watch<T>(&self, poll: impl FnOnce() -> T) -> T {
-        /// Stops watching on every path out of `poll`, a panic included.
-        struct Unwatch;
-        impl Drop for Unwatch {
-            fn drop(&mut self) {
-                WATCHING.with(|watching| watching.borrow_mut().pop());
-            }
-        }
-        WATCHING.with(|watching| watching.borrow_mut().push(self.0.clone()));
-        let _unwatch = Unwatch;
+        let _watching = self.enter();
         poll()
+    }
+
+    /// Counts the steps reported until the guard drops (on every path, a panic included).
+    #[inline(never)]
+    fn enter(&self) -> Watching {
+        WATCHING.with(|watching| watching.borrow_mut().push(self.0.clone()));
+        Watching
+    }
+}
+
+/// Stops the innermost watch when dropped.
+struct Watching;
+
+impl Drop for Watching {
+    #[inline(never)]
+    fn drop(&mut self) {
+        WATCHING.with(|watching| watching.borrow_mut().pop());
     }
 }
 
