@@ -43,8 +43,8 @@ impl<B> EncryptedBackend<B> {
     }
 
     /// Sets the cipher a conversion's write (of `record`) may have landed with, for the next
-    /// reconnect to settle (see the `landing` field). The caller leaves the connection
-    /// disconnected when the outcome is unknown, so nothing is written before that reconnect.
+    /// reconnect to settle (see the `landing` field). A write whose outcome is unknown (a timeout)
+    /// leaves the `Db` disconnected, so nothing is written before that reconnect.
     pub fn set_landing(&self, landing: Option<(KeyRecord, Rc<Cipher>)>) {
         *self.landing.borrow_mut() = landing;
     }

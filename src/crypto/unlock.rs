@@ -54,26 +54,17 @@ async fn stored_record<B: Backend>(db: &Db<B>) -> Result<Option<KeyRecord>> {
 /// - plain with rows, a request → `NotEncrypted` (open it plain, then [`encrypt`]);
 /// - empty, a request, `may_create` → a new data key and key record, written in one transaction.
 ///
-/// Bounded by `deadline` as a whole open step: a stall fails with `Timeout` (the key record of a
-/// new database may still land: opening again with the same secret then unlocks it).
+/// Each read and write is bounded by `deadline` (the key derivation, CPU work, is not): a stall
+/// fails with `Timeout` (the key record of a new database may still land: opening again with the
+/// same secret then unlocks it).
 pub async fn unlock<B: Backend>(
     backend: &EncryptedBackend<B>,
     request: Option<&Request>,
     may_create: bool,
     deadline: Option<&Deadline>,
 ) -> Result<()> {
-    within(deadline, unlock_unbounded(backend, request, may_create), |ms| {
-        format!("unlocking the database made no progress for {ms} ms; open it again")
-    })
-    .await
-}
-
-async fn unlock_unbounded<B: Backend>(
-    backend: &EncryptedBackend<B>,
-    request: Option<&Request>,
-    may_create: bool,
-) -> Result<()> {
-    let record = KeyRecord::read(backend.inner()).await?;
+    let stalled = |ms| format!("unlocking the database: IndexedDB made no progress for {ms} ms; open it again");
+    let record = within(deadline, KeyRecord::read(backend.inner()), stalled).await?;
     match (record, request) {
         (None, None) => Ok(()),
         (Some(_), None) => Err(Error::WrongKey(
@@ -85,14 +76,15 @@ async fn unlock_unbounded<B: Backend>(
             Ok(())
         }
         (None, Some(request)) => {
-            let empty = read_all(backend.inner()).await?.iter().all(|r| r.rows.is_empty() && r.unreadable.is_empty());
-            if !empty || !may_create {
+            let stores = within(deadline, read_all(backend.inner()), stalled).await?;
+            if !stores.iter().all(|r| r.rows.is_empty() && r.unreadable.is_empty()) || !may_create {
                 return Err(Error::NotEncrypted(
                     "this database is not encrypted: open it without `encryption`, then call encrypt()".into(),
                 ));
             }
             let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;
-            backend.inner().write(&WriteBatch { ops: vec![record.op()?], strict: true }).await?;
+            let batch = WriteBatch { ops: vec![record.op()?], strict: true };
+            within(deadline, backend.inner().write(&batch), stalled).await?;
             backend.set_cipher(Some(Rc::new(Cipher::new(&data_key))));
             log_at!(Info, "created an encrypted database");
             Ok(())
