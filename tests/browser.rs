@@ -640,3 +640,37 @@ async fn a_commit_that_stalls_between_chunks_times_out_and_lands_nothing() {
     persister.close().await.unwrap();
     assert_holds_exactly_three_wallets(&h).await;
 }
+
+/// `encrypt` goes through the bounded path: its one write (many chunks) stalls, the call times
+/// out, the transaction is aborted, and IndexedDB still holds exactly the plain database.
+#[wasm_bindgen_test]
+async fn a_stalled_encrypt_times_out_and_leaves_the_plain_database() {
+    use wallet_persist::crypto::unlock::{self, Request};
+    use wallet_persist::crypto::{KdfParams, Secret};
+    let h = idb("encrypt-stall");
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 4, bytes: 1 << 20 });
+    let options = wallet_persist::Options { deadline: Some(timer_deadline(400)), ..Default::default() };
+    let persister = Persister::open(EncryptedBackend::new(backend), options).await.expect("open");
+    for (wallet, changes) in three_wallets() {
+        persister.store(wallet, changes).await.unwrap();
+    }
+    persister.commit().await.unwrap();
+
+    persister.backend().inner().slow_next_write(0, Some(2));
+    let request = Request {
+        secret: Secret::passphrase("pw".into()).unwrap(),
+        params: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+    };
+    let mut progress = |_: &'static str, _: u64, _: u64| {};
+    let work = unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress);
+    let error = persister.exclusive("encrypting", work).await.unwrap_err();
+    assert_eq!((error.code(), error.is_transient()), (18, true), "{error:?}");
+    assert!(!persister.backend().is_encrypted());
+    // The next call reconnects and finds no key record: the store stays plain.
+    let (state, _) = persister.load().await.unwrap();
+    assert_eq!(state.wallets, three_wallets().into_iter().collect());
+    assert!(!persister.backend().is_encrypted());
+    persister.close().await.unwrap();
+    assert_holds_exactly_three_wallets(&h).await;
+}
