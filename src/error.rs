@@ -78,7 +78,8 @@ pub enum Error {
     ReadOnlyFollower(String),
     /// `promote` with nothing pending for the wallet (code 17).
     PendingRegistrationMissing(WalletId),
-    /// An open or a wait took longer than allowed (code 18, transient).
+    /// An open or a wait took longer than allowed, or a backend call made no progress for the
+    /// deadline (code 18, transient).
     Timeout(String),
     /// A coordinator did not stop in time for a wipe; nothing was deleted (code 19, transient).
     ShutdownIncomplete(String),
@@ -142,7 +143,7 @@ macro_rules! error_table {
             PendingRegistrationMissing = 17, "pending_registration_missing", false,
                 "`promote` with nothing pending.";
             Timeout = 18, "timeout", true,
-                "Open (or `multiTab: \"wait\"`) took longer than `openTimeoutMs`. Retryable.";
+                "Open (or `multiTab: \"wait\"`) took longer than `openTimeoutMs`, or a write, read or reconnect made no progress for `timeoutMs`. Retryable.";
             ShutdownIncomplete = 19, "shutdown_incomplete", true,
                 "A coordinator did not stop in time for a delete; nothing was deleted. Retryable.";
             Closed = 20, "closed", false,

@@ -491,6 +491,11 @@ async fn load_fresh(h: &Idb) -> ClientStartState {
     state
 }
 
+/// A fresh connection loads exactly the wallets of `three_wallets()`.
+async fn assert_holds_exactly_three_wallets(h: &Idb) {
+    assert_eq!(load_fresh(h).await.wallets, three_wallets().into_iter().collect());
+}
+
 #[wasm_bindgen_test]
 async fn a_commit_issued_in_many_chunks_lands_every_row() {
     let h = idb("chunks-land");
@@ -506,11 +511,7 @@ async fn a_commit_issued_in_many_chunks_lands_every_row() {
     assert!(rows > 9 * 3, "{rows} rows: the commit must span more than nine chunks of three");
     persister.close().await.unwrap();
 
-    let state = load_fresh(&h).await;
-    assert_eq!(state.wallets.len(), 3);
-    for (wallet, changes) in three_wallets() {
-        assert_eq!(state.wallets[&wallet], changes);
-    }
+    assert_holds_exactly_three_wallets(&h).await;
 }
 
 #[wasm_bindgen_test]
@@ -536,10 +537,7 @@ async fn an_abort_in_a_middle_chunk_leaves_nothing_of_the_flush_and_restages_eve
     // The retry lands everything.
     assert_eq!(persister.commit().await.unwrap().succeeded.len(), 3);
     persister.close().await.unwrap();
-    let state = load_fresh(&h).await;
-    for (wallet, changes) in three_wallets() {
-        assert_eq!(state.wallets[&wallet], changes);
-    }
+    assert_holds_exactly_three_wallets(&h).await;
 }
 
 #[wasm_bindgen_test]
@@ -569,4 +567,110 @@ async fn a_write_dropped_between_chunks_commits_nothing() {
     // A later transaction on the same connection runs after the dropped one settled.
     assert_eq!(rows_on_disk(&backend).await, 0, "a dropped write must abort, not commit its first chunk");
     backend.close();
+}
+
+/// A deadline measured by browser timers.
+fn timer_deadline(ms: u32) -> wallet_persist::db::Deadline {
+    let set_timeout: js_sys::Function =
+        js("return (ms) => new Promise((resolve) => setTimeout(resolve, ms))").unchecked_into();
+    wallet_persist::db::Deadline {
+        ms,
+        sleep: Rc::new(move |ms| {
+            let timer: Promise = set_timeout.call1(&JsValue::NULL, &ms.into()).expect("setTimeout").unchecked_into();
+            Box::pin(async move {
+                let _ = JsFuture::from(timer).await;
+            })
+        }),
+    }
+}
+
+/// A store whose writes go in chunks of 4 requests, bounded by `timeoutMs` = 400.
+async fn slow_store(h: &Idb) -> Persister<IndexedDbBackend> {
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 4, bytes: 1 << 20 });
+    let options = wallet_persist::Options { deadline: Some(timer_deadline(400)), ..Default::default() };
+    Persister::open(backend, options).await.expect("open")
+}
+
+/// Every chunk of the commit waits 150 ms (well inside the 400 ms deadline), the whole takes
+/// several deadlines: it lands whole.
+#[wasm_bindgen_test]
+async fn a_commit_longer_than_the_deadline_lands_whole_while_its_chunks_progress() {
+    let h = idb("slow-chunks-land");
+    let persister = slow_store(&h).await;
+    for (wallet, changes) in three_wallets() {
+        persister.store(wallet, changes).await.unwrap();
+    }
+    persister.backend().slow_next_write(150, None);
+    let started = js_sys::Date::now();
+    let report = persister.commit().await.unwrap();
+    let took = js_sys::Date::now() - started;
+    assert_eq!(report.succeeded, three_wallets().into_iter().map(|(w, _)| w).collect::<Vec<_>>(), "{report:?}");
+    assert!(took > 1_000.0, "more than nine chunks of 150 ms: {took} ms, over twice the deadline");
+    assert!(persister.staged().is_empty());
+    persister.close().await.unwrap();
+
+    assert_holds_exactly_three_wallets(&h).await;
+}
+
+/// The commit stalls before its fourth chunk (its transaction kept active by reads): it times out
+/// after the deadline without progress, nothing of it lands, everything stays staged and reported,
+/// and the retry lands it all.
+#[wasm_bindgen_test]
+async fn a_commit_that_stalls_between_chunks_times_out_and_lands_nothing() {
+    let h = idb("slow-chunks-stall");
+    let persister = slow_store(&h).await;
+    for (wallet, changes) in three_wallets() {
+        persister.store(wallet, changes).await.unwrap();
+    }
+    persister.backend().slow_next_write(150, Some(3));
+    let started = js_sys::Date::now();
+    let report = persister.commit().await.unwrap();
+    let took = js_sys::Date::now() - started;
+    assert!(report.succeeded.is_empty() && report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.still_pending, three_wallets().into_iter().map(|(w, _)| w).collect::<Vec<_>>());
+    assert_eq!(report.retry_cause.map(|cause| cause.code()), Some(18), "reported as a timeout");
+    assert!(took >= 2.0 * 150.0 + 400.0, "three chunks, then a whole deadline without progress: {took} ms");
+    for (wallet, changes) in three_wallets() {
+        assert_eq!(persister.staged_changes(&wallet), Some(changes));
+    }
+    assert!(load_fresh(&h).await.wallets.is_empty(), "nothing of the stalled commit landed");
+
+    assert_eq!(persister.commit().await.unwrap().succeeded.len(), 3, "the retry reconnects and lands");
+    persister.close().await.unwrap();
+    assert_holds_exactly_three_wallets(&h).await;
+}
+
+/// `encrypt` goes through the bounded path: its one write (many chunks) stalls, the call times
+/// out, the transaction is aborted, and IndexedDB still holds exactly the plain database.
+#[wasm_bindgen_test]
+async fn a_stalled_encrypt_times_out_and_leaves_the_plain_database() {
+    use wallet_persist::crypto::unlock::{self, Request};
+    use wallet_persist::crypto::{KdfParams, Secret};
+    let h = idb("encrypt-stall");
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 4, bytes: 1 << 20 });
+    let options = wallet_persist::Options { deadline: Some(timer_deadline(400)), ..Default::default() };
+    let persister = Persister::open(EncryptedBackend::new(backend), options).await.expect("open");
+    for (wallet, changes) in three_wallets() {
+        persister.store(wallet, changes).await.unwrap();
+    }
+    persister.commit().await.unwrap();
+
+    persister.backend().inner().slow_next_write(0, Some(2));
+    let request = Request {
+        secret: Secret::passphrase("pw".into()).unwrap(),
+        params: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+    };
+    let mut progress = |_: &'static str, _: u64, _: u64| {};
+    let work = unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress);
+    let error = persister.exclusive("encrypting", work).await.unwrap_err();
+    assert_eq!((error.code(), error.is_transient()), (18, true), "{error:?}");
+    assert!(!persister.backend().is_encrypted());
+    // The next call reconnects and finds no key record: the store stays plain.
+    let (state, _) = persister.load().await.unwrap();
+    assert_eq!(state.wallets, three_wallets().into_iter().collect());
+    assert!(!persister.backend().is_encrypted());
+    persister.close().await.unwrap();
+    assert_holds_exactly_three_wallets(&h).await;
 }

@@ -7,12 +7,13 @@ use std::future::Future;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use wallet_persist::backend::{EncryptedBackend, FaultyBackend, MemoryBackend, Op, Row};
+use wallet_persist::backend::{EncryptedBackend, FaultyBackend, MemoryBackend, Op, Row, VirtualClock};
 use wallet_persist::crypto::unlock::{self, Request};
 use wallet_persist::crypto::{Cipher, KdfParams, KeyRecord, Secret};
+use wallet_persist::db::Db;
 use wallet_persist::layout::{all_stores, CHANNEL_META, DB_META, RECORDS};
 use wallet_persist::model::*;
-use wallet_persist::testing::{block_on, sample_changeset, wallet_id, Harness};
+use wallet_persist::testing::{block_on, block_on_clock, sample_changeset, wallet_id, Harness};
 use wallet_persist::wallets::{FlushMode, Options, Persister};
 use wallet_persist::Error;
 
@@ -65,7 +66,7 @@ async fn open(
     request: Option<&Request>,
 ) -> Result<Persister<EncryptedBackend<MemoryBackend>>, Error> {
     let backend = EncryptedBackend::new(memory.reopen());
-    unlock::unlock(&backend, request, true).await?;
+    unlock::unlock(&backend, request, true, None).await?;
     Persister::open(backend, manual()).await
 }
 
@@ -175,7 +176,7 @@ fn stored_row(memory: &MemoryBackend, cipher: &Cipher, store: &'static str, key:
 fn edited_truncated_and_moved_rows_are_skipped_and_reported() {
     let memory = written("pw");
     let backend = EncryptedBackend::new(memory.reopen());
-    block_on(unlock::unlock(&backend, Some(&passphrase("pw")), false)).unwrap();
+    block_on(unlock::unlock(&backend, Some(&passphrase("pw")), false, None)).unwrap();
     let cipher = backend.cipher().unwrap();
     let a = wallet_id(1);
     let cs = sample_changeset(1);
@@ -242,7 +243,7 @@ fn edited_truncated_and_moved_rows_are_skipped_and_reported() {
 fn a_row_sealed_for_another_wallet_in_a_wallets_range_is_reported() {
     let memory = written("pw");
     let backend = EncryptedBackend::new(memory.reopen());
-    block_on(unlock::unlock(&backend, Some(&passphrase("pw")), false)).unwrap();
+    block_on(unlock::unlock(&backend, Some(&passphrase("pw")), false, None)).unwrap();
     let cipher = backend.cipher().unwrap();
     let (a, b) = (wallet_id(1), wallet_id(2));
     let real = vec![KeyPart::Text(b.to_hex()), KeyPart::Text("app".into()), KeyPart::Text("k9".into())];
@@ -280,15 +281,11 @@ fn an_edited_channel_row_fails_load_channel() {
 fn changing_the_passphrase_rewraps_only_the_key() {
     let memory = written("old");
     let rows_before: Vec<_> = all_stores().filter(|s| *s != DB_META).map(|s| memory.rows(s)).collect();
-    let backend = EncryptedBackend::new(memory.reopen());
-    let wrong = block_on(unlock::change_secret(
-        &backend,
-        &Secret::passphrase("nope".into()).unwrap(),
-        &passphrase("new"),
-        false,
-    ));
+    let db = block_on(Db::open(EncryptedBackend::new(memory.reopen()), false, None)).unwrap();
+    let wrong =
+        block_on(unlock::change_secret(&db, &Secret::passphrase("nope".into()).unwrap(), &passphrase("new"), false));
     assert_eq!(wrong.unwrap_err().code(), 23);
-    block_on(unlock::change_secret(&backend, &Secret::passphrase("old".into()).unwrap(), &passphrase("new"), false))
+    block_on(unlock::change_secret(&db, &Secret::passphrase("old".into()).unwrap(), &passphrase("new"), false))
         .unwrap();
     let rows_after: Vec<_> = all_stores().filter(|s| *s != DB_META).map(|s| memory.rows(s)).collect();
     assert_eq!(rows_before, rows_after, "no sealed row was rewritten");
@@ -299,7 +296,7 @@ fn changing_the_passphrase_rewraps_only_the_key() {
     // From a passphrase to an app key, and the key alone opens it.
     drop(persister);
     let key = Request { secret: Secret::key(&[7; 32]).unwrap(), params: FAST };
-    block_on(unlock::change_secret(&backend, &Secret::passphrase("new".into()).unwrap(), &key, false)).unwrap();
+    block_on(unlock::change_secret(&db, &Secret::passphrase("new".into()).unwrap(), &key, false)).unwrap();
     assert_eq!(block_on(open(&memory, Some(&passphrase("new")))).err().unwrap().code(), 23);
     let persister = block_on(open(&memory, Some(&key))).unwrap();
     assert_eq!(load(&persister).0.wallets[&wallet_id(2)], sample_changeset(2));
@@ -318,7 +315,7 @@ fn encrypting_a_plain_database_keeps_every_row() {
     let mut phases = Vec::new();
     let report = block_on(persister.exclusive(
         "encrypting",
-        unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |phase, done, total| {
+        unlock::encrypt(persister.db(), persister.backend(), &passphrase("pw"), false, &mut |phase, done, total| {
             phases.push((phase, done, total))
         }),
     ))
@@ -368,9 +365,10 @@ fn encrypting_interrupted_at_every_step_leaves_the_plain_database() {
         arm(persister.backend().inner());
         let mut progress = |_: &'static str, _: u64, _: u64| {};
         let request = passphrase("pw");
-        let mut work = Box::pin(
-            persister.exclusive("encrypting", unlock::encrypt(persister.backend(), &request, false, &mut progress)),
-        );
+        let mut work = Box::pin(persister.exclusive(
+            "encrypting",
+            unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress),
+        ));
         let mut cx = Context::from_waker(Waker::noop());
         let mut outcome = None;
         for _ in 0..100 {
@@ -394,15 +392,15 @@ fn encrypting_interrupted_at_every_step_leaves_the_plain_database() {
         assert_eq!(load(&persister).0.wallets[&wallet_id(1)], sample_changeset(1), "{step}: opens plain");
     }
     let persister = block_on(open(&memory, None)).unwrap();
-    block_on(
-        persister
-            .exclusive("encrypting", unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {})),
-    )
+    block_on(persister.exclusive(
+        "encrypting",
+        unlock::encrypt(persister.db(), persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {}),
+    ))
     .unwrap();
-    let again = block_on(
-        persister
-            .exclusive("encrypting", unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {})),
-    );
+    let again = block_on(persister.exclusive(
+        "encrypting",
+        unlock::encrypt(persister.db(), persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {}),
+    ));
     assert_eq!(again.unwrap_err().code(), 1, "already encrypted");
     assert!(block_on(KeyRecord::read(&memory)).unwrap().is_some());
 }
@@ -412,10 +410,10 @@ fn staged_changes_block_encrypting() {
     let memory = plain();
     let persister = block_on(open(&memory, None)).unwrap();
     persister.stage(wallet_id(9), sample_changeset(9)).unwrap();
-    let error = block_on(
-        persister
-            .exclusive("encrypting", unlock::encrypt(persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {})),
-    )
+    let error = block_on(persister.exclusive(
+        "encrypting",
+        unlock::encrypt(persister.db(), persister.backend(), &passphrase("pw"), false, &mut |_, _, _| {}),
+    ))
     .unwrap_err();
     assert_eq!(error.code(), 1);
     assert!(!persister.backend().is_encrypted());
@@ -466,7 +464,7 @@ fn an_unreadable_parent_fails_only_its_wallet() {
 fn a_refused_reconnect_keeps_the_rows_sealed() {
     let memory = MemoryBackend::new();
     let encrypted = EncryptedBackend::new(memory.reopen());
-    block_on(unlock::unlock(&encrypted, Some(&passphrase("pw")), true)).unwrap();
+    block_on(unlock::unlock(&encrypted, Some(&passphrase("pw")), true, None)).unwrap();
     let persister = block_on(Persister::open(FaultyBackend::new(encrypted), manual())).unwrap();
     persister.stage(wallet_id(5), sample_changeset(5)).unwrap();
     persister.backend().lose_connection();
@@ -495,9 +493,11 @@ fn a_pending_registration_waits_for_encrypt() {
     persister.backend().inner().pause_next(Op::Write);
     let mut progress = |_: &'static str, _: u64, _: u64| {};
     let request = passphrase("pw");
-    let mut encrypting = Box::pin(
-        persister.exclusive("encrypting", unlock::encrypt(persister.backend(), &request, false, &mut progress)),
-    );
+    let mut encrypting =
+        Box::pin(persister.exclusive(
+            "encrypting",
+            unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress),
+        ));
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..50 {
         assert!(encrypting.as_mut().poll(&mut cx).is_pending());
@@ -583,4 +583,149 @@ fn a_seal_that_keeps_reading_back_wrong_writes_nothing_of_its_wallet() {
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![wallet_id(3)]);
     assert_eq!(state.wallets[&wallet_id(3)], sample_changeset(3), "the first commit's rows, untouched");
+}
+
+// `encrypt`, `changePassphrase` and the unlock at open go through the store's guarded path: a
+// deadline on time without progress, and (after open) one reconnect when the connection is lost.
+
+const TIMEOUT_MS: u32 = 30_000;
+
+/// A store over `memory` with faults under the encrypting layer, bounded by `clock`.
+fn guarded(memory: &MemoryBackend, clock: &VirtualClock) -> Persister<EncryptedBackend<FaultyBackend<MemoryBackend>>> {
+    let options = Options { deadline: Some(clock.deadline(TIMEOUT_MS)), ..manual() };
+    block_on_clock(clock, Persister::open(EncryptedBackend::new(FaultyBackend::new(memory.reopen())), options)).unwrap()
+}
+
+fn encrypt_guarded(
+    clock: &VirtualClock,
+    persister: &Persister<EncryptedBackend<FaultyBackend<MemoryBackend>>>,
+) -> Result<unlock::EncryptReport, Error> {
+    let request = passphrase("pw");
+    let mut progress = |_: &'static str, _: u64, _: u64| {};
+    let work = unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress);
+    block_on_clock(clock, persister.exclusive("encrypting", work))
+}
+
+/// Every wallet of `memory` opened with `secret` (`None`: plain), exactly as `expected`.
+fn assert_opens_with(memory: &MemoryBackend, secret: Option<&Request>, expected: &[(WalletId, WalletChangeSet)]) {
+    let persister = block_on(open(memory, secret)).unwrap();
+    let (state, report) = load(&persister);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(state.wallets, expected.iter().cloned().collect());
+}
+
+fn two_wallets() -> Vec<(WalletId, WalletChangeSet)> {
+    vec![(wallet_id(1), sample_changeset(1)), (wallet_id(2), sample_changeset(2))]
+}
+
+#[test]
+fn encrypt_reconnects_when_the_connection_is_lost_during_its_write() {
+    let (memory, clock) = (plain(), VirtualClock::default());
+    let persister = guarded(&memory, &clock);
+    let faults = persister.backend().inner();
+    faults.fail_next(Op::Write, 1, Error::ConnectionLost("injected: closed under us".into()));
+    let report = encrypt_guarded(&clock, &persister).expect("reconnected once and written");
+    assert_eq!((report.rows, faults.reconnects()), (2 * 13 + 1, 1));
+    assert!(persister.backend().is_encrypted());
+    block_on_clock(&clock, persister.close()).unwrap();
+    assert!(memory.rows(RECORDS).iter().all(|r| r.value[4] == wallet_persist::codec::FLAG_SEALED));
+    assert_opens_with(&memory, Some(&passphrase("pw")), &two_wallets());
+    assert_eq!(block_on(open(&memory, None)).err().unwrap().code(), 23);
+}
+
+#[test]
+fn a_stalled_encrypt_times_out_and_leaves_the_plain_database() {
+    let (memory, clock) = (plain(), VirtualClock::default());
+    let before = snapshot(&memory);
+    let persister = guarded(&memory, &clock);
+    persister.backend().inner().hang(Op::Write);
+    let error = encrypt_guarded(&clock, &persister).unwrap_err();
+    assert_eq!((error.code(), error.is_transient()), (18, true), "{error:?}");
+    assert!(!persister.backend().is_encrypted());
+    assert_eq!(snapshot(&memory), before, "exactly the old state");
+    // The next call reconnects (the wedged write is gone), finds no key record, stays plain.
+    let (state, _) = block_on_clock(&clock, persister.load()).unwrap();
+    assert_eq!(state.wallets, two_wallets().into_iter().collect());
+    assert!(!persister.backend().is_encrypted());
+    block_on_clock(&clock, persister.close()).unwrap();
+    assert_eq!(snapshot(&memory), before);
+    assert_opens_with(&memory, None, &two_wallets());
+}
+
+/// The conversion committed but its answer never came: `encrypt` rejects 18, and the next call's
+/// reconnect finds the key record, so what is written from then on is sealed, never plain.
+#[test]
+fn an_encrypt_that_lands_after_its_deadline_seals_every_later_write() {
+    let (memory, clock) = (plain(), VirtualClock::default());
+    let persister = guarded(&memory, &clock);
+    persister.backend().inner().ack_late(1);
+    assert_eq!(encrypt_guarded(&clock, &persister).unwrap_err().code(), 18);
+    assert!(block_on(KeyRecord::read(&memory)).unwrap().is_some(), "the conversion landed late");
+    persister.stage(wallet_id(3), sample_changeset(3)).unwrap();
+    let report = block_on_clock(&clock, persister.commit()).unwrap();
+    assert_eq!(report.succeeded, vec![wallet_id(3)]);
+    assert!(persister.backend().is_encrypted(), "the reconnect learned that it landed");
+    block_on_clock(&clock, persister.close()).unwrap();
+    let plain = KeyPart::Text(wallet_id(3).to_hex());
+    for store in all_stores() {
+        assert!(memory.rows(store).iter().all(|row| row.key.first() != Some(&plain)), "plaintext key in {store}");
+    }
+    let mut expected = two_wallets();
+    expected.push((wallet_id(3), sample_changeset(3)));
+    assert_opens_with(&memory, Some(&passphrase("pw")), &expected);
+}
+
+#[test]
+fn change_passphrase_reconnects_once_and_times_out_on_a_stall() {
+    let (memory, clock) = (written("old"), VirtualClock::default());
+    let old = || Secret::passphrase("old".into()).unwrap();
+    let persister = {
+        let options = Options { deadline: Some(clock.deadline(TIMEOUT_MS)), ..manual() };
+        let backend = EncryptedBackend::new(FaultyBackend::new(memory.reopen()));
+        block_on(unlock::unlock(&backend, Some(&passphrase("old")), false, None)).unwrap();
+        block_on_clock(&clock, Persister::open(backend, options)).unwrap()
+    };
+    let faults = persister.backend().inner();
+
+    // A stall: 18, and the record on disk is the old one.
+    let before = snapshot(&memory);
+    faults.hang(Op::Write);
+    let error =
+        block_on_clock(&clock, unlock::change_secret(persister.db(), &old(), &passphrase("new"), false)).unwrap_err();
+    assert_eq!((error.code(), error.is_transient()), (18, true), "{error:?}");
+    assert_eq!(snapshot(&memory), before);
+
+    // A lost connection: one reconnect (the stalled one's included), then the new secret lands.
+    faults.fail_next(Op::Write, 1, Error::ConnectionLost("injected: closed under us".into()));
+    let reconnects = faults.reconnects();
+    block_on_clock(&clock, unlock::change_secret(persister.db(), &old(), &passphrase("new"), false)).unwrap();
+    assert_eq!(faults.reconnects() - reconnects, 2, "the stalled connection's, then the lost one's");
+    block_on_clock(&clock, persister.close()).unwrap();
+    assert_eq!(block_on(open(&memory, Some(&passphrase("old")))).err().unwrap().code(), 23);
+    assert_opens_with(&memory, Some(&passphrase("new")), &two_wallets());
+}
+
+#[test]
+fn unlock_at_open_is_bounded_and_a_lost_connection_is_retryable() {
+    let (memory, clock) = (MemoryBackend::new(), VirtualClock::default());
+    let deadline = clock.deadline(TIMEOUT_MS);
+    let backend = EncryptedBackend::new(FaultyBackend::new(memory.reopen()));
+    backend.inner().hang(Op::Write);
+    let error =
+        block_on_clock(&clock, unlock::unlock(&backend, Some(&passphrase("pw")), true, Some(&deadline))).unwrap_err();
+    assert_eq!((error.code(), error.is_transient()), (18, true), "{error:?}");
+    assert!(!backend.is_encrypted());
+    assert_eq!(snapshot(&memory), snapshot(&MemoryBackend::new()), "nothing written");
+
+    let backend = EncryptedBackend::new(FaultyBackend::new(memory.reopen()));
+    backend.inner().lose_connection();
+    let error =
+        block_on_clock(&clock, unlock::unlock(&backend, Some(&passphrase("pw")), true, Some(&deadline))).unwrap_err();
+    assert_eq!((error.code(), error.is_transient()), (7, true), "{error:?}");
+    assert_eq!(snapshot(&memory), snapshot(&MemoryBackend::new()), "nothing written");
+
+    // Opened again, it creates the key.
+    let backend = EncryptedBackend::new(FaultyBackend::new(memory.reopen()));
+    block_on_clock(&clock, unlock::unlock(&backend, Some(&passphrase("pw")), true, Some(&deadline))).unwrap();
+    assert!(block_on(KeyRecord::read(&memory)).unwrap().is_some());
 }

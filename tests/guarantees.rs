@@ -4,9 +4,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
-use wallet_persist::backend::{Backend as _, FaultyBackend, MemoryBackend, Op, VirtualClock};
+use wallet_persist::backend::{Backend as _, FaultyBackend, MemoryBackend, Op, Slowness, VirtualClock};
 use wallet_persist::layout::all_stores;
 use wallet_persist::model::*;
 use wallet_persist::testing::{sample_changeset, wallet_id};
@@ -15,17 +14,7 @@ use wallet_persist::Error;
 
 /// Drives `future` to completion; whenever it is stuck, lets one virtual second pass on `clock`.
 fn run<F: Future>(clock: &VirtualClock, future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000 {
-        for _ in 0..100 {
-            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-                return out;
-            }
-        }
-        clock.advance(1_000);
-    }
-    panic!("the future did not complete within 1,000 virtual seconds");
+    wallet_persist::testing::block_on_clock(clock, future)
 }
 
 const TIMEOUT_MS: u32 = 30_000;
@@ -587,4 +576,117 @@ fn a_delete_that_lands_after_its_deadline_never_leaves_silent_orphans() {
     assert_eq!(world.rows_of(&wallet), 0, "no orphan row was written");
     run(&world.clock, persister.close()).unwrap();
     assert!(world.load_after_restart().wallets.is_empty());
+}
+
+// `timeoutMs` bounds the time without progress, not a whole call: a commit or a load of many
+// chunks, each well inside the deadline, runs to its end however long it takes; one that stalls
+// between chunks times out with nothing landed and everything still staged.
+
+/// `sample_changeset(seed)` with `extra` more addresses: about `extra` more rows.
+fn with_addresses(seed: u8, extra: u32) -> WalletChangeSet {
+    let mut changes = sample_changeset(seed);
+    for index in 0..extra {
+        changes.addresses.upsert(AddressEntry {
+            address: format!("tb1qslow{index:05}"),
+            account: 0,
+            index,
+            used: false,
+        });
+    }
+    changes
+}
+
+/// Chunks of 100 ops or rows, each taking two thirds of the deadline.
+fn slow(clock: &VirtualClock, stall_at: Option<usize>) -> Slowness {
+    Slowness { clock: clock.clone(), chunk_rows: 100, chunk_ms: TIMEOUT_MS * 2 / 3, stall_at }
+}
+
+#[test]
+fn a_commit_of_many_chunks_longer_than_the_deadline_lands_whole() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let changes = with_addresses(1, 2_000);
+    persister.stage(wallet_id(1), changes.clone()).unwrap();
+    persister.backend().slow_down(Op::Write, Some(slow(&world.clock, None)));
+    let started = world.clock.now();
+    let report = run(&world.clock, persister.commit()).expect("commit");
+    assert_eq!((report.succeeded, report.failed, report.still_pending), (vec![wallet_id(1)], vec![], vec![]));
+    let took = world.clock.now() - started;
+    assert!(took >= 10 * u64::from(TIMEOUT_MS), "20 chunks of 20 s: the write took {took} ms");
+    assert!(persister.staged().is_empty());
+    run(&world.clock, persister.close()).unwrap();
+
+    let mut expected = changes;
+    expected.wallet.as_mut().unwrap().wallet_id = Some(wallet_id(1));
+    assert_eq!(world.load_after_restart().wallets, [(wallet_id(1), expected)].into());
+}
+
+#[test]
+fn a_commit_that_stalls_between_chunks_times_out_and_lands_nothing() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let (first, second) = (with_addresses(1, 2_000), sample_changeset(2));
+    persister.stage(wallet_id(1), first.clone()).unwrap();
+    persister.stage(wallet_id(2), second.clone()).unwrap();
+    persister.backend().slow_down(Op::Write, Some(slow(&world.clock, Some(5))));
+    let started = world.clock.now();
+    let report = run(&world.clock, persister.commit()).expect("a commit reports, it does not reject");
+    assert!(report.succeeded.is_empty() && report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.still_pending, vec![wallet_id(1), wallet_id(2)]);
+    assert_eq!(report.retry_cause.map(|cause| cause.code()), Some(18), "reported as a timeout");
+    // Five chunks of progress, then a whole deadline (at most two) without any.
+    let since_progress = (world.clock.now() - started).saturating_sub(5 * u64::from(TIMEOUT_MS * 2 / 3));
+    assert!(since_progress >= u64::from(TIMEOUT_MS), "gave up {since_progress} ms after the last progress");
+    assert_eq!(persister.staged(), vec![(wallet_id(1), first.field_count()), (wallet_id(2), second.field_count())]);
+    assert_eq!(persister.staged_changes(&wallet_id(1)), Some(first.clone()));
+    assert_eq!((world.rows_of(&wallet_id(1)), world.rows_of(&wallet_id(2))), (0, 0), "nothing landed");
+
+    // Once the database moves again, the retry lands everything exactly.
+    persister.backend().slow_down(Op::Write, None);
+    let report = run(&world.clock, persister.commit()).expect("retry");
+    assert_eq!(report.succeeded, vec![wallet_id(1), wallet_id(2)]);
+    run(&world.clock, persister.close()).unwrap();
+    let state = world.load_after_restart();
+    for (wallet, mut expected) in [(wallet_id(1), first), (wallet_id(2), second)] {
+        expected.wallet.as_mut().unwrap().wallet_id = Some(wallet);
+        assert_eq!(state.wallets[&wallet], expected);
+    }
+}
+
+#[test]
+fn a_load_of_many_chunks_longer_than_the_deadline_returns_everything() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let changes = with_addresses(1, 2_000);
+    persister.stage(wallet_id(1), changes.clone()).unwrap();
+    run(&world.clock, persister.commit()).unwrap();
+    persister.backend().slow_down(Op::Read, Some(slow(&world.clock, None)));
+    let started = world.clock.now();
+    let (state, report) = run(&world.clock, persister.load()).expect("load");
+    assert!(world.clock.now() - started >= 10 * u64::from(TIMEOUT_MS));
+    assert!(report.skipped.is_empty());
+    let mut expected = changes;
+    expected.wallet.as_mut().unwrap().wallet_id = Some(wallet_id(1));
+    assert_eq!(state.wallets, [(wallet_id(1), expected)].into());
+}
+
+#[test]
+fn a_load_that_stalls_between_chunks_times_out_and_changes_nothing() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), with_addresses(1, 2_000)).unwrap();
+    run(&world.clock, persister.commit()).unwrap();
+    let before: Vec<_> = all_stores().map(|store| world.disk.rows(store)).collect();
+    persister.stage(wallet_id(2), sample_changeset(2)).unwrap();
+    persister.backend().slow_down(Op::Read, Some(slow(&world.clock, Some(5))));
+    let started = world.clock.now();
+    let error = run(&world.clock, persister.load()).unwrap_err();
+    assert_eq!((error.code(), error.is_transient()), (18, true), "{error:?}");
+    let since_progress = (world.clock.now() - started).saturating_sub(5 * u64::from(TIMEOUT_MS * 2 / 3));
+    assert!(since_progress >= u64::from(TIMEOUT_MS), "gave up {since_progress} ms after the last progress");
+    assert_eq!(all_stores().map(|store| world.disk.rows(store)).collect::<Vec<_>>(), before);
+    assert_eq!(persister.staged(), vec![(wallet_id(2), sample_changeset(2).field_count())]);
+    persister.backend().slow_down(Op::Read, None);
+    let (state, _) = run(&world.clock, persister.load()).expect("the next load reconnects and reads");
+    assert_eq!(state.wallets.len(), 1);
 }

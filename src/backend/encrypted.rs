@@ -20,7 +20,7 @@ use std::rc::Rc;
 use super::{Backend, Row, StoreRows, WriteBatch, WriteOp};
 use crate::codec::{self, HEADER_LEN};
 use crate::crypto::ops::{self, NONCE_LEN};
-use crate::crypto::Cipher;
+use crate::crypto::{Cipher, KeyRecord};
 use crate::error::{Error, Result};
 use crate::layout::DB_META;
 use crate::log::log_at;
@@ -31,12 +31,23 @@ use crate::model::{key_to_string, Key, KeyPart};
 pub struct EncryptedBackend<B> {
     inner: B,
     cipher: RefCell<Option<Rc<Cipher>>>,
+    /// The cipher of a conversion to encrypted whose write may have landed without us learning it
+    /// (it failed, e.g. timed out), with the key record it wrote: the next reconnect reads the key
+    /// record and starts sealing with it if that record is on disk.
+    landing: RefCell<Option<(KeyRecord, Rc<Cipher>)>>,
 }
 
 impl<B> EncryptedBackend<B> {
     /// A pass-through wrapper (a plain database) until [`EncryptedBackend::set_cipher`].
     pub fn new(inner: B) -> Self {
-        EncryptedBackend { inner, cipher: RefCell::new(None) }
+        EncryptedBackend { inner, cipher: RefCell::new(None), landing: RefCell::new(None) }
+    }
+
+    /// Sets the cipher a conversion's write (of `record`) may have landed with, for the next
+    /// reconnect to settle (see the `landing` field). A write whose outcome is unknown (a timeout)
+    /// leaves the `Db` disconnected, so nothing is written before that reconnect.
+    pub fn set_landing(&self, landing: Option<(KeyRecord, Rc<Cipher>)>) {
+        *self.landing.borrow_mut() = landing;
     }
 
     /// The wrapped backend: rows as stored.
@@ -365,13 +376,22 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
         self.inner.pause().await
     }
 
+    /// Also settles a conversion whose outcome was unknown: its cipher is used if its key record
+    /// is on disk (the new connection reads it after the old write finished either way).
     async fn reconnect(&self) -> Result<()> {
-        self.inner.reconnect().await
+        self.inner.reconnect().await?;
+        let Some((record, cipher)) = self.landing.borrow().clone() else { return Ok(()) };
+        if KeyRecord::read(&self.inner).await? == Some(record) {
+            self.set_cipher(Some(cipher));
+        }
+        self.set_landing(None);
+        Ok(())
     }
 
     /// Also wipes the keys: a closed store never opens a row again.
     fn close(&self) {
         self.set_cipher(None);
+        self.set_landing(None);
         self.inner.close()
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::{Backend, StoreRows, WriteBatch};
+use super::{progress, Backend, StoreRows, WriteBatch};
 use crate::error::{Error, Result};
 use crate::model::{Key, WalletId};
 
@@ -64,6 +64,43 @@ pub struct FaultyBackend<B> {
     hanging: RefCell<Vec<Op>>,
     /// How many of the next writes commit and then never answer.
     late_acks: Cell<u32>,
+    /// How slow calls of each operation are (indexed by `Op`).
+    slow: RefCell<[Option<Slowness>; 3]>,
+}
+
+/// How long calls of one operation take in virtual time, chunk by chunk as IndexedDB works: a
+/// write of N ops is `ceil(N / chunk_rows)` chunks, a read one chunk per `chunk_rows` rows of each
+/// store (at least one). Each chunk takes `chunk_ms` and is then reported as progress; the chunk
+/// `stall_at` (0-based) and every later one never end. A write reaches the inner backend only
+/// after its last chunk (all or nothing: dropped before, nothing lands); a read returns after its
+/// last chunk.
+#[derive(Debug, Clone)]
+pub struct Slowness {
+    /// The clock the chunks take their time on.
+    pub clock: VirtualClock,
+    /// Ops or rows per chunk (at least 1).
+    pub chunk_rows: usize,
+    /// Virtual time per chunk.
+    pub chunk_ms: u32,
+    /// The first chunk that never ends, if any.
+    pub stall_at: Option<usize>,
+}
+
+impl Slowness {
+    /// Takes the time of `chunks` chunks, reporting each as progress.
+    async fn take(&self, chunks: usize) {
+        for chunk in 0..chunks {
+            if self.stall_at.is_some_and(|at| chunk >= at) {
+                std::future::pending::<()>().await;
+            }
+            self.clock.sleep(self.chunk_ms).await;
+            progress::report();
+        }
+    }
+
+    fn chunks(&self, rows: usize) -> usize {
+        rows.div_ceil(self.chunk_rows.max(1)).max(1)
+    }
 }
 
 impl<B> FaultyBackend<B> {
@@ -80,7 +117,17 @@ impl<B> FaultyBackend<B> {
             failing_reconnects: Cell::new(0),
             hanging: RefCell::new(Vec::new()),
             late_acks: Cell::new(0),
+            slow: RefCell::new([None, None, None]),
         }
+    }
+
+    /// Every later call of `op` takes time as `slowness` says (`None`: no time, the default).
+    pub fn slow_down(&self, op: Op, slowness: Option<Slowness>) {
+        self.slow.borrow_mut()[op as usize] = slowness;
+    }
+
+    fn slowness(&self, op: Op) -> Option<Slowness> {
+        self.slow.borrow()[op as usize].clone()
     }
 
     /// The browser closes the connection under us (site data cleared): every call fails with
@@ -299,6 +346,10 @@ impl<B: Backend> FaultyBackend<B> {
                 *slot = Err(error);
             }
         }
+        if let Some(slow) = self.slowness(Op::Read) {
+            let rows = |read: &Result<StoreRows>| read.as_ref().map_or(0, |rows| rows.rows.len());
+            slow.take(read.iter().map(|read| slow.chunks(rows(read))).sum()).await;
+        }
         Ok(read)
     }
 }
@@ -306,6 +357,9 @@ impl<B: Backend> FaultyBackend<B> {
 impl<B: Backend> Backend for FaultyBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
         self.enter(Op::Write, Some(batch)).await?;
+        if let Some(slow) = self.slowness(Op::Write) {
+            slow.take(slow.chunks(batch.ops.len())).await;
+        }
         self.inner.write(batch).await?;
         if self.late_acks.get() > 0 {
             self.late_acks.set(self.late_acks.get() - 1);
@@ -375,17 +429,16 @@ impl VirtualClock {
         self.now.set(self.now.get() + ms);
     }
 
+    /// Resolves once the time moved `ms` past now (polled again by the test's executor: it
+    /// registers no waker).
+    pub fn sleep(&self, ms: u32) -> impl Future<Output = ()> + 'static {
+        let (now, until) = (self.now.clone(), self.now() + u64::from(ms));
+        std::future::poll_fn(move |_| if now.get() >= until { Poll::Ready(()) } else { Poll::Pending })
+    }
+
     /// A deadline of `ms` measured by this clock (for `Options::deadline`).
     pub fn deadline(&self, ms: u32) -> crate::db::Deadline {
         let clock = self.clone();
-        crate::db::Deadline {
-            ms,
-            sleep: std::rc::Rc::new(move |ms| {
-                let (now, until) = (clock.now.clone(), clock.now() + u64::from(ms));
-                Box::pin(std::future::poll_fn(
-                    move |_| if now.get() >= until { Poll::Ready(()) } else { Poll::Pending },
-                ))
-            }),
-        }
+        crate::db::Deadline { ms, sleep: std::rc::Rc::new(move |ms| Box::pin(clock.sleep(ms))) }
     }
 }

@@ -7,6 +7,7 @@ pub mod encrypted;
 pub mod faulty;
 pub mod indexeddb;
 pub mod memory;
+pub mod progress;
 
 use std::collections::BTreeSet;
 
@@ -15,7 +16,7 @@ use crate::model::{Key, KeyPart, WalletId};
 
 pub use encrypted::EncryptedBackend;
 #[cfg(any(test, feature = "testing"))]
-pub use faulty::{FaultyBackend, Op, VirtualClock};
+pub use faulty::{FaultyBackend, Op, Slowness, VirtualClock};
 pub use memory::MemoryBackend;
 
 /// One request inside a write transaction.
@@ -191,13 +192,16 @@ pub struct StoreRows {
 pub trait Backend {
     /// Applies the whole batch in one readwrite transaction: every op or none; resolves once the
     /// transaction committed. Nothing but the transaction's own requests is awaited while it is
-    /// open (IndexedDB issues the requests in chunks, each from the previous chunk's callback).
+    /// open (IndexedDB issues the requests in chunks, each from the previous chunk's callback, and
+    /// reports each chunk done to [`progress`], so a write bounded in time runs as long as it
+    /// keeps progressing).
     async fn write(&self, batch: &WriteBatch) -> Result<()>;
 
     /// Reads every row of `stores` in one readonly transaction, one bulk read per store (IndexedDB
     /// reads it in chunks, within the same transaction), each store's rows in key order. The outer
     /// error fails the whole read; an inner error is one store's bulk read failing as a whole (e.g.
-    /// one unreadable value), to be retried with `scan`.
+    /// one unreadable value), to be retried with `scan`. Each chunk read is reported to
+    /// [`progress`].
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>>;
 
     /// `read`, limited to the rows whose key starts with one of the text parts `groups` (one

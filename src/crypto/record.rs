@@ -163,7 +163,12 @@ impl KeyRecord {
 
     /// The record of the database behind `backend`, if it is encrypted.
     pub async fn read<B: Backend>(backend: &B) -> Result<Option<KeyRecord>> {
-        let Some(bytes) = backend.get(DB_META, &record_key()).await? else { return Ok(None) };
+        Self::decode(backend.get(DB_META, &record_key()).await?)
+    }
+
+    /// The record stored as `bytes` (the `db_meta` row under [`record_key`], if any).
+    pub fn decode(bytes: Option<Vec<u8>>) -> Result<Option<KeyRecord>> {
+        let Some(bytes) = bytes else { return Ok(None) };
         codec::decode(&bytes, MAX_BLOB_BYTES)
             .map(Some)
             .map_err(|e| Error::BlobDecode(format!("the key record in db_meta is unreadable: {e}")))

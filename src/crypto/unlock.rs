@@ -1,13 +1,18 @@
 //! Locking and unlocking a database: at open (before the schema gate, so a refusal writes
-//! nothing), turning a plain database into an encrypted one, and changing the secret.
+//! nothing), turning a plain database into an encrypted one, and changing the secret. Every read
+//! and write is bounded by the store's deadline like any other call: at open by the open's own
+//! bound (a lost connection fails the open, retryably), later through the [`Db`] (reconnecting
+//! once when the connection is lost).
 
 use std::rc::Rc;
 
 use serde::Serialize;
 
+use super::record::record_key;
 use super::{Cipher, KdfParams, KeyRecord, Secret};
 use crate::backend::{Backend, EncryptedBackend, StoreRows, WriteBatch, WriteOp};
 use crate::backup::Progress;
+use crate::db::{within, Db, Deadline};
 use crate::error::{Error, Result};
 use crate::layout::{all_stores, DB_META};
 use crate::log::log_at;
@@ -38,17 +43,28 @@ async fn read_all<B: Backend>(backend: &B) -> Result<Vec<StoreRows>> {
     Ok(out)
 }
 
+/// The key record of the database behind `db`, if it is encrypted.
+async fn stored_record<B: Backend>(db: &Db<B>) -> Result<Option<KeyRecord>> {
+    KeyRecord::decode(db.get(DB_META, &record_key()).await?)
+}
+
 /// Unlocks the database behind `backend` (sets its cipher), or refuses, changing nothing:
 /// - encrypted, no request → `WrongKey` (a key is needed);
 /// - encrypted, wrong secret → `WrongKey`, detected from the key record alone;
 /// - plain with rows, a request → `NotEncrypted` (open it plain, then [`encrypt`]);
 /// - empty, a request, `may_create` → a new data key and key record, written in one transaction.
+///
+/// Each read and write is bounded by `deadline` (the key derivation, CPU work, is not): a stall
+/// fails with `Timeout` (the key record of a new database may still land: opening again with the
+/// same secret then unlocks it).
 pub async fn unlock<B: Backend>(
     backend: &EncryptedBackend<B>,
     request: Option<&Request>,
     may_create: bool,
+    deadline: Option<&Deadline>,
 ) -> Result<()> {
-    let record = KeyRecord::read(backend.inner()).await?;
+    let stalled = |ms| format!("unlocking the database: IndexedDB made no progress for {ms} ms; open it again");
+    let record = within(deadline, KeyRecord::read(backend.inner()), stalled).await?;
     match (record, request) {
         (None, None) => Ok(()),
         (Some(_), None) => Err(Error::WrongKey(
@@ -60,14 +76,15 @@ pub async fn unlock<B: Backend>(
             Ok(())
         }
         (None, Some(request)) => {
-            let empty = read_all(backend.inner()).await?.iter().all(|r| r.rows.is_empty() && r.unreadable.is_empty());
-            if !empty || !may_create {
+            let stores = within(deadline, read_all(backend.inner()), stalled).await?;
+            if !stores.iter().all(|r| r.rows.is_empty() && r.unreadable.is_empty()) || !may_create {
                 return Err(Error::NotEncrypted(
                     "this database is not encrypted: open it without `encryption`, then call encrypt()".into(),
                 ));
             }
             let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;
-            backend.inner().write(&WriteBatch { ops: vec![record.op()?], strict: true }).await?;
+            let batch = WriteBatch { ops: vec![record.op()?], strict: true };
+            within(deadline, backend.inner().write(&batch), stalled).await?;
             backend.set_cipher(Some(Rc::new(Cipher::new(&data_key))));
             log_at!(Info, "created an encrypted database");
             Ok(())
@@ -85,24 +102,29 @@ pub struct EncryptReport {
     pub unreadable: u32,
 }
 
-/// Turns the plain database behind `backend` into an encrypted one: reads every row, seals each
-/// under a new data key, then replaces every store and writes the key record in ONE transaction,
-/// so a crash leaves the old plain database or the new encrypted one, never a mix. The caller
-/// holds every write lock and has nothing staged.
-pub async fn encrypt<B: Backend>(
-    backend: &EncryptedBackend<B>,
+/// Turns the plain database behind `db` into an encrypted one: reads every row, seals each under
+/// a new data key, then replaces every store and writes the key record in ONE transaction, so a
+/// crash leaves the old plain database or the new encrypted one, never a mix. `layer` is the
+/// encrypting layer inside `db`'s backend (without a cipher, so `db` reads and writes rows as
+/// stored). Every call goes through `db`: bounded by its deadline, reconnecting once when the
+/// connection is lost. When the write fails the outcome may be unknown (a timeout: it may land
+/// late); the next reconnect then reads the key record and seals from then on if it landed. The
+/// caller holds every write lock and has nothing staged.
+pub async fn encrypt<B: Backend, E: Backend>(
+    db: &Db<B>,
+    layer: &EncryptedBackend<E>,
     request: &Request,
     strict: bool,
     progress: Progress<'_>,
 ) -> Result<EncryptReport> {
-    if backend.is_encrypted() || KeyRecord::read(backend.inner()).await?.is_some() {
+    if layer.is_encrypted() || stored_record(db).await?.is_some() {
         return Err(Error::InvalidArgument("this database is already encrypted: use changePassphrase".into()));
     }
-    let reads = read_all(backend.inner()).await?;
+    let reads = db.read(&sealed_stores(), None).await?.stores;
     let total: u64 = reads.iter().map(|r| r.rows.len() as u64).sum();
     let mut report = EncryptReport { rows: total as u32, unreadable: 0 };
     let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;
-    let cipher = Cipher::new(&data_key);
+    let cipher = Rc::new(Cipher::new(&data_key));
     let mut plain = Vec::with_capacity(total as usize + reads.len() + 1);
     for rows in reads {
         for (key, error) in &rows.unreadable {
@@ -121,13 +143,19 @@ pub async fn encrypt<B: Backend>(
     let mut done = 0u64;
     for chunk in plain.chunks(1_000) {
         let batch = WriteBatch { ops: chunk.to_vec(), strict };
-        sealed.extend(EncryptedBackend::<B>::seal_batch(&cipher, &batch)?.ops);
+        sealed.extend(EncryptedBackend::<E>::seal_batch(&cipher, &batch)?.ops);
         done += chunk.iter().filter(|op| matches!(op, WriteOp::Put { store, .. } if *store != DB_META)).count() as u64;
         progress("seal", done, total);
     }
     progress("write", 0, total);
-    backend.inner().write(&WriteBatch { ops: sealed, strict }).await?;
-    backend.set_cipher(Some(Rc::new(cipher)));
+    // Set again after a failure: a reconnect inside the write (a lost connection) settles it.
+    layer.set_landing(Some((record.clone(), cipher.clone())));
+    if let Err(error) = db.write(&WriteBatch { ops: sealed, strict }).await {
+        layer.set_landing(Some((record, cipher)));
+        return Err(error);
+    }
+    layer.set_landing(None);
+    layer.set_cipher(Some(cipher));
     progress("write", total, total);
     log_at!(Info, "encrypted the database: {} row(s) sealed", report.rows);
     Ok(report)
@@ -135,18 +163,20 @@ pub async fn encrypt<B: Backend>(
 
 /// Re-wraps the data key under `new` (checked first against `old`, `WrongKey` when it does not
 /// unlock): one write of the key record, so a crash leaves the old secret or the new one working.
-pub async fn change_secret<B: Backend>(
-    backend: &EncryptedBackend<B>,
-    old: &Secret,
-    new: &Request,
-    strict: bool,
-) -> Result<()> {
-    let record = KeyRecord::read(backend.inner())
+/// Goes through `db` like every call (bounded, reconnecting once); after a timeout the write may
+/// still land, so either secret may be the one that works.
+pub async fn change_secret<B: Backend>(db: &Db<B>, old: &Secret, new: &Request, strict: bool) -> Result<()> {
+    let record = stored_record(db)
         .await?
         .ok_or_else(|| Error::NotEncrypted("this database is not encrypted: use encrypt()".into()))?;
     let data_key = record.unlock(old)?;
     let rewrapped = KeyRecord::wrap(&data_key, &new.secret, new.params)?;
-    backend.inner().write(&WriteBatch { ops: vec![rewrapped.op()?], strict }).await?;
+    db.write(&WriteBatch { ops: vec![rewrapped.op()?], strict }).await.map_err(|error| match error {
+        Error::Timeout(cause) => Error::Timeout(format!(
+            "{cause} (the new secret may still land: until an open succeeds, try the old one and the new one)"
+        )),
+        other => other,
+    })?;
     log_at!(Info, "the database's key was re-wrapped");
     Ok(())
 }

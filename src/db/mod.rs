@@ -13,7 +13,7 @@ use crate::backend::{Backend, StoreRows, WriteBatch};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
-pub use deadline::{Deadline, Sleep, DEFAULT_TIMEOUT_MS};
+pub use deadline::{within, Deadline, Sleep, DEFAULT_TIMEOUT_MS};
 pub use lock::{WriteGuard, WriteLock};
 pub use schema::{Access, GateOutcome, Version};
 
@@ -58,12 +58,10 @@ impl<B: Backend> Db<B> {
     /// the backend is closed.
     /// The gate is bounded by `deadline` like every later call.
     pub async fn open(backend: B, read_only: bool, deadline: Option<Deadline>) -> Result<Self> {
-        let gate = match &deadline {
-            None => schema::gate(&backend, read_only).await,
-            Some(deadline) => deadline.bound(schema::gate(&backend, read_only)).await.unwrap_or_else(|| {
-                Err(Error::Timeout(format!("the schema check at open took longer than {} ms", deadline.ms)))
-            }),
-        };
+        let gate = within(deadline.as_ref(), schema::gate(&backend, read_only), |ms| {
+            format!("the schema check at open made no progress for {ms} ms")
+        })
+        .await;
         match gate {
             Ok(gate) => Ok(Db {
                 backend,
@@ -164,19 +162,14 @@ impl<B: Backend> Db<B> {
         }
     }
 
-    /// `work` within the deadline (a retryable `Timeout` after it, the connection then counted as
-    /// wedged). A backend that says `Closed` while we are not closed lost its connection: that is
+    /// `work` within the deadline: a retryable `Timeout` once it made no progress for the deadline's
+    /// `ms` (the connection then counted as wedged); a call that keeps progressing runs to its end. A backend that says `Closed` while we are not closed lost its connection: that is
     /// a retryable `ConnectionLost`, never a reason to drop anything.
     async fn bounded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        let outcome = match &self.deadline {
-            None => work.await,
-            Some(deadline) => deadline.bound(work).await.unwrap_or_else(|| {
-                Err(Error::Timeout(format!(
-                    "IndexedDB did not settle within {} ms; the changes are kept and the next call reconnects",
-                    deadline.ms
-                )))
-            }),
-        };
+        let outcome = within(self.deadline.as_ref(), work, |ms| {
+            format!("IndexedDB made no progress for {ms} ms; the changes are kept and the next call reconnects")
+        })
+        .await;
         match outcome {
             Err(Error::Closed) if self.state.get() != State::Closed => {
                 self.disconnected.set(true);

@@ -154,7 +154,7 @@ impl WalletStore {
         promise(async move {
             let mut progress = progress_callback(on_progress);
             let strict = inner.options().strict_durability;
-            let work = unlock::encrypt(encrypting_layer(&inner), &request, strict, &mut progress);
+            let work = unlock::encrypt(inner.db(), encrypting_layer(&inner), &request, strict, &mut progress);
             to_js(&inner.exclusive("encrypting the database", work).await?)
         })
     }
@@ -174,7 +174,7 @@ impl WalletStore {
         let inner = self.inner.clone();
         promise(async move {
             inner.db().check_writable()?;
-            unlock::change_secret(encrypting_layer(&inner), &old.secret, &new, true).await?;
+            unlock::change_secret(inner.db(), &old.secret, &new, true).await?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -418,7 +418,9 @@ impl WalletStore {
         }));
         let backend = crate::backend::EncryptedBackend::new(backend);
         // Before the schema gate: a wrong or missing key is refused with nothing written.
-        if let Err(error) = crate::crypto::unlock::unlock(&backend, encryption.as_ref(), writer).await {
+        if let Err(error) =
+            crate::crypto::unlock::unlock(&backend, encryption.as_ref(), writer, options.deadline.as_ref()).await
+        {
             backend.close();
             return Err(error);
         }

@@ -27,9 +27,11 @@ export interface OpenOptions {
   /** Upper bound for opening the database and for `multiTab: "wait"` (default 10000). An upgrade
    *  still blocked by another tab then rejects `upgrade_blocked` (8), anything else `timeout` (18). */
   openTimeoutMs?: number;
-  /** Upper bound for every IndexedDB write, read and reconnect (default 30000). A call that takes
-   *  longer rejects `timeout` (18, retryable) with its changes kept staged; the next call (or
-   *  `reopen()`) replaces the wedged connection. */
+  /** Upper bound on the time every IndexedDB write, read and reconnect may go without progress
+   *  (default 30000): each chunk of a write or a load is progress, so a large commit or load runs
+   *  to its end however long it takes. A call with no progress for this long rejects `timeout`
+   *  (18, retryable) with its changes kept staged; the next call (or `reopen()`) replaces the
+   *  wedged connection. */
   timeoutMs?: number;
   /** Flush staged changes, and write queued channel history, when the page is hidden or unloaded
    *  (`visibilitychange`, `pagehide`). Default `true`. */

@@ -25,3 +25,19 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
     panic!("future did not complete");
 }
+
+/// Drives a future to completion on this thread, letting one virtual second pass on `clock`
+/// whenever it is stuck (for code bounded by a deadline of `clock`).
+pub fn block_on_clock<F: Future>(clock: &crate::backend::VirtualClock, future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..10_000 {
+        for _ in 0..100 {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+        }
+        clock.advance(1_000);
+    }
+    panic!("future did not complete within 10,000 virtual seconds");
+}
