@@ -123,8 +123,14 @@ test-browser-firefox: bootstrap
 	@$(TIMED) test-browser-firefox env GECKODRIVER=$(GECKODRIVER) \
 	  wasm-pack test --headless --firefox -- --features fault-injection
 
+# WebKitGTK 2.50.6's baseline wasm JIT (BBQ) miscomputes now and then in our debug test build:
+# about one run in ten failed, each time in optimised dependency code (an out-of-bounds trap in
+# std's SipHash or in sha2, one byte of a sealed row changed), and none of 25 runs with BBQ off
+# did (README, Engines). The layer runs with it off so a failure here is ours;
+# `make test-browser-webkit WEBKIT_JSC=` runs the engine as shipped.
+WEBKIT_JSC ?= JSC_useBBQJIT=false
 test-browser-webkit: bootstrap
-	@$(TIMED) test-browser-webkit scripts/with-xvfb.sh env SAFARIDRIVER=$(WEBKITWEBDRIVER) \
+	@$(TIMED) test-browser-webkit scripts/with-xvfb.sh env $(WEBKIT_JSC) SAFARIDRIVER=$(WEBKITWEBDRIVER) \
 	  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  cargo test --target wasm32-unknown-unknown --features fault-injection
 
