@@ -116,13 +116,29 @@ try {
         return results;
       }, [name, multi.slice(i, i + 200)])));
     }
+    // Valid changes in every accepted spelling, then what is staged, committed and loaded.
+    out.push(await evalInPage(page, async (n) => {
+      const { base, WALLET } = await import('/tests/e2e/fixtures/hostile.mjs');
+      const { hx } = window;
+      const TX = '11'.repeat(32);
+      const variants = [
+        base('changeset'),
+        { utxos: { [`${TX}:0`]: { outpoint: `${TX}:0`, value: 7, script: new Uint8Array(0), height: null, account: 4294967295 } } },
+        { transactions: { [TX]: { txid: TX, raw: new Uint8Array(300).fill(9), height: undefined, timestampMs: undefined, fee: 2 ** 53 - 1 } } },
+        { records: { 'app:k': null, 'app:é🙂': { namespace: 'app', key: 'é🙂', value: new Uint8Array([1]) } }, wallet: { ...base('changeset').wallet, label: 'x'.repeat(300), walletId: undefined } },
+        { identities: { ['1d'.repeat(32)]: null } },
+      ];
+      const outcomes = [];
+      for (const v of variants) outcomes.push(await hx.settle(() => hx.store(n).store(WALLET, v)));
+      return { outcome: JSON.stringify(outcomes), error: { message: JSON.stringify(await hx.snapshot(n)) } };
+    }, name));
     results[pkg] = out;
     await page.close();
   }
   const seen = (r) => JSON.stringify({ outcome: r.outcome, code: r.error?.code, name: r.error?.name, message: r.error?.message, cause: r.error?.cause });
   const byMethod = {};
   let differences = 0;
-  const all = [...cases, ...multi.map((list) => ({ method: 'store', mutations: list }))];
+  const all = [...cases, ...multi.map((list) => ({ method: 'store', mutations: list })), { valid: 'staged, committed and loaded state' }];
   for (const c of cases) byMethod[c.method] = (byMethod[c.method] || 0) + 1;
   all.forEach((c, i) => {
     const [a, b] = [seen(results[left][i]), seen(results[right][i])];
@@ -133,11 +149,12 @@ try {
   });
   const outcomes = {};
   const multiOutcomes = {};
-  for (const r of results[right].slice(cases.length)) multiOutcomes[r.outcome] = (multiOutcomes[r.outcome] || 0) + 1;
+  for (const r of results[right].slice(cases.length, -1)) multiOutcomes[r.outcome] = (multiOutcomes[r.outcome] || 0) + 1;
   for (const r of results[right].slice(0, cases.length)) outcomes[r.outcome] = (outcomes[r.outcome] || 0) + 1;
   if (pairs) console.log(`${pairs} changesets with 2 or 3 mutations at distinct paths to store (seed ${seed}): ${JSON.stringify(multiOutcomes)}`);
   console.log(`${cases.length} single-mutation cases over ${Object.keys(byMethod).length} entry points (${Object.entries(byMethod).map(([m, n]) => `${m} ${n}`).join(', ')})`);
   console.log(`outcomes on ${right}: ${JSON.stringify(outcomes)}`);
+  console.log(`valid changes on ${right}: ${results[right].at(-1).outcome.slice(0, 200)}; state ${results[right].at(-1).error.message.length} characters: ${results[right].at(-1).error.message.slice(0, 160)}…`);
   console.log(`${differences} differences in outcome, code, name, message or cause between ${left} and ${right}`);
   process.exitCode = differences ? 1 : 0;
 } finally {
