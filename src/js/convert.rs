@@ -11,7 +11,7 @@
 //! catches what the value throws itself: a throw becomes `invalid_argument` (1) naming the path,
 //! with the original exception as `cause`.
 //!
-//! [`Tape::read`] checks that tape (plain objects, arrays, `Uint8Array`s of any realm, primitives;
+//! [`Tape::read`] keeps that tape (plain objects, arrays, `Uint8Array`s of any realm, primitives;
 //! everything else refused), then [`Tape::deserialize`] reads our types from it with serde, naming
 //! the path of the first refused value. [`read`] builds a [`Value`] tree instead, for arguments
 //! whose properties are picked by hand; [`from_value`] deserializes from a part of such a tree.
