@@ -44,12 +44,19 @@ try {
   for (let i = 0; i < reps; i++) {
     for (const pkg of i % 2 ? [base, head] : [head, base]) samples[pkg].push(await once(pages[pkg]));
   }
-  const median = (list) => [...list].sort((a, b) => a - b)[list.length >> 1];
-  console.log(`${workload}, ours, medians of ${reps - WARMUPS} alternating repetitions after ${WARMUPS} warm-ups:`);
+  const quantile = (list, q) => [...list].sort((a, b) => a - b)[Math.round(q * (list.length - 1))];
+  console.log(`${workload}, ours, medians [p25–p75] of ${reps - WARMUPS} alternating repetitions after ${WARMUPS} warm-ups:`);
   for (const [pkg, list] of Object.entries(samples)) {
-    const cells = Object.keys(list[0]).map((k) => `${k} ${median(list.slice(WARMUPS).map((x) => x[k])).toFixed(1)} ms`);
+    const cells = Object.keys(list[0]).map((k) => {
+      const values = list.slice(WARMUPS).map((x) => x[k]);
+      return `${k} ${quantile(values, 0.5).toFixed(1)} ms [${quantile(values, 0.25).toFixed(1)}–${quantile(values, 0.75).toFixed(1)}]`;
+    });
     console.log(`  ${pkg.padEnd(12)} ${cells.join('  ')}`);
   }
+  // Per alternation pair, head ÷ base of the first column: the ratio without the drift between turns.
+  const first = Object.keys(samples[head][0])[0];
+  const ratios = samples[head].slice(WARMUPS).map((x, i) => x[first] / samples[base][WARMUPS + i][first]);
+  console.log(`  ${head} ÷ ${base} (${first}, per pair): median ${quantile(ratios, 0.5).toFixed(2)} [${quantile(ratios, 0.25).toFixed(2)}–${quantile(ratios, 0.75).toFixed(2)}]`);
 } finally {
   await browser.close();
   await server.close();

@@ -384,6 +384,59 @@ async fn js_refused_values_name_path_reason_and_cause() {
     JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
 }
 
+/// Which refusal wins when a changeset has several faults: a bigint outside every range first
+/// (wherever it is), then a changeset that is not an object or has a `null` singleton, then the
+/// first bad value in property order. Valid input with `undefined` fields still stages.
+#[wasm_bindgen_test]
+async fn js_changes_with_several_faults_name_the_same_one_every_time() {
+    let store = open_store(&unique("js-fault-order")).await;
+    let big = "1361129467683753853853498429727072845824";
+    let cases = [
+        (
+            "({ wallet: { label: 5, createdAtMs: 2n ** 130n } })",
+            format!("changes.wallet.createdAtMs: the bigint {big} is"),
+        ),
+        (
+            "({ utxos: 5, wallet: { createdAtMs: 2n ** 130n } })",
+            format!("changes.wallet.createdAtMs: the bigint {big} is"),
+        ),
+        (
+            "({ wallet: null, records: { k: { value: -(2n ** 130n) } } })",
+            format!("changes.records.k.value: the bigint -{big} is"),
+        ),
+        ("([1, 2n ** 130n])", format!("changes[1]: the bigint {big} is")),
+        ("({ utxos: 5, syncState: null, wallet: null })", "wallet cannot be null".to_string()),
+        ("({ utxos: 5, syncState: null })", "syncState cannot be null".to_string()),
+        ("({ utxos: { k: 1 }, records: 5 })", "changes.utxos: ".to_string()),
+        (
+            "({ wallet: { label: 5, network: 7 } })",
+            "changes.wallet.label: expected a string, got the number 5".to_string(),
+        ),
+        (
+            "({ records: { 'app:k': undefined } })",
+            "changes.records[\"app:k\"]: expected a value, or null to delete the entry, got undefined".to_string(),
+        ),
+    ];
+    for (source, expected) in cases {
+        let error = reject(store.store(WALLET.into(), js(&format!("return {source};")))).await;
+        assert_code(&error, 1, "invalid_argument", false);
+        let message = field(&error, "message").as_string().unwrap();
+        assert!(message.contains(&expected), "{source}: {message}");
+    }
+    let staged: Array = JsFuture::from(store.staged()).await.unwrap().unchecked_into();
+    assert_eq!(staged.length(), 0, "nothing may be staged");
+    let absent = js("return { wallet: { network: 'testnet', label: undefined, birthHeight: 1, createdAtMs: 5n, \
+        accountSchema: 1 }, records: { 'app:k': { namespace: 'app', key: 'k', value: new Uint8Array([6]) } } };");
+    let error = reject(store.store(WALLET.into(), absent)).await;
+    assert!(field(&error, "message").as_string().unwrap().contains("changes.wallet: missing field `label`"));
+    let valid = js("return { wallet: { network: 'testnet', label: 'x', birthHeight: 1, createdAtMs: 5n, \
+        accountSchema: 1, walletId: undefined }, records: { 'app:k': { namespace: 'app', key: 'k', value: new Uint8Array([6]) } } };");
+    JsFuture::from(store.store(WALLET.into(), valid)).await.unwrap();
+    let staged: Array = JsFuture::from(store.staged()).await.unwrap().unchecked_into();
+    assert_eq!(staged.length(), 1, "the valid changes are staged");
+    JsFuture::from(store.close(JsValue::UNDEFINED)).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn js_load_of_chosen_wallets_refuses_bad_ids_and_returns_exactly_them() {
     let name = unique("js-load-some");

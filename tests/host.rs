@@ -264,6 +264,35 @@ fn ids_are_spelled_as_64_lowercase_hex_characters_and_parse_back() {
     assert_eq!(WalletId([0xff; 32]).to_hex(), "f".repeat(64));
 }
 
+/// Every byte at every position of a 64-byte id: accepted exactly when it is a lowercase hex
+/// digit, and then parsed to its value; a multi-byte character or a wrong length is refused.
+#[test]
+fn only_64_lowercase_hex_digits_parse_as_an_id() {
+    let base: String = (0..64).map(|i| char::from(b"0123456789abcdef"[(i * 7) % 16])).collect();
+    for at in 0..64 {
+        for byte in 0..=255u8 {
+            let mut text = base.clone().into_bytes();
+            text[at] = byte;
+            let Ok(text) = String::from_utf8(text) else {
+                continue;
+            };
+            let digit = (byte as char).to_digit(16).filter(|_| !byte.is_ascii_uppercase());
+            match (WalletId::from_hex(&text), digit) {
+                (Ok(id), Some(value)) => {
+                    let nibble = if at % 2 == 0 { id.0[at / 2] >> 4 } else { id.0[at / 2] & 0x0f };
+                    assert_eq!(u32::from(nibble), value, "{text}");
+                    assert_eq!(id.to_hex(), text);
+                }
+                (Err(_), None) => {}
+                (parsed, _) => panic!("{text:?} at {at}: {parsed:?}"),
+            }
+        }
+    }
+    for text in ["", "ab", &"a".repeat(63), &"a".repeat(65), &format!("é{}", "a".repeat(62))] {
+        assert!(WalletId::from_hex(text).is_err(), "{text:?}");
+    }
+}
+
 #[test]
 fn area_shapes_list_every_area_and_its_value_fields() {
     let shapes = WalletChangeSet::area_shapes();

@@ -65,7 +65,11 @@ export function settle(value) {
 // caused a refusal go to `side` (the tape holds their index).
 
 const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
+// A typed array's length from its internal slot (0 once its buffer is detached): no caller code.
+const typedArrayLength = Object.getOwnPropertyDescriptor(typedArrayProto, 'length').get;
 const utf8Encoder = new TextEncoder();
+// Strings up to this many units are tried as ASCII first (one loop beats encodeInto's call).
+const ASCII_TRY = 256;
 
 // Why the value is refused (a code of convert.rs), the exception that caused it if one did (even
 // `undefined`), and the path to it, innermost step first.
@@ -160,8 +164,29 @@ class TapeWriter {
     return at - start;
   }
 
+  // Writes `value` as `utf8` would if it is all ASCII (so well-formed, one byte per unit) and
+  // returns true; else writes nothing and returns false.
+  ascii(value) {
+    const n = value.length;
+    this.reserve(4 + n);
+    const bytes = this.bytes;
+    const start = this.at + 4;
+    for (let i = 0; i < n; i++) {
+      const c = value.charCodeAt(i);
+      if (c >= 0x80) return false;
+      bytes[start + i] = c;
+    }
+    this.view.setUint32(this.at, n, true);
+    this.at = start + n;
+    return true;
+  }
+
   // A caller's string: well-formed, and charged its UTF-8 length.
   text(value) {
+    if (value.length <= ASCII_TRY && this.used + value.length <= this.maxBytes && this.ascii(value)) {
+      this.charge(value.length);
+      return;
+    }
     let wellFormed;
     try { wellFormed = isWellFormed(value); } catch (e) { throw new Refused(0, '', e); }
     if (!wellFormed) throw new Refused(1, '');
@@ -205,6 +230,17 @@ class TapeWriter {
     let shape;
     try { shape = shapeOf(value); } catch (e) { throw new Refused(5, '', e); }
     if (shape === 3) {
+      // Not empty, so not detached: its bytes go straight into the tape.
+      const n = typedArrayLength.call(value);
+      if (n > 0) {
+        this.charge(n);
+        this.tag(7);
+        this.u32(n);
+        this.reserve(n);
+        this.bytes.set(value, this.at);
+        this.at += n;
+        return undefined;
+      }
       let copy;
       try { copy = copyBytes(value); } catch (e) { throw new Refused(6, '', e); }
       this.charge(copy.length);

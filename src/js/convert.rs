@@ -11,10 +11,12 @@
 //! catches what the value throws itself: a throw becomes `invalid_argument` (1) naming the path,
 //! with the original exception as `cause`.
 //!
-//! [`read`] turns a caller value into a [`Value`] tree (plain objects, arrays, `Uint8Array`s of
-//! any realm, primitives; refusing everything else) from that one tape, then [`from_value`]
-//! deserializes our types from the tree with serde, naming the path of the first refused value.
+//! [`Tape::read`] keeps that tape (plain objects, arrays, `Uint8Array`s of any realm, primitives;
+//! everything else refused), then [`Tape::deserialize`] reads our types from it with serde, naming
+//! the path of the first refused value. [`read`] builds a [`Value`] tree instead, for arguments
+//! whose properties are picked by hand; [`from_value`] deserializes from a part of such a tree.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use js_sys::{Array, Function, Object, Reflect};
@@ -66,22 +68,6 @@ pub enum Value {
 }
 
 impl Value {
-    /// What the value is, for messages.
-    fn describe(&self) -> String {
-        match self {
-            Value::Undefined => "undefined".into(),
-            Value::Null => "null".into(),
-            Value::Bool(b) => format!("the boolean {b}"),
-            Value::Number(n) => format!("the number {n}"),
-            Value::BigInt(n) => format!("the bigint {n}"),
-            Value::Text(_) => "a string".into(),
-            Value::Bytes(_) => "a Uint8Array".into(),
-            Value::Function(_) => "a function".into(),
-            Value::List(_) => "an array".into(),
-            Value::Map(_) => "an object".into(),
-        }
-    }
-
     /// Removes and returns the property `key` of a map (`None` if absent or not a map).
     pub fn take(&mut self, key: &str) -> Option<Value> {
         match self {
@@ -89,14 +75,6 @@ impl Value {
                 let at = entries.iter().position(|(k, _)| k == key)?;
                 Some(entries.remove(at).1)
             }
-            _ => None,
-        }
-    }
-
-    /// The property `key` of a map.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Value::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -175,22 +153,86 @@ impl de::Error for Refusal {
     }
 }
 
-/// Reads `value` (see the module doc): plain objects (prototype `Object.prototype` of any realm,
-/// or `null`), dense arrays without named properties, `Uint8Array`s of any realm, primitives and
-/// functions. Refuses `Map`, `Set`, `Date`, class instances, boxed primitives, symbols, symbol
-/// keys, lone surrogates, nesting deeper than [`MAX_DEPTH`] (cycles included) and more than
-/// [`MAX_INPUT_BYTES`] in all.
+/// A caller value read once into a tape by `readTape` (convert.js): nothing in it can run caller
+/// code any more. [`Tape::deserialize`] reads our types straight from it; [`Tape::value`] builds
+/// the [`Value`] tree for callers that pick properties by hand.
 ///
-/// `readTape` (convert.js) walks the value once, depth first, and writes a tape: each value is
-/// charged 16 bytes when reached, each string or key its UTF-8 length once found well-formed, each
-/// `Uint8Array` its length once copied. The first refusal replaces the tape with a refusal record;
-/// [`Tape`] turns either into a [`Value`] or a [`Refusal`].
+/// Invariant of every refusal: a bigint outside i128 anywhere in the value is refused before
+/// anything else about the value (the first one, depth first). [`Tape::value`] meets it by
+/// parsing in order; [`Tape::deserialize`] by checking the whole tape once it has failed (had it
+/// succeeded, it read every bigint); a caller that refuses the value for another reason calls
+/// [`Tape::check_bigints`] first.
+pub struct Tape {
+    bytes: Vec<u8>,
+    /// The functions the tape holds (by index).
+    side: Array,
+}
+
+impl Tape {
+    /// Reads `value`: plain objects (prototype `Object.prototype` of any realm, or `null`), dense
+    /// arrays without named properties, `Uint8Array`s of any realm, primitives and functions.
+    /// Refuses `Map`, `Set`, `Date`, class instances, boxed primitives, symbols, symbol keys,
+    /// lone surrogates, nesting deeper than [`MAX_DEPTH`] (cycles included) and more than
+    /// [`MAX_INPUT_BYTES`] in all; bigints outside i128 are refused later (see [`Tape`]).
+    ///
+    /// `readTape` walks the value once, depth first: each value is charged 16 bytes when reached,
+    /// each string or key its UTF-8 length once found well-formed, each `Uint8Array` its length.
+    /// Its first refusal replaces the tape with a refusal record.
+    pub fn read(value: &JsValue) -> Result<Tape, Refusal> {
+        let side = Array::new();
+        let bytes = read_tape(value, &side, MAX_DEPTH as u32, MAX_INPUT_BYTES as u32)
+            .map_err(|e| Refusal::caused("the value could not be read", e))?
+            .to_vec();
+        if bytes.first() == Some(&tag::REFUSED) {
+            return Err(Cursor { bytes: &bytes, at: 1 }.refusal(&side));
+        }
+        Ok(Tape { bytes, side })
+    }
+
+    /// The value as a tree.
+    pub fn value(&self) -> Result<Value, Refusal> {
+        Cursor { bytes: &self.bytes, at: 0 }.value(&self.side)
+    }
+
+    /// Deserializes `T` from the value; the refusal names the path of the first bad value.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Refusal> {
+        let refusal = match T::deserialize(TapeDeserializer(&mut Cursor { bytes: &self.bytes, at: 0 })) {
+            Ok(value) => return Ok(value),
+            Err(refusal) => refusal,
+        };
+        self.check_bigints()?;
+        Err(refusal)
+    }
+
+    /// Refuses the first bigint (depth first) outside i128, naming its path.
+    pub fn check_bigints(&self) -> Result<(), Refusal> {
+        Cursor { bytes: &self.bytes, at: 0 }.skip(true)
+    }
+
+    /// Whether the value is a plain object.
+    pub fn is_object(&self) -> bool {
+        self.bytes.first() == Some(&tag::MAP)
+    }
+
+    /// The first of `keys` that the (plain object) value has as a property whose value is `null`.
+    pub fn null_property(&self, keys: &[&'static str]) -> Option<&'static str> {
+        let mut cursor = Cursor { bytes: &self.bytes, at: 0 };
+        let Head::Map(n) = cursor.head() else { return None };
+        let mut found = Vec::new();
+        for _ in 0..n {
+            let key = cursor.text();
+            if cursor.peek() == tag::NULL {
+                found.extend(keys.iter().filter(|k| **k == key));
+            }
+            cursor.skip(false).ok()?;
+        }
+        keys.iter().find(|k| found.contains(k)).copied()
+    }
+}
+
+/// Reads `value` into a [`Value`] tree (see [`Tape::read`]).
 pub fn read(value: &JsValue) -> Result<Value, Refusal> {
-    let side = Array::new();
-    let tape = read_tape(value, &side, MAX_DEPTH as u32, MAX_INPUT_BYTES as u32)
-        .map_err(|e| Refusal::caused("the value could not be read", e))?
-        .to_vec();
-    Tape { bytes: &tape, at: 0, side: &side }.read()
+    Tape::read(value)?.value()
 }
 
 /// Tags of the tape (`readTape` in convert.js writes them).
@@ -221,22 +263,59 @@ mod tag {
     pub const KEY: u8 = 0x80;
 }
 
-/// Reads a tape of `readTape`. Its texts are UTF-8 that `TextEncoder` wrote.
-struct Tape<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    side: &'a Array,
+/// One value of a tape as far as its tag and fixed part: a scalar whole, a list or map its count
+/// (its items, or keys and values, follow).
+enum Head<'t> {
+    Undefined,
+    Null,
+    Bool(bool),
+    Number(f64),
+    /// Its decimal text (see [`bigint`]).
+    BigInt(Cow<'t, str>),
+    Text(Cow<'t, str>),
+    Bytes(&'t [u8]),
+    /// Its index in `side`.
+    Function(u32),
+    List(usize),
+    Map(usize),
 }
 
-impl Tape<'_> {
-    fn read(mut self) -> Result<Value, Refusal> {
-        if self.bytes.first() == Some(&tag::REFUSED) {
-            self.at = 1;
-            return Err(self.refusal());
+impl Head<'_> {
+    /// What the value is, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Head::Undefined => "undefined".into(),
+            Head::Null => "null".into(),
+            Head::Bool(b) => format!("the boolean {b}"),
+            Head::Number(n) => format!("the number {n}"),
+            Head::BigInt(text) => format!("the bigint {text}"),
+            Head::Text(_) => "a string".into(),
+            Head::Bytes(_) => "a Uint8Array".into(),
+            Head::Function(_) => "a function".into(),
+            Head::List(_) => "an array".into(),
+            Head::Map(_) => "an object".into(),
         }
-        let value = self.value();
-        debug_assert_eq!(self.at, self.bytes.len());
-        value
+    }
+}
+
+/// A bigint's value from its decimal text (as JS writes it: no leading zeros, no `-0`). Most fit
+/// an i64, which parses faster in wasm than an i128.
+fn bigint(text: &str) -> Result<i128, Refusal> {
+    if let Ok(n) = text.parse::<i64>() {
+        return Ok(n.into());
+    }
+    text.parse().map_err(|_| Refusal::new(format!("the bigint {text} is out of every accepted range")))
+}
+
+/// A position in a tape (`readTape` wrote it: its texts are UTF-8 from `TextEncoder`).
+struct Cursor<'t> {
+    bytes: &'t [u8],
+    at: usize,
+}
+
+impl<'t> Cursor<'t> {
+    fn peek(&self) -> u8 {
+        self.bytes[self.at]
     }
 
     fn byte(&mut self) -> u8 {
@@ -244,7 +323,7 @@ impl Tape<'_> {
         self.bytes[self.at - 1]
     }
 
-    fn take(&mut self, n: usize) -> &[u8] {
+    fn take(&mut self, n: usize) -> &'t [u8] {
         self.at += n;
         &self.bytes[self.at - n..self.at]
     }
@@ -253,54 +332,91 @@ impl Tape<'_> {
         u32::from_le_bytes(self.take(4).try_into().expect("four bytes"))
     }
 
-    fn text(&mut self) -> String {
+    fn text(&mut self) -> Cow<'t, str> {
         let n = self.u32() as usize;
-        String::from_utf8_lossy(self.take(n)).into_owned()
+        let bytes = self.take(n);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        }
     }
 
-    fn value(&mut self) -> Result<Value, Refusal> {
-        Ok(match self.byte() {
-            tag::UNDEFINED => Value::Undefined,
-            tag::NULL => Value::Null,
-            tag::FALSE => Value::Bool(false),
-            tag::TRUE => Value::Bool(true),
-            tag::NUMBER => Value::Number(f64::from_le_bytes(self.take(8).try_into().expect("eight bytes"))),
-            tag::BIGINT => {
-                let text = self.text();
-                let n = text
-                    .parse::<i128>()
-                    .map_err(|_| Refusal::new(format!("the bigint {text} is out of every accepted range")))?;
-                Value::BigInt(n)
-            }
-            tag::TEXT => Value::Text(self.text()),
+    /// The next value's head (see [`Head`]).
+    fn head(&mut self) -> Head<'t> {
+        match self.byte() {
+            tag::UNDEFINED => Head::Undefined,
+            tag::NULL => Head::Null,
+            tag::FALSE => Head::Bool(false),
+            tag::TRUE => Head::Bool(true),
+            tag::NUMBER => Head::Number(f64::from_le_bytes(self.take(8).try_into().expect("eight bytes"))),
+            tag::BIGINT => Head::BigInt(self.text()),
+            tag::TEXT => Head::Text(self.text()),
             tag::BYTES => {
                 let n = self.u32() as usize;
-                Value::Bytes(self.take(n).to_vec())
+                Head::Bytes(self.take(n))
             }
-            tag::FUNCTION => Value::Function(self.side.get(self.u32()).unchecked_into()),
-            tag::LIST => {
-                let n = self.u32() as usize;
+            tag::FUNCTION => Head::Function(self.u32()),
+            tag::LIST => Head::List(self.u32() as usize),
+            tag::MAP => Head::Map(self.u32() as usize),
+            other => unreachable!("tape tag {other}"),
+        }
+    }
+
+    /// Passes over the next value; with `check`, refuses the first bigint outside i128 in it
+    /// (naming its path).
+    fn skip(&mut self, check: bool) -> Result<(), Refusal> {
+        match self.head() {
+            Head::BigInt(text) if check => {
+                bigint(&text)?;
+            }
+            Head::List(n) => {
+                for i in 0..n {
+                    self.skip(check).map_err(|r| r.at(Step::Index(i)))?;
+                }
+            }
+            Head::Map(n) => {
+                for _ in 0..n {
+                    let key = self.text();
+                    self.skip(check).map_err(|r| r.at(Step::Key(key.into_owned())))?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The next value as a tree.
+    fn value(&mut self, side: &Array) -> Result<Value, Refusal> {
+        Ok(match self.head() {
+            Head::Undefined => Value::Undefined,
+            Head::Null => Value::Null,
+            Head::Bool(b) => Value::Bool(b),
+            Head::Number(n) => Value::Number(n),
+            Head::BigInt(text) => Value::BigInt(bigint(&text)?),
+            Head::Text(text) => Value::Text(text.into_owned()),
+            Head::Bytes(bytes) => Value::Bytes(bytes.to_vec()),
+            Head::Function(index) => Value::Function(side.get(index).unchecked_into()),
+            Head::List(n) => {
                 let mut items = Vec::with_capacity(n);
                 for i in 0..n {
-                    items.push(self.value().map_err(|r| r.at(Step::Index(i)))?);
+                    items.push(self.value(side).map_err(|r| r.at(Step::Index(i)))?);
                 }
                 Value::List(items)
             }
-            tag::MAP => {
-                let n = self.u32() as usize;
+            Head::Map(n) => {
                 let mut entries = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let key = self.text();
-                    let value = self.value().map_err(|r| r.at(Step::Key(key.clone())))?;
+                    let key = self.text().into_owned();
+                    let value = self.value(side).map_err(|r| r.at(Step::Key(key.clone())))?;
                     entries.push((key, value));
                 }
                 Value::Map(entries)
             }
-            other => unreachable!("tape tag {other}"),
         })
     }
 
-    fn refusal(&mut self) -> Refusal {
+    /// The refusal record after its tag.
+    fn refusal(&mut self, side: &Array) -> Refusal {
         let code = self.byte();
         let detail = self.text();
         let cause = self.u32();
@@ -325,16 +441,65 @@ impl Tape<'_> {
         let message = if code & tag::KEY != 0 { format!("a key: {message}") } else { message };
         let mut refusal = match cause {
             u32::MAX => Refusal::new(message),
-            index => Refusal::caused(message, self.side.get(index)),
+            index => Refusal::caused(message, side.get(index)),
         };
         for _ in 0..self.u32() {
             let step = match self.byte() {
-                0 => Step::Key(self.text()),
+                0 => Step::Key(self.text().into_owned()),
                 _ => Step::Index(self.u32() as usize),
             };
             refusal = refusal.at(step);
         }
         refusal
+    }
+}
+
+impl Value {
+    /// Writes the value as `readTape` would (a function as an index nothing reads).
+    fn write(&self, out: &mut Vec<u8>) {
+        fn text(out: &mut Vec<u8>, text: &str) {
+            out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        match self {
+            Value::Undefined => out.push(tag::UNDEFINED),
+            Value::Null => out.push(tag::NULL),
+            Value::Bool(b) => out.push(if *b { tag::TRUE } else { tag::FALSE }),
+            Value::Number(n) => {
+                out.push(tag::NUMBER);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Value::BigInt(n) => {
+                out.push(tag::BIGINT);
+                text(out, &n.to_string());
+            }
+            Value::Text(s) => {
+                out.push(tag::TEXT);
+                text(out, s);
+            }
+            Value::Bytes(bytes) => {
+                out.push(tag::BYTES);
+                out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+            Value::Function(_) => {
+                out.push(tag::FUNCTION);
+                out.extend_from_slice(&u32::MAX.to_le_bytes());
+            }
+            Value::List(items) => {
+                out.push(tag::LIST);
+                out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+                items.iter().for_each(|item| item.write(out));
+            }
+            Value::Map(entries) => {
+                out.push(tag::MAP);
+                out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+                for (key, value) in entries {
+                    text(out, key);
+                    value.write(out);
+                }
+            }
+        }
     }
 }
 
@@ -353,14 +518,17 @@ pub fn set_own(object: &Object, key: &str, value: &JsValue) {
     }
 }
 
-/// Deserializes `T` from a read value; the refusal names the path of the first bad value.
+/// Deserializes `T` from a read value (written back to a tape: one deserializer, over tapes);
+/// the refusal names the path of the first bad value.
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Refusal> {
-    T::deserialize(ValueDeserializer(value))
+    let mut bytes = Vec::new();
+    value.write(&mut bytes);
+    T::deserialize(TapeDeserializer(&mut Cursor { bytes: &bytes, at: 0 }))
 }
 
 /// Reads `value` and deserializes `T` from it: the whole boundary for one argument `what`.
 pub fn parse<T: DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, Rejection> {
-    read(value).and_then(|v| from_value(&v)).map_err(|r| Rejection::from_refusal(r, what))
+    Tape::read(value).and_then(|tape| tape.deserialize()).map_err(|r| Rejection::from_refusal(r, what))
 }
 
 /// An error for JS plus the exception that caused it (`cause` on the rejection).
@@ -386,26 +554,30 @@ impl From<Error> for Rejection {
     }
 }
 
-/// The serde deserializer over a [`Value`].
-struct ValueDeserializer<'a>(&'a Value);
+/// The serde deserializer of the value at a cursor of a checked tape. A visitor that reads less
+/// than the whole value (fewer items, an ignored value) leaves the cursor after it all the same.
+struct TapeDeserializer<'c, 't>(&'c mut Cursor<'t>);
 
-impl ValueDeserializer<'_> {
-    fn wrong(&self, expected: &str) -> Refusal {
-        Refusal::new(format!("expected {expected}, got {}", self.0.describe()))
-    }
+fn wrong(head: &Head<'_>, expected: &str) -> Refusal {
+    Refusal::new(format!("expected {expected}, got {}", head.describe()))
+}
 
+impl TapeDeserializer<'_, '_> {
     /// A map's entries for `visitor`; for a struct (`fields`), `undefined` means absent.
     fn entries<'de, V: Visitor<'de>>(self, visitor: V, fields: bool) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Map(entries) => {
-                visitor.visit_map(Entries { entries: entries.iter(), value: None, skip_undefined: fields })
+        match self.0.head() {
+            Head::Map(n) => {
+                let mut entries = Entries { cursor: self.0, left: n, key: None, skip_undefined: fields };
+                let value = visitor.visit_map(&mut entries)?;
+                entries.finish()?;
+                Ok(value)
             }
-            _ => Err(self.wrong("an object")),
+            head => Err(wrong(&head, "an object")),
         }
     }
 
     /// An integer within `min..=max`: a number (a safe integer) or a bigint.
-    fn integer(&self, min: i128, max: i128) -> Result<i128, Refusal> {
+    fn integer(self, min: i128, max: i128) -> Result<i128, Refusal> {
         const SAFE: f64 = 9_007_199_254_740_991.0;
         let range = || {
             if max > SAFE as i128 {
@@ -414,13 +586,14 @@ impl ValueDeserializer<'_> {
                 format!("an integer in {min}..={max}")
             }
         };
-        let n = match self.0 {
-            Value::Number(n) if n.fract() == 0.0 && n.abs() <= SAFE => *n as i128,
-            Value::BigInt(n) => *n,
-            _ => return Err(self.wrong(&range())),
+        let head = self.0.head();
+        let n = match &head {
+            Head::Number(n) if n.fract() == 0.0 && n.abs() <= SAFE => *n as i128,
+            Head::BigInt(text) => bigint(text)?,
+            _ => return Err(wrong(&head, &range())),
         };
         if n < min || n > max {
-            return Err(self.wrong(&range()));
+            return Err(wrong(&head, &range()));
         }
         Ok(n)
     }
@@ -437,61 +610,107 @@ macro_rules! integer_methods {
     };
 }
 
-struct Entries<'a> {
-    entries: std::slice::Iter<'a, (String, Value)>,
-    value: Option<&'a (String, Value)>,
+/// A map's entries, read in order; `key` is the key whose value is next.
+struct Entries<'c, 't> {
+    cursor: &'c mut Cursor<'t>,
+    left: usize,
+    key: Option<Cow<'t, str>>,
     /// Struct fields: `undefined` means absent.
     skip_undefined: bool,
 }
 
-impl<'de, 'a> MapAccess<'de> for Entries<'a> {
+impl Entries<'_, '_> {
+    /// Passes over what the visitor did not read.
+    fn finish(mut self) -> Result<(), Refusal> {
+        if self.key.take().is_some() {
+            self.cursor.skip(true)?;
+        }
+        for _ in 0..self.left {
+            self.cursor.text();
+            self.cursor.skip(true)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> MapAccess<'de> for Entries<'_, '_> {
     type Error = Refusal;
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Refusal> {
-        let entry = loop {
-            match self.entries.next() {
-                Some((_, Value::Undefined)) if self.skip_undefined => continue,
-                other => break other,
+        if self.key.take().is_some() {
+            self.cursor.skip(true)?;
+        }
+        let key = loop {
+            if self.left == 0 {
+                return Ok(None);
             }
+            self.left -= 1;
+            let key = self.cursor.text();
+            if self.skip_undefined && self.cursor.peek() == tag::UNDEFINED {
+                self.cursor.byte();
+                continue;
+            }
+            break key;
         };
-        let Some(entry) = entry else { return Ok(None) };
-        self.value = Some(entry);
-        let key: de::value::StrDeserializer<'_, Refusal> = entry.0.as_str().into_deserializer();
-        seed.deserialize(key).map(Some).map_err(|r| r.at(Step::Key(entry.0.clone())))
+        let found: de::value::StrDeserializer<'_, Refusal> = key.as_ref().into_deserializer();
+        let found = seed.deserialize(found).map(Some).map_err(|r| r.at(Step::Key(key.to_string())));
+        self.key = Some(key);
+        found
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Refusal> {
-        let (key, value) = self.value.take().ok_or_else(|| Refusal::new("a value without a key"))?;
-        seed.deserialize(ValueDeserializer(value)).map_err(|r| r.at(Step::Key(key.clone())))
+        let key = self.key.take().ok_or_else(|| Refusal::new("a value without a key"))?;
+        seed.deserialize(TapeDeserializer(self.cursor)).map_err(|r| r.at(Step::Key(key.into_owned())))
     }
 }
 
-struct Items<'a> {
-    items: std::iter::Enumerate<std::slice::Iter<'a, Value>>,
+/// A list's items, read in order.
+struct Items<'c, 't> {
+    cursor: &'c mut Cursor<'t>,
+    left: usize,
+    index: usize,
 }
 
-impl<'de, 'a> SeqAccess<'de> for Items<'a> {
+impl Items<'_, '_> {
+    /// Passes over the items the visitor did not read.
+    fn finish(self) -> Result<(), Refusal> {
+        for _ in 0..self.left {
+            self.cursor.skip(true)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> SeqAccess<'de> for Items<'_, '_> {
     type Error = Refusal;
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Refusal> {
-        match self.items.next() {
-            None => Ok(None),
-            Some((i, value)) => seed.deserialize(ValueDeserializer(value)).map(Some).map_err(|r| r.at(Step::Index(i))),
+        if self.left == 0 {
+            return Ok(None);
         }
+        self.left -= 1;
+        self.index += 1;
+        let index = self.index - 1;
+        seed.deserialize(TapeDeserializer(&mut *self.cursor)).map(Some).map_err(|r| r.at(Step::Index(index)))
     }
 }
 
-impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
+impl<'de> de::Deserializer<'de> for TapeDeserializer<'_, '_> {
     type Error = Refusal;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Null => visitor.visit_unit(),
-            Value::Bool(b) => visitor.visit_bool(*b),
-            Value::Number(n) => visitor.visit_f64(*n),
-            Value::BigInt(n) => visitor.visit_i128(*n),
-            Value::Text(s) => visitor.visit_str(s),
-            Value::Bytes(b) => visitor.visit_bytes(b),
-            Value::List(_) => self.deserialize_seq(visitor),
-            Value::Map(_) => self.deserialize_map(visitor),
-            Value::Undefined | Value::Function(_) => Err(self.wrong("a value")),
+        match self.0.head() {
+            Head::Null => visitor.visit_unit(),
+            Head::Bool(b) => visitor.visit_bool(b),
+            Head::Number(n) => visitor.visit_f64(n),
+            Head::BigInt(text) => visitor.visit_i128(bigint(&text)?),
+            Head::Text(s) => visitor.visit_str(&s),
+            Head::Bytes(b) => visitor.visit_bytes(b),
+            Head::List(n) => self.items(n, visitor),
+            Head::Map(n) => {
+                let mut entries = Entries { cursor: self.0, left: n, key: None, skip_undefined: false };
+                let value = visitor.visit_map(&mut entries)?;
+                entries.finish()?;
+                Ok(value)
+            }
+            head @ (Head::Undefined | Head::Function(_)) => Err(wrong(&head, "a value")),
         }
     }
 
@@ -505,33 +724,33 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
         self.deserialize_f64(visitor)
     }
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Number(n) => visitor.visit_f64(*n),
-            _ => Err(self.wrong("a number")),
+        match self.0.head() {
+            Head::Number(n) => visitor.visit_f64(n),
+            head => Err(wrong(&head, "a number")),
         }
     }
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Bool(b) => visitor.visit_bool(*b),
-            _ => Err(self.wrong("a boolean")),
+        match self.0.head() {
+            Head::Bool(b) => visitor.visit_bool(b),
+            head => Err(wrong(&head, "a boolean")),
         }
     }
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
         self.deserialize_str(visitor)
     }
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Text(s) => visitor.visit_str(s),
-            _ => Err(self.wrong("a string")),
+        match self.0.head() {
+            Head::Text(s) => visitor.visit_str(&s),
+            head => Err(wrong(&head, "a string")),
         }
     }
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
         self.deserialize_str(visitor)
     }
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Bytes(b) => visitor.visit_bytes(b),
-            _ => Err(self.wrong("a Uint8Array")),
+        match self.0.head() {
+            Head::Bytes(b) => visitor.visit_bytes(b),
+            head => Err(wrong(&head, "a Uint8Array")),
         }
     }
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
@@ -540,16 +759,19 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
     // Only `null` is "none" (an entry's tombstone): an `undefined` entry is refused, so a missing
     // lookup (`map.get(k)`) never deletes. Undefined struct fields never get here (skipped above).
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Null => visitor.visit_none(),
-            Value::Undefined => Err(self.wrong("a value, or null to delete the entry")),
+        match self.0.peek() {
+            tag::NULL => {
+                self.0.byte();
+                visitor.visit_none()
+            }
+            tag::UNDEFINED => Err(wrong(&self.0.head(), "a value, or null to delete the entry")),
             _ => visitor.visit_some(self),
         }
     }
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Null | Value::Undefined => visitor.visit_unit(),
-            _ => Err(self.wrong("null")),
+        match self.0.head() {
+            Head::Null | Head::Undefined => visitor.visit_unit(),
+            head => Err(wrong(&head, "null")),
         }
     }
     fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, Refusal> {
@@ -559,9 +781,9 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
         visitor.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::List(items) => visitor.visit_seq(Items { items: items.iter().enumerate() }),
-            _ => Err(self.wrong("an array")),
+        match self.0.head() {
+            Head::List(n) => self.items(n, visitor),
+            head => Err(wrong(&head, "an array")),
         }
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, Refusal> {
@@ -592,15 +814,26 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Refusal> {
-        match self.0 {
-            Value::Text(s) => visitor.visit_enum(s.as_str().into_deserializer()),
-            _ => Err(self.wrong("a string")),
+        match self.0.head() {
+            Head::Text(s) => visitor.visit_enum(s.as_ref().into_deserializer()),
+            head => Err(wrong(&head, "a string")),
         }
     }
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
         self.deserialize_str(visitor)
     }
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        self.0.skip(true)?;
         visitor.visit_unit()
+    }
+}
+
+impl TapeDeserializer<'_, '_> {
+    /// A list of `n` items (its head read) for `visitor`.
+    fn items<'de, V: Visitor<'de>>(self, n: usize, visitor: V) -> Result<V::Value, Refusal> {
+        let mut items = Items { cursor: self.0, left: n, index: 0 };
+        let value = visitor.visit_seq(&mut items)?;
+        items.finish()?;
+        Ok(value)
     }
 }

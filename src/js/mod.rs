@@ -234,19 +234,20 @@ fn check_options(raw: OpenOptions) -> Result<Parsed> {
 /// checked: a plain object of known areas, unknown fields refused at every level.
 fn parse_changes(wallet: &JsValue, changes: &JsValue) -> Result<(WalletId, WalletChangeSet), Rejection> {
     let id = wallet_id(wallet)?;
-    let value = convert::read(changes).map_err(|r| Rejection::from_refusal(r, "changes"))?;
-    if !matches!(value, Value::Map(_)) {
-        return Err(Error::InvalidArgument("changes must be an object".into()).into());
+    let refused = |r| Rejection::from_refusal(r, "changes");
+    let tape = convert::Tape::read(changes).map_err(refused)?;
+    let misshapen = if !tape.is_object() {
+        Some("changes must be an object".to_string())
+    } else {
+        tape.null_property(&["wallet", "syncState"]).map(|singleton| {
+            format!("{singleton} cannot be null: a wallet's {singleton} is removed only with the whole wallet")
+        })
+    };
+    if let Some(message) = misshapen {
+        tape.check_bigints().map_err(refused)?;
+        return Err(Error::InvalidArgument(message).into());
     }
-    for singleton in ["wallet", "syncState"] {
-        if matches!(value.get(singleton), Some(Value::Null)) {
-            return Err(Error::InvalidArgument(format!(
-                "{singleton} cannot be null: a wallet's {singleton} is removed only with the whole wallet"
-            ))
-            .into());
-        }
-    }
-    let changes = convert::from_value(&value).map_err(|r| Rejection::from_refusal(r, "changes"))?;
+    let changes = tape.deserialize().map_err(refused)?;
     Ok((id, changes))
 }
 

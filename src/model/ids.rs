@@ -15,19 +15,32 @@ pub struct Hash32(pub [u8; 32]);
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct WalletId(pub [u8; 32]);
 
+/// The value of each lowercase hex digit; `INVALID` for every other byte.
+const NIBBLES: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+const INVALID: u8 = 0x80;
+
+/// 32 bytes from 64 lowercase hex characters, from a table without a branch per digit: every
+/// store parses three or four ids (the wallet, txids, hashes).
 fn parse_hex32(s: &str, what: &str) -> Result<[u8; 32], Error> {
     let bad = || Error::InvalidArgument(format!("{what} must be 64 lowercase hex characters, got {s:?}"));
-    if s.len() != 64 {
-        return Err(bad());
-    }
+    let Ok(pairs) = <&[u8; 64]>::try_from(s.as_bytes()) else { return Err(bad()) };
     let mut out = [0u8; 32];
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        out[i] = (nibble(pair[0]).ok_or_else(bad)? << 4) | nibble(pair[1]).ok_or_else(bad)?;
+    let mut seen = 0u8;
+    for (byte, pair) in out.iter_mut().zip(pairs.chunks_exact(2)) {
+        let (high, low) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+        seen |= high | low;
+        *byte = (high << 4) | low;
+    }
+    if seen & INVALID != 0 {
+        return Err(bad());
     }
     Ok(out)
 }
@@ -46,6 +59,25 @@ fn hex32(bytes: &[u8; 32]) -> String {
 
 fn write_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str(&hex32(bytes))
+}
+
+/// Deserializes a string (human-readable formats) and parses it with `parse`, without an owned
+/// copy of the text; a parse error is the format's custom error.
+pub(crate) fn parse_text<'de, D: Deserializer<'de>, T>(
+    d: D,
+    parse: fn(&str) -> Result<T, Error>,
+) -> Result<T, D::Error> {
+    struct Text<T>(fn(&str) -> Result<T, Error>);
+    impl<T> serde::de::Visitor<'_> for Text<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            (self.0)(text).map_err(E::custom)
+        }
+    }
+    d.deserialize_string(Text(parse))
 }
 
 macro_rules! hex_id {
@@ -90,8 +122,7 @@ macro_rules! hex_id {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 if d.is_human_readable() {
-                    let s = String::deserialize(d)?;
-                    Self::from_hex(&s).map_err(serde::de::Error::custom)
+                    parse_text(d, Self::from_hex)
                 } else {
                     <[u8; 32]>::deserialize(d).map($ty)
                 }

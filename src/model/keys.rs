@@ -179,8 +179,7 @@ impl Serialize for OutPoint {
 impl<'de> Deserialize<'de> for OutPoint {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            OutPoint::parse_js(&s).map_err(serde::de::Error::custom)
+            crate::model::ids::parse_text(d, OutPoint::parse_js)
         } else {
             let (txid, vout) = <(Hash32, u32)>::deserialize(d)?;
             Ok(OutPoint { txid, vout })
