@@ -13,11 +13,12 @@
 //! above reads and checks them exactly as plain rows. `db_meta` (the schema stamp and the key
 //! record) is stored in the clear. Without a cipher the wrapper passes everything through.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Backend, Row, StoreRows, WriteBatch, WriteOp};
+use super::{Backend, Ops, Row, StoreRows, WriteBatch, WriteOp, WriteSource};
 use crate::codec::{self, HEADER_LEN};
 use crate::crypto::ops::{self, NONCE_LEN};
 use crate::crypto::Cipher;
@@ -60,6 +61,9 @@ impl<B> EncryptedBackend<B> {
     }
 }
 
+/// Most texts a [`KeyHasher`] remembers (a few hundred KiB).
+const MEMO_TEXTS: usize = 4_096;
+
 /// The stored form of keys: one hash per distinct text, memoised for one batch or read.
 struct KeyHasher<'a> {
     cipher: &'a Cipher,
@@ -76,6 +80,10 @@ impl<'a> KeyHasher<'a> {
             return hashed.clone();
         }
         let hashed = self.cipher.hash_text(text);
+        // Bounded: most texts (txids, addresses) occur once; wallet ids recur and come back.
+        if self.memo.len() >= MEMO_TEXTS {
+            self.memo.clear();
+        }
         self.memo.insert(text.to_owned(), hashed.clone());
         hashed
     }
@@ -181,31 +189,53 @@ pub fn open_value(cipher: &Cipher, store: &str, stored_key: &Key, value: &[u8]) 
     Ok(Row { key, value: rest[len..].to_vec() })
 }
 
+/// `op` as stored: keys hashed, a value sealed (`db_meta` and whole-store clears as they are).
+fn seal_op(hasher: &mut KeyHasher<'_>, op: &WriteOp) -> Result<WriteOp> {
+    Ok(match op {
+        WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } if *store == DB_META => op.clone(),
+        WriteOp::Put { store, key, value } => {
+            let stored = hasher.key(key);
+            let value = seal_value(hasher.cipher, store, key, &stored, value)?;
+            WriteOp::Put { store, key: stored, value }
+        }
+        WriteOp::Delete { store, key } => WriteOp::Delete { store, key: hasher.key(key) },
+        // Key parts are hashed one by one, so a hashed prefix is the prefix of the hashed keys.
+        WriteOp::DeletePrefix { store, prefix } => WriteOp::DeletePrefix { store, prefix: hasher.key(prefix) },
+        WriteOp::DeleteWallet { store, wallet } => WriteOp::DeleteGroup { store, group: hasher.text(&wallet.to_hex()) },
+        WriteOp::DeleteGroup { store, group } if *store != DB_META => {
+            WriteOp::DeleteGroup { store, group: hasher.text(group) }
+        }
+        WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => op.clone(),
+    })
+}
+
+/// The ops of `source` as stored, each sealed as it is pulled.
+struct Sealed<'a> {
+    cipher: &'a Cipher,
+    source: &'a dyn WriteSource,
+}
+
+impl WriteSource for Sealed<'_> {
+    fn stores(&self) -> Vec<&'static str> {
+        self.source.stores()
+    }
+
+    fn strict(&self) -> bool {
+        self.source.strict()
+    }
+
+    /// Store names are not hashed, so the order stays store by store.
+    fn stream(&self) -> Ops<'_> {
+        let mut hasher = KeyHasher::new(self.cipher);
+        Box::new(self.source.stream().map(move |op| op.and_then(|op| seal_op(&mut hasher, &op).map(Cow::Owned))))
+    }
+}
+
 impl<B: Backend> EncryptedBackend<B> {
     /// `batch` as stored: keys hashed, values sealed (`db_meta` and whole-store clears as they are).
     pub fn seal_batch(cipher: &Cipher, batch: &WriteBatch) -> Result<WriteBatch> {
         let mut hasher = KeyHasher::new(cipher);
-        let mut ops = Vec::with_capacity(batch.ops.len());
-        for op in &batch.ops {
-            ops.push(match op {
-                WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } if *store == DB_META => op.clone(),
-                WriteOp::Put { store, key, value } => {
-                    let stored = hasher.key(key);
-                    let value = seal_value(cipher, store, key, &stored, value)?;
-                    WriteOp::Put { store, key: stored, value }
-                }
-                WriteOp::Delete { store, key } => WriteOp::Delete { store, key: hasher.key(key) },
-                // Key parts are hashed one by one, so a hashed prefix is the prefix of the hashed keys.
-                WriteOp::DeletePrefix { store, prefix } => WriteOp::DeletePrefix { store, prefix: hasher.key(prefix) },
-                WriteOp::DeleteWallet { store, wallet } => {
-                    WriteOp::DeleteGroup { store, group: hasher.text(&wallet.to_hex()) }
-                }
-                WriteOp::DeleteGroup { store, group } if *store != DB_META => {
-                    WriteOp::DeleteGroup { store, group: hasher.text(group) }
-                }
-                WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => op.clone(),
-            });
-        }
+        let ops = batch.ops.iter().map(|op| seal_op(&mut hasher, op)).collect::<Result<_>>()?;
         Ok(WriteBatch { ops, strict: batch.strict })
     }
 
@@ -236,9 +266,13 @@ impl<B: Backend> EncryptedBackend<B> {
 
 impl<B: Backend> Backend for EncryptedBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.write_source(batch).await
+    }
+
+    async fn write_source(&self, source: &dyn WriteSource) -> Result<()> {
         match self.cipher() {
-            None => self.inner.write(batch).await,
-            Some(cipher) => self.inner.write(&Self::seal_batch(&cipher, batch)?).await,
+            None => self.inner.write_source(source).await,
+            Some(cipher) => self.inner.write_source(&Sealed { cipher: &cipher, source }).await,
         }
     }
 

@@ -67,12 +67,19 @@ impl<E: Entry> Merge for Option<E> {
 /// Receives one encoded row change: `Some(envelope)` puts, `None` deletes the row.
 pub type RowSink<'a> = &'a mut dyn FnMut(&'static str, Key, Option<Vec<u8>>);
 
+/// One wallet's row changes in one store, each `(key, Some(envelope))` (a put) or `(key, None)`
+/// (a delete), every value encoded only when pulled.
+pub type AreaRows<'a> = Box<dyn Iterator<Item = Result<(Key, Option<Vec<u8>>)>> + 'a>;
+
 /// What the persister needs of each area, whether keyed (`EntryMap`) or a singleton (`Option`).
 trait Area {
     type Item: Entry;
     /// Whether the area maps entry keys to values (else it holds one value).
     const KEYED: bool;
     fn len(&self) -> usize;
+    /// Whether any entry is an upsert (else every one is a tombstone).
+    fn upserts(&self) -> bool;
+    fn rows<'a>(&'a self, wallet: &'a WalletId, limit: usize) -> AreaRows<'a>;
     fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()>;
     fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, sink: RowSink<'_>) -> Result<()>;
     fn insert_loaded(&mut self, value: Self::Item);
@@ -129,6 +136,18 @@ impl<E: Entry> Area for EntryMap<E> {
     fn len(&self) -> usize {
         self.0.len()
     }
+    fn upserts(&self) -> bool {
+        self.0.values().any(Option::is_some)
+    }
+    fn rows<'a>(&'a self, wallet: &'a WalletId, limit: usize) -> AreaRows<'a> {
+        Box::new(self.0.iter().map(move |(key, value)| {
+            let value = match value {
+                Some(value) => Some(encode_row(wallet, value, limit)?),
+                None => None,
+            };
+            Ok((entry_key(wallet, key), value))
+        }))
+    }
     fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()> {
         for (key, value) in &self.0 {
             if let Some(value) = value {
@@ -164,6 +183,12 @@ impl<E: Entry<Key = ()>> Area for Option<E> {
     const KEYED: bool = false;
     fn len(&self) -> usize {
         usize::from(self.is_some())
+    }
+    fn upserts(&self) -> bool {
+        self.is_some()
+    }
+    fn rows<'a>(&'a self, wallet: &'a WalletId, limit: usize) -> AreaRows<'a> {
+        Box::new(self.iter().map(move |value| Ok((entry_key(wallet, &()), Some(encode_row(wallet, value, limit)?)))))
     }
     fn validate(&self, wallet: &WalletId, _store: &str, limit: usize) -> Result<()> {
         match self {
@@ -268,6 +293,23 @@ macro_rules! areas {
             pub fn validate(&self, wallet: &WalletId, limit: usize) -> Result<()> {
                 $( self.$field.validate(wallet, $store, limit)?; )*
                 Ok(())
+            }
+
+            /// The area stores these changes write to, in declaration order, each with whether
+            /// they upsert there (else they only delete).
+            pub fn area_writes(&self) -> Vec<(&'static str, bool)> {
+                let mut writes = Vec::new();
+                $( if Area::len(&self.$field) > 0 { writes.push(($store, self.$field.upserts())); } )*
+                writes
+            }
+
+            /// This wallet's row puts and deletes in `store` (none for a store that is not an
+            /// area), each value encoded only when pulled.
+            pub fn store_rows<'a>(&'a self, wallet: &'a WalletId, store: &str, limit: usize) -> AreaRows<'a> {
+                match store {
+                    $( $store => self.$field.rows(wallet, limit), )*
+                    _ => Box::new(std::iter::empty()),
+                }
             }
 
             /// Hands this wallet's row puts and deletes to `sink`, every value encoded.
