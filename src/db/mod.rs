@@ -220,8 +220,7 @@ impl<B: Backend> Db<B> {
 
     /// Writes `batch` in one transaction (reconnecting once if the connection was lost).
     pub async fn write(&self, batch: &WriteBatch) -> Result<()> {
-        self.check_open()?;
-        self.with_reconnect(|| self.backend.write(batch)).await
+        self.write_source(batch).await
     }
 
     /// Writes the ops of `source` in one transaction, pulled as they are issued (reconnecting once

@@ -19,7 +19,7 @@ use crate::model::{entry_key, key_to_string, Hash32, Key, KeyPart, Merge, Wallet
 
 /// The parents `changes` needs that it does not bring itself: `(the wallet record, identities)`.
 pub fn needed_parents(changes: &WalletChangeSet) -> (bool, BTreeSet<Hash32>) {
-    let puts_rows = changes.area_writes().into_iter().any(|(store, upserts)| upserts && store != WALLETS);
+    let puts_rows = changes.area_counts().into_iter().any(|(store, _, upserts)| upserts && store != WALLETS);
     let mut identities = child_identities(changes);
     identities.retain(|id| !matches!(changes.identities.0.get(id), Some(Some(_))));
     (changes.wallet.is_none() && puts_rows, identities)
