@@ -230,7 +230,7 @@ async function runChromium(opts, logLine) {
     }
     if (opts.only.includes('scale')) {
       const started = Date.now();
-      raw.scale = await runScale(api, opts, info);
+      raw.scale = await runScale(api, opts, info, logLine);
       const m = (c, k) => median(raw.scale.samples[c].map((x) => x[k])).toFixed(0);
       logLine(`[bench] scale done in ${((Date.now() - started) / 1000).toFixed(1)} s: commit ours ${m('ours', 'commit_ms')} ms (staging ${m('ours', 'stage_ms')} ms, longest task ${m('ours', 'stage_longest_task_ms')} ms in staging, ${m('ours', 'commit_longest_task_ms')} ms in commit()), raw_idb ${m('raw_idb', 'commit_ms')} ms (longest task ${m('raw_idb', 'commit_longest_task_ms')} ms); load ours ${m('ours', 'load_ms')} ms, raw_idb ${m('raw_idb', 'load_ms')} ms`);
     }
@@ -244,7 +244,7 @@ async function runChromium(opts, logLine) {
 /** The scale point (Chromium): per round, each contender commits the 100,000 rows in one flush on
  *  a freshly loaded page, then loads them cold after a reload; no warm-up (each round starts from
  *  a fresh page, and the wasm memory reading needs one). */
-async function runScale(api, opts, info) {
+async function runScale(api, opts, info, logLine) {
   const samples = { ours: [], raw_idb: [] };
   let rows;
   let bytes;
@@ -252,6 +252,7 @@ async function runScale(api, opts, info) {
     for (const contender of shuffled(Object.keys(samples), 0x5ca1e + round * 7919)) {
       await api.reload();
       const commit = await api.evaluate(([c, s]) => window.bench.scaleCommit(c, s), [contender, opts.size]);
+      if (commit.marks?.length) logLine(`[bench] scale ${contender} wasm memory: ${commit.marks.map(([label, bytes]) => `${label} ${(bytes / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
       await api.reload();
       const load = await api.evaluate(([c, n]) => window.bench.scaleLoad(c, n), [contender, commit.name]);
       if (load.rows !== commit.rows) throw new Error(`scale ${contender}: loaded ${load.rows} rows, committed ${commit.rows}`);

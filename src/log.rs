@@ -161,3 +161,35 @@ macro_rules! log_at {
     };
 }
 pub(crate) use log_at;
+
+/// Bench builds on wasm: the size of wasm linear memory at named points of a commit, read (and
+/// cleared) by the bench package's `memoryMarks()`. Linear memory only grows, so each mark is the
+/// peak up to that point.
+#[cfg(all(feature = "bench", target_arch = "wasm32"))]
+pub mod memory_marks {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static MARKS: RefCell<Vec<(&'static str, usize)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Records the current size of linear memory under `label`.
+    pub fn mark(label: &'static str) {
+        let bytes = core::arch::wasm32::memory_size(0) * 65_536;
+        MARKS.with(|marks| marks.borrow_mut().push((label, bytes)));
+    }
+
+    /// Every mark since the last call, in order.
+    pub fn take() -> Vec<(&'static str, usize)> {
+        MARKS.with(|marks| std::mem::take(&mut *marks.borrow_mut()))
+    }
+}
+
+/// `memory_mark!("label")`: a [`memory_marks`] mark in bench builds on wasm; nothing elsewhere.
+macro_rules! memory_mark {
+    ($label:expr) => {
+        #[cfg(all(feature = "bench", target_arch = "wasm32"))]
+        $crate::log::memory_marks::mark($label);
+    };
+}
+pub(crate) use memory_mark;

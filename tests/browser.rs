@@ -593,12 +593,9 @@ async fn an_abort_in_a_middle_chunk_leaves_nothing_of_the_flush_and_restages_eve
     assert_holds_exactly_three_wallets(&h).await;
 }
 
-#[wasm_bindgen_test]
-async fn a_write_dropped_between_chunks_commits_nothing() {
-    let h = idb("chunks-dropped");
-    let backend = h.open().await;
-    backend.set_chunk_size(ChunkSize { rows: 1, bytes: 1 << 20 });
-    let ops = (0..8u32)
+/// `count` puts of 3 bytes into one wallet's records.
+fn record_puts(count: u32) -> Vec<wallet_persist::backend::WriteOp> {
+    (0..count)
         .map(|i| wallet_persist::backend::WriteOp::Put {
             store: "records",
             key: vec![
@@ -607,8 +604,15 @@ async fn a_write_dropped_between_chunks_commits_nothing() {
             ],
             value: vec![1, 2, 3],
         })
-        .collect();
-    let batch = WriteBatch::new(ops);
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_write_dropped_between_chunks_commits_nothing() {
+    let h = idb("chunks-dropped");
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 1, bytes: 1 << 20 });
+    let batch = WriteBatch::new(record_puts(8));
     {
         // Polled once: the first chunk is issued, then the write waits for its request and is
         // dropped (as a deadline drops it).
@@ -726,4 +730,73 @@ async fn a_stalled_encrypt_times_out_and_leaves_the_plain_database() {
     assert!(!persister.backend().is_encrypted());
     persister.close().await.unwrap();
     assert_holds_exactly_three_wallets(&h).await;
+}
+
+/// The ops of a write, then one that cannot be made (as a value that fails to encode or seal).
+struct FailsAtTheEnd(Vec<wallet_persist::backend::WriteOp>);
+
+impl wallet_persist::backend::WriteSource for FailsAtTheEnd {
+    fn stores(&self) -> Vec<&'static str> {
+        vec!["records"]
+    }
+    fn strict(&self) -> bool {
+        false
+    }
+    fn stream(&self) -> wallet_persist::backend::Ops<'_> {
+        let fails = wallet_persist::Error::BlobTooLarge { len: 9, limit: 1 };
+        Box::new(self.0.iter().map(|op| Ok(std::borrow::Cow::Borrowed(op))).chain([Err(fails)]))
+    }
+}
+
+/// An op that cannot be made after three chunks were issued fails the write with its error, and
+/// nothing of the write commits; the connection goes on working.
+#[wasm_bindgen_test]
+async fn an_op_failing_after_chunks_were_issued_commits_nothing() {
+    let h = idb("chunks-op-fails");
+    let backend = h.open().await;
+    backend.set_chunk_size(ChunkSize { rows: 2, bytes: 1 << 20 });
+    let error = backend.write_source(&FailsAtTheEnd(record_puts(6))).await.unwrap_err();
+    assert!(matches!(error, wallet_persist::Error::BlobTooLarge { len: 9, limit: 1 }), "{error:?}");
+    assert_eq!(rows_on_disk(&backend).await, 0, "the six rows of chunks 0-2 must not commit");
+    backend.write(&WriteBatch::new(record_puts(6))).await.unwrap();
+    assert_eq!(rows_on_disk(&backend).await, 6);
+    backend.close();
+}
+
+/// Encrypted at rest, a commit in many chunks seals each chunk as it is issued: every row lands
+/// sealed under a hashed key, and a reopen loads exactly what was committed.
+#[wasm_bindgen_test]
+async fn an_encrypted_commit_in_many_chunks_lands_every_row_sealed() {
+    let h = sealed_idb("chunks-sealed");
+    let backend = h.open().await;
+    backend.inner().set_chunk_size(ChunkSize { rows: 3, bytes: 1 << 20 });
+    let persister = Persister::open(backend, Default::default()).await.expect("open");
+    for (wallet, changes) in three_wallets() {
+        persister.store(wallet, changes).await.unwrap();
+    }
+    let report = persister.commit().await.unwrap();
+    assert_eq!(report.succeeded, three_wallets().into_iter().map(|(w, _)| w).collect::<Vec<_>>());
+    let rows = rows_on_disk(persister.backend().inner()).await;
+    assert!(rows > 9 * 3, "{rows} rows: the commit must span more than nine chunks of three");
+    let plain: Vec<String> = three_wallets().iter().map(|(wallet, _)| wallet.to_hex()).collect();
+    for read in persister.backend().inner().read(AREA_STORES).await.unwrap() {
+        for row in read.unwrap().rows {
+            assert_eq!(row.value[4], wallet_persist::codec::FLAG_SEALED, "every row sealed");
+            let first = match &row.key[0] {
+                wallet_persist::model::KeyPart::Text(first) => first.clone(),
+                other => panic!("{other:?}"),
+            };
+            assert!(!plain.contains(&first), "a plain wallet id on disk");
+        }
+    }
+    persister.close().await.unwrap();
+
+    let reopened = Persister::open(h.open().await, Default::default()).await.expect("open");
+    let (state, report) = reopened.load().await.expect("load");
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(state.wallets.len(), 3);
+    for (wallet, changes) in three_wallets() {
+        assert_eq!(state.wallets[&wallet], changes);
+    }
+    reopened.close().await.unwrap();
 }

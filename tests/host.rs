@@ -596,35 +596,3 @@ fn a_large_load_pauses_between_slices_of_rows() {
         assert_eq!(persister.backend().1.get() - before, 2);
     });
 }
-
-/// A commit larger than one encoding slice (512 KiB of values) pauses between slices (in the
-/// browser, a task of its own each), and still lands every wallet exactly.
-#[test]
-fn a_large_commit_pauses_between_slices_of_encoding() {
-    block_on(async {
-        let disk = MemoryBackend::new();
-        let persister =
-            wallet_persist::Persister::open(Pausing(disk.reopen(), 0.into()), Default::default()).await.expect("open");
-        let big = |seed: u8| {
-            let mut changes = sample_changeset(seed);
-            let value = Bytes::from(vec![seed; 1 << 20]);
-            changes.records.upsert(Record { namespace: "app".into(), key: "big".into(), value });
-            changes
-        };
-        for seed in 1..=5 {
-            persister.stage(wallet_id(seed), big(seed)).unwrap();
-        }
-        let before = persister.backend().1.get();
-        let report = persister.commit().await.unwrap();
-        assert_eq!(report.succeeded, (1..=5).map(wallet_id).collect::<Vec<_>>());
-        assert_eq!(persister.backend().1.get() - before, 5, "five wallets of 1 MiB of values each: a pause after each");
-        persister.close().await.unwrap();
-
-        let reopened = wallet_persist::Persister::open(disk.reopen(), Default::default()).await.expect("open");
-        let (state, report) = reopened.load().await.expect("load");
-        assert!(report.skipped.is_empty());
-        for seed in 1..=5 {
-            assert_eq!(state.wallets[&wallet_id(seed)], big(seed));
-        }
-    });
-}

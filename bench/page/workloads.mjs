@@ -253,6 +253,7 @@ export function workloads(wasm, areaStores, wasmMemory) {
       if (payload.rows.length !== wallets * rows) throw new Error(`scale: ${payload.rows.length} rows, not ${wallets} × ${rows}`);
       const name = freshName('scale', contender);
       const handle = await impl.open(name);
+      wasm.memoryMarks?.();
       const before = memory(wasmMemory);
       // The timed region starts in a task of its own (a long task counts only if it starts after
       // the tracker did): staging would otherwise run in the task of open's continuation and gc().
@@ -271,9 +272,12 @@ export function workloads(wasm, areaStores, wasmMemory) {
       };
       const commitLongest = split.stage_ms === undefined ? longest : task.longestFrom(t0 + split.stage_ms, Infinity);
       const after = memory(wasmMemory);
+      // Bench builds: wasm memory at named points of the commit (where its peak comes from).
+      const marks = wasm.memoryMarks?.() ?? [];
       await impl.close(handle);
       return {
         name,
+        marks,
         rows: payload.rows.length,
         bytes: payload.bytes,
         measures: {

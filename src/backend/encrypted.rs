@@ -13,11 +13,12 @@
 //! above reads and checks them exactly as plain rows. `db_meta` (the schema stamp and the key
 //! record) is stored in the clear. Without a cipher the wrapper passes everything through.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Backend, Row, StoreRows, WriteBatch, WriteOp};
+use super::{Backend, Ops, Row, StoreRows, WriteBatch, WriteOp, WriteSource};
 use crate::codec::{self, HEADER_LEN};
 use crate::crypto::ops::{self, NONCE_LEN};
 use crate::crypto::{Cipher, KeyRecord};
@@ -72,6 +73,9 @@ impl<B> EncryptedBackend<B> {
     }
 }
 
+/// Most texts a [`KeyHasher`] remembers (a few hundred KiB).
+const MEMO_TEXTS: usize = 4_096;
+
 /// The stored form of keys: one hash per distinct text, memoised for one batch or read.
 struct KeyHasher<'a> {
     cipher: &'a Cipher,
@@ -83,33 +87,32 @@ impl<'a> KeyHasher<'a> {
         KeyHasher { cipher, memo: HashMap::new() }
     }
 
-    fn text(&mut self, text: &str) -> String {
+    /// The stored spelling of `text`, hashed twice and compared (see [`seal_checked`]: a key part
+    /// stored under a miscomputed hash could never be found, replaced or deleted by its real key).
+    fn text(&mut self, text: &str) -> Result<String> {
         if let Some(hashed) = self.memo.get(text) {
-            return hashed.clone();
+            return Ok(hashed.clone());
         }
         let hashed = self.cipher.hash_text(text);
-        self.memo.insert(text.to_owned(), hashed.clone());
-        hashed
-    }
-
-    /// Hashes every text again and compares (see [`seal_checked`]: a key part stored under a
-    /// miscomputed hash could never be found, replaced or deleted by its real key).
-    fn check(&self) -> Result<()> {
-        for (text, hashed) in &self.memo {
-            if self.cipher.hash_text(text) != *hashed {
-                return Err(Error::Internal(
-                    "hashing a key part gave two different results: the JavaScript engine miscomputed; nothing was written".into(),
-                ));
-            }
+        if self.cipher.hash_text(text) != hashed {
+            return Err(Error::Internal(
+                "hashing a key part gave two different results (the JavaScript engine miscomputes); nothing was written"
+                    .into(),
+            ));
         }
-        Ok(())
+        // Bounded: most texts (txids, addresses) occur once; wallet ids recur and come back.
+        if self.memo.len() >= MEMO_TEXTS {
+            self.memo.clear();
+        }
+        self.memo.insert(text.to_owned(), hashed.clone());
+        Ok(hashed)
     }
 
-    fn key(&mut self, key: &Key) -> Key {
+    fn key(&mut self, key: &Key) -> Result<Key> {
         key.iter()
             .map(|part| match part {
-                KeyPart::Num(n) => KeyPart::Num(*n),
-                KeyPart::Text(text) => KeyPart::Text(self.text(text)),
+                KeyPart::Num(n) => Ok(KeyPart::Num(*n)),
+                KeyPart::Text(text) => self.text(text).map(KeyPart::Text),
             })
             .collect()
     }
@@ -261,32 +264,55 @@ pub fn open_value(cipher: &Cipher, store: &str, stored_key: &Key, value: &[u8]) 
     Ok(Row { key, value: rest[len..].to_vec() })
 }
 
+/// `op` as stored: keys hashed, a value sealed (`db_meta` and whole-store clears as they are).
+fn seal_op(hasher: &mut KeyHasher<'_>, op: &WriteOp) -> Result<WriteOp> {
+    Ok(match op {
+        WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } if *store == DB_META => op.clone(),
+        WriteOp::Put { store, key, value } => {
+            let stored = hasher.key(key)?;
+            let value = seal_checked(hasher.cipher, store, key, &stored, value)?;
+            WriteOp::Put { store, key: stored, value }
+        }
+        WriteOp::Delete { store, key } => WriteOp::Delete { store, key: hasher.key(key)? },
+        // Key parts are hashed one by one, so a hashed prefix is the prefix of the hashed keys.
+        WriteOp::DeletePrefix { store, prefix } => WriteOp::DeletePrefix { store, prefix: hasher.key(prefix)? },
+        WriteOp::DeleteWallet { store, wallet } => {
+            WriteOp::DeleteGroup { store, group: hasher.text(&wallet.to_hex())? }
+        }
+        WriteOp::DeleteGroup { store, group } if *store != DB_META => {
+            WriteOp::DeleteGroup { store, group: hasher.text(group)? }
+        }
+        WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => op.clone(),
+    })
+}
+
+/// The ops of `source` as stored, each sealed as it is pulled.
+struct Sealed<'a> {
+    cipher: &'a Cipher,
+    source: &'a dyn WriteSource,
+}
+
+impl WriteSource for Sealed<'_> {
+    fn stores(&self) -> Vec<&'static str> {
+        self.source.stores()
+    }
+
+    fn strict(&self) -> bool {
+        self.source.strict()
+    }
+
+    /// Store names are not hashed, so the order stays store by store.
+    fn stream(&self) -> Ops<'_> {
+        let mut hasher = KeyHasher::new(self.cipher);
+        Box::new(self.source.stream().map(move |op| op.and_then(|op| seal_op(&mut hasher, &op).map(Cow::Owned))))
+    }
+}
+
 impl<B: Backend> EncryptedBackend<B> {
     /// `batch` as stored: keys hashed, values sealed (`db_meta` and whole-store clears as they are).
     pub fn seal_batch(cipher: &Cipher, batch: &WriteBatch) -> Result<WriteBatch> {
         let mut hasher = KeyHasher::new(cipher);
-        let mut ops = Vec::with_capacity(batch.ops.len());
-        for op in &batch.ops {
-            ops.push(match op {
-                WriteOp::Put { store, .. } | WriteOp::Delete { store, .. } if *store == DB_META => op.clone(),
-                WriteOp::Put { store, key, value } => {
-                    let stored = hasher.key(key);
-                    let value = seal_checked(cipher, store, key, &stored, value)?;
-                    WriteOp::Put { store, key: stored, value }
-                }
-                WriteOp::Delete { store, key } => WriteOp::Delete { store, key: hasher.key(key) },
-                // Key parts are hashed one by one, so a hashed prefix is the prefix of the hashed keys.
-                WriteOp::DeletePrefix { store, prefix } => WriteOp::DeletePrefix { store, prefix: hasher.key(prefix) },
-                WriteOp::DeleteWallet { store, wallet } => {
-                    WriteOp::DeleteGroup { store, group: hasher.text(&wallet.to_hex()) }
-                }
-                WriteOp::DeleteGroup { store, group } if *store != DB_META => {
-                    WriteOp::DeleteGroup { store, group: hasher.text(group) }
-                }
-                WriteOp::DeleteGroup { .. } | WriteOp::Clear { .. } => op.clone(),
-            });
-        }
-        hasher.check()?;
+        let ops = batch.ops.iter().map(|op| seal_op(&mut hasher, op)).collect::<Result<_>>()?;
         Ok(WriteBatch { ops, strict: batch.strict })
     }
 
@@ -317,9 +343,13 @@ impl<B: Backend> EncryptedBackend<B> {
 
 impl<B: Backend> Backend for EncryptedBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.write_source(batch).await
+    }
+
+    async fn write_source(&self, source: &dyn WriteSource) -> Result<()> {
         match self.cipher() {
-            None => self.inner.write(batch).await,
-            Some(cipher) => self.inner.write(&Self::seal_batch(&cipher, batch)?).await,
+            None => self.inner.write_source(source).await,
+            Some(cipher) => self.inner.write_source(&Sealed { cipher: &cipher, source }).await,
         }
     }
 
@@ -333,7 +363,8 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
     /// holding the key) is reported in `unreadable`, never returned.
     async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
         let Some(cipher) = self.cipher() else { return self.inner.read_groups(stores, groups).await };
-        let hashed: Vec<String> = groups.iter().map(|group| cipher.hash_text(group)).collect();
+        let mut hasher = KeyHasher::new(&cipher);
+        let hashed: Vec<String> = groups.iter().map(|group| hasher.text(group)).collect::<Result<_>>()?;
         let hashed: Vec<&str> = hashed.iter().map(String::as_str).collect();
         let mut reads = self.open_reads(self.inner.read_groups(stores, &hashed).await?);
         let wanted: std::collections::BTreeSet<&str> = groups.iter().copied().collect();
@@ -355,7 +386,7 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
             Some(cipher) if store != DB_META => cipher,
             _ => return self.inner.get(store, key).await,
         };
-        let stored = KeyHasher::new(&cipher).key(key);
+        let stored = KeyHasher::new(&cipher).key(key)?;
         let Some(value) = self.inner.get(store, &stored).await? else { return Ok(None) };
         let row = open_value(&cipher, store, &stored, &value)?;
         if &row.key != key {

@@ -9,7 +9,7 @@ pub mod schema;
 
 use std::cell::{Cell, RefCell};
 
-use crate::backend::{Backend, StoreRows, WriteBatch};
+use crate::backend::{Backend, StoreRows, WriteBatch, WriteSource};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
@@ -213,8 +213,14 @@ impl<B: Backend> Db<B> {
 
     /// Writes `batch` in one transaction (reconnecting once if the connection was lost).
     pub async fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.write_source(batch).await
+    }
+
+    /// Writes the ops of `source` in one transaction, pulled as they are issued (reconnecting once
+    /// if the connection was lost: the retry pulls them again).
+    pub async fn write_source(&self, source: &dyn WriteSource) -> Result<()> {
         self.check_open()?;
-        self.with_reconnect(|| self.backend.write(batch)).await
+        self.with_reconnect(|| self.backend.write_source(source)).await
     }
 
     /// Reads one row.

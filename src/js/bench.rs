@@ -347,6 +347,16 @@ pub fn bench_rows(wallet: JsValue, changes: JsValue) -> Result<Array, JsValue> {
     rows.map_err(|e| error::to_js(&e))
 }
 
+/// The wasm linear memory marks recorded since the last call (see `log::memory_marks`), as
+/// `[[label, bytes], ...]`: where a commit's peak comes from.
+#[wasm_bindgen(js_name = memoryMarks)]
+pub fn memory_marks() -> Array {
+    crate::log::memory_marks::take()
+        .into_iter()
+        .map(|(label, bytes)| JsValue::from(Array::of2(&label.into(), &(bytes as f64).into())))
+        .collect()
+}
+
 /// `load` of the database `name` in its phases, each timed: connect (IndexedDB open only: no writer
 /// lock, no schema gate), read (one readonly transaction, getAllKeys + getAll per area store, rows
 /// copied into wasm), decode (envelope, bincode, key checks, grouping per wallet) and toJs (the

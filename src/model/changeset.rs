@@ -67,14 +67,36 @@ impl<E: Entry> Merge for Option<E> {
 /// Receives one encoded row change: `Some(envelope)` puts, `None` deletes the row.
 pub type RowSink<'a> = &'a mut dyn FnMut(&'static str, Key, Option<Vec<u8>>);
 
+/// Where [`WalletChangeSet::encode_store_from`] goes on: from the `entry`-th entry of the area (in
+/// key order), until `budget` bytes of values were made (at least one entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// Entries of the area already handed.
+    pub entry: usize,
+    /// Bytes of values to make at most, unless one entry alone is larger.
+    pub budget: usize,
+}
+
 /// What the persister needs of each area, whether keyed (`EntryMap`) or a singleton (`Option`).
 trait Area {
     type Item: Entry;
     /// Whether the area maps entry keys to values (else it holds one value).
     const KEYED: bool;
     fn len(&self) -> usize;
+    /// Whether any entry is an upsert (else every one is a tombstone).
+    fn upserts(&self) -> bool;
     fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()>;
-    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, sink: RowSink<'_>) -> Result<()>;
+    /// Hands `sink` the row changes of the entries from the `from`-th on (in key order), each value
+    /// encoded, until `budget` bytes of values were made (at least one entry); returns how many
+    /// entries it handed (0: none left).
+    fn encode_from(
+        &self,
+        wallet: &WalletId,
+        store: &'static str,
+        limit: usize,
+        from: Resume,
+        sink: RowSink<'_>,
+    ) -> Result<usize>;
     fn insert_loaded(&mut self, value: Self::Item);
 }
 
@@ -129,6 +151,9 @@ impl<E: Entry> Area for EntryMap<E> {
     fn len(&self) -> usize {
         self.0.len()
     }
+    fn upserts(&self) -> bool {
+        self.0.values().any(Option::is_some)
+    }
     fn validate(&self, wallet: &WalletId, store: &str, limit: usize) -> Result<()> {
         for (key, value) in &self.0 {
             if let Some(value) = value {
@@ -144,15 +169,33 @@ impl<E: Entry> Area for EntryMap<E> {
         }
         Ok(())
     }
-    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, sink: RowSink<'_>) -> Result<()> {
-        for (key, value) in &self.0 {
-            let key = entry_key(wallet, key);
-            match value {
-                Some(value) => sink(store, key, Some(encode_row(wallet, value, limit)?)),
-                None => sink(store, key, None),
+    fn encode_from(
+        &self,
+        wallet: &WalletId,
+        store: &'static str,
+        limit: usize,
+        from: Resume,
+        sink: RowSink<'_>,
+    ) -> Result<usize> {
+        let (mut handed, mut bytes) = (0, 0);
+        // A plain loop, not `skip`: the .wasm holds one copy of this per area.
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i < from.entry {
+                continue;
             }
+            if handed > 0 && bytes >= from.budget {
+                break;
+            }
+            let key = entry_key(wallet, key);
+            let value = match value {
+                Some(value) => Some(encode_row(wallet, value, limit)?),
+                None => None,
+            };
+            bytes += value.as_ref().map_or(0, Vec::len);
+            sink(store, key, value);
+            handed += 1;
         }
-        Ok(())
+        Ok(handed)
     }
     fn insert_loaded(&mut self, value: E) {
         self.upsert(value);
@@ -165,17 +208,30 @@ impl<E: Entry<Key = ()>> Area for Option<E> {
     fn len(&self) -> usize {
         usize::from(self.is_some())
     }
+    fn upserts(&self) -> bool {
+        self.is_some()
+    }
     fn validate(&self, wallet: &WalletId, _store: &str, limit: usize) -> Result<()> {
         match self {
             Some(value) => check_value(wallet, value, limit),
             None => Ok(()),
         }
     }
-    fn encode_into(&self, wallet: &WalletId, store: &'static str, limit: usize, sink: RowSink<'_>) -> Result<()> {
-        if let Some(value) = self {
-            sink(store, entry_key(wallet, &()), Some(encode_row(wallet, value, limit)?));
+    fn encode_from(
+        &self,
+        wallet: &WalletId,
+        store: &'static str,
+        limit: usize,
+        from: Resume,
+        sink: RowSink<'_>,
+    ) -> Result<usize> {
+        match self {
+            Some(value) if from.entry == 0 => {
+                sink(store, entry_key(wallet, &()), Some(encode_row(wallet, value, limit)?));
+                Ok(1)
+            }
+            _ => Ok(0),
         }
-        Ok(())
     }
     fn insert_loaded(&mut self, value: E) {
         *self = Some(value);
@@ -259,9 +315,10 @@ macro_rules! areas {
                 names.iter().zip(shapes).map(|(js_name, (keyed, value_fields))| AreaShape { js_name, keyed, value_fields }).collect()
             }
 
-            /// Entries (upserts and tombstones) per area, zero counts included.
-            pub fn area_counts(&self) -> Vec<(&'static str, usize)> {
-                vec![$( ($store, Area::len(&self.$field)) ),*]
+            /// Every area's store, its entries (upserts and tombstones) and whether any of them is
+            /// an upsert, in declaration order, empty areas included.
+            pub fn area_counts(&self) -> Vec<(&'static str, usize, bool)> {
+                vec![$( ($store, Area::len(&self.$field), self.$field.upserts()) ),*]
             }
 
             /// Checks that every value carries the key it is stored under and fits the byte limit.
@@ -270,9 +327,30 @@ macro_rules! areas {
                 Ok(())
             }
 
+            /// Hands `sink` this wallet's row puts and deletes in `store` from `from` on, every
+            /// value encoded (see [`Resume`]); returns how many it handed (0: none left, or not an
+            /// area store). So a flush encodes a few rows at a time, never all of them.
+            pub fn encode_store_from(
+                &self,
+                wallet: &WalletId,
+                store: &str,
+                limit: usize,
+                from: Resume,
+                sink: RowSink<'_>,
+            ) -> Result<usize> {
+                match store {
+                    $( $store => self.$field.encode_from(wallet, $store, limit, from, sink), )*
+                    _ => Ok(0),
+                }
+            }
+
             /// Hands this wallet's row puts and deletes to `sink`, every value encoded.
             pub fn encode_into(&self, wallet: &WalletId, limit: usize, sink: RowSink<'_>) -> Result<()> {
-                $( self.$field.encode_into(wallet, $store, limit, &mut *sink)?; )*
+                // Through `encode_store_from`, each area's encoding is one function in the .wasm.
+                let all = Resume { entry: 0, budget: usize::MAX };
+                for store in [$($store),*] {
+                    self.encode_store_from(wallet, store, limit, all, &mut *sink)?;
+                }
                 Ok(())
             }
 
@@ -316,7 +394,7 @@ areas! {
 impl WalletChangeSet {
     /// Upserts plus tombstones over all areas.
     pub fn field_count(&self) -> usize {
-        self.area_counts().iter().map(|(_, n)| n).sum()
+        self.area_counts().iter().map(|(_, n, _)| n).sum()
     }
 }
 

@@ -17,10 +17,9 @@ use crate::error::{Error, Result};
 use crate::layout::{IDENTITY_KEYS, TOKEN_BALANCES, WALLETS};
 use crate::model::{entry_key, key_to_string, Hash32, Key, KeyPart, Merge, WalletChangeSet, WalletId};
 
-/// The parents `changes` (encoded as `ops`) needs that it does not bring itself: `(the wallet
-/// record, identities)`.
-pub fn needed_parents(changes: &WalletChangeSet, ops: &[WriteOp]) -> (bool, BTreeSet<Hash32>) {
-    let puts_rows = ops.iter().any(|op| matches!(op, WriteOp::Put { store, .. } if *store != WALLETS));
+/// The parents `changes` needs that it does not bring itself: `(the wallet record, identities)`.
+pub fn needed_parents(changes: &WalletChangeSet) -> (bool, BTreeSet<Hash32>) {
+    let puts_rows = changes.area_counts().into_iter().any(|(store, _, upserts)| upserts && store != WALLETS);
     let mut identities = child_identities(changes);
     identities.retain(|id| !matches!(changes.identities.0.get(id), Some(Some(_))));
     (changes.wallet.is_none() && puts_rows, identities)
@@ -47,8 +46,8 @@ pub fn identity_key(wallet: &WalletId, identity: &Hash32) -> Key {
 }
 
 /// Refuses a changeset that would leave an orphan, given which needed parents exist on disk.
-pub fn check(wallet: &WalletId, changes: &WalletChangeSet, ops: &[WriteOp], on_disk: &BTreeSet<Key>) -> Result<()> {
-    let (record, identities) = needed_parents(changes, ops);
+pub fn check(wallet: &WalletId, changes: &WalletChangeSet, on_disk: &BTreeSet<Key>) -> Result<()> {
+    let (record, identities) = needed_parents(changes);
     let record_on_disk = on_disk.contains(&record_key(wallet));
     if record && !record_on_disk {
         return Err(Error::OrphanRow(format!(

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::buffer::Buffer;
 use super::integrity;
 use super::reports::*;
-use super::rows;
+use super::rows::FlushSource;
 use crate::backend::{Backend, StoreRows, WriteBatch, WriteOp};
 use crate::backup::{self, ImportReport, Progress};
 use crate::channels::ChannelState;
@@ -15,7 +15,7 @@ use crate::codec::MAX_BLOB_BYTES;
 use crate::db::{Db, State, WriteLock};
 use crate::error::{Error, Result};
 use crate::layout::{wallet_stores, AREA_STORES, IDENTITIES, WALLETS};
-use crate::log::log_at;
+use crate::log::{log_at, memory_mark};
 use crate::model::{key_to_string, ClientStartState, WalletChangeSet, WalletId, WalletRecord};
 
 /// When staged changes are written.
@@ -59,10 +59,6 @@ impl Default for Options {
         }
     }
 }
-
-/// Bytes of values a commit encodes between two turns of the page's event loop: about 500 of the
-/// bench's 100,000 rows. Slices of 2 MiB took up to 366 ms on the loaded bench machine.
-const ENCODE_SLICE_BYTES: usize = 512 << 10;
 
 /// Stages wallet changesets and writes them durably, never losing a change to a transient failure.
 pub struct Persister<B: Backend> {
@@ -274,34 +270,18 @@ impl<B: Backend> Persister<B> {
         if taken.is_empty() {
             return Ok(report);
         }
+        memory_mark!("commit: taken");
 
-        // Everything is encoded before the transaction opens, in slices with the page let run in
-        // between.
-        let mut encoded: Vec<(WalletId, Vec<WriteOp>)> = Vec::with_capacity(taken.len());
-        let mut slice_bytes = 0;
-        for (wallet, changes) in &taken {
-            match rows::changeset_ops(wallet, changes, self.options.max_blob_bytes) {
-                Ok(ops) => {
-                    slice_bytes += ops.iter().map(WriteOp::value_len).sum::<usize>();
-                    encoded.push((*wallet, ops));
-                }
-                Err(error) => report.failed.push(WalletFailure::new(*wallet, error)),
-            }
-            if slice_bytes >= ENCODE_SLICE_BYTES {
-                self.db.backend().pause().await;
-                slice_bytes = 0;
-            }
-        }
         // Referential integrity: each wallet's parents are on disk or in its own changes.
-        match self.learn_parents(&taken, &encoded).await {
+        let mut wallets: Vec<WalletId> = taken.keys().copied().collect();
+        match self.learn_parents(&taken).await {
             Ok(unreadable) => {
-                encoded.retain(|(wallet, _)| !unreadable.contains_key(wallet));
+                wallets.retain(|wallet| !unreadable.contains_key(wallet));
                 report.failed.extend(unreadable.into_iter().map(|(wallet, error)| WalletFailure::new(wallet, error)));
             }
             Err(error) => {
                 log_at!(Warn, "commit: could not read the parent rows ({error}); every change stays staged");
-                let wallets: Vec<WalletId> = encoded.iter().map(|(w, _)| *w).collect();
-                self.buffer.borrow_mut().restore(wallets.iter().filter_map(|w| taken.remove_entry(w)));
+                self.buffer.borrow_mut().restore(std::mem::take(&mut taken));
                 report.still_pending.extend(wallets);
                 report.retry_cause = Some(error);
                 return Ok(report);
@@ -309,13 +289,8 @@ impl<B: Backend> Persister<B> {
         }
         {
             let known = self.known_parents.borrow();
-            encoded.retain_mut(|(wallet, ops)| match integrity::check(wallet, &taken[wallet], ops, &known) {
-                Ok(()) => {
-                    let mut all = integrity::cascade_ops(wallet, &taken[wallet]);
-                    all.append(ops);
-                    *ops = all;
-                    true
-                }
+            wallets.retain(|wallet| match integrity::check(wallet, &taken[wallet], &known) {
+                Ok(()) => true,
                 Err(error) => {
                     report.failed.push(WalletFailure::new(*wallet, error));
                     false
@@ -325,29 +300,26 @@ impl<B: Backend> Persister<B> {
         for failure in &report.failed {
             taken.remove(&failure.wallet_id);
         }
-        if encoded.is_empty() {
+        if wallets.is_empty() {
             self.log_failures(&report);
             return Ok(report);
         }
 
-        // The ops move into one batch, wallet after wallet: each wallet's are the next `len`.
-        let mut wallets = Vec::with_capacity(encoded.len());
-        let mut ops = Vec::with_capacity(encoded.iter().map(|(_, ops)| ops.len()).sum());
-        for (wallet, mut wallet_ops) in encoded {
-            wallets.push((wallet, wallet_ops.len()));
-            ops.append(&mut wallet_ops);
-        }
-        let batch = WriteBatch::new(ops);
-        match self.db.write(&batch).await {
-            Ok(()) => report.succeeded = wallets.iter().map(|(wallet, _)| *wallet).collect(),
+        // One transaction; every value is encoded as the backend pulls it, chunk by chunk, so the
+        // encoded rows are never all held at once. A value that fails to encode fails the write,
+        // and then only its own wallet (isolated below).
+        let limit = self.options.max_blob_bytes;
+        let written = self.db.write_source(&FlushSource::new(wallets.iter().map(|w| (*w, &taken[w])), limit)).await;
+        memory_mark!("commit: written");
+        match written {
+            Ok(()) => report.succeeded = wallets,
             Err(error) if error.is_transient() || wallets.len() == 1 => {
-                self.settle_failure(&mut report, &mut taken, wallets.iter().map(|(w, _)| *w).collect(), error);
+                self.settle_failure(&mut report, &mut taken, wallets, error);
             }
             Err(error) => {
                 log_at!(Warn, "commit of {} wallets failed ({error}); isolating per wallet", wallets.len());
-                let mut ops = batch.ops.into_iter();
-                for (wallet, len) in wallets {
-                    match self.db.write(&WriteBatch::new(ops.by_ref().take(len).collect())).await {
+                for wallet in wallets {
+                    match self.db.write_source(&FlushSource::new([(wallet, &taken[&wallet])], limit)).await {
                         Ok(()) => report.succeeded.push(wallet),
                         Err(error) => self.settle_failure(&mut report, &mut taken, vec![wallet], error),
                     }
@@ -405,14 +377,10 @@ impl<B: Backend> Persister<B> {
     /// `Err` only for a transient failure (every wallet stays staged). A parent row that cannot be
     /// read for good (corrupt, or failing authentication) fails only the wallets that need it: the
     /// returned map, each with its read error.
-    async fn learn_parents(
-        &self,
-        taken: &BTreeMap<WalletId, WalletChangeSet>,
-        encoded: &[(WalletId, Vec<WriteOp>)],
-    ) -> Result<BTreeMap<WalletId, Error>> {
+    async fn learn_parents(&self, taken: &BTreeMap<WalletId, WalletChangeSet>) -> Result<BTreeMap<WalletId, Error>> {
         let mut wanted = Vec::new();
-        for (wallet, ops) in encoded {
-            let (record, identities) = integrity::needed_parents(&taken[wallet], ops);
+        for (wallet, changes) in taken {
+            let (record, identities) = integrity::needed_parents(changes);
             if record {
                 wanted.push((*wallet, WALLETS, integrity::record_key(wallet)));
             }

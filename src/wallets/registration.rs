@@ -165,7 +165,7 @@ impl<B: Backend> Persister<B> {
         }
         let mut ops = vec![WriteOp::Delete { store: PENDING, key: pending_key(&wallet) }];
         let written = match changeset_ops(&wallet, &changes, self.options.max_blob_bytes).and_then(|more| {
-            integrity::check(&wallet, &changes, &more, &self.known_parents.borrow())?;
+            integrity::check(&wallet, &changes, &self.known_parents.borrow())?;
             Ok(more)
         }) {
             Ok(more) => {
