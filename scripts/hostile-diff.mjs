@@ -7,7 +7,7 @@
 //
 //   node scripts/hostile-diff.mjs bench/pkg-base bench/pkg [--only store,storePending] [--pairs 3000 --seed 7]
 import { setup, openPage, evalInPage, uniqueName } from '../tests/e2e/harness.mjs';
-import { base, paths, badLeaves, badContainerChanges, badArguments } from '../tests/e2e/fixtures/hostile.mjs';
+import { base, paths, badLeaves, badContainerChanges, badArguments, SIGNATURES, STRUCTURED } from '../tests/e2e/fixtures/hostile.mjs';
 
 const args = process.argv.slice(2);
 const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -17,36 +17,6 @@ const seed = Number(option('--seed') ?? Date.now() % 2 ** 31);
 const [left, right] = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 if (!left || !right) throw new Error('usage: node scripts/hostile-diff.mjs <pkg dir> <pkg dir> [--only m1,m2]');
 
-// The signatures of tests/e2e/fuzz.test.mjs.
-const SIGNATURES = [
-  ['store', ['walletId', 'changeset']],
-  ['storePending', ['walletId', 'changeset']],
-  ['registerWallet', ['walletId', 'changeset', 'init']],
-  ['promote', ['walletId']],
-  ['discardPending', ['walletId']],
-  ['deleteWallet', ['walletId']],
-  ['load', ['loadOptions']],
-  ['exportBackup', ['exportOptions']],
-  ['close', ['timeoutOptions']],
-  ['open', ['openOptions']],
-  ['importBackup', ['name', 'garbage', 'importOptions']],
-  ['saveMeta', ['channel', 'meta']],
-  ['commitChannel', ['channel', 'meta']],
-  ['updateHistory', ['key', 'update']],
-  ['queueAppend', ['key', 'entry']],
-  ['queueEvict', ['key', 'key']],
-  ['loadChannel', ['channel']],
-  ['dropChannel', ['channel']],
-  ['setRetrievalHint', ['key', 'key', 'garbage']],
-  ['pending', ['key']],
-  ['startTask', ['workerOptions']],
-  ['syncNow', ['key']],
-  ['stopTask', ['key']],
-  ['quiesce', ['key', 'timeoutOptions']],
-  ['setLogLevel', ['level']],
-  ['onChange', ['listener']],
-];
-const STRUCTURED = new Set(['changeset', 'meta', 'entry', 'update', 'openOptions', 'workerOptions', 'timeoutOptions', 'importOptions', 'exportOptions', 'loadOptions']);
 
 /** Every mutation of an argument of kind `kind` (the space fuzz.test.mjs draws from). */
 function mutations(kind) {

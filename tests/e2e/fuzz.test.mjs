@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { setup, openPage, evalInPage, uniqueName } from './harness.mjs';
-import { base, paths, badLeaves, badContainerChanges, badArguments } from './fixtures/hostile.mjs';
+import { base, paths, badLeaves, badContainerChanges, badArguments, SIGNATURES, STRUCTURED } from './fixtures/hostile.mjs';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
 const RUNS = Number(process.env.FUZZ_RUNS || 10_000);
@@ -20,37 +20,7 @@ const BATCH = 50;
 /** A valid step on both stores every this many batches. */
 const VALID_EVERY = 5;
 
-/** Every entry point and the kinds of its arguments (see fixtures/hostile-page.mjs). */
-const SIGNATURES = [
-  ['store', ['walletId', 'changeset']],
-  ['storePending', ['walletId', 'changeset']],
-  ['registerWallet', ['walletId', 'changeset', 'init']],
-  ['promote', ['walletId']],
-  ['discardPending', ['walletId']],
-  ['deleteWallet', ['walletId']],
-  ['load', ['loadOptions']],
-  ['exportBackup', ['exportOptions']],
-  ['close', ['timeoutOptions']],
-  ['open', ['openOptions']],
-  ['importBackup', ['name', 'garbage', 'importOptions']],
-  ['saveMeta', ['channel', 'meta']],
-  ['commitChannel', ['channel', 'meta']],
-  ['updateHistory', ['key', 'update']],
-  ['queueAppend', ['key', 'entry']],
-  ['queueEvict', ['key', 'key']],
-  ['loadChannel', ['channel']],
-  ['dropChannel', ['channel']],
-  ['setRetrievalHint', ['key', 'key', 'garbage']],
-  ['pending', ['key']],
-  ['startTask', ['workerOptions']],
-  ['syncNow', ['key']],
-  ['stopTask', ['key']],
-  ['quiesce', ['key', 'timeoutOptions']],
-  ['setLogLevel', ['level']],
-  ['onChange', ['listener']],
-];
 const SYNC = new Set(['setLogLevel', 'onChange']);
-const STRUCTURED = new Set(['changeset', 'meta', 'entry', 'update', 'openOptions', 'workerOptions', 'timeoutOptions', 'importOptions', 'exportOptions', 'loadOptions']);
 
 /** Hostile values for one argument of kind `kind`. */
 function mutationOf(kind) {
