@@ -729,3 +729,43 @@ fn unlock_at_open_is_bounded_and_a_lost_connection_is_retryable() {
     block_on_clock(&clock, unlock::unlock(&backend, Some(&passphrase("pw")), true, Some(&deadline))).unwrap();
     assert!(block_on(KeyRecord::read(&memory)).unwrap().is_some());
 }
+
+/// The same with more parents wanted than are read one by one (they are read in bulk first): the
+/// wallet whose record fails authentication fails with the read error (11), as with few, and the
+/// nine others commit.
+#[test]
+fn an_unreadable_parent_among_many_fails_only_its_wallet_with_the_read_error() {
+    let memory = MemoryBackend::new();
+    let wallets: Vec<WalletId> = (1..=10).map(wallet_id).collect();
+    block_on(async {
+        let persister = open(&memory, Some(&passphrase("pw"))).await.unwrap();
+        for (i, wallet) in wallets.iter().enumerate() {
+            persister.store(*wallet, sample_changeset(i as u8 + 1)).await.unwrap();
+        }
+        persister.commit().await.unwrap();
+        persister.close().await.unwrap();
+    });
+    let records = memory.rows(wallet_persist::layout::WALLETS);
+    assert_eq!(records.len(), 10);
+    let record = records[0].clone();
+    let mut edited = record.value.clone();
+    *edited.last_mut().unwrap() ^= 1;
+    memory.put_raw(wallet_persist::layout::WALLETS, record.key.clone(), edited);
+
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    for (i, wallet) in wallets.iter().enumerate() {
+        let mut changes = sample_changeset(i as u8 + 21);
+        changes.wallet = None;
+        changes.identity_keys = Default::default();
+        changes.token_balances = Default::default();
+        persister.stage(*wallet, changes).unwrap();
+    }
+    let report = block_on(persister.commit()).unwrap();
+    assert_eq!(report.succeeded.len(), 9, "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].code, 11, "{report:?}");
+    assert!(!report.succeeded.contains(&report.failed[0].wallet_id));
+    assert!(report.still_pending.is_empty());
+    assert!(persister.staged().is_empty());
+    block_on(persister.close()).unwrap();
+}

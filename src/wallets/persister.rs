@@ -387,13 +387,15 @@ impl<B: Backend> Persister<B> {
             wanted.extend(identities.iter().map(|id| (*wallet, IDENTITIES, integrity::identity_key(wallet, id))));
         }
         wanted.retain(|(_, _, key)| !self.known_parents.borrow().contains(key));
-        let mut unreadable = BTreeMap::new();
         if wanted.len() > 8 {
             for rows in self.db.read_strict(&[WALLETS, IDENTITIES], None).await? {
                 self.known_parents.borrow_mut().learn(rows.rows.into_iter().map(|row| row.key));
             }
-            return Ok(unreadable);
+            wanted.retain(|(_, _, key)| !self.known_parents.borrow().contains(key));
         }
+        // Each parent still unknown is read on its own, so one that is there but unreadable fails
+        // its wallets with the read error, whichever way the others were found.
+        let mut unreadable = BTreeMap::new();
         for (wallet, store, key) in wanted {
             match self.db.get(store, &key).await {
                 Ok(Some(_)) => {
