@@ -199,7 +199,7 @@ const SEAL_ATTEMPTS: u32 = 3;
 /// that no later check can tell from the real one, and the real row would be lost. WebKitGTK
 /// 2.50's WebAssembly JIT was seen to do exactly that (one byte of a sealed key wrong, about one
 /// test run in ten); a seal that reads back wrong is made again with a fresh nonce, and after
-/// [`SEAL_ATTEMPTS`] the write fails with nothing written.
+/// `SEAL_ATTEMPTS` (3) the write fails with nothing written.
 pub fn seal_checked(cipher: &Cipher, store: &str, key: &Key, stored_key: &Key, value: &[u8]) -> Result<Vec<u8>> {
     for _ in 0..SEAL_ATTEMPTS {
         let sealed = seal_value(cipher, store, faults::key_to_seal(key).as_ref().unwrap_or(key), stored_key, value)?;
