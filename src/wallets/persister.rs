@@ -666,11 +666,14 @@ impl<B: Backend> Persister<B> {
         let _flush = self.flush_lock.lock().await;
         let _channels = self.channels.lock().await;
         self.check_quiet("importing a backup")?;
-        let (report, wallets) =
-            backup::import(&self.db, backup, overwrite, self.options.strict_durability, progress).await?;
-        // The stores were replaced: what was known of them is stale.
-        self.channels.forget();
-        self.known_parents.borrow_mut().forget_all();
+        let imported = backup::import(&self.db, backup, overwrite, self.options.strict_durability, progress).await;
+        // The stores were replaced, or may have been (a write that timed out can commit after its
+        // deadline): what was known of them is stale and is read again before it is relied on.
+        if matches!(imported, Ok(_) | Err(Error::Timeout(_))) {
+            self.channels.forget();
+            self.known_parents.borrow_mut().forget_all();
+        }
+        let (report, wallets) = imported?;
         self.notify(&wallets);
         Ok(report)
     }
