@@ -2,10 +2,14 @@
 //! of persister operations, run as tasks on a single-threaded executor that polls them in seeded
 //! order over the memory backend behind the fault-injecting one, with faults armed at random
 //! (transient, fatal, lost connection, refused reconnects, failed reads, writes that never
-//! settle). After every step a reference model is checked:
+//! settle, writes that commit and then never answer). After every step a reference model is checked:
 //!
 //! - every acknowledged store is durable or still staged (nothing is lost to a transient failure),
-//!   unless a report named the wallet as dropped (a fatal failure, a close that says so);
+//!   unless a report named the wallet as dropped (a fatal failure, a close that says so); then its
+//!   rows on disk are those of the last check or those with every change the model has for it
+//!   (one wallet's write is all or nothing), never anything between;
+//! - a write that timed out stays staged (it may have landed: the retry writes it again); a delete
+//!   or a channel meta that timed out is on disk as before or as asked, never anything else;
 //! - a deleted wallet never reappears; a failed registration leaves zero rows, a successful one
 //!   everything it stored;
 //! - `load` after a restart equals the model; channel meta and history equal the model;
@@ -57,6 +61,8 @@ enum Init {
     StoresThenThrows,
     CommitsThenOk,
     WaitsThenOk,
+    /// Arms a late ack for the next write (the promote, unless another task writes first).
+    AcksLateThenOk,
 }
 
 /// One step of a sequence. Steps in one `Concurrent` group run as tasks interleaved in seeded
@@ -104,6 +110,8 @@ enum Fault {
     RefuseReconnects(u32),
     FailRead,
     Hang,
+    /// The next N writes commit and then never answer.
+    LateAck(u32),
 }
 
 const WALLETS: u8 = 4; // ids 1..=4 are stored to; 11..=13 are registered
@@ -119,12 +127,13 @@ fn gen_sequence(rng: &mut Rng) -> Vec<Step> {
             64..=66 => Step::Import,
             67..=71 => Step::Close,
             72..=75 => Step::Restart,
-            _ => Step::Fault(match rng.below(6) {
+            _ => Step::Fault(match rng.below(7) {
                 0 => Fault::Transient,
                 1 => Fault::FatalFor(1 + rng.below(u64::from(WALLETS)) as u8),
                 2 => Fault::LoseConnection,
                 3 => Fault::RefuseReconnects(1 + rng.below(3) as u32),
                 4 => Fault::FailRead,
+                5 => Fault::LateAck(1 + rng.below(2) as u32),
                 _ => Fault::Hang,
             }),
         })
@@ -142,12 +151,13 @@ fn gen_action(rng: &mut Rng) -> Action {
         }
         68..=83 => Action::Register {
             wallet: REGISTERED[rng.below(3) as usize],
-            init: match rng.below(6) {
+            init: match rng.below(7) {
                 0 => Init::Ok,
                 1 => Init::Throws,
                 2 => Init::StoresThenOk,
                 3 => Init::StoresThenThrows,
                 4 => Init::CommitsThenOk,
+                5 => Init::AcksLateThenOk,
                 _ => Init::WaitsThenOk,
             },
         },
@@ -199,23 +209,32 @@ struct ChannelModel {
     meta: Option<u64>,
     /// Ids appended: on disk or still queued.
     history: BTreeSet<String>,
+    /// Metas of commits that failed: each may have landed (a write that timed out after it committed).
+    maybe_meta: BTreeSet<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Model {
     wallets: BTreeMap<WalletId, WalletModel>,
     channels: BTreeMap<String, ChannelModel>,
-    /// Wallets a report named as dropped: the model takes what is there at the next check.
+    /// Wallets a report named as dropped: at the next check their rows must be those of the last
+    /// check or the model's (all or nothing); the model then takes disk overlaid by what is staged.
     resync: BTreeSet<WalletId>,
     /// Channels whose queue a crash or a close report dropped: the same for their history.
     channel_resync: BTreeSet<String>,
 }
 
 /// What finished tasks report, in completion order (the linearisation the model follows).
+/// `DeletedLate`: a delete that timed out landed (no row of the wallet is left), so the wallet is
+/// what the delete restored to staging, over nothing. `MaybeMeta`: a channel commit failed, its
+/// meta may have landed. `Violation`: a guarantee a task saw broken right when its call returned.
 enum Event {
     Staged { wallet: WalletId, vout: u32, value: Option<u64> },
     Dropped(Vec<WalletId>),
     Deleted(WalletId),
+    DeletedLate { wallet: WalletId, restored: WalletModel },
+    MaybeMeta { channel: String, meta: u64 },
+    Violation(String),
     Registered { wallet: WalletId, utxos: BTreeMap<u32, u64> },
     ChannelMeta { channel: String, meta: u64 },
     Appended { channel: String, id: String },
@@ -237,6 +256,9 @@ struct Sim {
     counter: Rc<Cell<u64>>,
     export: RefCell<Option<(Vec<u8>, Model)>>,
     trace: RefCell<Vec<String>>,
+    /// Each wallet's rows at the last check (the disk alone, nothing staged).
+    last_disk: RefCell<BTreeMap<WalletId, WalletModel>>,
+    violations: RefCell<Vec<String>>,
 }
 
 fn options(clock: &VirtualClock) -> Options {
@@ -261,6 +283,8 @@ impl Sim {
             counter: Rc::new(Cell::new(1)),
             export: RefCell::new(None),
             trace: RefCell::default(),
+            last_disk: RefCell::default(),
+            violations: RefCell::default(),
         })
     }
 
@@ -314,6 +338,13 @@ impl Sim {
                     model.wallets.remove(&wallet);
                     model.resync.remove(&wallet);
                 }
+                Event::DeletedLate { wallet, restored } => {
+                    model.wallets.insert(wallet, restored);
+                }
+                Event::MaybeMeta { channel, meta } => {
+                    model.channels.entry(channel).or_default().maybe_meta.insert(meta);
+                }
+                Event::Violation(what) => self.violations.borrow_mut().push(what),
                 Event::Registered { wallet, utxos } => {
                     model.wallets.insert(wallet, WalletModel { exists: true, utxos });
                 }
@@ -330,6 +361,7 @@ impl Sim {
         let events = self.events.clone();
         let counter = self.counter.clone();
         let clock = self.clock.clone();
+        let disk = self.disk.clone();
         let next = move || {
             counter.set(counter.get() + 1);
             counter.get()
@@ -352,6 +384,19 @@ impl Sim {
                 let flush = matches!(action, Action::Flush);
                 Some(Box::pin(async move {
                     let outcome = if flush { p.flush().await } else { p.commit().await };
+                    // What failed transiently (a timeout included: it may have landed) is staged
+                    // again, at once.
+                    let retry = match &outcome {
+                        Ok(report) => report.still_pending.clone(),
+                        Err(Error::FlushRetryable { wallets, .. }) => wallets.clone(),
+                        Err(_) => Vec::new(),
+                    };
+                    let staged: BTreeSet<WalletId> = p.staged().into_iter().map(|(w, _)| w).collect();
+                    if let Some(lost) = retry.iter().find(|w| !staged.contains(w)) {
+                        events.borrow_mut().push(Event::Violation(format!(
+                            "a commit reported {lost} as still pending but it is not staged"
+                        )));
+                    }
                     let dropped = match outcome {
                         Ok(report) => report.failed.iter().map(|f| f.wallet_id).collect(),
                         Err(Error::FlushFailed { wallets, .. }) => wallets,
@@ -364,8 +409,18 @@ impl Sim {
             Action::Delete { wallet } => {
                 let claim = p.begin_delete(id(wallet)).ok()?;
                 Some(Box::pin(async move {
-                    if p.finish_delete(claim).await.is_ok() {
-                        events.borrow_mut().push(Event::Deleted(id(wallet)));
+                    match p.finish_delete(claim).await {
+                        Ok(_) => events.borrow_mut().push(Event::Deleted(id(wallet))),
+                        // Landed after its deadline or not at all: a delete is one transaction,
+                        // so no row left means it landed (read before any other task runs).
+                        Err(Error::Timeout(_)) if rows_of(&disk, &id(wallet)) == 0 => {
+                            let mut restored = WalletModel::default();
+                            if let Some(cs) = p.staged_changes(&id(wallet)) {
+                                overlay(&mut restored, &cs);
+                            }
+                            events.borrow_mut().push(Event::DeletedLate { wallet: id(wallet), restored });
+                        }
+                        Err(_) => {}
                     }
                 }))
             }
@@ -396,6 +451,9 @@ impl Sim {
                         )
                         .await;
                     }
+                    if matches!(init, Init::AcksLateThenOk) {
+                        p.backend().ack_late(1);
+                    }
                     match init {
                         Init::Throws | Init::StoresThenThrows => Err(()),
                         _ => Ok(()),
@@ -420,10 +478,11 @@ impl Sim {
                 let name = format!("c{channel}");
                 let meta = next();
                 Some(Box::pin(async move {
-                    if let Ok(commit) = p.channels().commit(&name, &meta).await {
-                        if commit.meta_saved {
-                            events.borrow_mut().push(Event::ChannelMeta { channel: name, meta });
+                    match p.channels().commit(&name, &meta).await {
+                        Ok(commit) if commit.meta_saved => {
+                            events.borrow_mut().push(Event::ChannelMeta { channel: name, meta })
                         }
+                        _ => events.borrow_mut().push(Event::MaybeMeta { channel: name, meta }),
                     }
                 }))
             }
@@ -449,8 +508,8 @@ impl Sim {
         Ok(Durable { state, channels })
     }
 
-    /// What the persister would end with if every staged change landed: disk overlaid by staging.
-    fn effective(&self, durable: &ClientStartState) -> BTreeMap<WalletId, WalletModel> {
+    /// Each wallet's rows on disk.
+    fn on_disk(durable: &ClientStartState) -> BTreeMap<WalletId, WalletModel> {
         let mut out: BTreeMap<WalletId, WalletModel> = BTreeMap::new();
         for (wallet, cs) in &durable.wallets {
             let w = out.entry(*wallet).or_default();
@@ -461,20 +520,19 @@ impl Sim {
                 }
             }
         }
+        out.retain(|_, w| w.exists || !w.utxos.is_empty());
+        out
+    }
+
+    /// What the persister would end with if every staged change landed: disk overlaid by staging.
+    fn effective(&self, durable: &ClientStartState) -> BTreeMap<WalletId, WalletModel> {
+        let mut out = Self::on_disk(durable);
         let p = self.p();
         for (wallet, _) in p.staged() {
             if p.is_registering(&wallet) {
                 continue; // under registration: not the model's until it ends
             }
-            let cs = p.staged_changes(&wallet).unwrap();
-            let w = out.entry(wallet).or_default();
-            w.exists |= cs.wallet.is_some();
-            for (op, value) in &cs.utxos.0 {
-                match value {
-                    Some(u) => w.utxos.insert(op.vout, u.value),
-                    None => w.utxos.remove(&op.vout),
-                };
-            }
+            overlay(out.entry(wallet).or_default(), &p.staged_changes(&wallet).unwrap());
         }
         out.retain(|_, w| w.exists || !w.utxos.is_empty());
         out
@@ -483,16 +541,31 @@ impl Sim {
     /// The model check after a step (no task is running).
     fn check(&self, context: &str) -> Result<(), String> {
         self.apply_events();
+        if let Some(broken) = self.violations.borrow_mut().drain(..).next() {
+            return Err(format!("{context}: {broken}"));
+        }
         let durable = self.durable()?;
         let effective = self.effective(&durable.state);
+        let disk = Self::on_disk(&durable.state);
+        let last_disk = std::mem::replace(&mut *self.last_disk.borrow_mut(), disk.clone());
         let mut model = self.model.borrow_mut();
+        model.wallets.retain(|_, w| w.exists || !w.utxos.is_empty());
+        // A dropped wallet's write was all or nothing: its rows are those of the last check or
+        // the model's (every change it was told about landed), nothing in between.
         for wallet in std::mem::take(&mut model.resync) {
+            let now = disk.get(&wallet);
+            if now != last_disk.get(&wallet) && now != model.wallets.get(&wallet) {
+                return Err(format!(
+                    "{context}: dropped wallet {wallet} has rows that are neither those before nor those with every change\n  on disk: {now:?}\n  before:  {:?}\n  changed: {:?}",
+                    last_disk.get(&wallet),
+                    model.wallets.get(&wallet)
+                ));
+            }
             match effective.get(&wallet) {
                 Some(w) => model.wallets.insert(wallet, w.clone()),
                 None => model.wallets.remove(&wallet),
             };
         }
-        model.wallets.retain(|_, w| w.exists || !w.utxos.is_empty());
         if effective != model.wallets {
             return Err(format!(
                 "{context}: durable+staged state differs from the model\n  model:    {:?}\n  effective: {:?}",
@@ -506,11 +579,7 @@ impl Sim {
             if model.wallets.contains_key(&wallet) {
                 continue;
             }
-            let hex = KeyPart::Text(wallet.to_hex());
-            let rows: usize = AREA_STORES
-                .iter()
-                .map(|s| self.disk.rows(s).iter().filter(|r| r.key.first() == Some(&hex)).count())
-                .sum();
+            let rows = rows_of(&self.disk, &wallet);
             if rows != 0 {
                 return Err(format!("{context}: wallet {n} is not in the model but has {rows} row(s) on disk"));
             }
@@ -530,6 +599,11 @@ impl Sim {
                     "{context}: channel {name} history (durable + queued) {history:?} != model {:?}",
                     expected.history
                 ));
+            }
+            // A commit that failed may have landed its meta after all: then it is the last saved.
+            let maybe = std::mem::take(&mut expected.maybe_meta);
+            if let Some(landed) = meta.filter(|m| maybe.contains(m)) {
+                expected.meta = Some(landed);
             }
             if let Some(saved) = expected.meta {
                 if meta != Some(saved) {
@@ -593,6 +667,7 @@ impl Sim {
                     }
                     Fault::FailRead => backend.fail_next(BackendOp::Read, 1, Error::TransactionAborted("sim".into())),
                     Fault::Hang => backend.hang(BackendOp::Write),
+                    Fault::LateAck(n) => backend.ack_late(n),
                 }
                 Ok(())
             }
@@ -608,7 +683,7 @@ impl Sim {
                         w.utxos = cs.utxos.0.values().flatten().map(|u| (u.outpoint.vout, u.value)).collect();
                     }
                     for (name, (meta, history)) in durable.channels {
-                        model.channels.insert(name, ChannelModel { meta, history });
+                        model.channels.insert(name, ChannelModel { meta, history, ..Default::default() });
                     }
                     *self.export.borrow_mut() = Some((bytes, model));
                 }
@@ -617,8 +692,21 @@ impl Sim {
             Step::Import => {
                 self.apply_events();
                 let Some((bytes, snapshot)) = self.export.borrow().clone() else { return Ok(()) };
-                if block(&self.clock, p.import_backup(&bytes, true, &mut |_, _, _| {})).is_ok() {
-                    *self.model.borrow_mut() = snapshot;
+                match block(&self.clock, p.import_backup(&bytes, true, &mut |_, _, _| {})) {
+                    Ok(_) => *self.model.borrow_mut() = snapshot,
+                    // One transaction that may have landed after its deadline: the disk is the
+                    // backup's or untouched (the check holds it to the model kept).
+                    Err(Error::Timeout(_)) => {
+                        let durable = self.durable()?;
+                        let channels_imported = snapshot
+                            .channels
+                            .iter()
+                            .all(|(name, c)| durable.channels.get(name) == Some(&(c.meta, c.history.clone())));
+                        if Self::on_disk(&durable.state) == snapshot.wallets && channels_imported {
+                            *self.model.borrow_mut() = snapshot;
+                        }
+                    }
+                    Err(_) => {}
                 }
                 self.check("after import")
             }
@@ -664,6 +752,23 @@ impl Sim {
             }
             Step::Restart => self.restart(true),
         }
+    }
+}
+
+/// How many rows `wallet` has on disk, in every store.
+fn rows_of(disk: &MemoryBackend, wallet: &WalletId) -> usize {
+    let hex = KeyPart::Text(wallet.to_hex());
+    AREA_STORES.iter().map(|s| disk.rows(s).iter().filter(|r| r.key.first() == Some(&hex)).count()).sum()
+}
+
+/// `w` with the staged changes `cs` applied.
+fn overlay(w: &mut WalletModel, cs: &WalletChangeSet) {
+    w.exists |= cs.wallet.is_some();
+    for (op, value) in &cs.utxos.0 {
+        match value {
+            Some(u) => w.utxos.insert(op.vout, u.value),
+            None => w.utxos.remove(&op.vout),
+        };
     }
 }
 

@@ -273,6 +273,7 @@ impl<B> FaultyBackend<B> {
     /// Disarms every fault.
     pub fn clear(&self) {
         self.faults.borrow_mut().clear();
+        self.late_acks.set(0);
     }
 
     /// How many times `op` was called (failed calls included).
