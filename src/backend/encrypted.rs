@@ -174,17 +174,25 @@ fn row_ad(store: &str, stored_key: &Key, header: &[u8]) -> Vec<u8> {
     ad
 }
 
+/// What a sealed row's plaintext holds before its value: `key_bytes(key)`'s length (u32 LE) and
+/// those bytes ([`open_value`] reads it back).
+fn plain_prefix(key: &Key) -> Vec<u8> {
+    let mut prefix = vec![0; 4];
+    key_bytes(key, &mut prefix);
+    let len = (prefix.len() - 4) as u32;
+    prefix[..4].copy_from_slice(&len.to_le_bytes());
+    prefix
+}
+
 /// Seals `value` (a plain envelope) stored under `stored_key` in `store`, carrying its real `key`.
 pub fn seal_value(cipher: &Cipher, store: &str, key: &Key, stored_key: &Key, value: &[u8]) -> Result<Vec<u8>> {
-    let mut key_part = Vec::with_capacity(48);
-    key_bytes(key, &mut key_part);
-    let plain_len = 4 + key_part.len() + value.len();
+    let prefix = plain_prefix(key);
+    let plain_len = prefix.len() + value.len();
     let header = codec::sealed_header(NONCE_LEN + plain_len + ops::TAG_LEN);
     let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain_len + ops::TAG_LEN);
     out.extend_from_slice(&header);
     out.extend_from_slice(&[0; NONCE_LEN]);
-    out.extend_from_slice(&(key_part.len() as u32).to_le_bytes());
-    out.extend_from_slice(&key_part);
+    out.extend_from_slice(&prefix);
     out.extend_from_slice(value);
     let ad = row_ad(store, stored_key, &header);
     ops::seal_in_place(cipher.seal_key(), &[ROW_LABEL, &ad], &mut out, HEADER_LEN + NONCE_LEN)?;
@@ -224,13 +232,7 @@ fn seal_holds(cipher: &Cipher, store: &str, stored_key: &Key, sealed: &[u8], key
     let Ok((header, payload)) = codec::split_sealed(sealed) else { return false };
     let ad = row_ad(store, stored_key, header);
     let Some(plain) = ops::open(cipher.seal_key(), &[ROW_LABEL, &ad], payload) else { return false };
-    let mut key_part = Vec::with_capacity(48);
-    key_bytes(key, &mut key_part);
-    let (len, rest) = plain.split_at(plain.len().min(4));
-    len == (key_part.len() as u32).to_le_bytes() && rest.len() == key_part.len() + value.len() && {
-        let (real_key, real_value) = rest.split_at(key_part.len());
-        real_key == key_part && real_value == value
-    }
+    plain.strip_prefix(plain_prefix(key).as_slice()) == Some(value)
 }
 
 /// Tests: seals that go wrong on purpose, as a miscomputing engine's would.
