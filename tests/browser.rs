@@ -103,8 +103,14 @@ async fn chunked_load_sees_exactly_what_was_written() {
             vec![KeyPart::Text(testing::wallet_id(n).to_hex()), KeyPart::Text("app".into()), KeyPart::Text(k.into())]
         };
         let garbage = |n: u8, k: &str| WriteOp::Put { store: "records", key: key(n, k), value: vec![n, 2, 3] };
-        let raw =
-            WriteBatch::new(vec![garbage(1, "\u{0}first"), garbage(20, "mid-\u{1F600}|s3:x;"), garbage(40, "zz-last")]);
+        // Wallet 30 loses its record: every other row of it is an orphan, mid-way through each store.
+        let record = WriteOp::Delete { store: "wallets", key: vec![KeyPart::Text(testing::wallet_id(30).to_hex())] };
+        let raw = WriteBatch::new(vec![
+            garbage(1, "\u{0}first"),
+            garbage(20, "mid-\u{1F600}|s3:x;"),
+            garbage(40, "zz-last"),
+            record,
+        ]);
         persister.backend().write(&raw).await.unwrap();
         persister.close().await.unwrap();
     }
@@ -114,8 +120,9 @@ async fn chunked_load_sees_exactly_what_was_written() {
         backend.set_read_chunk_rows(chunk);
         let persister = wallet_persist::Persister::open(backend, Default::default()).await.expect("open");
         let (state, report) = persister.load().await.unwrap();
-        assert_eq!(state.wallets.len(), wallets.len(), "chunk {chunk}");
-        for &n in &wallets {
+        assert_eq!(state.wallets.len(), wallets.len() - 1, "chunk {chunk}");
+        assert!(!state.wallets.contains_key(&testing::wallet_id(30)), "chunk {chunk}: the orphaned wallet loaded");
+        for &n in wallets.iter().filter(|n| **n != 30) {
             assert_eq!(
                 state.wallets[&testing::wallet_id(n)],
                 testing::sample_changeset(n),
@@ -130,6 +137,16 @@ async fn chunked_load_sees_exactly_what_was_written() {
             ("records", at(20, "mid-\u{1F600}|s3:x;"), 11),
             ("records", at(40, "zz-last"), 11),
         ];
+        let orphans = wallet_persist::wallets::rows::changeset_ops(
+            &testing::wallet_id(30),
+            &testing::sample_changeset(30),
+            usize::MAX,
+        )
+        .unwrap();
+        for op in orphans.iter().filter(|op| op.store() != "wallets") {
+            let WriteOp::Put { store, key, .. } = op else { panic!("{op:?}") };
+            expected.push((store, wallet_persist::model::key_to_string(key), 22));
+        }
         expected.sort();
         let mut skipped = skipped;
         skipped.sort();

@@ -1,5 +1,6 @@
 //! Bounded memory on the host: a commit makes its encoded (and sealed) rows as the backend pulls
-//! them, chunk by chunk, so it never holds every encoded row at once. Measured with an allocator
+//! them, chunk by chunk, so it never holds every encoded row at once; a load hands each wallet over
+//! as it completes, so it never holds every row. Measured with an allocator
 //! that counts the bytes each thread holds (the tests of this binary run on parallel threads).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -228,4 +229,64 @@ fn an_encrypted_commit_seals_its_rows_chunk_by_chunk() {
         (1..=WALLETS).map(|seed| changeset_ops(&wallet_id(seed), &big(seed), usize::MAX).unwrap().len()).sum();
     assert_eq!(puts.get() - before, rows);
     assert!(plain.borrow().is_empty(), "plain on disk: {:?}", plain.borrow());
+}
+
+/// Wallets `seed` in `seeds`, each `big(seed)` (no wallet of many small rows: every store moves
+/// through the wallets at the same pace), committed to a fresh database read 4 rows at a time.
+fn loaded_database(seeds: std::ops::RangeInclusive<u8>) -> MemoryBackend {
+    let disk = MemoryBackend::new();
+    disk.set_read_chunk_rows(4);
+    let persister = block_on(Persister::open(disk.reopen(), Default::default())).expect("open");
+    for seed in seeds {
+        persister.stage(wallet_id(seed), big(seed)).unwrap();
+    }
+    block_on(persister.commit()).unwrap();
+    disk
+}
+
+/// Checks each wallet handed over against what was written, then drops it.
+struct Expect {
+    seeds: Vec<u8>,
+    batches: usize,
+}
+
+impl wallet_persist::wallets::LoadSink for Expect {
+    /// Before the read (nothing reconnects here).
+    fn restart(&mut self) {
+        assert_eq!(self.batches, 0, "the read started over");
+    }
+    fn wallets(&mut self, wallets: std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<()> {
+        self.batches += usize::from(!wallets.is_empty());
+        for (wallet, changes) in wallets {
+            let seed = self.seeds.remove(0);
+            assert_eq!(wallet, wallet_id(seed));
+            assert!(changes == big(seed), "wallet {seed} differs from what was written");
+        }
+        Ok(())
+    }
+}
+
+/// A load decodes rows as they arrive and hands each wallet over once every store read past it:
+/// it holds a chunk and the wallets not complete yet, never every row. Here a chunk of 4 rows may
+/// hold two 1 MiB values and two decoded wallets may wait for the other stores: under 5 MiB, of
+/// the 8 MiB of values (a load that keeps every wallet holds more than that: the second half).
+#[test]
+fn a_load_holds_the_wallets_under_way_not_every_row() {
+    let seeds = 2..=9u8;
+    let disk = loaded_database(seeds.clone());
+    let persister = block_on(Persister::open(disk.reopen(), Default::default())).expect("open");
+    let mut sink = Expect { seeds: seeds.clone().collect(), batches: 0 };
+    let before = restart_peak();
+    let report = block_on(persister.load_into(None, &mut sink)).unwrap();
+    let held = peak() - before;
+    assert!(sink.seeds.is_empty(), "wallets never handed over: {:?}", sink.seeds);
+    assert!(sink.batches > 2, "handed over in {} batch(es): not as they completed", sink.batches);
+    assert!(report.skipped.is_empty() && report.wallets == 8, "{report:?}");
+    assert!(held < 5 * MIB as isize, "the load held {held} bytes");
+
+    let before = restart_peak();
+    let (state, _) = block_on(persister.load()).unwrap();
+    let held = peak() - before;
+    assert_eq!(state.wallets.len(), 8);
+    assert!(held > 8 * MIB as isize, "a load that keeps every wallet held only {held} bytes");
 }

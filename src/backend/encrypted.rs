@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Backend, Ops, Row, StoreRows, WriteBatch, WriteOp, WriteSource};
+use super::{Backend, Ops, ReadEvent, Row, StoreRows, WriteBatch, WriteOp, WriteSource};
 use crate::codec::{self, HEADER_LEN};
 use crate::crypto::ops::{self, NONCE_LEN};
 use crate::crypto::{Cipher, KeyRecord};
@@ -377,6 +377,27 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
     async fn read(&self, stores: &[&'static str]) -> Result<Vec<Result<StoreRows>>> {
         let reads = self.inner.read(stores).await?;
         Ok(self.open_reads(reads))
+    }
+
+    /// Plain: the inner stream. Sealed: every row opened as its piece arrives; sealed keys sort by
+    /// their hash, not by wallet, so only the end completes a wallet. A read of some groups is read
+    /// whole (see [`Backend::read_groups`]).
+    async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+    ) -> Result<()> {
+        let Some(cipher) = self.cipher() else { return self.inner.read_stream(stores, groups, sink).await };
+        if groups.is_some() {
+            return super::read_whole(self, stores, groups, sink).await;
+        }
+        let mut open = |event| match event {
+            ReadEvent::Rows(rows) => sink(ReadEvent::Rows(Self::open_rows(&cipher, rows))),
+            ReadEvent::Complete(_) => Ok(()),
+            failed => sink(failed),
+        };
+        self.inner.read_stream(stores, None, &mut open).await
     }
 
     /// Reads the ranges of the hashed groups (key parts are hashed one by one, so one group is

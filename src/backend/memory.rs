@@ -5,12 +5,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use super::{Backend, Row, StoreRows, WriteBatch, WriteOp};
+use super::{Backend, Frontier, ReadEvent, Row, StoreRows, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use crate::layout::all_stores;
 use crate::model::{Key, KeyPart};
 
 type Tables = BTreeMap<&'static str, BTreeMap<Key, Vec<u8>>>;
+
+/// How many rows of one store a streaming read hands over at once by default: few, so every
+/// load in the host tests completes wallets on the way.
+pub const DEFAULT_READ_CHUNK_ROWS: usize = 5;
 
 /// In-memory storage with IndexedDB's ordering and all-or-nothing batches.
 #[derive(Debug, Clone)]
@@ -20,6 +24,8 @@ pub struct MemoryBackend {
     /// a bulk read of their store as a whole and only themselves in a `scan`.
     lost: Rc<RefCell<BTreeSet<(&'static str, Key)>>>,
     closed: Rc<Cell<bool>>,
+    /// The most rows of one store [`Backend::read_stream`] hands over at once.
+    read_chunk_rows: Rc<Cell<usize>>,
 }
 
 impl Default for MemoryBackend {
@@ -32,12 +38,28 @@ impl MemoryBackend {
     /// An empty database with every object store.
     pub fn new() -> Self {
         let tables = all_stores().map(|s| (s, BTreeMap::new())).collect();
-        MemoryBackend { tables: Rc::new(RefCell::new(tables)), lost: Rc::default(), closed: Rc::new(Cell::new(false)) }
+        MemoryBackend {
+            tables: Rc::new(RefCell::new(tables)),
+            lost: Rc::default(),
+            closed: Rc::new(Cell::new(false)),
+            read_chunk_rows: Rc::new(Cell::new(DEFAULT_READ_CHUNK_ROWS)),
+        }
     }
 
     /// A new handle on the same data, as if the database were opened again.
     pub fn reopen(&self) -> Self {
-        MemoryBackend { tables: self.tables.clone(), lost: self.lost.clone(), closed: Rc::new(Cell::new(false)) }
+        MemoryBackend {
+            tables: self.tables.clone(),
+            lost: self.lost.clone(),
+            closed: Rc::new(Cell::new(false)),
+            read_chunk_rows: self.read_chunk_rows.clone(),
+        }
+    }
+
+    /// Sets the most rows of one store a streaming read hands over at once (at least 1; default
+    /// [`DEFAULT_READ_CHUNK_ROWS`]).
+    pub fn set_read_chunk_rows(&self, rows: usize) {
+        self.read_chunk_rows.set(rows.max(1));
     }
 
     /// Every row of one store, for assertions.
@@ -143,6 +165,64 @@ impl Backend for MemoryBackend {
             }
             rows
         })
+    }
+
+    /// Reading every row: the stores chunk by chunk, one chunk of each in turn (as IndexedDB
+    /// serves them), each chunk copied when handed over; a store holding a lost row fails as a
+    /// whole. Some groups: read whole.
+    async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+    ) -> Result<()> {
+        if groups.is_some() {
+            return super::read_whole(self, stores, groups, sink).await;
+        }
+        self.check_open()?;
+        let limit = self.read_chunk_rows.get();
+        let mut frontier = Frontier::new(stores.len());
+        // Per store: `None` once done, else the key its next chunk starts after.
+        let mut after: Vec<Option<Option<Key>>> = vec![Some(None); stores.len()];
+        while after.iter().any(Option::is_some) {
+            for (read, store) in stores.iter().enumerate() {
+                let Some(from) = after[read].take() else { continue };
+                let chunk = {
+                    let tables = self.tables.borrow();
+                    let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
+                    if from.is_none() && table.keys().any(|key| self.lost.borrow().contains(&(*store, key.clone()))) {
+                        drop(tables);
+                        sink(ReadEvent::Failed(store, Self::lost_error()))?;
+                        frontier.fail(read);
+                        continue;
+                    }
+                    let range = match &from {
+                        None => table.range::<Key, _>(..),
+                        Some(key) => {
+                            table.range::<Key, _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+                        }
+                    };
+                    range
+                        .take(limit)
+                        .map(|(key, value)| Row { key: key.clone(), value: value.clone() })
+                        .collect::<Vec<_>>()
+                };
+                let more = chunk.len() == limit;
+                let last = chunk.last().map(|row| row.key.clone());
+                let first_text = match last.as_ref().and_then(|key| key.first()) {
+                    Some(KeyPart::Text(text)) => Some(text.clone()),
+                    _ => None,
+                };
+                sink(ReadEvent::Rows(StoreRows { store, rows: chunk, unreadable: Vec::new() }))?;
+                if more {
+                    after[read] = Some(last);
+                }
+                if let Some(complete) = frontier.chunk(read, more, first_text) {
+                    sink(complete)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

@@ -247,6 +247,21 @@ pub struct StoreRows {
     pub unreadable: Vec<(String, crate::error::Error)>,
 }
 
+/// A piece of a [`Backend::read_stream`].
+#[derive(Debug)]
+pub enum ReadEvent {
+    /// Rows of one store (a chunk of it, or all of it), in key order.
+    Rows(StoreRows),
+    /// The bulk read of a store failed as a whole (to be read again with [`Backend::scan`]).
+    Failed(&'static str, crate::error::Error),
+    /// Every row whose first key part sorts below this text (as strings: a wallet id's hex) has
+    /// been handed over, in every store. Each `Complete` is above the one before.
+    Complete(String),
+    /// The read starts over (sent by [`crate::db::Db::read_stream`] before each attempt, never by
+    /// a backend): every piece handed over before is void.
+    Restart,
+}
+
 /// Durable storage. Single-threaded: futures need not be `Send`.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
@@ -278,6 +293,21 @@ pub trait Backend {
     /// rows stay in key order.
     async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>>;
 
+    /// [`Backend::read`] (or [`Backend::read_groups`] with `groups`) handed to `sink` piece by
+    /// piece as it arrives, so the reader need not hold every row at once. Pieces of different
+    /// stores interleave; one store's rows come in key order. A [`ReadEvent::Complete`] promises
+    /// that no row whose first key part sorts below its text is still to come. By default every
+    /// store is read first, then handed over (no `Complete`: the end completes everything; see
+    /// [`read_whole`]). A `sink` error ends the read with that error.
+    async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+    ) -> Result<()> {
+        read_whole(self, stores, groups, sink).await
+    }
+
     /// Reads one row (in its own readonly transaction).
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>>;
 
@@ -295,6 +325,88 @@ pub trait Backend {
 
     /// Releases the connection; later calls fail with `Closed`.
     fn close(&self);
+}
+
+/// Where the reads of a stream are, as [`ReadEvent::Complete`]s: each read's chunks come in key
+/// order, so the lowest first key part an unfinished read is at (its last chunk's last key's; the
+/// empty text before its first chunk, when that part is not text, or when the read failed) bounds
+/// what is still to come.
+#[derive(Debug)]
+pub struct Frontier {
+    /// Per read: `None` once finished, else where it is.
+    at: Vec<Option<String>>,
+    complete: String,
+}
+
+impl Frontier {
+    /// `reads` reads, none begun.
+    pub fn new(reads: usize) -> Self {
+        Frontier { at: vec![Some(String::new()); reads], complete: String::new() }
+    }
+
+    /// Read `read` handed over a chunk: `more` whether it goes on, `last` the first key part of the
+    /// chunk's last key when that is text. The `Complete` this raises, if any.
+    pub fn chunk(&mut self, read: usize, more: bool, last: Option<String>) -> Option<ReadEvent> {
+        self.at[read] = more.then(|| last.unwrap_or_default());
+        self.raised()
+    }
+
+    /// Read `read` failed as a whole: it never finishes (its store is read again after the stream).
+    pub fn fail(&mut self, read: usize) {
+        self.at[read] = Some(String::new());
+    }
+
+    fn raised(&mut self) -> Option<ReadEvent> {
+        let lowest = self.at.iter().flatten().min()?;
+        if *lowest <= self.complete {
+            return None;
+        }
+        self.complete.clone_from(lowest);
+        Some(ReadEvent::Complete(self.complete.clone()))
+    }
+}
+
+/// How many rows a long job (a load's decoding, handing its wallets over) does between two pauses
+/// (see [`Backend::pause`]): a few milliseconds of work.
+pub const SLICE_ROWS: usize = 2_000;
+
+/// The default [`Backend::read_stream`]: every store read, then handed over in pieces of
+/// [`SLICE_ROWS`] rows, pausing after each [`SLICE_ROWS`] rows handed over.
+pub async fn read_whole<B: Backend + ?Sized>(
+    backend: &B,
+    stores: &[&'static str],
+    groups: Option<&[&str]>,
+    sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+) -> Result<()> {
+    let reads = match groups {
+        None => backend.read(stores).await?,
+        Some(groups) => backend.read_groups(stores, groups).await?,
+    };
+    let mut since_pause = 0;
+    for (store, read) in stores.iter().zip(reads) {
+        let StoreRows { store, rows, mut unreadable } = match read {
+            Ok(rows) => rows,
+            Err(error) => {
+                sink(ReadEvent::Failed(store, error))?;
+                continue;
+            }
+        };
+        let mut rows = rows.into_iter();
+        loop {
+            let piece: Vec<Row> = rows.by_ref().take(SLICE_ROWS).collect();
+            let last = piece.len() < SLICE_ROWS;
+            since_pause += piece.len();
+            sink(ReadEvent::Rows(StoreRows { store, rows: piece, unreadable: std::mem::take(&mut unreadable) }))?;
+            if since_pause >= SLICE_ROWS {
+                backend.pause().await;
+                since_pause = 0;
+            }
+            if last {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub mod schema;
 
 use std::cell::{Cell, RefCell};
 
-use crate::backend::{Backend, StoreRows, WriteBatch, WriteSource};
+use crate::backend::{Backend, ReadEvent, StoreRows, WriteBatch, WriteSource};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
@@ -241,6 +241,45 @@ impl<B: Backend> Db<B> {
         Ok(self.read_with(stores, groups, false).await?.stores)
     }
 
+    /// [`Db::read`] handed to `sink` piece by piece as it arrives (see [`Backend::read_stream`]),
+    /// each attempt announced by [`ReadEvent::Restart`] (the read runs again after a reconnect).
+    /// A store whose bulk read fails as a whole is read row by row once the stream ended, its rows
+    /// handed over then. Returns the stores read row by row.
+    pub async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+    ) -> Result<Vec<&'static str>> {
+        self.check_open()?;
+        let sink = RefCell::new(sink);
+        let failed = RefCell::new(Vec::new());
+        self.with_reconnect(|| async {
+            failed.borrow_mut().clear();
+            (sink.borrow_mut())(ReadEvent::Restart)?;
+            let mut pass = |event| match event {
+                ReadEvent::Failed(store, error) => {
+                    log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
+                    failed.borrow_mut().push(store);
+                    Ok(())
+                }
+                other => (sink.borrow_mut())(other),
+            };
+            self.backend.read_stream(stores, groups, &mut pass).await
+        })
+        .await?;
+        let failed = failed.into_inner();
+        let sink = sink.into_inner();
+        for store in &failed {
+            let mut rows = self.bounded(self.backend.scan(store)).await?;
+            if let Some(groups) = groups {
+                rows.rows.retain(|row| in_groups(&row.key, groups));
+            }
+            sink(ReadEvent::Rows(rows))?;
+        }
+        Ok(failed)
+    }
+
     async fn read_with(
         &self,
         stores: &[&'static str],
@@ -265,9 +304,7 @@ impl<B: Backend> Db<B> {
                     log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
                     let mut rows = self.bounded(self.backend.scan(store)).await?;
                     if let Some(groups) = groups {
-                        rows.rows.retain(|row| {
-                            matches!(row.key.first(), Some(crate::model::KeyPart::Text(first)) if groups.contains(&first.as_str()))
-                        });
+                        rows.rows.retain(|row| in_groups(&row.key, groups));
                     }
                     out.scanned.push(store);
                     out.stores.push(rows);
@@ -276,4 +313,9 @@ impl<B: Backend> Db<B> {
         }
         Ok(out)
     }
+}
+
+/// Whether `key` starts with the text part of one of `groups`.
+fn in_groups(key: &crate::model::Key, groups: &[&str]) -> bool {
+    matches!(key.first(), Some(crate::model::KeyPart::Text(first)) if groups.contains(&first.as_str()))
 }

@@ -382,7 +382,7 @@ pub async fn bench_load_phases(name: String) -> Result<JsValue, JsValue> {
             }
         }
         let t3 = performance_now();
-        let js = wallets_to_js(&wallets).await?;
+        let js = wallets_to_js(wallets)?;
         let t4 = performance_now();
         backend.close();
         drop(js);

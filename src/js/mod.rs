@@ -84,27 +84,42 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
     value.serialize(&serializer()).map_err(|e| Error::Internal(format!("result conversion: {e}")))
 }
 
-/// `load`'s wallets: an object with one own property per wallet (`"__proto__"` would be one too),
-/// each wallet's changeset built from one tape (see [`tape`]): its areas are objects of own
-/// properties, its values what [`to_js`] would build. A wallet at a time, so the tape holds one
-/// wallet's values. It pauses (one task) after every [`BUILD_SLICE_MS`] of work, so a large load is
-/// not one long task.
-async fn wallets_to_js(wallets: &std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<JsValue> {
-    let mut writer = tape::TapeWriter::new();
-    let out = Object::new();
-    let mut slice = js_sys::Date::now();
-    for (wallet, changes) in wallets {
-        convert::set_own(&out, &wallet.to_hex(), &writer.build(changes)?);
-        if js_sys::Date::now() - slice >= BUILD_SLICE_MS {
-            crate::backend::indexeddb::pause().await;
-            slice = js_sys::Date::now();
-        }
-    }
-    Ok(out.into())
+/// `load`'s wallets as they are handed over: an object with one own property per wallet
+/// (`"__proto__"` would be one too), in wallet id order, each wallet's changeset built from one
+/// tape (see [`tape`]): its areas are objects of own properties, its values what [`to_js`] would
+/// build. A wallet at a time, so the tape holds one wallet's values, and nothing of a wallet is
+/// kept in wasm once it is built.
+struct JsWallets {
+    out: Object,
+    writer: tape::TapeWriter,
 }
 
-/// How long building `load`'s result runs before it lets the page run.
-const BUILD_SLICE_MS: f64 = 20.0;
+impl JsWallets {
+    fn new() -> Self {
+        JsWallets { out: Object::new(), writer: tape::TapeWriter::new() }
+    }
+}
+
+impl crate::wallets::LoadSink for JsWallets {
+    fn restart(&mut self) {
+        self.out = Object::new();
+    }
+
+    fn wallets(&mut self, wallets: std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<()> {
+        for (wallet, changes) in &wallets {
+            convert::set_own(&self.out, &wallet.to_hex(), &self.writer.build(changes)?);
+        }
+        Ok(())
+    }
+}
+
+/// [`JsWallets`] of `wallets`, all at once.
+#[cfg(feature = "bench")]
+fn wallets_to_js(wallets: std::collections::BTreeMap<WalletId, WalletChangeSet>) -> Result<JsValue> {
+    let mut built = JsWallets::new();
+    crate::wallets::LoadSink::wallets(&mut built, wallets)?;
+    Ok(built.out.into())
+}
 
 fn wallet_id(value: &JsValue) -> Result<WalletId> {
     let hex = value
@@ -622,13 +637,11 @@ impl WalletStore {
         let only = accept!(load_options(&options));
         let inner = self.inner.clone();
         promise(async move {
-            let (state, report) = match &only {
-                None => inner.load().await?,
-                Some(wallets) => inner.load_wallets(wallets).await?,
-            };
+            let mut wallets = JsWallets::new();
+            let report = inner.load_into(only.as_ref(), &mut wallets).await?;
             let result = Object::new();
-            let wallets = wallets_to_js(&state.wallets).await?;
-            Reflect::set(&result, &"wallets".into(), &wallets).map_err(|_| Error::Internal("set wallets".into()))?;
+            Reflect::set(&result, &"wallets".into(), &wallets.out)
+                .map_err(|_| Error::Internal("set wallets".into()))?;
             Reflect::set(&result, &"report".into(), &to_js(&report)?)
                 .map_err(|_| Error::Internal("set report".into()))?;
             Ok(result.into())

@@ -8,7 +8,7 @@ mod registration;
 mod reports;
 pub mod rows;
 
-pub use persister::{Claim, DeleteClaim, FlushMode, Options, Persister};
+pub use persister::{Claim, DeleteClaim, FlushMode, LoadSink, Options, Persister};
 pub use reports::{
     CloseReport, CommitObserver, CommitReport, DeleteReport, LoadReport, NotWritten, OpenReport, SkippedRow,
     WalletFailure,

@@ -8,7 +8,7 @@ use super::buffer::Buffer;
 use super::integrity;
 use super::reports::*;
 use super::rows::FlushSource;
-use crate::backend::{Backend, StoreRows, WriteBatch, WriteOp};
+use crate::backend::{Backend, ReadEvent, StoreRows, WriteBatch, WriteOp, SLICE_ROWS};
 use crate::backup::{self, ImportReport, Progress};
 use crate::channels::ChannelState;
 use crate::codec::MAX_BLOB_BYTES;
@@ -16,7 +16,7 @@ use crate::db::{Db, State, WriteLock};
 use crate::error::{Error, Result};
 use crate::layout::{wallet_stores, AREA_STORES, IDENTITIES, WALLETS};
 use crate::log::{log_at, memory_mark};
-use crate::model::{key_to_string, ClientStartState, WalletChangeSet, WalletId, WalletRecord};
+use crate::model::{key_to_string, ClientStartState, Key, WalletChangeSet, WalletId, WalletRecord};
 
 /// When staged changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +26,6 @@ pub enum FlushMode {
     /// Every `store` flushes that wallet before it resolves.
     Immediate,
 }
-
-/// How many rows a load decodes between two pauses: a few milliseconds of work.
-const DECODE_SLICE_ROWS: usize = 2_000;
 
 /// How a persister behaves.
 #[derive(Debug, Clone)]
@@ -505,7 +502,9 @@ impl<B: Backend> Persister<B> {
     /// or check are skipped and reported; a store whose bulk read fails as a whole is read again row
     /// by row. Staged (unflushed) changes are not included.
     pub async fn load(&self) -> Result<(ClientStartState, LoadReport)> {
-        self.load_scope(None).await
+        let mut state = ClientStartState::default();
+        let report = self.load_into(None, &mut state.wallets).await?;
+        Ok((state, report))
     }
 
     /// [`Persister::load`] of `wallets` only: one key range per store and wallet, in one readonly
@@ -513,35 +512,17 @@ impl<B: Backend> Persister<B> {
     /// read. A wallet that loads nothing (no row on disk, or every row skipped) is absent from the
     /// state and named in `report.not_found`.
     pub async fn load_wallets(&self, wallets: &BTreeSet<WalletId>) -> Result<(ClientStartState, LoadReport)> {
-        self.load_scope(Some(wallets)).await
+        let mut state = ClientStartState::default();
+        let report = self.load_into(Some(wallets), &mut state.wallets).await?;
+        Ok((state, report))
     }
 
-    async fn load_scope(&self, only: Option<&BTreeSet<WalletId>>) -> Result<(ClientStartState, LoadReport)> {
-        // Parents removed by a write that commits while this load reads may still be in what it
-        // read: what it learnt is kept only if nothing was removed meanwhile.
-        let removals = self.known_parents.borrow().removals();
-        let hex: Vec<String> = only.into_iter().flatten().map(WalletId::to_hex).collect();
-        let groups: Vec<&str> = hex.iter().map(String::as_str).collect();
-        let reads = match only {
-            None => self.db.read(AREA_STORES, None).await?,
-            Some(_) => self.db.read(AREA_STORES, Some(&groups)).await?,
-        };
-        let mut state = ClientStartState::default();
-        let mut report = LoadReport::new();
-        report.scanned_stores = reads.scanned;
-        for store_rows in reads.stores {
-            self.load_rows(&mut state, &mut report, store_rows).await;
-        }
-        for (store, key, error) in integrity::take_orphans(&mut state.wallets) {
-            if let Some(loaded) = report.rows.get_mut(store) {
-                *loaded = loaded.saturating_sub(1);
-            }
-            report.skip(store, key, &error);
-        }
-        self.known_parents.borrow_mut().learn_loaded(removals, integrity::loaded_parents(&state.wallets));
-        report.wallets = state.wallets.len() as u32;
-        report.not_found =
-            only.map(|wallets| wallets.iter().filter(|w| !state.wallets.contains_key(w)).copied().collect());
+    /// [`Persister::load`] (of `only`, when given, as [`Persister::load_wallets`]) handed to `out`
+    /// a few wallets at a time, in wallet id order, each wallet whole and checked: rows are decoded
+    /// as they arrive, and a wallet is handed over once the read promises no more of its rows
+    /// (see [`crate::backend::ReadEvent::Complete`]), so a load need not hold every row at once.
+    pub async fn load_into(&self, only: Option<&BTreeSet<WalletId>>, out: &mut dyn LoadSink) -> Result<LoadReport> {
+        let report = self.read_wallets(AREA_STORES, only, out).await?;
         log_at!(Info, "{}", report.summary());
         for skipped in &report.skipped {
             log_at!(
@@ -553,51 +534,65 @@ impl<B: Backend> Persister<B> {
                 skipped.reason
             );
         }
-        Ok((state, report))
+        Ok(report)
     }
 
     /// Every wallet's record, in wallet id order, from the wallet-record store alone (one bulk
     /// read): the wallets [`Persister::load`] returns, without reading their rows. A record that
     /// fails to decode or check is skipped and reported, as `load` does.
     pub async fn list_wallets(&self) -> Result<(Vec<WalletRecord>, Vec<SkippedRow>)> {
-        let removals = self.known_parents.borrow().removals();
-        let reads = self.db.read(&[WALLETS], None).await?;
-        let mut state = ClientStartState::default();
-        let mut report = LoadReport::new();
-        for store_rows in reads.stores {
-            self.load_rows(&mut state, &mut report, store_rows).await;
-        }
-        let found = state.wallets.keys().map(integrity::record_key);
-        self.known_parents.borrow_mut().learn_loaded(removals, found);
-        let records = state.wallets.into_values().filter_map(|changes| changes.wallet).collect();
+        let mut wallets = BTreeMap::new();
+        let report = self.read_wallets(&[WALLETS], None, &mut wallets).await?;
+        let records = wallets.into_values().filter_map(|changes| changes.wallet).collect();
         for skipped in &report.skipped {
             log_at!(Warn, "listWallets: skipped row {} {}: {}", skipped.store, skipped.key, skipped.reason);
         }
         Ok((records, report.skipped))
     }
 
-    /// Decodes `store_rows` into `state`, pausing (see [`Backend::pause`]) after every
-    /// [`DECODE_SLICE_ROWS`] rows so a large load is not one long task.
-    async fn load_rows(&self, state: &mut ClientStartState, report: &mut LoadReport, store_rows: StoreRows) {
-        let store = store_rows.store;
-        for (key, error) in store_rows.unreadable {
-            report.skip(store, key, &error);
-        }
-        for (i, row) in store_rows.rows.into_iter().enumerate() {
-            if i > 0 && i % DECODE_SLICE_ROWS == 0 {
+    /// Reads `stores` (of the wallets `only`, when given) into `out` (see [`Persister::load_into`]),
+    /// then learns the parents found.
+    async fn read_wallets(
+        &self,
+        stores: &[&'static str],
+        only: Option<&BTreeSet<WalletId>>,
+        out: &mut dyn LoadSink,
+    ) -> Result<LoadReport> {
+        // Parents removed by a write that commits while this load reads may still be in what it
+        // read: what it learnt is kept only if nothing was removed meanwhile.
+        let removals = self.known_parents.borrow().removals();
+        let hex: Vec<String> = only.into_iter().flatten().map(WalletId::to_hex).collect();
+        let groups: Vec<&str> = hex.iter().map(String::as_str).collect();
+        let mut loading = Loading::new(out, self.options.max_blob_bytes);
+        let scanned =
+            self.db.read_stream(stores, only.map(|_| groups.as_slice()), &mut |event| loading.event(event)).await?;
+        // The rest, a slice at a time, so handing it over is not one long task.
+        while !loading.pending.is_empty() {
+            let mut rows = 0;
+            let cut = loading.pending.iter().find_map(|(wallet, changes)| {
+                rows += changes.field_count();
+                (rows > SLICE_ROWS).then_some(*wallet)
+            });
+            let rest = match cut.and_then(|cut| loading.pending.range(cut..).nth(1).map(|(w, _)| *w)) {
+                Some(next) => loading.pending.split_off(&next),
+                None => BTreeMap::new(),
+            };
+            let slice = std::mem::replace(&mut loading.pending, rest);
+            loading.hand(slice)?;
+            if !loading.pending.is_empty() {
                 self.db.backend().pause().await;
             }
-            match WalletChangeSet::load_row(
-                &mut state.wallets,
-                store,
-                &row.key,
-                &row.value,
-                self.options.max_blob_bytes,
-            ) {
-                Ok(()) => *report.rows.entry(store).or_default() += 1,
-                Err(error) => report.skip(store, key_to_string(&row.key), &error),
-            }
         }
+        let Loading { mut report, parents, found, .. } = loading;
+        report.scanned_stores = scanned;
+        // Pieces of the stores interleave, and sealed rows come in the order of their hashed keys.
+        report.skipped.sort_by(|a, b| {
+            let at = |store| AREA_STORES.iter().position(|s| *s == store);
+            (at(a.store), &a.key).cmp(&(at(b.store), &b.key))
+        });
+        self.known_parents.borrow_mut().learn_loaded(removals, parents);
+        report.not_found = only.map(|wallets| wallets.iter().filter(|w| !found.contains(w)).copied().collect());
+        Ok(report)
     }
 
     /// Final flush, then releases the database. If the flush fails transiently the store stays
@@ -731,5 +726,108 @@ impl<B: Backend> Persister<B> {
 impl<B: Backend> Drop for Persister<B> {
     fn drop(&mut self) {
         self.log_dirty("store dropped with staged changes");
+    }
+}
+
+/// Where a load's wallets go (see [`Persister::load_into`]).
+pub trait LoadSink {
+    /// Forgets every wallet handed over so far: the read started over.
+    fn restart(&mut self);
+    /// Wallets loaded whole, every check applied, in id order, each above every wallet before.
+    fn wallets(&mut self, wallets: BTreeMap<WalletId, WalletChangeSet>) -> Result<()>;
+}
+
+impl LoadSink for BTreeMap<WalletId, WalletChangeSet> {
+    fn restart(&mut self) {
+        self.clear();
+    }
+    fn wallets(&mut self, mut wallets: BTreeMap<WalletId, WalletChangeSet>) -> Result<()> {
+        self.append(&mut wallets);
+        Ok(())
+    }
+}
+
+/// A load under way: rows decoded into `pending` as they arrive, wallets handed to `out` once
+/// complete.
+struct Loading<'a> {
+    out: &'a mut dyn LoadSink,
+    limit: usize,
+    /// Wallets with rows still to come, or not handed over yet.
+    pending: BTreeMap<WalletId, WalletChangeSet>,
+    report: LoadReport,
+    /// Parent rows of the wallets handed over.
+    parents: Vec<Key>,
+    /// The wallets handed over.
+    found: BTreeSet<WalletId>,
+}
+
+impl<'a> Loading<'a> {
+    fn new(out: &'a mut dyn LoadSink, limit: usize) -> Self {
+        Loading {
+            out,
+            limit,
+            pending: BTreeMap::new(),
+            report: LoadReport::new(),
+            parents: Vec::new(),
+            found: BTreeSet::new(),
+        }
+    }
+
+    fn event(&mut self, event: ReadEvent) -> Result<()> {
+        match event {
+            ReadEvent::Restart => {
+                self.pending.clear();
+                self.report = LoadReport::new();
+                self.parents.clear();
+                self.found.clear();
+                self.out.restart();
+                Ok(())
+            }
+            ReadEvent::Rows(rows) => {
+                self.decode(rows);
+                Ok(())
+            }
+            ReadEvent::Complete(below) => {
+                let next = self.pending.keys().find(|wallet| wallet.to_hex().as_str() >= below.as_str()).copied();
+                let rest = next.map(|next| self.pending.split_off(&next)).unwrap_or_default();
+                let ready = std::mem::replace(&mut self.pending, rest);
+                self.hand(ready)
+            }
+            ReadEvent::Failed(store, _) => {
+                Err(Error::Internal(format!("the failed read of {store} was not passed on")))
+            }
+        }
+    }
+
+    fn decode(&mut self, store_rows: StoreRows) {
+        let store = store_rows.store;
+        for (key, error) in store_rows.unreadable {
+            self.report.skip(store, key, &error);
+        }
+        for row in store_rows.rows {
+            match WalletChangeSet::load_row(&mut self.pending, store, &row.key, &row.value, self.limit) {
+                Ok(()) => *self.report.rows.entry(store).or_default() += 1,
+                Err(error) => self.report.skip(store, key_to_string(&row.key), &error),
+            }
+        }
+    }
+
+    /// Checks `wallets` (their orphans skipped and reported) and hands them over.
+    fn hand(&mut self, mut wallets: BTreeMap<WalletId, WalletChangeSet>) -> Result<()> {
+        if let (Some(first), Some(last)) = (wallets.keys().next(), self.found.last()) {
+            if first <= last {
+                return Err(Error::Internal(format!("rows of wallet {first} came after it was loaded")));
+            }
+        }
+        for (store, key, error) in integrity::take_orphans(&mut wallets) {
+            if let Some(loaded) = self.report.rows.get_mut(store) {
+                *loaded = loaded.saturating_sub(1);
+            }
+            self.report.skip(store, key, &error);
+        }
+        self.parents.extend(integrity::loaded_parents(&wallets));
+        self.report.wallets += wallets.len() as u32;
+        self.found.extend(wallets.keys());
+        self.out.wallets(wallets)
     }
 }

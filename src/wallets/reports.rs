@@ -108,7 +108,7 @@ pub struct LoadReport {
     pub rows: BTreeMap<&'static str, u32>,
     /// Rows skipped per area store, every area present (zero included).
     pub skipped_rows: BTreeMap<&'static str, u32>,
-    /// Rows that failed to decode or check, in store order.
+    /// Rows that failed to decode or check, in store order, then by spelled key.
     pub skipped: Vec<SkippedRow>,
     /// Stores whose bulk read failed as a whole and were read row by row instead.
     pub scanned_stores: Vec<&'static str>,

@@ -16,7 +16,9 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore};
 
 use super::error::js_error;
-use crate::backend::{progress, Backend, ChunkSize, Row, StoreRows, WriteBatch, WriteOp, WriteSource};
+use crate::backend::{
+    progress, Backend, ChunkSize, Frontier, ReadEvent, Row, StoreRows, WriteBatch, WriteOp, WriteSource,
+};
 use crate::error::{Error, Result};
 use crate::layout::all_stores;
 use crate::log::log_at;
@@ -56,6 +58,10 @@ extern "C" {
     fn ends(this: &Chunk) -> Uint32Array;
     #[wasm_bindgen(method, getter)]
     fn bad(this: &Chunk) -> Array;
+    #[wasm_bindgen(method, getter)]
+    fn more(this: &Chunk) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn last(this: &Chunk) -> Option<String>;
     #[wasm_bindgen(js_name = nextTask)]
     fn next_task() -> Promise;
     #[wasm_bindgen(js_name = commitTransaction)]
@@ -472,8 +478,16 @@ impl IndexedDbBackend {
     /// `read_chunk_rows` rows (every row when `groups` is `None`, else one range per group): every
     /// store's first request is issued at once, and a store's next chunk is requested as its
     /// current chunk arrives, so each chunk is copied into wasm in its own task and the read sees
-    /// one snapshot. A store's rows come range by range, in the order of `groups`.
-    async fn bulk_read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<Result<StoreRows>>> {
+    /// one snapshot. Each chunk is handed to `on` as it arrives, with the index of its read (store
+    /// by store, range by range within a store): its rows (or the read's failure as a whole),
+    /// whether more of that read follow, and the first key part of its last key (`None` when that
+    /// is not text). A read's chunks come in key order, the chunks of different reads interleaved.
+    async fn each_chunk(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        on: &mut dyn FnMut(usize, &'static str, Result<StoreRows>, bool, Option<String>) -> Result<()>,
+    ) -> Result<()> {
         let ranges = match groups {
             None => vec![JsValue::UNDEFINED],
             Some(groups) => {
@@ -488,12 +502,6 @@ impl IndexedDbBackend {
             .flat_map(|store| ranges.iter().map(|range| Array::of2(&JsValue::from_str(store), range)))
             .collect();
         let reader = chunk_reader(&tx, &reads, self.read_chunk_rows.get()).map_err(js_error)?;
-        // One slot per read (store and range, store by store); a read's chunks come in key order,
-        // the chunks of different reads interleaved.
-        let mut reads: Vec<Result<StoreRows>> = stores
-            .iter()
-            .flat_map(|store| ranges.iter().map(|_| Ok(StoreRows { store, rows: Vec::new(), unreadable: Vec::new() })))
-            .collect();
         // A failed request does not abort the readonly transaction (see `requestDone`): one store
         // failing leaves the others readable.
         while let Some(next) = reader.next() {
@@ -502,19 +510,47 @@ impl IndexedDbBackend {
                 return Err(js_error(chunk.fatal()));
             }
             progress::report();
-            match &mut reads[chunk.read() as usize] {
-                slot if !chunk.error().is_undefined() => *slot = Err(js_error(chunk.error())),
-                Ok(rows) => push_chunk(rows, &chunk)?,
-                Err(_) => {}
+            let read = chunk.read() as usize;
+            let store = stores[read / ranges.len()];
+            if !chunk.error().is_undefined() {
+                on(read, store, Err(js_error(chunk.error())), false, None)?;
+                continue;
             }
+            let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+            push_chunk(&mut rows, &chunk)?;
+            on(read, store, Ok(rows), chunk.more(), chunk.last())?;
         }
+        Ok(())
+    }
+
+    /// [`IndexedDbBackend::each_chunk`], every store's rows (range by range, in the order of
+    /// `groups`) collected whole.
+    async fn bulk_read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<Result<StoreRows>>> {
+        // One slot per read (store and range, store by store).
+        let per_store = groups.map_or(1, <[&str]>::len);
+        let mut reads: Vec<Result<StoreRows>> = stores
+            .iter()
+            .flat_map(|store| (0..per_store).map(|_| Ok(StoreRows { store, rows: Vec::new(), unreadable: Vec::new() })))
+            .collect();
+        let mut collect = |read: usize, _: &'static str, piece: Result<StoreRows>, _: bool, _: Option<String>| {
+            match (&mut reads[read], piece) {
+                (Ok(rows), Ok(more)) => {
+                    rows.rows.extend(more.rows);
+                    rows.unreadable.extend(more.unreadable);
+                }
+                (slot @ Ok(_), Err(error)) => *slot = Err(error),
+                (Err(_), _) => {}
+            }
+            Ok(())
+        };
+        self.each_chunk(stores, groups, &mut collect).await?;
         let mut reads = reads.into_iter();
         let out = stores
             .iter()
             .map(|store| {
                 let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
                 // Collected first: every read of this store is taken, even after a failed one.
-                for read in reads.by_ref().take(ranges.len()).collect::<Vec<_>>() {
+                for read in reads.by_ref().take(per_store).collect::<Vec<_>>() {
                     let more = read?;
                     rows.rows.extend(more.rows);
                     rows.unreadable.extend(more.unreadable);
@@ -570,6 +606,35 @@ impl Backend for IndexedDbBackend {
 
     async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
         self.bulk_read(stores, Some(groups)).await
+    }
+
+    /// Every chunk handed over as it arrives; reading every row, a [`ReadEvent::Complete`] follows
+    /// each chunk that raises the [`Frontier`].
+    async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+    ) -> Result<()> {
+        let mut frontier = Frontier::new(stores.len() * groups.map_or(1, <[&str]>::len));
+        let mut on = |read: usize, store: &'static str, piece: Result<StoreRows>, more: bool, last: Option<String>| {
+            let raised = match piece {
+                Ok(rows) => {
+                    sink(ReadEvent::Rows(rows))?;
+                    frontier.chunk(read, more, last)
+                }
+                Err(error) => {
+                    sink(ReadEvent::Failed(store, error))?;
+                    frontier.fail(read);
+                    None
+                }
+            };
+            match raised {
+                Some(complete) if groups.is_none() => sink(complete),
+                _ => Ok(()),
+            }
+        };
+        self.each_chunk(stores, groups, &mut on).await
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

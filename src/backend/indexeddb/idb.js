@@ -26,9 +26,14 @@ function readSome(store, range, count) {
 function after(range, last) {
   return range === undefined ? IDBKeyRange.lowerBound(last, true) : IDBKeyRange.bound(last, range.upper, true, range.upperOpen);
 }
+// The first part of `key` when it is an array that starts with text, else undefined.
+function firstText(key) {
+  return Array.isArray(key) && typeof key[0] === 'string' ? key[0] : undefined;
+}
 // Reads `reads` ([store name, IDBKeyRange or undefined] each) in chunks of up to `count` rows,
 // inside `tx`. `next()` gives the promise of the next chunk, or undefined after the last:
-// `{ read, keys, bytes, ends, bad }` (`read` the index in `reads`, the rest as packRows gives),
+// `{ read, more, last, keys, bytes, ends, bad }` (`read` the index in `reads`; `more` whether the
+// read goes on; `last` the first part of its last key when text; the rest as packRows gives),
 // `{ read, error }` when that read failed as a whole, or `{ read, fatal }` when a request could
 // not be issued. Every read's first request is issued at once (IndexedDB serves them back to
 // back); a read's next request is issued when its chunk arrives, before anyone processes that
@@ -47,8 +52,9 @@ export function chunkReader(tx, reads, count) {
       return false;
     }
     queue.push(chunk.then(([keys, values]) => {
-      if (keys.length === count) issue(i, after(bounds, keys[keys.length - 1]));
-      return { read: i, ...packRows(keys, values) };
+      const more = keys.length === count;
+      if (more) issue(i, after(bounds, keys[keys.length - 1]));
+      return { read: i, more, last: firstText(keys[keys.length - 1]), ...packRows(keys, values) };
     }, (error) => ({ read: i, error })));
     return true;
   };
