@@ -567,19 +567,12 @@ impl<B: Backend> Persister<B> {
         let scanned =
             self.db.read_stream(stores, only.map(|_| groups.as_slice()), &mut |event| loading.event(event)).await?;
         // The rest, a slice at a time, so handing it over is not one long task.
-        while !loading.pending.is_empty() {
-            let mut rows = 0;
-            let cut = loading.pending.iter().find_map(|(wallet, changes)| {
-                rows += changes.field_count();
-                (rows > SLICE_ROWS).then_some(*wallet)
-            });
-            let rest = match cut.and_then(|cut| loading.pending.range(cut..).nth(1).map(|(w, _)| *w)) {
-                Some(next) => loading.pending.split_off(&next),
-                None => BTreeMap::new(),
-            };
-            let slice = std::mem::replace(&mut loading.pending, rest);
-            loading.hand(slice)?;
-            if !loading.pending.is_empty() {
+        let mut rest = std::mem::take(&mut loading.pending);
+        loading.ready.append(&mut rest);
+        while !loading.ready.is_empty() {
+            loading.budget = SLICE_ROWS;
+            loading.drain()?;
+            if !loading.ready.is_empty() {
                 self.db.backend().pause().await;
             }
         }
@@ -747,13 +740,18 @@ impl LoadSink for BTreeMap<WalletId, WalletChangeSet> {
     }
 }
 
-/// A load under way: rows decoded into `pending` as they arrive, wallets handed to `out` once
-/// complete.
+/// A load under way: rows decoded into `pending` as they arrive, wallets moved to `ready` once
+/// complete and handed to `out` as fast as rows arrive (so one task decodes a chunk and builds
+/// about as many rows, and what waits stays about the rows in flight).
 struct Loading<'a> {
     out: &'a mut dyn LoadSink,
     limit: usize,
-    /// Wallets with rows still to come, or not handed over yet.
+    /// Wallets with rows still to come.
     pending: BTreeMap<WalletId, WalletChangeSet>,
+    /// Wallets complete, not handed over yet.
+    ready: BTreeMap<WalletId, WalletChangeSet>,
+    /// Rows' worth of wallets that may be handed over before more rows arrive.
+    budget: usize,
     report: LoadReport,
     /// Parent rows of the wallets handed over.
     parents: Vec<Key>,
@@ -767,6 +765,8 @@ impl<'a> Loading<'a> {
             out,
             limit,
             pending: BTreeMap::new(),
+            ready: BTreeMap::new(),
+            budget: 0,
             report: LoadReport::new(),
             parents: Vec::new(),
             found: BTreeSet::new(),
@@ -777,6 +777,8 @@ impl<'a> Loading<'a> {
         match event {
             ReadEvent::Restart => {
                 self.pending.clear();
+                self.ready.clear();
+                self.budget = 0;
                 self.report = LoadReport::new();
                 self.parents.clear();
                 self.found.clear();
@@ -784,14 +786,17 @@ impl<'a> Loading<'a> {
                 Ok(())
             }
             ReadEvent::Rows(rows) => {
+                // Bounded, so rows that arrive while nothing completes do not add up to one long task later.
+                self.budget = (self.budget + rows.rows.len()).min(2 * SLICE_ROWS);
                 self.decode(rows);
-                Ok(())
+                self.drain()
             }
             ReadEvent::Complete(below) => {
                 let next = self.pending.keys().find(|wallet| wallet.to_hex().as_str() >= below.as_str()).copied();
-                let rest = next.map(|next| self.pending.split_off(&next)).unwrap_or_default();
-                let ready = std::mem::replace(&mut self.pending, rest);
-                self.hand(ready)
+                let mut rest = next.map(|next| self.pending.split_off(&next)).unwrap_or_default();
+                std::mem::swap(&mut self.pending, &mut rest);
+                self.ready.append(&mut rest);
+                self.drain()
             }
             ReadEvent::Failed(store, _) => {
                 Err(Error::Internal(format!("the failed read of {store} was not passed on")))
@@ -810,6 +815,21 @@ impl<'a> Loading<'a> {
                 Err(error) => self.report.skip(store, key_to_string(&row.key), &error),
             }
         }
+    }
+
+    /// Hands over the first ready wallets, as many rows' worth as the budget allows (at least one
+    /// wallet while there is budget).
+    fn drain(&mut self) -> Result<()> {
+        let mut wallets = BTreeMap::new();
+        while self.budget > 0 {
+            let Some((wallet, changes)) = self.ready.pop_first() else { break };
+            self.budget = self.budget.saturating_sub(changes.field_count().max(1));
+            wallets.insert(wallet, changes);
+        }
+        if wallets.is_empty() {
+            return Ok(());
+        }
+        self.hand(wallets)
     }
 
     /// Checks `wallets` (their orphans skipped and reported) and hands them over.

@@ -213,6 +213,9 @@ impl std::fmt::Debug for IndexedDbBackend {
     }
 }
 
+/// How long a read hands chunks over in one task before it lets the page run.
+const READ_SLICE_MS: f64 = 30.0;
+
 /// How many rows one read request returns by default.
 pub const DEFAULT_READ_CHUNK_ROWS: u32 = 4_096;
 
@@ -504,7 +507,15 @@ impl IndexedDbBackend {
         let reader = chunk_reader(&tx, &reads, self.read_chunk_rows.get()).map_err(js_error)?;
         // A failed request does not abort the readonly transaction (see `requestDone`): one store
         // failing leaves the others readable.
+        let mut slice = js_sys::Date::now();
         while let Some(next) = reader.next() {
+            // A chunk that arrived while the one before was handled resumes this in the same task:
+            // the page runs in between once a task went on for `READ_SLICE_MS`. (Every read's next
+            // request is already issued, so the transaction stays alive.)
+            if js_sys::Date::now() - slice >= READ_SLICE_MS {
+                pause().await;
+                slice = js_sys::Date::now();
+            }
             let chunk: Chunk = JsFuture::from(next).await.map_err(js_error)?.unchecked_into();
             if !chunk.fatal().is_undefined() {
                 return Err(js_error(chunk.fatal()));
