@@ -78,14 +78,15 @@ test: bootstrap lint test-host doc test-browser test-e2e test-apidoc test-engine
 # The formatter and the lints guard every change: host (with the test utilities) and wasm32 (the
 # published build, and the test and benchmark builds).
 lint: bootstrap
-	@$(TIMED) lint bash -c 'cargo fmt --check \
-	  && cargo clippy --all-targets --features testing -- -D warnings \
-	  && cargo clippy --target wasm32-unknown-unknown -- -D warnings \
+	@$(TIMED) lint bash -c 'cargo fmt --all --check \
+	  && cargo clippy --workspace --all-targets --features testing -- -D warnings \
+	  && cargo clippy --workspace --target wasm32-unknown-unknown -- -D warnings \
 	  && cargo clippy --target wasm32-unknown-unknown --all-targets --features fault-injection,bench -- -D warnings'
 
-# The conformance suite and the fault-injecting backend live behind the `testing` feature.
+# The conformance suite and the fault-injecting backend live behind the `testing` feature. Both
+# crates of the workspace: the root and wallet-persist-core (core/: model, codec, layout, error).
 test-host: bootstrap
-	@$(TIMED) test-host cargo test --features testing
+	@$(TIMED) test-host cargo test --workspace --features testing
 
 # The deterministic simulation of tests/sim.rs for long runs: N sequences from seed SEED, release
 # build. A failure prints its seed and a shrunk sequence.

@@ -81,13 +81,15 @@ pub fn backup_stores() -> impl Iterator<Item = &'static str> {
     AREA_STORES.iter().chain(CHANNEL_STORES).copied()
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod tests {
+    #[cfg(test)]
     use super::*;
 
     /// The string members of the TypeScript union `export type <name> = "a" | "b" …;` in
     /// src/js/types.rs, where the hand-written declarations live.
-    pub(crate) fn typescript_union(name: &str) -> Vec<&'static str> {
+    pub fn typescript_union(name: &str) -> Vec<&'static str> {
         let types = include_str!("js/types.rs");
         let start = types.find(&format!("export type {name} =")).unwrap_or_else(|| panic!("{name} in types.rs"));
         let end = start + types[start..].find(';').expect("the union ends with ;");
@@ -95,7 +97,7 @@ pub(crate) mod tests {
     }
 
     /// The member names of `export interface <name> … { a: …; b?: …; }` in src/js/types.rs.
-    pub(crate) fn typescript_interface_fields(name: &str) -> Vec<String> {
+    pub fn typescript_interface_fields(name: &str) -> Vec<String> {
         let types = include_str!("js/types.rs");
         let start = types
             .find(&format!("export interface {name} "))

@@ -22,16 +22,14 @@
 //! (`make doc`).
 #![warn(missing_docs)]
 
+pub use wallet_persist_core::{codec, error, layout, model};
+
 pub mod backend;
 pub mod backup;
 pub mod channels;
-pub mod codec;
 pub mod crypto;
 pub mod db;
-pub mod error;
-pub mod layout;
 pub mod log;
-pub mod model;
 pub mod session;
 pub mod tasks;
 pub mod wallets;

@@ -33,7 +33,7 @@ macro_rules! js_error_code {
     };
 }
 
-crate::error_table!(js_error_code);
+wallet_persist_core::error_table!(js_error_code);
 
 fn set(target: &JsValue, key: &str, value: impl Into<JsValue>) {
     // Setting a property on a fresh Error or Object cannot fail.
