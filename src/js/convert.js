@@ -70,6 +70,8 @@ const typedArrayLength = Object.getOwnPropertyDescriptor(typedArrayProto, 'lengt
 const utf8Encoder = new TextEncoder();
 // Strings up to this many units are tried as ASCII first (one loop beats encodeInto's call).
 const ASCII_TRY = 256;
+// Byte arrays up to this long are copied by a loop (beats TypedArray.prototype.set's call).
+const SMALL_COPY = 64;
 
 // Why the value is refused (a code of convert.rs), the exception that caused it if one did (even
 // `undefined`), and the path to it, innermost step first.
@@ -237,8 +239,16 @@ class TapeWriter {
         this.tag(7);
         this.u32(n);
         this.reserve(n);
-        this.bytes.set(value, this.at);
-        this.at += n;
+        if (n <= SMALL_COPY) {
+          // Indexing a typed array reads its buffer directly: no caller code.
+          const bytes = this.bytes;
+          let at = this.at;
+          for (let i = 0; i < n; i++) bytes[at++] = value[i];
+          this.at = at;
+        } else {
+          this.bytes.set(value, this.at);
+          this.at += n;
+        }
         return undefined;
       }
       let copy;
