@@ -243,7 +243,7 @@ mod tag {
     pub const TRUE: u8 = 3;
     /// Then an f64.
     pub const NUMBER: u8 = 4;
-    /// Then the decimal text.
+    /// Then the decimal text (a bigint outside i64).
     pub const BIGINT: u8 = 5;
     /// Then the text.
     pub const TEXT: u8 = 6;
@@ -259,6 +259,8 @@ mod tag {
     /// `side` (`u32::MAX` if none), a u32 count and the steps, innermost first (0 and a key's
     /// text, or 1 and a u32 index).
     pub const REFUSED: u8 = 11;
+    /// Then the value as a little-endian i64 (a bigint within i64).
+    pub const BIGINT64: u8 = 12;
     /// The flag of a refusal code that says a key, not a value, was refused.
     pub const KEY: u8 = 0x80;
 }
@@ -272,6 +274,8 @@ enum Head<'t> {
     Number(f64),
     /// Its decimal text (see [`bigint`]).
     BigInt(Cow<'t, str>),
+    /// A bigint within i64.
+    BigInt64(i64),
     Text(Cow<'t, str>),
     Bytes(&'t [u8]),
     /// Its index in `side`.
@@ -289,6 +293,7 @@ impl Head<'_> {
             Head::Bool(b) => format!("the boolean {b}"),
             Head::Number(n) => format!("the number {n}"),
             Head::BigInt(text) => format!("the bigint {text}"),
+            Head::BigInt64(n) => format!("the bigint {n}"),
             Head::Text(_) => "a string".into(),
             Head::Bytes(_) => "a Uint8Array".into(),
             Head::Function(_) => "a function".into(),
@@ -350,6 +355,7 @@ impl<'t> Cursor<'t> {
             tag::TRUE => Head::Bool(true),
             tag::NUMBER => Head::Number(f64::from_le_bytes(self.take(8).try_into().expect("eight bytes"))),
             tag::BIGINT => Head::BigInt(self.text()),
+            tag::BIGINT64 => Head::BigInt64(i64::from_le_bytes(self.take(8).try_into().expect("eight bytes"))),
             tag::TEXT => Head::Text(self.text()),
             tag::BYTES => {
                 let n = self.u32() as usize;
@@ -393,6 +399,7 @@ impl<'t> Cursor<'t> {
             Head::Bool(b) => Value::Bool(b),
             Head::Number(n) => Value::Number(n),
             Head::BigInt(text) => Value::BigInt(bigint(&text)?),
+            Head::BigInt64(n) => Value::BigInt(n.into()),
             Head::Text(text) => Value::Text(text.into_owned()),
             Head::Bytes(bytes) => Value::Bytes(bytes.to_vec()),
             Head::Function(index) => Value::Function(side.get(index).unchecked_into()),
@@ -590,6 +597,7 @@ impl TapeDeserializer<'_, '_> {
         let n = match &head {
             Head::Number(n) if n.fract() == 0.0 && n.abs() <= SAFE => *n as i128,
             Head::BigInt(text) => bigint(text)?,
+            Head::BigInt64(n) => i128::from(*n),
             _ => return Err(wrong(&head, &range())),
         };
         if n < min || n > max {
@@ -701,6 +709,7 @@ impl<'de> de::Deserializer<'de> for TapeDeserializer<'_, '_> {
             Head::Bool(b) => visitor.visit_bool(b),
             Head::Number(n) => visitor.visit_f64(n),
             Head::BigInt(text) => visitor.visit_i128(bigint(&text)?),
+            Head::BigInt64(n) => visitor.visit_i128(n.into()),
             Head::Text(s) => visitor.visit_str(&s),
             Head::Bytes(b) => visitor.visit_bytes(b),
             Head::List(n) => self.items(n, visitor),
