@@ -596,3 +596,84 @@ fn a_large_load_pauses_between_slices_of_rows() {
         assert_eq!(persister.backend().1.get() - before, 2);
     });
 }
+
+/// The memory backend whose next streaming read loses the connection after handing over
+/// `fail_after` pieces (wallets already complete and handed on among them).
+struct LosesConnectionMidRead(MemoryBackend, std::cell::Cell<Option<usize>>);
+
+impl wallet_persist::backend::Backend for LosesConnectionMidRead {
+    async fn write(&self, batch: &wallet_persist::backend::WriteBatch) -> wallet_persist::Result<()> {
+        self.0.write(batch).await
+    }
+    async fn read(&self, stores: &[&'static str]) -> wallet_persist::Result<Vec<wallet_persist::Result<StoreRows>>> {
+        self.0.read(stores).await
+    }
+    async fn read_groups(
+        &self,
+        stores: &[&'static str],
+        groups: &[&str],
+    ) -> wallet_persist::Result<Vec<wallet_persist::Result<StoreRows>>> {
+        self.0.read_groups(stores, groups).await
+    }
+    async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(wallet_persist::backend::ReadEvent) -> wallet_persist::Result<()>,
+    ) -> wallet_persist::Result<()> {
+        let Some(fail_after) = self.1.take() else { return self.0.read_stream(stores, groups, sink).await };
+        let mut handed = 0;
+        let mut cut = |event| {
+            if handed == fail_after {
+                return Err(Error::ConnectionLost("the browser closed the database mid-read".into()));
+            }
+            handed += 1;
+            sink(event)
+        };
+        self.0.read_stream(stores, groups, &mut cut).await
+    }
+    async fn get(&self, store: &'static str, key: &Key) -> wallet_persist::Result<Option<Vec<u8>>> {
+        self.0.get(store, key).await
+    }
+    async fn scan(&self, store: &'static str) -> wallet_persist::Result<StoreRows> {
+        self.0.scan(store).await
+    }
+    async fn reconnect(&self) -> wallet_persist::Result<()> {
+        self.0.reconnect().await
+    }
+    fn close(&self) {
+        self.0.close()
+    }
+}
+
+/// A load whose read loses the connection after wallets were already handed over reconnects and
+/// reads again from the start: the state and the report are exactly those of an undisturbed load
+/// (no wallet twice, no row counted twice), at every point the connection can be lost.
+#[test]
+fn a_load_that_loses_the_connection_mid_stream_starts_over_exactly() {
+    block_on(async {
+        let disk = MemoryBackend::new();
+        let writer = wallet_persist::Persister::open(disk.reopen(), Default::default()).await.expect("open");
+        for n in 1..=12 {
+            writer.store(wallet_id(n), sample_changeset(n)).await.unwrap();
+        }
+        writer.commit().await.unwrap();
+        let (expected, expected_report) = writer.load().await.unwrap();
+        assert_eq!(expected.wallets.len(), 12);
+        let mut pieces = 0;
+        disk.read_stream(AREA_STORES, None, &mut |_| {
+            pieces += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        for fail_after in 0..pieces {
+            let backend = LosesConnectionMidRead(disk.reopen(), Some(fail_after).into());
+            let persister = wallet_persist::Persister::open(backend, Default::default()).await.expect("open");
+            persister.backend().1.set(Some(fail_after));
+            let (state, report) = persister.load().await.unwrap();
+            assert_eq!(state, expected, "lost after {fail_after} of {pieces} pieces");
+            assert_eq!(report, expected_report, "lost after {fail_after} of {pieces} pieces");
+        }
+    });
+}
