@@ -81,8 +81,9 @@ mod conformance_indexeddb_chunk_1 {
     );
 }
 
-/// Many wallets whose rows straddle chunk boundaries, with corrupt rows among them, load exactly
-/// as written after a reopen at every chunk size, with the report of one request per store.
+/// Many wallets whose rows straddle chunk and piece boundaries, with corrupt rows among them, load
+/// exactly as written after a reopen at every chunk and piece size, with the report of one request
+/// per store.
 #[wasm_bindgen_test]
 async fn chunked_load_sees_exactly_what_was_written() {
     use wallet_persist::backend::{WriteBatch, WriteOp};
@@ -115,18 +116,23 @@ async fn chunked_load_sees_exactly_what_was_written() {
         persister.close().await.unwrap();
     }
     let mut first = None;
-    for chunk in [u32::MAX, 1, 2, 3, 7, 64] {
+    let default_piece = wallet_persist::backend::indexeddb::DEFAULT_READ_PIECE_ROWS;
+    for (chunk, piece) in [(u32::MAX, default_piece), (u32::MAX, 7), (1, 1), (2, 1), (3, 2), (7, 3), (64, 5)] {
         let backend = IndexedDbBackend::open(&name).await.unwrap();
         backend.set_read_chunk_rows(chunk);
+        backend.set_read_piece_rows(piece);
         let persister = wallet_persist::Persister::open(backend, Default::default()).await.expect("open");
         let (state, report) = persister.load().await.unwrap();
-        assert_eq!(state.wallets.len(), wallets.len() - 1, "chunk {chunk}");
-        assert!(!state.wallets.contains_key(&testing::wallet_id(30)), "chunk {chunk}: the orphaned wallet loaded");
+        assert_eq!(state.wallets.len(), wallets.len() - 1, "chunk {chunk} piece {piece}");
+        assert!(
+            !state.wallets.contains_key(&testing::wallet_id(30)),
+            "chunk {chunk} piece {piece}: the orphaned wallet loaded"
+        );
         for &n in wallets.iter().filter(|n| **n != 30) {
             assert_eq!(
                 state.wallets[&testing::wallet_id(n)],
                 testing::sample_changeset(n),
-                "chunk {chunk}, wallet {n}"
+                "chunk {chunk} piece {piece}, wallet {n}"
             );
         }
         let skipped: Vec<(&str, String, u16)> =
@@ -150,13 +156,13 @@ async fn chunked_load_sees_exactly_what_was_written() {
         expected.sort();
         let mut skipped = skipped;
         skipped.sort();
-        assert_eq!(skipped, expected, "chunk {chunk}");
+        assert_eq!(skipped, expected, "chunk {chunk} piece {piece}");
         let (one, one_report) = persister.load_wallets(&[testing::wallet_id(20)].into()).await.unwrap();
-        assert_eq!(one.wallets[&testing::wallet_id(20)], testing::sample_changeset(20), "chunk {chunk}");
-        assert_eq!(one_report.skipped.len(), 1, "chunk {chunk}");
+        assert_eq!(one.wallets[&testing::wallet_id(20)], testing::sample_changeset(20), "chunk {chunk} piece {piece}");
+        assert_eq!(one_report.skipped.len(), 1, "chunk {chunk} piece {piece}");
         match &first {
             None => first = Some((state, report)),
-            Some(expected) => assert_eq!(&(state, report), expected, "chunk {chunk}"),
+            Some(expected) => assert_eq!(&(state, report), expected, "chunk {chunk} piece {piece}"),
         }
         persister.close().await.unwrap();
     }

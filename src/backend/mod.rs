@@ -368,7 +368,7 @@ impl Frontier {
 
 /// How many rows a long job (a load's decoding, handing its wallets over) does between two pauses
 /// (see [`Backend::pause`]): a few milliseconds of work.
-pub const SLICE_ROWS: usize = 2_000;
+pub const SLICE_ROWS: usize = 1_000;
 
 /// The default [`Backend::read_stream`]: every store read, then handed over in pieces of
 /// [`SLICE_ROWS`] rows, pausing after each [`SLICE_ROWS`] rows handed over.

@@ -787,7 +787,7 @@ impl<'a> Loading<'a> {
             }
             ReadEvent::Rows(rows) => {
                 // Bounded, so rows that arrive while nothing completes do not add up to one long task later.
-                self.budget = (self.budget + rows.rows.len()).min(2 * SLICE_ROWS);
+                self.budget = (self.budget + rows.rows.len()).min(SLICE_ROWS);
                 self.decode(rows);
                 self.drain()
             }

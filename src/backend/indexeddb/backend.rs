@@ -35,14 +35,14 @@ extern "C" {
     #[wasm_bindgen(js_name = chunkReader, catch)]
     fn chunk_reader(tx: &web_sys::IdbTransaction, reads: &Array, count: u32) -> Result<ChunkReader, JsValue>;
     #[wasm_bindgen(js_name = packRows)]
-    fn pack_rows(keys: &Array, values: &Array) -> Chunk;
+    fn pack_rows(keys: &Array, values: &Array) -> Packed;
 
     type ChunkReader;
     /// The promise of the next chunk, `undefined` after the last.
     #[wasm_bindgen(method)]
     fn next(this: &ChunkReader) -> Option<Promise>;
 
-    /// Rows as `packRows` packs them (see idb.js), or a read's failure.
+    /// A chunk of a read (see `chunkReader` in idb.js), or the read's failure.
     type Chunk;
     #[wasm_bindgen(method, getter)]
     fn read(this: &Chunk) -> u32;
@@ -51,17 +51,25 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     fn fatal(this: &Chunk) -> JsValue;
     #[wasm_bindgen(method, getter)]
-    fn keys(this: &Chunk) -> String;
-    #[wasm_bindgen(method, getter)]
-    fn bytes(this: &Chunk) -> Uint8Array;
-    #[wasm_bindgen(method, getter)]
-    fn ends(this: &Chunk) -> Uint32Array;
-    #[wasm_bindgen(method, getter)]
-    fn bad(this: &Chunk) -> Array;
-    #[wasm_bindgen(method, getter)]
     fn more(this: &Chunk) -> bool;
     #[wasm_bindgen(method, getter)]
     fn last(this: &Chunk) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn length(this: &Chunk) -> u32;
+    /// Rows `[from, to)` of the chunk, packed.
+    #[wasm_bindgen(method)]
+    fn pack(this: &Chunk, from: u32, to: u32) -> Packed;
+
+    /// Rows as `packRows` packs them (see idb.js).
+    type Packed;
+    #[wasm_bindgen(method, getter)]
+    fn keys(this: &Packed) -> String;
+    #[wasm_bindgen(method, getter)]
+    fn bytes(this: &Packed) -> Uint8Array;
+    #[wasm_bindgen(method, getter)]
+    fn ends(this: &Packed) -> Uint32Array;
+    #[wasm_bindgen(method, getter)]
+    fn bad(this: &Packed) -> Array;
     #[wasm_bindgen(js_name = nextTask)]
     fn next_task() -> Promise;
     #[wasm_bindgen(js_name = commitTransaction)]
@@ -139,7 +147,7 @@ fn parse_keys(text: &str) -> Option<Vec<Key>> {
 
 /// Adds a packed chunk's rows: one copy of its bytes and one of its keys into wasm, then a row per
 /// key; a row whose key or value is not ours at all is reported.
-fn push_chunk(rows: &mut StoreRows, chunk: &Chunk) -> Result<()> {
+fn push_chunk(rows: &mut StoreRows, chunk: &Packed) -> Result<()> {
     let bytes = chunk.bytes().to_vec();
     let ends = chunk.ends().to_vec();
     let keys = parse_keys(&chunk.keys())
@@ -164,6 +172,14 @@ fn push_chunk(rows: &mut StoreRows, chunk: &Chunk) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// [`pause`] when `since` is [`READ_SLICE_MS`] ago, then `since` is now.
+async fn pause_if_due(since: &mut f64) {
+    if js_sys::Date::now() - *since >= READ_SLICE_MS {
+        pause().await;
+        *since = js_sys::Date::now();
+    }
 }
 
 /// Resolves in a later task of the event loop, so the page runs (input, rendering) in between.
@@ -205,6 +221,8 @@ pub struct IndexedDbBackend {
     slow_chunks: Cell<Option<SlowChunks>>,
     /// The most rows one read request returns (see `bulk_read`).
     read_chunk_rows: Cell<u32>,
+    /// The most rows of a chunk handed over at once (see `each_chunk`).
+    read_piece_rows: Cell<u32>,
 }
 
 impl std::fmt::Debug for IndexedDbBackend {
@@ -213,8 +231,21 @@ impl std::fmt::Debug for IndexedDbBackend {
     }
 }
 
-/// How long a read hands chunks over in one task before it lets the page run.
-const READ_SLICE_MS: f64 = 30.0;
+/// How long a read hands rows over before it lets the page run (a piece may run past it).
+const READ_SLICE_MS: f64 = 8.0;
+
+/// How many rows of a chunk a read hands over at once by default: turning them into JS values
+/// (getAllRecords does it lazily), copying them into wasm, decoding them and building the objects
+/// of the wallets they complete take a few milliseconds.
+pub const DEFAULT_READ_PIECE_ROWS: u32 = crate::backend::SLICE_ROWS as u32;
+
+/// Where a read is once one of its chunks was handed over whole.
+struct ChunkEnd {
+    /// More of the read follows.
+    more: bool,
+    /// The first key part of the chunk's last key, when that is text.
+    last: Option<String>,
+}
 
 /// How many rows one read request returns by default.
 pub const DEFAULT_READ_CHUNK_ROWS: u32 = 4_096;
@@ -245,6 +276,7 @@ impl IndexedDbBackend {
             #[cfg(feature = "testing")]
             slow_chunks: Cell::new(None),
             read_chunk_rows: Cell::new(DEFAULT_READ_CHUNK_ROWS),
+            read_piece_rows: Cell::new(DEFAULT_READ_PIECE_ROWS),
         };
         backend.connect().await?;
         Ok(backend)
@@ -318,10 +350,15 @@ impl IndexedDbBackend {
     }
 
     /// Sets the most rows one read request returns (at least 1; default
-    /// [`DEFAULT_READ_CHUNK_ROWS`]). Smaller chunks mean shorter tasks and less memory held at once,
-    /// more requests.
+    /// [`DEFAULT_READ_CHUNK_ROWS`]). Smaller chunks mean less memory held at once, more requests.
     pub fn set_read_chunk_rows(&self, rows: u32) {
         self.read_chunk_rows.set(rows.max(1));
+    }
+
+    /// Sets the most rows of a chunk a read hands over at once (at least 1; default
+    /// [`DEFAULT_READ_PIECE_ROWS`]). Smaller pieces mean shorter tasks.
+    pub fn set_read_piece_rows(&self, rows: u32) {
+        self.read_piece_rows.set(rows.max(1));
     }
 
     /// The database name.
@@ -480,16 +517,16 @@ impl IndexedDbBackend {
     /// One readonly transaction over `stores`, each store read in chunks of at most
     /// `read_chunk_rows` rows (every row when `groups` is `None`, else one range per group): every
     /// store's first request is issued at once, and a store's next chunk is requested as its
-    /// current chunk arrives, so each chunk is copied into wasm in its own task and the read sees
-    /// one snapshot. Each chunk is handed to `on` as it arrives, with the index of its read (store
-    /// by store, range by range within a store): its rows (or the read's failure as a whole),
-    /// whether more of that read follow, and the first key part of its last key (`None` when that
-    /// is not text). A read's chunks come in key order, the chunks of different reads interleaved.
+    /// current chunk arrives, so the read sees one snapshot. Each chunk is handed to `on` as it
+    /// arrives, in pieces of at most `read_piece_rows` rows with the page let run between two
+    /// pieces, with the index of its read (store by store, range by range within a store): its
+    /// rows (or the read's failure as a whole), and with the chunk's last piece its [`ChunkEnd`].
+    /// A read's chunks come in key order, the chunks of different reads interleaved.
     async fn each_chunk(
         &self,
         stores: &[&'static str],
         groups: Option<&[&str]>,
-        on: &mut dyn FnMut(usize, &'static str, Result<StoreRows>, bool, Option<String>) -> Result<()>,
+        on: &mut dyn FnMut(usize, &'static str, Result<StoreRows>, Option<ChunkEnd>) -> Result<()>,
     ) -> Result<()> {
         let ranges = match groups {
             None => vec![JsValue::UNDEFINED],
@@ -506,16 +543,13 @@ impl IndexedDbBackend {
             .collect();
         let reader = chunk_reader(&tx, &reads, self.read_chunk_rows.get()).map_err(js_error)?;
         // A failed request does not abort the readonly transaction (see `requestDone`): one store
-        // failing leaves the others readable.
-        let mut slice = js_sys::Date::now();
+        // failing leaves the others readable. The page runs before a chunk and between two pieces
+        // of one once this ran for `READ_SLICE_MS` since it last did (a chunk that arrived while
+        // the one before was handled resumes this in the same task); every read's next request is
+        // issued as its chunk arrives, so the transaction stays alive meanwhile.
+        let mut since = js_sys::Date::now();
         while let Some(next) = reader.next() {
-            // A chunk that arrived while the one before was handled resumes this in the same task:
-            // the page runs in between once a task went on for `READ_SLICE_MS`. (Every read's next
-            // request is already issued, so the transaction stays alive.)
-            if js_sys::Date::now() - slice >= READ_SLICE_MS {
-                pause().await;
-                slice = js_sys::Date::now();
-            }
+            pause_if_due(&mut since).await;
             let chunk: Chunk = JsFuture::from(next).await.map_err(js_error)?.unchecked_into();
             if !chunk.fatal().is_undefined() {
                 return Err(js_error(chunk.fatal()));
@@ -524,12 +558,24 @@ impl IndexedDbBackend {
             let read = chunk.read() as usize;
             let store = stores[read / ranges.len()];
             if !chunk.error().is_undefined() {
-                on(read, store, Err(js_error(chunk.error())), false, None)?;
+                on(read, store, Err(js_error(chunk.error())), Some(ChunkEnd { more: false, last: None }))?;
                 continue;
             }
-            let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
-            push_chunk(&mut rows, &chunk)?;
-            on(read, store, Ok(rows), chunk.more(), chunk.last())?;
+            let length = chunk.length();
+            let piece = self.read_piece_rows.get();
+            let mut from = 0u32;
+            loop {
+                let to = length.min(from.saturating_add(piece));
+                let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
+                push_chunk(&mut rows, &chunk.pack(from, to))?;
+                let end = (to == length).then(|| ChunkEnd { more: chunk.more(), last: chunk.last() });
+                on(read, store, Ok(rows), end)?;
+                if to == length {
+                    break;
+                }
+                from = to;
+                pause_if_due(&mut since).await;
+            }
         }
         Ok(())
     }
@@ -543,7 +589,7 @@ impl IndexedDbBackend {
             .iter()
             .flat_map(|store| (0..per_store).map(|_| Ok(StoreRows { store, rows: Vec::new(), unreadable: Vec::new() })))
             .collect();
-        let mut collect = |read: usize, _: &'static str, piece: Result<StoreRows>, _: bool, _: Option<String>| {
+        let mut collect = |read: usize, _: &'static str, piece: Result<StoreRows>, _: Option<ChunkEnd>| {
             match (&mut reads[read], piece) {
                 (Ok(rows), Ok(more)) => {
                     rows.rows.extend(more.rows);
@@ -628,11 +674,11 @@ impl Backend for IndexedDbBackend {
         sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
     ) -> Result<()> {
         let mut frontier = Frontier::new(stores.len() * groups.map_or(1, <[&str]>::len));
-        let mut on = |read: usize, store: &'static str, piece: Result<StoreRows>, more: bool, last: Option<String>| {
+        let mut on = |read: usize, store: &'static str, piece: Result<StoreRows>, end: Option<ChunkEnd>| {
             let raised = match piece {
                 Ok(rows) => {
                     sink(ReadEvent::Rows(rows))?;
-                    frontier.chunk(read, more, last)
+                    end.and_then(|ChunkEnd { more, last }| frontier.chunk(read, more, last))
                 }
                 Err(error) => {
                     sink(ReadEvent::Failed(store, error))?;

@@ -13,14 +13,20 @@ export function transactionDone(tx) {
   });
 }
 // One request for up to `count` rows of `store` in `range` (an IDBKeyRange or undefined), in key
-// order, as [keys, values]: one getAllRecords where the browser has it (Chromium 141+; a 10,000-row
-// load reads ~8% faster than with getAllKeys + getAll), else both, which read the same rows
-// because they run in one readonly transaction.
+// order, as `{ length, key(i), value(i) }`: one getAllRecords where the browser has it (Chromium
+// 141+; a 10,000-row load reads ~8% faster than with getAllKeys + getAll), whose records turn a
+// key or value into JS only when it is asked for, else both, which read the same rows because they
+// run in one readonly transaction.
 function readSome(store, range, count) {
   if (typeof store.getAllRecords === 'function') {
-    return requestDone(store.getAllRecords({ query: range, count })).then((records) => [records.map((r) => r.primaryKey), records.map((r) => r.value)]);
+    return requestDone(store.getAllRecords({ query: range, count }))
+      .then((records) => ({ length: records.length, key: (i) => records[i].primaryKey, value: (i) => records[i].value }));
   }
-  return Promise.all([requestDone(store.getAllKeys(range, count)), requestDone(store.getAll(range, count))]);
+  return Promise.all([requestDone(store.getAllKeys(range, count)), requestDone(store.getAll(range, count))])
+    .then(([keys, values]) => rowsOf(keys, values));
+}
+function rowsOf(keys, values) {
+  return { length: keys.length, key: (i) => keys[i], value: (i) => values[i] };
 }
 // The rows after `last` in `range`.
 function after(range, last) {
@@ -32,14 +38,15 @@ function firstText(key) {
 }
 // Reads `reads` ([store name, IDBKeyRange or undefined] each) in chunks of up to `count` rows,
 // inside `tx`. `next()` gives the promise of the next chunk, or undefined after the last:
-// `{ read, more, last, keys, bytes, ends, bad }` (`read` the index in `reads`; `more` whether the
-// read goes on; `last` the first part of its last key when text; the rest as packRows gives),
-// `{ read, error }` when that read failed as a whole, or `{ read, fatal }` when a request could
-// not be issued. Every read's first request is issued at once (IndexedDB serves them back to
-// back); a read's next request is issued when its chunk arrives, before anyone processes that
-// chunk, so the transaction always has a request pending, each chunk is processed in its own task
-// (its success event), and a read's chunks come in key order. Chunks come in the order their
-// requests were issued, which is the order IndexedDB completes them in.
+// `{ read, more, last, length, pack(from, to) }` (`read` the index in `reads`; `more` whether the
+// read goes on; `last` the first part of its last key when text; `pack` rows [from, to) of its
+// `length` as packRows packs them, so a chunk can be handled in pieces), `{ read, error }` when
+// that read failed as a whole, or `{ read, fatal }` when a request could not be issued. Every
+// read's first request is issued at once (IndexedDB serves them back to back); a read's next
+// request is issued when its chunk arrives, before anyone handles that chunk, so the transaction
+// always has a request pending while a read goes on, and a read's chunks come in key order.
+// Chunks come in the order their requests were issued, which is the order IndexedDB completes
+// them in.
 export function chunkReader(tx, reads, count) {
   const queue = [];
   const issue = (i, range) => {
@@ -51,10 +58,11 @@ export function chunkReader(tx, reads, count) {
       queue.push(Promise.resolve({ read: i, fatal }));
       return false;
     }
-    queue.push(chunk.then(([keys, values]) => {
-      const more = keys.length === count;
-      if (more) issue(i, after(bounds, keys[keys.length - 1]));
-      return { read: i, more, last: firstText(keys[keys.length - 1]), ...packRows(keys, values) };
+    queue.push(chunk.then((rows) => {
+      const more = rows.length === count;
+      const lastKey = rows.length > 0 ? rows.key(rows.length - 1) : undefined;
+      if (more) issue(i, after(bounds, lastKey));
+      return { read: i, more, last: firstText(lastKey), length: rows.length, pack: (from, to) => packSlice(rows, from, to) };
     }, (error) => ({ read: i, error })));
     return true;
   };
@@ -62,18 +70,22 @@ export function chunkReader(tx, reads, count) {
   return { next: () => queue.shift() };
 }
 const MAX_U32 = 4294967295;
-// Rows as one chunk Rust copies at once: `keys`, one string of every key that is ours (an array of
+// Rows as one piece Rust copies at once: `keys`, one string of every key that is ours (an array of
 // strings and u32s), each part `s<UTF-16 length>:<text>` or `n<number>;`, each key ended by `|`;
 // `bytes`, every value (a Uint8Array) end to end, `ends[i]` the end of row i's; `bad`, the rows
 // whose key or value is not ours, as [JSON key, 0 (key) or 1 (value)].
 export function packRows(keys, values) {
+  return packSlice(rowsOf(keys, values), 0, keys.length);
+}
+// packRows of rows [from, to) of `rows` (as readSome gives them).
+function packSlice(rows, from, to) {
   let text = '';
   let size = 0;
   const good = [];
   const bad = [];
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
-    const value = values[i];
+  for (let i = from; i < to; i++) {
+    const key = rows.key(i);
+    const value = rows.value(i);
     let spelled = Array.isArray(key) ? '' : null;
     for (let j = 0; spelled !== null && j < key.length; j++) {
       const part = key[j];
