@@ -65,7 +65,10 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     fn keys(this: &Packed) -> String;
     #[wasm_bindgen(method, getter)]
-    fn bytes(this: &Packed) -> Uint8Array;
+    fn size(this: &Packed) -> u32;
+    /// Copies every value into `into` (of `size` bytes), end to end.
+    #[wasm_bindgen(method, js_name = copyValues)]
+    fn copy_values(this: &Packed, into: &mut [u8]);
     #[wasm_bindgen(method, getter)]
     fn ends(this: &Packed) -> Uint32Array;
     #[wasm_bindgen(method, getter)]
@@ -148,7 +151,8 @@ fn parse_keys(text: &str) -> Option<Vec<Key>> {
 /// Adds a packed chunk's rows: one copy of its bytes and one of its keys into wasm, then a row per
 /// key; a row whose key or value is not ours at all is reported.
 fn push_chunk(rows: &mut StoreRows, chunk: &Packed) -> Result<()> {
-    let bytes = chunk.bytes().to_vec();
+    let mut bytes = vec![0; chunk.size() as usize];
+    chunk.copy_values(&mut bytes);
     let ends = chunk.ends().to_vec();
     let keys = parse_keys(&chunk.keys())
         .filter(|keys| keys.len() == ends.len())

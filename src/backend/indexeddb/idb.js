@@ -72,8 +72,9 @@ export function chunkReader(tx, reads, count) {
 const MAX_U32 = 4294967295;
 // Rows as one piece Rust copies at once: `keys`, one string of every key that is ours (an array of
 // strings and u32s), each part `s<UTF-16 length>:<text>` or `n<number>;`, each key ended by `|`;
-// `bytes`, every value (a Uint8Array) end to end, `ends[i]` the end of row i's; `bad`, the rows
-// whose key or value is not ours, as [JSON key, 0 (key) or 1 (value)].
+// `copyValues(into)` copies every value (a Uint8Array) end to end into `into` (a view of wasm
+// memory of `size` bytes), `ends[i]` the end of row i's; `bad`, the rows whose key or value is not
+// ours, as [JSON key, 0 (key) or 1 (value)].
 export function packRows(keys, values) {
   return packSlice(rowsOf(keys, values), 0, keys.length);
 }
@@ -101,15 +102,16 @@ function packSlice(rows, from, to) {
       good.push(value);
     }
   }
-  const bytes = new Uint8Array(size);
   const ends = new Uint32Array(good.length);
   let at = 0;
   for (let i = 0; i < good.length; i++) {
-    bytes.set(good[i], at);
     at += good[i].length;
     ends[i] = at;
   }
-  return { keys: text, bytes, ends, bad };
+  const copyValues = (into) => {
+    for (let i = 0; i < good.length; i++) into.set(good[i], i === 0 ? 0 : ends[i - 1]);
+  };
+  return { keys: text, size, copyValues, ends, bad };
 }
 function spell(key) {
   try {
