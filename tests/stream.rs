@@ -106,17 +106,12 @@ fn a_store_failing_after_some_chunks_loads_every_row_once() {
 /// store's other ranges read, and the row-by-row read of that store must not hand them over again.
 #[test]
 fn a_load_of_some_wallets_with_a_failing_range_loads_every_row_once() {
-    let disk = twelve_wallets();
     let (a, b, c) = (wallet_id(3), wallet_id(7), wallet_id(11));
     let only: BTreeSet<WalletId> = [a, b, c].into();
     for owner in [a, b, c] {
         let disk = twelve_wallets();
-        let lost = disk
-            .rows(UTXOS)
-            .into_iter()
-            .filter(|row| row.key.first() == Some(&KeyPart::Text(owner.to_hex())))
-            .last()
-            .unwrap();
+        let lost =
+            disk.rows(UTXOS).into_iter().rfind(|row| row.key.first() == Some(&KeyPart::Text(owner.to_hex()))).unwrap();
         disk.lose_value(UTXOS, lost.key.clone());
         for chunk in 1..=40 {
             disk.set_read_chunk_rows(chunk);

@@ -279,9 +279,8 @@ impl<B: Backend> Db<B> {
                         Ok(())
                     }
                     ReadEvent::Rows(rows) => {
-                        if !(rows.rows.is_empty() && rows.unreadable.is_empty())
-                            && !handed.borrow().contains(&rows.store)
-                        {
+                        let something = !(rows.rows.is_empty() && rows.unreadable.is_empty());
+                        if something && !handed.borrow().contains(&rows.store) {
                             handed.borrow_mut().push(rows.store);
                         }
                         (sink.borrow_mut())(ReadEvent::Rows(rows))
@@ -300,7 +299,7 @@ impl<B: Backend> Db<B> {
             log_at!(Warn, "bulk read of {again:?} failed after handing rows over; reading again without them");
             apart.extend(again);
         }
-        let mut scanned: Vec<&'static str> =
+        let scanned: Vec<&'static str> =
             stores.iter().copied().filter(|s| apart.contains(s) || failed.borrow().contains(s)).collect();
         let sink = sink.into_inner();
         for store in &scanned {
