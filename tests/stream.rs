@@ -249,3 +249,31 @@ fn sparse_wallets_and_orphans_load_alike_at_every_chunk_size() {
         assert_eq!(handed, sorted, "chunk {chunk}: handed over out of order or twice");
     }
 }
+
+/// `list_wallets` reads the wallet-record store alone: that store failing after some chunks
+/// leaves nothing to stream, and every record is listed once, the lost one skipped.
+#[test]
+fn list_wallets_with_its_store_failing_after_some_chunks_lists_each_record_once() {
+    use wallet_persist::layout::WALLETS;
+    let disk = twelve_wallets();
+    let records = disk.rows(WALLETS);
+    let lost = &records[records.len() - 2];
+    disk.lose_value(WALLETS, lost.key.clone());
+    for chunk in 1..=records.len() + 1 {
+        disk.set_read_chunk_rows(chunk);
+        let persister = block_on(Persister::open(disk.reopen(), Default::default())).unwrap();
+        let (listed, skipped) = block_on(persister.list_wallets()).unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        let ids: Vec<WalletId> = listed.iter().map(|r| r.wallet_id.unwrap()).collect();
+        let expected: Vec<WalletId> = (1..=12).map(wallet_id).filter(|w| w.to_hex() != lost_hex(lost)).collect();
+        assert_eq!(ids, expected, "chunk {chunk}");
+        assert_eq!(skipped.len(), 1, "chunk {chunk}: {skipped:?}");
+        assert_eq!(skipped[0].key, key_to_string(&lost.key), "chunk {chunk}");
+    }
+}
+
+fn lost_hex(row: &Row) -> String {
+    match row.key.first() {
+        Some(KeyPart::Text(hex)) => hex.clone(),
+        _ => unreachable!(),
+    }
+}

@@ -288,6 +288,10 @@ impl<B: Backend> Db<B> {
                     ReadEvent::Complete(_) if !apart.is_empty() => Ok(()),
                     other => (sink.borrow_mut())(other),
                 };
+                // (IndexedDB refuses a transaction over no store.)
+                if streamed.is_empty() {
+                    return Ok(());
+                }
                 self.backend.read_stream(&streamed, groups, &mut pass).await
             })
             .await?;
