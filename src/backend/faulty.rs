@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::{progress, Backend, StoreRows, WriteBatch};
+use super::{progress, Backend, ReadEvent, StoreRows, WriteBatch};
 use crate::error::{Error, Result};
 use crate::model::{Key, WalletId};
 
@@ -375,6 +375,23 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 
     async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
         self.faulty_read(stores, Some(groups)).await
+    }
+
+    /// The inner backend's stream (its `Complete`s included), unless a fault of one store's read
+    /// or slowness is set for it: then the whole read with its faults (see [`super::read_whole`]).
+    async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+    ) -> Result<()> {
+        let store_fault =
+            self.faults.borrow().iter().any(|f| f.op == Op::Read && f.store.is_some_and(|s| stores.contains(&s)));
+        if store_fault || self.slowness(Op::Read).is_some() {
+            return super::read_whole(self, stores, groups, sink).await;
+        }
+        self.enter(Op::Read, None).await?;
+        self.inner.read_stream(stores, groups, sink).await
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

@@ -167,46 +167,54 @@ impl Backend for MemoryBackend {
         })
     }
 
-    /// Reading every row: the stores chunk by chunk, one chunk of each in turn (as IndexedDB
-    /// serves them), each chunk copied when handed over; a store holding a lost row fails as a
-    /// whole. Some groups: read whole.
+    /// As IndexedDB reads: one read per store (or per store and group, one key range each), chunk
+    /// by chunk, one chunk of each read in turn, each chunk copied when handed over; the request of
+    /// a chunk holding a lost row fails, and with it the rest of that read (its earlier chunks were
+    /// handed over). [`ReadEvent::Complete`]s only when reading every row.
     async fn read_stream(
         &self,
         stores: &[&'static str],
         groups: Option<&[&str]>,
         sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
     ) -> Result<()> {
-        if groups.is_some() {
-            return super::read_whole(self, stores, groups, sink).await;
-        }
         self.check_open()?;
         let limit = self.read_chunk_rows.get();
-        let mut frontier = Frontier::new(stores.len());
-        // Per store: `None` once done, else the key its next chunk starts after.
-        let mut after: Vec<Option<Option<Key>>> = vec![Some(None); stores.len()];
+        let ranges: Vec<Option<&str>> = match groups {
+            None => vec![None],
+            Some(groups) => groups.iter().copied().map(Some).collect(),
+        };
+        let reads: Vec<(&'static str, Option<&str>)> =
+            stores.iter().flat_map(|store| ranges.iter().map(move |group| (*store, *group))).collect();
+        let mut frontier = Frontier::new(reads.len());
+        // Per read: `None` once done, else the key its next chunk starts after.
+        let mut after: Vec<Option<Option<Key>>> = vec![Some(None); reads.len()];
         while after.iter().any(Option::is_some) {
-            for (read, store) in stores.iter().enumerate() {
+            for (read, &(store, group)) in reads.iter().enumerate() {
                 let Some(from) = after[read].take() else { continue };
                 let chunk = {
                     let tables = self.tables.borrow();
                     let table = tables.get(store).ok_or_else(|| Error::Internal(format!("no object store {store}")))?;
-                    if from.is_none() && table.keys().any(|key| self.lost.borrow().contains(&(*store, key.clone()))) {
-                        drop(tables);
-                        sink(ReadEvent::Failed(store, Self::lost_error()))?;
-                        frontier.fail(read);
-                        continue;
-                    }
-                    let range = match &from {
-                        None => table.range::<Key, _>(..),
-                        Some(key) => {
-                            table.range::<Key, _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
-                        }
+                    let lower = match (from, group) {
+                        (Some(key), _) => std::ops::Bound::Excluded(key),
+                        (None, Some(group)) => std::ops::Bound::Included(vec![KeyPart::Text(group.to_owned())]),
+                        (None, None) => std::ops::Bound::Unbounded,
                     };
-                    range
+                    let in_range = |key: &Key| match group {
+                        None => true,
+                        Some(group) => matches!(key.first(), Some(KeyPart::Text(first)) if first == group),
+                    };
+                    table
+                        .range::<Key, _>((lower, std::ops::Bound::Unbounded))
+                        .take_while(|(key, _)| in_range(key))
                         .take(limit)
                         .map(|(key, value)| Row { key: key.clone(), value: value.clone() })
                         .collect::<Vec<_>>()
                 };
+                if chunk.iter().any(|row| self.lost.borrow().contains(&(store, row.key.clone()))) {
+                    sink(ReadEvent::Failed(store, Self::lost_error()))?;
+                    frontier.fail(read);
+                    continue;
+                }
                 let more = chunk.len() == limit;
                 let last = chunk.last().map(|row| row.key.clone());
                 let first_text = match last.as_ref().and_then(|key| key.first()) {
@@ -217,8 +225,9 @@ impl Backend for MemoryBackend {
                 if more {
                     after[read] = Some(last);
                 }
-                if let Some(complete) = frontier.chunk(read, more, first_text) {
-                    sink(complete)?;
+                match frontier.chunk(read, more, first_text) {
+                    Some(complete) if groups.is_none() => sink(complete)?,
+                    _ => {}
                 }
             }
         }

@@ -243,8 +243,14 @@ impl<B: Backend> Db<B> {
 
     /// [`Db::read`] handed to `sink` piece by piece as it arrives (see [`Backend::read_stream`]),
     /// each attempt announced by [`ReadEvent::Restart`] (the read runs again after a reconnect).
-    /// A store whose bulk read fails as a whole is read row by row once the stream ended, its rows
-    /// handed over then. Returns the stores read row by row.
+    /// A store whose bulk read fails is read row by row once the stream ended, its rows handed
+    /// over then. Returns the stores read row by row.
+    ///
+    /// A store's read can fail after some of its rows were handed over (at a later chunk, or in
+    /// one key range of several): those rows would come twice, and wallets below the frontier may
+    /// have been handed over without their rows of that store. So when a failed store handed over
+    /// anything, the read starts over without it (and without [`ReadEvent::Complete`]s: the end
+    /// completes every wallet) and that store is then read row by row alone.
     pub async fn read_stream(
         &self,
         stores: &[&'static str],
@@ -253,31 +259,61 @@ impl<B: Backend> Db<B> {
     ) -> Result<Vec<&'static str>> {
         self.check_open()?;
         let sink = RefCell::new(sink);
-        let failed = RefCell::new(Vec::new());
-        self.with_reconnect(|| async {
-            failed.borrow_mut().clear();
-            (sink.borrow_mut())(ReadEvent::Restart)?;
-            let mut pass = |event| match event {
-                ReadEvent::Failed(store, error) => {
-                    log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
-                    failed.borrow_mut().push(store);
-                    Ok(())
+        let failed: RefCell<Vec<&'static str>> = RefCell::new(Vec::new());
+        // Stores that failed after handing something over: read row by row only.
+        let mut apart: Vec<&'static str> = Vec::new();
+        loop {
+            let streamed: Vec<&'static str> = stores.iter().copied().filter(|s| !apart.contains(s)).collect();
+            // Stores that handed over rows (or unreadable rows) in this attempt.
+            let handed: RefCell<Vec<&'static str>> = RefCell::new(Vec::new());
+            self.with_reconnect(|| async {
+                failed.borrow_mut().clear();
+                handed.borrow_mut().clear();
+                (sink.borrow_mut())(ReadEvent::Restart)?;
+                let mut pass = |event| match event {
+                    ReadEvent::Failed(store, error) => {
+                        log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
+                        if !failed.borrow().contains(&store) {
+                            failed.borrow_mut().push(store);
+                        }
+                        Ok(())
+                    }
+                    ReadEvent::Rows(rows) => {
+                        let something = !(rows.rows.is_empty() && rows.unreadable.is_empty());
+                        if something && !handed.borrow().contains(&rows.store) {
+                            handed.borrow_mut().push(rows.store);
+                        }
+                        (sink.borrow_mut())(ReadEvent::Rows(rows))
+                    }
+                    ReadEvent::Complete(_) if !apart.is_empty() => Ok(()),
+                    other => (sink.borrow_mut())(other),
+                };
+                // (IndexedDB refuses a transaction over no store.)
+                if streamed.is_empty() {
+                    return Ok(());
                 }
-                other => (sink.borrow_mut())(other),
-            };
-            self.backend.read_stream(stores, groups, &mut pass).await
-        })
-        .await?;
-        let failed = failed.into_inner();
+                self.backend.read_stream(&streamed, groups, &mut pass).await
+            })
+            .await?;
+            let again: Vec<&'static str> =
+                failed.borrow().iter().copied().filter(|s| handed.borrow().contains(s)).collect();
+            if again.is_empty() {
+                break;
+            }
+            log_at!(Warn, "bulk read of {again:?} failed after handing rows over; reading again without them");
+            apart.extend(again);
+        }
+        let scanned: Vec<&'static str> =
+            stores.iter().copied().filter(|s| apart.contains(s) || failed.borrow().contains(s)).collect();
         let sink = sink.into_inner();
-        for store in &failed {
+        for store in &scanned {
             let mut rows = self.bounded(self.backend.scan(store)).await?;
             if let Some(groups) = groups {
                 rows.rows.retain(|row| in_groups(&row.key, groups));
             }
             sink(ReadEvent::Rows(rows))?;
         }
-        Ok(failed)
+        Ok(scanned)
     }
 
     async fn read_with(
