@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::backend::WriteOp;
 use crate::error::{Error, Result};
 use crate::layout::{IDENTITY_KEYS, TOKEN_BALANCES, WALLETS};
-use crate::model::{entry_key, key_to_string, Hash32, Key, KeyPart, Merge, WalletChangeSet, WalletId};
+use crate::model::{
+    entry_key, key_to_string, Entry, Hash32, IdentityKey, Key, KeyPart, Merge, TokenBalance, WalletChangeSet, WalletId,
+};
 
 /// The parents `changes` needs that it does not bring itself: `(the wallet record, identities)`.
 pub fn needed_parents(changes: &WalletChangeSet) -> (bool, BTreeSet<Hash32>) {
@@ -146,14 +148,14 @@ pub fn take_orphans(wallets: &mut BTreeMap<WalletId, WalletChangeSet>) -> Vec<(&
         changes.identity_keys.0.retain(|key, value| {
             let keep = identities.contains_key(&key.0);
             if !keep {
-                orphaned.identity_keys.0.insert(*key, value.take());
+                IdentityKey::put(&mut orphaned.identity_keys.0, *key, value.take());
             }
             keep
         });
         changes.token_balances.0.retain(|key, value| {
             let keep = identities.contains_key(&key.0);
             if !keep {
-                orphaned.token_balances.0.insert(*key, value.take());
+                TokenBalance::put(&mut orphaned.token_balances.0, *key, value.take());
             }
             keep
         });
