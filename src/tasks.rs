@@ -11,7 +11,7 @@
 //! - a pass that outlives its drain timeout is an orphan: reported, and reaped when it ends.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -298,9 +298,11 @@ impl Future for CatchUnwind {
     }
 }
 
-/// A clearing latch on one key; dropping it releases only this hold.
+/// A clearing latch on one key; dropping it releases only this hold. The latches are only looked
+/// up, never listed: a `HashMap`, whose instance the .wasm already holds (channel rows), not a
+/// B-tree instance of its own.
 pub struct ClearingHold {
-    latches: Rc<RefCell<BTreeMap<String, u32>>>,
+    latches: Rc<RefCell<HashMap<String, u32>>>,
     key: String,
 }
 
@@ -324,7 +326,7 @@ pub struct TaskRegistry {
     closed: Cell<bool>,
     /// Set when `shutdown` ended (or the store was abandoned): `sync_now` is refused for good.
     shut_down: Cell<bool>,
-    clearing: Rc<RefCell<BTreeMap<String, u32>>>,
+    clearing: Rc<RefCell<HashMap<String, u32>>>,
 }
 
 impl TaskRegistry {

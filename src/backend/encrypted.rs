@@ -409,7 +409,8 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
         let hashed: Vec<String> = groups.iter().map(|group| hasher.text(group)).collect::<Result<_>>()?;
         let hashed: Vec<&str> = hashed.iter().map(String::as_str).collect();
         let mut reads = self.open_reads(self.inner.read_groups(stores, &hashed).await?);
-        let wanted: std::collections::BTreeSet<&str> = groups.iter().copied().collect();
+        // Only looked up: a `HashSet`, whose instance the .wasm already holds, not a B-tree of its own.
+        let wanted: std::collections::HashSet<&str> = groups.iter().copied().collect();
         for rows in reads.iter_mut().flatten().filter(|rows| rows.store != DB_META) {
             let (inside, outside): (Vec<Row>, Vec<Row>) = std::mem::take(&mut rows.rows).into_iter().partition(
                 |row| matches!(row.key.first(), Some(KeyPart::Text(first)) if wanted.contains(first.as_str())),

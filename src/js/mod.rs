@@ -16,6 +16,7 @@ mod types;
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
@@ -134,7 +135,13 @@ fn promise<F: Future<Output = Result<JsValue>> + 'static>(work: F) -> Promise {
     if let Err(error) = guard::check() {
         return Promise::reject(&error::to_js(&error));
     }
-    wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(|e| error::to_js(&e)) })
+    settle_boxed(Box::pin(async move { work.await.map_err(|e| error::to_js(&e)) }))
+}
+
+/// The one `future_to_promise` instance: every entry point's work arrives boxed, so the code that
+/// moves a future into a Promise and settles it exists once in the .wasm, not once per export.
+fn settle_boxed(work: Pin<Box<dyn Future<Output = std::result::Result<JsValue, JsValue>>>>) -> Promise {
+    wasm_bindgen_futures::future_to_promise(work)
 }
 
 /// A promise rejected now with `rejection` (a refused argument, or a broken instance).
@@ -683,7 +690,7 @@ impl WalletStore {
         }
         let init: Function = init.unchecked_into();
         let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
+        settle_boxed(Box::pin(async move {
             let run_init = async move {
                 let returned = init.call0(&JsValue::UNDEFINED)?;
                 JsFuture::from(convert::settle(&returned)?).await.map(|_| ())
@@ -693,7 +700,7 @@ impl WalletStore {
                 Ok(Err(init_error)) => Err(init_error),
                 Err(error) => Err(error::to_js(&error)),
             }
-        })
+        }))
     }
 
     /// Phase one of a registration by hand: stages `changes` under `pending` (see `registerWallet`).

@@ -36,11 +36,11 @@ impl<E: Entry> Default for EntryMap<E> {
 impl<E: Entry> EntryMap<E> {
     /// Stages `value` under its own key.
     pub fn upsert(&mut self, value: E) {
-        self.0.insert(value.key(), Some(value));
+        E::put(&mut self.0, value.key(), Some(value));
     }
     /// Stages the deletion of `key`.
     pub fn tombstone(&mut self, key: E::Key) {
-        self.0.insert(key, None);
+        E::put(&mut self.0, key, None);
     }
 }
 
@@ -260,7 +260,7 @@ impl<'de, E: Entry> Deserialize<'de> for EntryMap<E> {
                 let mut out = BTreeMap::new();
                 while let Some(key) = access.next_key::<String>()? {
                     let parsed = E::Key::parse_js(&key).map_err(serde::de::Error::custom)?;
-                    out.insert(parsed, access.next_value::<Option<E>>()?);
+                    E::put(&mut out, parsed, access.next_value::<Option<E>>()?);
                 }
                 Ok(EntryMap(out))
             }

@@ -1,6 +1,8 @@
 //! The value stored in each area. Every value embeds its own key (`Entry::key`), so a row read back
 //! can be checked against the IndexedDB key it was found under.
 
+use std::collections::BTreeMap;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +21,23 @@ pub trait Entry: Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::De
     }
     /// Records the wallet a loaded value was found under (a no-op for values that name none).
     fn set_wallet_id(&mut self, _wallet: WalletId) {}
+    /// `map.insert(key, value)`. Written in each impl (by `put_here!`), never defaulted: a
+    /// non-generic function is compiled in this crate only, so every crate that fills an area's
+    /// map shares this crate's one `BTreeMap::insert` per area in the .wasm.
+    fn put(map: &mut BTreeMap<Self::Key, Option<Self>>, key: Self::Key, value: Option<Self>) -> Option<Option<Self>>;
+}
+
+/// The body of [`Entry::put`] in an impl.
+macro_rules! put_here {
+    () => {
+        fn put(
+            map: &mut BTreeMap<Self::Key, Option<Self>>,
+            key: Self::Key,
+            value: Option<Self>,
+        ) -> Option<Option<Self>> {
+            map.insert(key, value)
+        }
+    };
 }
 
 /// Opaque bytes: a `Uint8Array` in JS, a length-prefixed byte string in bincode.
@@ -216,6 +235,7 @@ pub struct Record {
 
 impl Entry for WalletRecord {
     type Key = ();
+    put_here!();
     fn key(&self) {}
     fn wallet_id(&self) -> Option<WalletId> {
         self.wallet_id
@@ -226,70 +246,82 @@ impl Entry for WalletRecord {
 }
 impl Entry for SyncState {
     type Key = ();
+    put_here!();
     fn key(&self) {}
 }
 impl Entry for Account {
     type Key = u32;
+    put_here!();
     fn key(&self) -> u32 {
         self.index
     }
 }
 impl Entry for AddressEntry {
     type Key = String;
+    put_here!();
     fn key(&self) -> String {
         self.address.clone()
     }
 }
 impl Entry for Utxo {
     type Key = OutPoint;
+    put_here!();
     fn key(&self) -> OutPoint {
         self.outpoint
     }
 }
 impl Entry for TransactionEntry {
     type Key = Hash32;
+    put_here!();
     fn key(&self) -> Hash32 {
         self.txid
     }
 }
 impl Entry for Identity {
     type Key = Hash32;
+    put_here!();
     fn key(&self) -> Hash32 {
         self.id
     }
 }
 impl Entry for IdentityKey {
     type Key = (Hash32, u32);
+    put_here!();
     fn key(&self) -> (Hash32, u32) {
         (self.identity, self.key_id)
     }
 }
 impl Entry for Contact {
     type Key = (ContactKind, Hash32);
+    put_here!();
     fn key(&self) -> (ContactKind, Hash32) {
         (self.kind, self.contact)
     }
 }
 impl Entry for AssetLock {
     type Key = (u32, OutPoint);
+    put_here!();
     fn key(&self) -> (u32, OutPoint) {
         (self.account, self.outpoint)
     }
 }
 impl Entry for TokenBalance {
     type Key = (Hash32, Hash32);
+    put_here!();
     fn key(&self) -> (Hash32, Hash32) {
         (self.identity, self.token)
     }
 }
 impl Entry for PlatformAddress {
     type Key = String;
+    put_here!();
     fn key(&self) -> String {
         self.address.clone()
     }
 }
 impl Entry for Record {
     type Key = (String, String);
+    put_here!();
     fn key(&self) -> (String, String) {
         (self.namespace.clone(), self.key.clone())
     }

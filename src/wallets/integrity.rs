@@ -15,24 +15,48 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::backend::WriteOp;
 use crate::error::{Error, Result};
 use crate::layout::{IDENTITY_KEYS, TOKEN_BALANCES, WALLETS};
-use crate::model::{entry_key, key_to_string, Hash32, Key, KeyPart, Merge, WalletChangeSet, WalletId};
+use crate::model::{
+    entry_key, key_to_string, Entry, Hash32, IdentityKey, Key, KeyPart, Merge, TokenBalance, WalletChangeSet, WalletId,
+};
 
 /// The parents `changes` needs that it does not bring itself: `(the wallet record, identities)`.
-pub fn needed_parents(changes: &WalletChangeSet) -> (bool, BTreeSet<Hash32>) {
+pub fn needed_parents(changes: &WalletChangeSet) -> (bool, Vec<Hash32>) {
     let puts_rows = changes.area_counts().into_iter().any(|(store, _, upserts)| upserts && store != WALLETS);
     let mut identities = child_identities(changes);
     identities.retain(|id| !matches!(changes.identities.0.get(id), Some(Some(_))));
     (changes.wallet.is_none() && puts_rows, identities)
 }
 
-/// The identities the changeset's upserted identity keys and token balances belong to.
-fn child_identities(changes: &WalletChangeSet) -> BTreeSet<Hash32> {
+/// The identities the changeset's upserted identity keys and token balances belong to, sorted,
+/// each once.
+fn child_identities(changes: &WalletChangeSet) -> Vec<Hash32> {
     let keys = changes.identity_keys.0.iter().filter(|(_, v)| v.is_some()).map(|((identity, _), _)| *identity);
     let balances = changes.token_balances.0.iter().filter(|(_, v)| v.is_some()).map(|((identity, _), _)| *identity);
-    // `extend`, not `collect`: `collect` sorts first, a ~20 KB sort of `Hash32`s in the .wasm.
-    let mut identities = BTreeSet::new();
-    identities.extend(keys.chain(balances));
-    identities
+    // Both maps are keyed by identity first, so each list comes sorted: merged here, not sorted
+    // (a sort of `Hash32`s is ~20 KB in the .wasm) nor put in a set (a B-tree instance of its own).
+    let (keys, balances) = (sorted_unique(keys), sorted_unique(balances));
+    let mut merged = Vec::with_capacity(keys.len() + balances.len());
+    let (mut k, mut b) = (0, 0);
+    while k < keys.len() && b < balances.len() {
+        let next = keys[k].min(balances[b]);
+        k += usize::from(keys[k] == next);
+        b += usize::from(balances[b] == next);
+        merged.push(next);
+    }
+    merged.extend_from_slice(&keys[k..]);
+    merged.extend_from_slice(&balances[b..]);
+    merged
+}
+
+/// `ids` (in ascending order) without repeats.
+fn sorted_unique(ids: impl Iterator<Item = Hash32>) -> Vec<Hash32> {
+    let mut out: Vec<Hash32> = Vec::new();
+    for id in ids {
+        if out.last() != Some(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// The row key of a wallet record.
@@ -87,11 +111,12 @@ pub fn check_staging(wallet: &WalletId, changes: &WalletChangeSet, staged: Optio
 /// Merges `newer` over `older`, newer wins per key, and an identity tombstone in `newer` also
 /// removes `older`'s identity keys and token balances of that identity (the cascade deletes them).
 pub fn merge_cascading(older: &mut WalletChangeSet, newer: WalletChangeSet) {
-    let deleted: BTreeSet<Hash32> =
+    // In key order, so sorted.
+    let deleted: Vec<Hash32> =
         newer.identities.0.iter().filter(|(_, value)| value.is_none()).map(|(identity, _)| *identity).collect();
     if !deleted.is_empty() {
-        older.identity_keys.0.retain(|(identity, _), _| !deleted.contains(identity));
-        older.token_balances.0.retain(|(identity, _), _| !deleted.contains(identity));
+        older.identity_keys.0.retain(|(identity, _), _| deleted.binary_search(identity).is_err());
+        older.token_balances.0.retain(|(identity, _), _| deleted.binary_search(identity).is_err());
     }
     older.merge(newer);
 }
@@ -146,14 +171,14 @@ pub fn take_orphans(wallets: &mut BTreeMap<WalletId, WalletChangeSet>) -> Vec<(&
         changes.identity_keys.0.retain(|key, value| {
             let keep = identities.contains_key(&key.0);
             if !keep {
-                orphaned.identity_keys.0.insert(*key, value.take());
+                IdentityKey::put(&mut orphaned.identity_keys.0, *key, value.take());
             }
             keep
         });
         changes.token_balances.0.retain(|key, value| {
             let keep = identities.contains_key(&key.0);
             if !keep {
-                orphaned.token_balances.0.insert(*key, value.take());
+                TokenBalance::put(&mut orphaned.token_balances.0, *key, value.take());
             }
             keep
         });
