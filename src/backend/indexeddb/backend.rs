@@ -107,19 +107,24 @@ fn key_to_js(key: &Key) -> JsValue {
     array.into()
 }
 
-/// The keys `packRows` spells in one string (see idb.js): each part `s<UTF-16 length>:<text>` or
-/// `n<u32>;`, each key ended by `|`. `None` if the text is not in that form.
+/// The keys `packRows` spells in one string (see idb.js): each part `s<UTF-16 length>:<text>`,
+/// `=` (the text part at that position of the key before) or `n<u32>;`, each key ended by `|`.
+/// `None` if the text is not in that form.
 fn parse_keys(text: &str) -> Option<Vec<Key>> {
-    let mut keys = Vec::new();
+    let mut keys: Vec<Key> = Vec::new();
     let mut key = Vec::new();
     let mut rest = text;
     while let Some(&tag) = rest.as_bytes().first() {
-        if !matches!(tag, b'|' | b'n' | b's') {
+        if !matches!(tag, b'|' | b'n' | b's' | b'=') {
             return None;
         }
         rest = &rest[1..];
         match tag {
             b'|' => keys.push(std::mem::take(&mut key)),
+            b'=' => match keys.last()?.get(key.len())? {
+                part @ KeyPart::Text(_) => key.push(part.clone()),
+                KeyPart::Num(_) => return None,
+            },
             b'n' => {
                 let end = rest.find(';')?;
                 key.push(KeyPart::Num(rest[..end].parse().ok()?));

@@ -71,7 +71,8 @@ export function chunkReader(tx, reads, count) {
 }
 const MAX_U32 = 4294967295;
 // Rows as one piece Rust copies at once: `keys`, one string of every key that is ours (an array of
-// strings and u32s), each part `s<UTF-16 length>:<text>` or `n<number>;`, each key ended by `|`;
+// strings and u32s), each part `s<UTF-16 length>:<text>`, `=` (the same text as the part at that
+// position of the key before it) or `n<number>;`, each key ended by `|`;
 // `copyValues(into)` copies every value (a Uint8Array) end to end into `into` (a view of wasm
 // memory of `size` bytes), `ends[i]` the end of row i's; `bad`, the rows whose key or value is not
 // ours, as [JSON key, 0 (key) or 1 (value)].
@@ -84,13 +85,14 @@ function packSlice(rows, from, to) {
   let size = 0;
   const good = [];
   const bad = [];
+  let previous = [];
   for (let i = from; i < to; i++) {
     const key = rows.key(i);
     const value = rows.value(i);
     let spelled = Array.isArray(key) ? '' : null;
     for (let j = 0; spelled !== null && j < key.length; j++) {
       const part = key[j];
-      if (typeof part === 'string') spelled += `s${part.length}:${part}`;
+      if (typeof part === 'string') spelled += part === previous[j] ? '=' : `s${part.length}:${part}`;
       else if (Number.isInteger(part) && part >= 0 && part <= MAX_U32) spelled += `n${part};`;
       else spelled = null;
     }
@@ -100,6 +102,7 @@ function packSlice(rows, from, to) {
       text += `${spelled}|`;
       size += value.length;
       good.push(value);
+      previous = key;
     }
   }
   const ends = new Uint32Array(good.length);
