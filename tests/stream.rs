@@ -277,3 +277,67 @@ fn lost_hex(row: &Row) -> String {
         _ => unreachable!(),
     }
 }
+
+/// A load of some wallets whose store falls back to the row-by-row read reports the unreadable
+/// rows of those wallets only: a row of another wallet, unreadable too, is no part of this load.
+#[test]
+fn a_load_of_some_wallets_reports_only_their_unreadable_rows() {
+    let (wanted, other) = (wallet_id(3), wallet_id(9));
+    let only: BTreeSet<WalletId> = [wanted].into();
+    let disk = twelve_wallets();
+    let owned_by = |owner: WalletId| {
+        disk.rows(UTXOS).into_iter().rfind(|row| row.key.first() == Some(&KeyPart::Text(owner.to_hex()))).unwrap()
+    };
+    let (lost, elsewhere) = (owned_by(wanted), owned_by(other));
+    disk.lose_value(UTXOS, lost.key.clone());
+    disk.lose_value(UTXOS, elsewhere.key.clone());
+    for chunk in [1, 2, 5, usize::MAX] {
+        disk.set_read_chunk_rows(chunk);
+        let persister = block_on(Persister::open(disk.reopen(), Default::default())).expect("open");
+        let (state, report) = block_on(persister.load_wallets(&only)).unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        check(&disk, Some(&only), &lost, &state, &report, &format!("chunk {chunk}"));
+    }
+}
+
+/// The same, sealed: the row-by-row read of the wanted wallets' hashed ranges reports their
+/// unreadable rows (under their stored keys) and nothing of other wallets.
+#[test]
+fn an_encrypted_load_of_some_wallets_reports_only_their_unreadable_rows() {
+    use std::rc::Rc;
+    use wallet_persist::backend::EncryptedBackend;
+    use wallet_persist::crypto::Cipher;
+    let cipher = Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().unwrap()));
+    let open = |disk: &MemoryBackend| {
+        let backend = EncryptedBackend::new(disk.reopen());
+        backend.set_cipher(Some(cipher.clone()));
+        block_on(Persister::open(backend, Default::default())).expect("open")
+    };
+    let disk = MemoryBackend::new();
+    block_on(async {
+        let writer = open(&disk);
+        for n in 1..=12 {
+            writer.store(wallet_id(n), sample_changeset(n)).await.unwrap();
+        }
+        writer.commit().await.unwrap();
+    });
+    let (wanted, other) = (wallet_id(3), wallet_id(9));
+    let only: BTreeSet<WalletId> = [wanted].into();
+    let sealed_of = |owner: WalletId| {
+        let hashed = KeyPart::Text(cipher.hash_text(&owner.to_hex()));
+        disk.rows(UTXOS).into_iter().find(|row| row.key.first() == Some(&hashed)).unwrap()
+    };
+    let (lost, elsewhere) = (sealed_of(wanted), sealed_of(other));
+    disk.lose_value(UTXOS, lost.key.clone());
+    disk.lose_value(UTXOS, elsewhere.key.clone());
+    for chunk in [1, 3, usize::MAX] {
+        disk.set_read_chunk_rows(chunk);
+        let (state, report) =
+            block_on(open(&disk).load_wallets(&only)).unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        assert_eq!(state.wallets.keys().copied().collect::<Vec<_>>(), vec![wanted], "chunk {chunk}");
+        assert_eq!(state.wallets[&wanted].utxos.0.len(), sample_changeset(3).utxos.0.len() - 1, "chunk {chunk}");
+        assert_eq!(report.scanned_stores, vec![UTXOS], "chunk {chunk}");
+        let skipped: Vec<(&str, &str)> = report.skipped.iter().map(|s| (s.store, s.key.as_str())).collect();
+        assert_eq!(skipped, vec![(UTXOS, key_to_string(&lost.key).as_str())], "chunk {chunk}");
+        assert_eq!(report.skipped_rows[UTXOS], 1, "chunk {chunk}");
+    }
+}

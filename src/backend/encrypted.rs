@@ -362,6 +362,23 @@ impl<B: Backend> EncryptedBackend<B> {
     }
 }
 
+/// Opened rows read from the ranges of the hashed `wanted` groups: a row sealed under a real key
+/// outside them (moved there by someone holding the key) is reported in `unreadable`, never
+/// returned.
+fn keep_wanted(rows: &mut StoreRows, wanted: &std::collections::HashSet<&str>) {
+    if rows.store == DB_META {
+        return;
+    }
+    let (inside, outside): (Vec<Row>, Vec<Row>) = std::mem::take(&mut rows.rows)
+        .into_iter()
+        .partition(|row| matches!(row.key.first(), Some(KeyPart::Text(first)) if wanted.contains(first.as_str())));
+    rows.rows = inside;
+    for row in outside {
+        let error = Error::EntryMismatch(format!("{}: sealed under another key", rows.store));
+        rows.unreadable.push((key_to_string(&row.key), error));
+    }
+}
+
 impl<B: Backend> Backend for EncryptedBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
         self.write_source(batch).await
@@ -411,15 +428,8 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
         let mut reads = self.open_reads(self.inner.read_groups(stores, &hashed).await?);
         // Only looked up: a `HashSet`, whose instance the .wasm already holds, not a B-tree of its own.
         let wanted: std::collections::HashSet<&str> = groups.iter().copied().collect();
-        for rows in reads.iter_mut().flatten().filter(|rows| rows.store != DB_META) {
-            let (inside, outside): (Vec<Row>, Vec<Row>) = std::mem::take(&mut rows.rows).into_iter().partition(
-                |row| matches!(row.key.first(), Some(KeyPart::Text(first)) if wanted.contains(first.as_str())),
-            );
-            rows.rows = inside;
-            for row in outside {
-                let error = Error::EntryMismatch(format!("{}: sealed under another key", rows.store));
-                rows.unreadable.push((key_to_string(&row.key), error));
-            }
+        for rows in reads.iter_mut().flatten() {
+            keep_wanted(rows, &wanted);
         }
         Ok(reads)
     }
@@ -444,6 +454,17 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
             None => rows,
             Some(cipher) => Self::open_rows(&cipher, rows),
         })
+    }
+
+    /// The rows of the hashed groups' ranges, as [`EncryptedBackend::read_groups`] reads them.
+    async fn scan_groups(&self, store: &'static str, groups: &[&str]) -> Result<StoreRows> {
+        let Some(cipher) = self.cipher() else { return self.inner.scan_groups(store, groups).await };
+        let mut hasher = KeyHasher::new(&cipher);
+        let hashed: Vec<String> = groups.iter().map(|group| hasher.text(group)).collect::<Result<_>>()?;
+        let hashed: Vec<&str> = hashed.iter().map(String::as_str).collect();
+        let mut rows = Self::open_rows(&cipher, self.inner.scan_groups(store, &hashed).await?);
+        keep_wanted(&mut rows, &groups.iter().copied().collect());
+        Ok(rows)
     }
 
     async fn pause(&self) {

@@ -404,6 +404,11 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.inner.scan(store).await
     }
 
+    async fn scan_groups(&self, store: &'static str, groups: &[&str]) -> Result<StoreRows> {
+        self.enter(Op::Scan, None).await?;
+        self.inner.scan_groups(store, groups).await
+    }
+
     async fn pause(&self) {
         self.inner.pause().await
     }

@@ -315,6 +315,16 @@ pub trait Backend {
     /// `unreadable` instead of failing the others.
     async fn scan(&self, store: &'static str) -> Result<StoreRows>;
 
+    /// [`Backend::scan`] limited to the rows whose key starts with one of the text parts `groups`
+    /// (as [`Backend::read_groups`]), the unreadable ones included: a row outside them is neither
+    /// returned nor reported. By default the whole store is scanned, then narrowed.
+    async fn scan_groups(&self, store: &'static str, groups: &[&str]) -> Result<StoreRows> {
+        let mut rows = self.scan(store).await?;
+        rows.rows.retain(|row| in_groups(&row.key, groups));
+        rows.unreadable.retain(|(key, _)| spelled_in_groups(key, groups));
+        Ok(rows)
+    }
+
     /// Lets the host run other work before a long job goes on: IndexedDB resolves in a later task,
     /// so the page stays responsive; a backend with no event loop to share goes on at once.
     async fn pause(&self) {}
@@ -325,6 +335,23 @@ pub trait Backend {
 
     /// Releases the connection; later calls fail with `Closed`.
     fn close(&self);
+}
+
+/// Whether `key` starts with the text part of one of `groups`.
+pub fn in_groups(key: &Key, groups: &[&str]) -> bool {
+    matches!(key.first(), Some(KeyPart::Text(first)) if groups.contains(&first.as_str()))
+}
+
+/// Whether a key spelled as a JSON array (how `unreadable` names a row) starts with the text part
+/// of one of `groups`. Groups are wallet ids or their hashes (hex): JSON and
+/// [`crate::model::key_to_string`] spell them alike, with nothing escaped.
+fn spelled_in_groups(spelled: &str, groups: &[&str]) -> bool {
+    let Some(rest) = spelled.strip_prefix("[\"") else { return false };
+    groups.iter().any(|group| {
+        rest.strip_prefix(*group)
+            .and_then(|rest| rest.strip_prefix('"'))
+            .is_some_and(|rest| rest.starts_with(',') || rest.starts_with(']'))
+    })
 }
 
 /// Where the reads of a stream are, as [`ReadEvent::Complete`]s: each read's chunks come in key

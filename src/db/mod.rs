@@ -307,13 +307,17 @@ impl<B: Backend> Db<B> {
             stores.iter().copied().filter(|s| apart.contains(s) || failed.borrow().contains(s)).collect();
         let sink = sink.into_inner();
         for store in &scanned {
-            let mut rows = self.bounded(self.backend.scan(store)).await?;
-            if let Some(groups) = groups {
-                rows.rows.retain(|row| in_groups(&row.key, groups));
-            }
-            sink(ReadEvent::Rows(rows))?;
+            sink(ReadEvent::Rows(self.scan(store, groups).await?))?;
         }
         Ok(scanned)
+    }
+
+    /// `store` read row by row (only the rows of `groups`, unreadable ones included, when given).
+    async fn scan(&self, store: &'static str, groups: Option<&[&str]>) -> Result<StoreRows> {
+        match groups {
+            None => self.bounded(self.backend.scan(store)).await,
+            Some(groups) => self.bounded(self.backend.scan_groups(store, groups)).await,
+        }
     }
 
     async fn read_with(
@@ -338,20 +342,11 @@ impl<B: Backend> Db<B> {
                 Err(error) if !scan_on_failure => return Err(error),
                 Err(error) => {
                     log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
-                    let mut rows = self.bounded(self.backend.scan(store)).await?;
-                    if let Some(groups) = groups {
-                        rows.rows.retain(|row| in_groups(&row.key, groups));
-                    }
+                    out.stores.push(self.scan(store, groups).await?);
                     out.scanned.push(store);
-                    out.stores.push(rows);
                 }
             }
         }
         Ok(out)
     }
-}
-
-/// Whether `key` starts with the text part of one of `groups`.
-fn in_groups(key: &crate::model::Key, groups: &[&str]) -> bool {
-    matches!(key.first(), Some(crate::model::KeyPart::Text(first)) if groups.contains(&first.as_str()))
 }
