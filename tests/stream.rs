@@ -341,3 +341,80 @@ fn an_encrypted_load_of_some_wallets_reports_only_their_unreadable_rows() {
         assert_eq!(report.skipped_rows[UTXOS], 1, "chunk {chunk}");
     }
 }
+
+/// The memory backend on which `commit` lands right before the next row-by-row read of a store,
+/// as another tab's (or this store's own) commit can land between a load's stream and the
+/// row-by-row read of a store whose bulk read failed.
+struct CommitsBeforeScan(MemoryBackend, std::cell::RefCell<Option<wallet_persist::backend::WriteBatch>>);
+
+impl wallet_persist::backend::Backend for CommitsBeforeScan {
+    async fn write(&self, batch: &wallet_persist::backend::WriteBatch) -> wallet_persist::Result<()> {
+        self.0.write(batch).await
+    }
+    async fn read(&self, stores: &[&'static str]) -> wallet_persist::Result<Vec<wallet_persist::Result<StoreRows>>> {
+        self.0.read(stores).await
+    }
+    async fn read_groups(
+        &self,
+        stores: &[&'static str],
+        groups: &[&str],
+    ) -> wallet_persist::Result<Vec<wallet_persist::Result<StoreRows>>> {
+        self.0.read_groups(stores, groups).await
+    }
+    async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(wallet_persist::backend::ReadEvent) -> wallet_persist::Result<()>,
+    ) -> wallet_persist::Result<()> {
+        self.0.read_stream(stores, groups, sink).await
+    }
+    async fn get(&self, store: &'static str, key: &Key) -> wallet_persist::Result<Option<Vec<u8>>> {
+        self.0.get(store, key).await
+    }
+    async fn scan(&self, store: &'static str) -> wallet_persist::Result<StoreRows> {
+        if let Some(batch) = self.1.borrow_mut().take() {
+            self.0.write(&batch).await?;
+        }
+        self.0.scan(store).await
+    }
+    async fn reconnect(&self) -> wallet_persist::Result<()> {
+        self.0.reconnect().await
+    }
+    fn close(&self) {
+        self.0.close()
+    }
+}
+
+use wallet_persist::backend::StoreRows;
+
+/// A store whose bulk read fails is read row by row after the stream, in a transaction of its own:
+/// a commit deleting a wallet that lands in between must not leave that wallet loaded without its
+/// rows of that store (a state never on disk). The load is that of one moment: before the commit
+/// (the wallet whole) or after it (the wallet absent).
+#[test]
+#[ignore = "known: the row-by-row read runs in a transaction of its own (see the review2 report)"]
+fn a_commit_landing_before_the_row_by_row_read_never_loads_half_a_wallet() {
+    use wallet_persist::backend::{WriteBatch, WriteOp};
+    let gone = wallet_id(5);
+    for chunk in [1, 7, usize::MAX] {
+        let disk = twelve_wallets();
+        let lost = disk.rows(UTXOS).into_iter().find(|r| r.key.first() == Some(&KeyPart::Text(wallet_id(3).to_hex())));
+        disk.lose_value(UTXOS, lost.unwrap().key);
+        disk.set_read_chunk_rows(chunk);
+        let delete =
+            WriteBatch::new(AREA_STORES.iter().map(|store| WriteOp::DeleteWallet { store, wallet: gone }).collect());
+        let backend = CommitsBeforeScan(disk.reopen(), Some(delete).into());
+        let persister = block_on(Persister::open(backend, Default::default())).expect("open");
+        let (state, report) = block_on(persister.load()).unwrap();
+        assert_eq!(report.scanned_stores, vec![UTXOS], "chunk {chunk}");
+        assert!(persister.backend().1.borrow().is_none(), "chunk {chunk}: the commit landed");
+        if let Some(loaded) = state.wallets.get(&gone) {
+            assert!(
+                *loaded == sample_changeset(5),
+                "chunk {chunk}: wallet 5 loaded with {} utxos",
+                loaded.utxos.0.len()
+            );
+        }
+    }
+}
