@@ -823,3 +823,129 @@ async fn an_encrypted_commit_in_many_chunks_lands_every_row_sealed() {
     }
     reopened.close().await.unwrap();
 }
+
+// ---- The streaming load, adversarially ------------------------------------------------------
+
+/// Puts `rows` (the JS source of an array of `[store, key, value]`) into the database `name` with
+/// a connection of its own, closed after.
+async fn put_raw_js(name: &str, rows: &str) {
+    let body = format!(
+        r#"return new Promise((resolve, reject) => {{
+            const open = indexedDB.open(name);
+            open.onerror = () => reject(open.error);
+            open.onsuccess = () => {{
+                const db = open.result;
+                const rows = {rows};
+                const tx = db.transaction([...new Set(rows.map((row) => row[0]))], 'readwrite');
+                for (const [store, key, value] of rows) tx.objectStore(store).put(value, key);
+                tx.oncomplete = () => {{ db.close(); resolve(); }};
+                tx.onabort = () => {{ db.close(); reject(tx.error); }};
+            }};
+        }});"#
+    );
+    let put = js_sys::Function::new_with_args("name", &body);
+    let done: Promise = put.call1(&JsValue::UNDEFINED, &name.into()).unwrap().unchecked_into();
+    JsFuture::from(done).await.expect("raw put");
+}
+
+/// Wallets 1..=`n` (sample changesets) written to a fresh database `name`.
+async fn write_sample_wallets(name: &str, n: u8) {
+    let persister = Persister::open(IndexedDbBackend::open(name).await.unwrap(), Default::default()).await.unwrap();
+    for seed in 1..=n {
+        persister.store(testing::wallet_id(seed), testing::sample_changeset(seed)).await.unwrap();
+    }
+    persister.commit().await.unwrap();
+    persister.close().await.unwrap();
+}
+
+/// The chunk × piece sizes a load is read at: one request per store; one row per request and per
+/// piece; and sizes that put boundaries at every phase of a wallet's rows.
+const SIZES: [(u32, u32); 6] = [(u32::MAX, 1_000), (u32::MAX, 1), (1, 1), (2, 1), (3, 2), (7, 3)];
+
+/// Rows whose stored key is not ours (a number, a Date, a string with the packing's separators,
+/// an array holding an array, text with a lone surrogate) and rows whose key is ours but whose
+/// value is not bytes or does not decode (keys of 1 to 4 parts repeating the same text at several
+/// positions, non-BMP text with the separators), between good rows of one piece: at every chunk and
+/// piece size the report names exactly them, each once, and every good row around them loads.
+#[wasm_bindgen_test]
+async fn foreign_keys_between_good_rows_are_reported_exactly_and_the_rows_around_them_load() {
+    use wallet_persist::Error;
+    let name = unique("foreign-keys");
+    write_sample_wallets(&name, 4).await;
+    let (h2, h3) = (testing::wallet_id(2).to_hex(), testing::wallet_id(3).to_hex());
+    let v = "new Uint8Array([1, 2, 3])";
+    put_raw_js(
+        &name,
+        &format!(
+            r#"[
+            ['records', 5, {v}],
+            ['records', new Date(0), {v}],
+            ['records', 'plain|s3:x;=', {v}],
+            ['records', ['{h2}', ['nested']], {v}],
+            ['records', ['{h2}', 'app', '\uD800lone'], {v}],
+            ['records', ['{h3}', 'app', 'x\uDC00'], {v}],
+            ['records', ['{h3}', 'app', '\uD83D\uDE00=|s1:'], {v}],
+            ['records', ['{h3}'], {v}],
+            ['records', ['{h3}', 'app'], {v}],
+            ['records', ['{h3}', 'app', 'app'], {v}],
+            ['records', ['{h3}', 'app', 'app', 'app'], {v}],
+            ['records', ['{h3}', 'app', 7], 'not bytes'],
+            ['utxos', ['{h2}', '\uD83D\uDE00', 1], {v}],
+        ]"#
+        ),
+    )
+    .await;
+    let (mismatch, decode) = (Error::EntryMismatch(String::new()).code(), Error::BlobDecode(String::new()).code());
+    let foreign: Vec<(&str, String, u16, bool)> = vec![
+        // (store, key as reported, code, inside the key ranges of wallets 2 and 3)
+        ("records", "5".into(), mismatch, false),
+        ("records", "\"1970-01-01T00:00:00.000Z\"".into(), mismatch, false),
+        ("records", "\"plain|s3:x;=\"".into(), mismatch, false),
+        // Above `[h2, []]`: outside wallet 2's key range.
+        ("records", format!("[\"{h2}\",[\"nested\"]]"), mismatch, false),
+        ("records", format!("[\"{h2}\",\"app\",\"\\ud800lone\"]"), mismatch, true),
+        ("records", format!("[\"{h3}\",\"app\",\"x\\udc00\"]"), mismatch, true),
+        ("records", format!("[\"{h3}\",\"app\",\"\u{1F600}=|s1:\"]"), decode, true),
+        ("records", format!("[\"{h3}\"]"), decode, true),
+        ("records", format!("[\"{h3}\",\"app\"]"), decode, true),
+        ("records", format!("[\"{h3}\",\"app\",\"app\"]"), decode, true),
+        ("records", format!("[\"{h3}\",\"app\",\"app\",\"app\"]"), decode, true),
+        ("records", format!("[\"{h3}\",\"app\",7]"), decode, true),
+        ("utxos", format!("[\"{h2}\",\"\u{1F600}\",1]"), decode, true),
+    ];
+    let sorted = |mut rows: Vec<(&'static str, String, u16)>| {
+        rows.sort();
+        rows
+    };
+    let all = sorted(foreign.iter().map(|(s, k, c, _)| (*s, k.clone(), *c)).collect());
+    let ranged = sorted(foreign.iter().filter(|f| f.3).map(|(s, k, c, _)| (*s, k.clone(), *c)).collect());
+    let mut first = None;
+    for (chunk, piece) in SIZES {
+        let at = format!("chunk {chunk} piece {piece}");
+        let backend = IndexedDbBackend::open(&name).await.unwrap();
+        backend.set_read_chunk_rows(chunk);
+        backend.set_read_piece_rows(piece);
+        let persister = Persister::open(backend, Default::default()).await.expect("open");
+        let (state, report) = persister.load().await.unwrap();
+        let expected: std::collections::BTreeMap<_, _> =
+            (1..=4).map(|n| (testing::wallet_id(n), testing::sample_changeset(n))).collect();
+        assert!(state.wallets == expected, "{at}: the wallets differ from what was written");
+        let skipped = sorted(report.skipped.iter().map(|s| (s.store, s.key.clone(), s.code)).collect());
+        assert_eq!(skipped, all, "{at}");
+        assert_eq!(report.wallets, 4, "{at}");
+        match &first {
+            None => first = Some(report),
+            Some(expected) => assert_eq!(&report, expected, "{at}"),
+        }
+        let some: std::collections::BTreeSet<WalletId> = [testing::wallet_id(2), testing::wallet_id(3)].into();
+        let (state, report) = persister.load_wallets(&some).await.unwrap();
+        let expected: std::collections::BTreeMap<_, _> =
+            [2, 3].into_iter().map(|n| (testing::wallet_id(n), testing::sample_changeset(n))).collect();
+        assert!(state.wallets == expected, "{at}: the chosen wallets differ from what was written");
+        let skipped = sorted(report.skipped.iter().map(|s| (s.store, s.key.clone(), s.code)).collect());
+        assert_eq!(skipped, ranged, "{at}: load of wallets 2 and 3");
+        assert_eq!(report.not_found, Some(Vec::new()), "{at}");
+        persister.close().await.unwrap();
+    }
+    IndexedDbBackend::delete(&name).await.unwrap();
+}

@@ -71,8 +71,8 @@ export function chunkReader(tx, reads, count) {
 }
 const MAX_U32 = 4294967295;
 // Rows as one piece Rust copies at once: `keys`, one string of every key that is ours (an array of
-// strings and u32s), each part `s<UTF-16 length>:<text>`, `=` (the same text as the part at that
-// position of the key before it) or `n<number>;`, each key ended by `|`;
+// well-formed strings and u32s), each part `s<UTF-16 length>:<text>`, `=` (the same text as the
+// part at that position of the key before it) or `n<number>;`, each key ended by `|`;
 // `copyValues(into)` copies every value (a Uint8Array) end to end into `into` (a view of wasm
 // memory of `size` bytes), `ends[i]` the end of row i's; `bad`, the rows whose key or value is not
 // ours, as [JSON key, 0 (key) or 1 (value)].
@@ -92,8 +92,10 @@ function packSlice(rows, from, to) {
     let spelled = Array.isArray(key) ? '' : null;
     for (let j = 0; spelled !== null && j < key.length; j++) {
       const part = key[j];
-      if (typeof part === 'string') spelled += part === previous[j] ? '=' : `s${part.length}:${part}`;
-      else if (Number.isInteger(part) && part >= 0 && part <= MAX_U32) spelled += `n${part};`;
+      if (typeof part === 'string') {
+        if (part === previous[j]) spelled += '=';
+        else spelled = wellFormed(part) ? `${spelled}s${part.length}:${part}` : null;
+      } else if (Number.isInteger(part) && part >= 0 && part <= MAX_U32) spelled += `n${part};`;
       else spelled = null;
     }
     if (spelled === null) bad.push([spell(key), 0]);
@@ -115,6 +117,11 @@ function packSlice(rows, from, to) {
     for (let i = 0; i < good.length; i++) into.set(good[i], i === 0 ? 0 : ends[i - 1]);
   };
   return { keys: text, size, copyValues, ends, bad };
+}
+// Text with a lone surrogate is not ours: it would reach Rust as U+FFFD, the spelling of another key.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function wellFormed(text) {
+  return typeof text.isWellFormed === 'function' ? text.isWellFormed() : !LONE_SURROGATE.test(text);
 }
 function spell(key) {
   try {
