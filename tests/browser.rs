@@ -949,3 +949,275 @@ async fn foreign_keys_between_good_rows_are_reported_exactly_and_the_rows_around
     }
     IndexedDbBackend::delete(&name).await.unwrap();
 }
+
+/// What a stream of every area store handed over, sorted by store and key, checking on the way
+/// that each store's rows come in key order and none comes below a `Complete` already sent;
+/// `at(n)` runs as the stream hands over its `n`th event (0-based).
+async fn stream_rows(
+    backend: &IndexedDbBackend,
+    mut at: impl FnMut(usize),
+) -> (wallet_persist::Result<()>, Vec<(&'static str, Row)>, usize) {
+    use wallet_persist::backend::ReadEvent;
+    use wallet_persist::model::KeyPart;
+    let mut rows: Vec<(&'static str, Row)> = Vec::new();
+    let mut complete = String::new();
+    let mut events = 0;
+    let mut last: std::collections::BTreeMap<&'static str, wallet_persist::model::Key> = Default::default();
+    let result = backend
+        .read_stream(AREA_STORES, None, &mut |event| {
+            at(events);
+            events += 1;
+            match event {
+                ReadEvent::Rows(piece) => {
+                    assert!(piece.unreadable.is_empty(), "{:?}", piece.unreadable);
+                    for row in piece.rows {
+                        let Some(KeyPart::Text(first)) = row.key.first() else { panic!("{:?}", row.key) };
+                        assert!(*first >= complete, "{:?} came after Complete({complete})", row.key);
+                        if let Some(before) = last.insert(piece.store, row.key.clone()) {
+                            assert!(before < row.key, "{}: {before:?} then {:?}", piece.store, row.key);
+                        }
+                        rows.push((piece.store, row));
+                    }
+                }
+                ReadEvent::Complete(below) => {
+                    assert!(below > complete, "Complete({below}) after Complete({complete})");
+                    complete = below;
+                }
+                other => panic!("{other:?}"),
+            }
+            Ok(())
+        })
+        .await;
+    rows.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+    (result, rows, events)
+}
+
+/// Every row of the area stores, sorted by store and key.
+async fn snapshot(backend: &IndexedDbBackend) -> Vec<(&'static str, Row)> {
+    let mut rows: Vec<(&'static str, Row)> = Vec::new();
+    for read in backend.read(AREA_STORES).await.unwrap() {
+        let read = read.unwrap();
+        rows.extend(read.rows.into_iter().map(|row| (read.store, row)));
+    }
+    rows.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+    rows
+}
+
+/// What a task spawned by a test came to: `None` while it runs.
+type Outcome = Rc<std::cell::RefCell<Option<Result<(), String>>>>;
+
+/// Waits (letting the page run) until `outcome` is in, at most 20 s; panics if it is an error.
+async fn until_done(outcome: &Outcome, at: &str) {
+    let start = js_sys::Date::now();
+    loop {
+        if let Some(result) = outcome.borrow().clone() {
+            return result.unwrap_or_else(|e| panic!("{at}: {e}"));
+        }
+        assert!(js_sys::Date::now() - start < 20_000.0, "{at}: still running after 20 s");
+        // A timer, not a yield: continuations of `scheduler.yield` run ahead of IndexedDB's events.
+        let sleep = js_sys::Function::new_no_args("return new Promise((resolve) => setTimeout(resolve, 5))");
+        JsFuture::from(sleep.call0(&JsValue::UNDEFINED).unwrap().unchecked_into::<Promise>()).await.unwrap();
+    }
+}
+
+/// A commit that deletes one wallet's rows and adds another's, started while a load is between two
+/// pieces (and landing there when the read's requests are all served): the stream hands over
+/// exactly the rows before that commit, each once, in order; the commit lands whole after.
+#[wasm_bindgen_test]
+async fn a_commit_started_between_pieces_leaves_the_stream_its_snapshot() {
+    use wallet_persist::backend::WriteOp;
+    use wallet_persist::model::KeyPart;
+    let name = unique("stream-commit");
+    write_sample_wallets(&name, 5).await;
+    let mut landed_mid_stream = Vec::new();
+    for ((chunk, piece), yields) in SIZES.into_iter().flat_map(|size| [(size, true), (size, false)]) {
+        let at = format!("chunk {chunk} piece {piece}, scheduler.yield {yields}");
+        let backend = IndexedDbBackend::open(&name).await.unwrap();
+        backend.set_read_chunk_rows(chunk);
+        backend.set_read_piece_rows(piece);
+        let before = snapshot(&backend).await;
+        let writer = Rc::new(IndexedDbBackend::open(&name).await.unwrap());
+        let gone = testing::wallet_id(2);
+        let added = testing::wallet_id(((chunk % 200) + 10) as u8);
+        let mut ops: Vec<WriteOp> =
+            AREA_STORES.iter().map(|store| WriteOp::DeleteWallet { store, wallet: gone }).collect();
+        ops.extend(
+            wallet_persist::wallets::rows::changeset_ops(&added, &testing::sample_changeset(9), usize::MAX).unwrap(),
+        );
+        let batch = WriteBatch::new(ops);
+        let landed = Outcome::default();
+        // Without `scheduler.yield` (Firefox, Safari), the pauses between pieces are plain tasks,
+        // between which the commit's events run.
+        if !yields {
+            js("Object.defineProperty(globalThis, 'scheduler', { value: undefined, configurable: true })");
+        }
+        let (result, rows, events) = stream_rows(&backend, |n| {
+            // A slow reader: the stream pauses between its pieces.
+            let start = js_sys::Date::now();
+            while js_sys::Date::now() - start < 3.0 {}
+            if n == 1 {
+                let (writer, batch, landed) = (writer.clone(), batch.clone(), landed.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    let written = writer.write(&batch).await.map_err(|e| format!("the commit: {e}"));
+                    *landed.borrow_mut() = Some(written);
+                });
+            }
+        })
+        .await;
+        if !yields {
+            js("delete globalThis.scheduler");
+        }
+        result.unwrap_or_else(|e| panic!("{at}: {e}"));
+        if landed.borrow().is_some() {
+            landed_mid_stream.push(at.clone());
+        }
+        assert!(events > 2, "{at}: {events} events");
+        assert!(rows == before, "{at}: the stream differs from the snapshot before the commit");
+        until_done(&landed, &at).await;
+        let after = snapshot(&backend).await;
+        let owner = |row: &Row, w: WalletId| row.key.first() == Some(&KeyPart::Text(w.to_hex()));
+        assert!(after.iter().all(|(_, row)| !owner(row, gone)), "{at}");
+        let puts = batch.ops.iter().filter(|op| matches!(op, WriteOp::Put { .. })).count();
+        assert_eq!(after.iter().filter(|(_, row)| owner(row, added)).count(), puts, "{at}");
+        // Back as it was, for the next size.
+        let mut undo: Vec<WriteOp> =
+            AREA_STORES.iter().map(|store| WriteOp::DeleteWallet { store, wallet: added }).collect();
+        undo.extend(before.iter().filter(|(_, row)| owner(row, gone)).map(|(store, row)| WriteOp::Put {
+            store,
+            key: row.key.clone(),
+            value: row.value.clone(),
+        }));
+        writer.write(&WriteBatch::new(undo)).await.unwrap();
+        assert!(snapshot(&backend).await == before, "{at}: restored");
+        writer.close();
+        backend.close();
+    }
+    // The scenario happened: the read's requests were all served (it reads ahead of its reader)
+    // and the commit landed while pieces were still to be handed over.
+    assert!(!landed_mid_stream.is_empty(), "the commit never landed while the stream was under way");
+    IndexedDbBackend::delete(&name).await.unwrap();
+}
+
+/// `close()`, a reconnect, or another connection's upgrade (whose `versionchange` closes ours),
+/// each while a load is between two pieces: the stream already under way hands over exactly the
+/// rows it read, each once, and ends; the connection is then closed, reconnected or superseded as
+/// asked.
+#[wasm_bindgen_test]
+async fn close_reconnect_or_upgrade_between_pieces_ends_the_stream_whole() {
+    use wallet_persist::Error;
+    let name = unique("stream-close");
+    write_sample_wallets(&name, 3).await;
+    // Where the reconnect was done, or the upgrade's `versionchange` closed the connection, before
+    // the stream ended.
+    let mut mid_stream = Vec::new();
+    for what in ["close", "reconnect", "upgrade"] {
+        for (chunk, piece) in SIZES {
+            let at = format!("{what}, chunk {chunk} piece {piece}");
+            let backend = Rc::new(IndexedDbBackend::open(&name).await.unwrap());
+            backend.set_read_chunk_rows(chunk);
+            backend.set_read_piece_rows(piece);
+            let before = snapshot(&backend).await;
+            let done = Outcome::default();
+            let superseded = Rc::new(std::cell::Cell::new(false));
+            let flag = superseded.clone();
+            backend.on_version_change(Box::new(move |_, _| flag.set(true)));
+            let (result, rows, _) = stream_rows(&backend, |n| {
+                // A slow reader: the stream pauses between its pieces.
+                let start = js_sys::Date::now();
+                while js_sys::Date::now() - start < 3.0 {}
+                if n != 1 {
+                    return;
+                }
+                let (backend, done, name) = (backend.clone(), done.clone(), name.clone());
+                match what {
+                    "close" => {
+                        backend.close();
+                        *done.borrow_mut() = Some(Ok(()));
+                    }
+                    "reconnect" => wasm_bindgen_futures::spawn_local(async move {
+                        *done.borrow_mut() = Some(backend.reconnect().await.map_err(|e| format!("reconnect: {e}")));
+                    }),
+                    _ => wasm_bindgen_futures::spawn_local(async move {
+                        let upgrade = js_sys::Function::new_with_args(
+                            "name",
+                            "return new Promise((resolve, reject) => { \
+                               const check = indexedDB.open(name); \
+                               check.onsuccess = () => { const v = check.result.version; check.result.close(); \
+                                 const up = indexedDB.open(name, v + 1); \
+                                 up.onsuccess = () => { up.result.close(); resolve(); }; \
+                                 up.onerror = () => reject(up.error); }; \
+                               check.onerror = () => reject(check.error); })",
+                        );
+                        let promise: Promise =
+                            upgrade.call1(&JsValue::UNDEFINED, &name.into()).unwrap().unchecked_into();
+                        let upgraded = JsFuture::from(promise).await;
+                        *done.borrow_mut() = Some(upgraded.map(|_| ()).map_err(|e| format!("upgrade: {e:?}")));
+                    }),
+                }
+            })
+            .await;
+            result.unwrap_or_else(|e| panic!("{at}: {e}"));
+            if done.borrow().is_some() || superseded.get() {
+                mid_stream.push(at.clone());
+            }
+            assert!(rows == before, "{at}: the stream differs from what was on disk");
+            until_done(&done, &at).await;
+            let next = backend.read(AREA_STORES).await;
+            match what {
+                "close" => assert!(matches!(next, Err(Error::Closed)), "{at}: {next:?}"),
+                "reconnect" => assert!(next.is_ok(), "{at}: {next:?}"),
+                _ => assert!(matches!(next, Err(Error::ClosedByUpgrade(_))), "{at}: {next:?}"),
+            }
+            backend.close();
+        }
+    }
+    for what in ["reconnect", "upgrade"] {
+        assert!(mid_stream.iter().any(|at| at.starts_with(what)), "{what} never mid-stream: {mid_stream:?}");
+    }
+    IndexedDbBackend::delete(&name).await.unwrap();
+}
+
+/// Sealed rows at every chunk and piece size: a wallet's rows, in hashed-key order, straddle
+/// pieces and chunks; the load is the one of a single request per store, exactly what was written.
+#[wasm_bindgen_test]
+async fn an_encrypted_load_with_piece_boundaries_inside_wallets_loads_exactly_what_was_written() {
+    let name = unique("sealed-pieces");
+    let cipher = Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().unwrap()));
+    let open = |chunk: u32, piece: u32| {
+        let (name, cipher) = (name.clone(), cipher.clone());
+        async move {
+            let inner = IndexedDbBackend::open(&name).await.unwrap();
+            inner.set_read_chunk_rows(chunk);
+            inner.set_read_piece_rows(piece);
+            let backend = EncryptedBackend::new(inner);
+            backend.set_cipher(Some(cipher));
+            Persister::open(backend, Default::default()).await.expect("open")
+        }
+    };
+    let writer = open(u32::MAX, 1_000).await;
+    for n in 1..=5 {
+        writer.store(testing::wallet_id(n), testing::sample_changeset(n)).await.unwrap();
+    }
+    writer.commit().await.unwrap();
+    writer.close().await.unwrap();
+    let expected: std::collections::BTreeMap<_, _> =
+        (1..=5).map(|n| (testing::wallet_id(n), testing::sample_changeset(n))).collect();
+    let mut first = None;
+    for (chunk, piece) in SIZES {
+        let at = format!("chunk {chunk} piece {piece}");
+        let persister = open(chunk, piece).await;
+        let (state, report) = persister.load().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert!(state.wallets == expected, "{at}: the wallets differ from what was written");
+        assert!(report.skipped.is_empty(), "{at}: {:?}", report.skipped);
+        assert_eq!(report.wallets, 5, "{at}");
+        match &first {
+            None => first = Some(report),
+            Some(expected) => assert_eq!(&report, expected, "{at}"),
+        }
+        let some: std::collections::BTreeSet<WalletId> = [testing::wallet_id(2), testing::wallet_id(5)].into();
+        let (state, _) = persister.load_wallets(&some).await.unwrap();
+        assert_eq!(state.wallets.keys().copied().collect::<std::collections::BTreeSet<_>>(), some, "{at}");
+        persister.close().await.unwrap();
+    }
+    IndexedDbBackend::delete(&name).await.unwrap();
+}
