@@ -373,7 +373,8 @@ impl wallet_persist::backend::Backend for CommitsBeforeScan {
         self.0.get(store, key).await
     }
     async fn scan(&self, store: &'static str) -> wallet_persist::Result<StoreRows> {
-        if let Some(batch) = self.1.borrow_mut().take() {
+        let batch = self.1.borrow_mut().take();
+        if let Some(batch) = batch {
             self.0.write(&batch).await?;
         }
         self.0.scan(store).await
