@@ -394,7 +394,7 @@ use wallet_persist::backend::StoreRows;
 /// rows of that store (a state never on disk). The load is that of one moment: before the commit
 /// (the wallet whole) or after it (the wallet absent).
 #[test]
-#[ignore = "known: the row-by-row read runs in a transaction of its own (see the review2 report)"]
+#[ignore = "known gap: the row-by-row read of a failed store runs in a transaction of its own, after the stream's"]
 fn a_commit_landing_before_the_row_by_row_read_never_loads_half_a_wallet() {
     use wallet_persist::backend::{WriteBatch, WriteOp};
     let gone = wallet_id(5);
