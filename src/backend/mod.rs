@@ -338,7 +338,7 @@ pub trait Backend {
 }
 
 /// Whether `key` starts with the text part of one of `groups`.
-pub fn in_groups(key: &Key, groups: &[&str]) -> bool {
+fn in_groups(key: &Key, groups: &[&str]) -> bool {
     matches!(key.first(), Some(KeyPart::Text(first)) if groups.contains(&first.as_str()))
 }
 
