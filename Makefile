@@ -20,6 +20,9 @@ CHROMEDRIVER ?= /usr/bin/chromedriver
 GECKODRIVER ?= $(CARGO_BIN)/geckodriver
 WEBKITWEBDRIVER ?= /usr/bin/WebKitWebDriver
 TIMED := scripts/timed.sh
+# The release wasm-opt flags, as Cargo.toml's [package.metadata.wasm-pack.profile.release] has them
+# (the wasm-pack builds: pkg, bench-pkg, bench-ab), for the builds the Makefile optimises itself.
+WASM_OPT := -O3 -ocimfs 0
 # Wall-clock start of this make run, for the total printed by `make test`.
 T0 := $(shell date +%s)
 
@@ -184,7 +187,7 @@ bench-profile: bootstrap
 	CARGO_TARGET_DIR=target/profiling CARGO_PROFILE_RELEASE_STRIP=none \
 	  cargo build --release --target wasm32-unknown-unknown --features bench
 	wasm-bindgen --target web --out-dir bench/pkg-profiling target/profiling/wasm32-unknown-unknown/release/wallet_persist.wasm
-	wasm-opt -Os -g bench/pkg-profiling/wallet_persist_bg.wasm -o bench/pkg-profiling/wallet_persist_bg.wasm
+	wasm-opt $(WASM_OPT) -g bench/pkg-profiling/wallet_persist_bg.wasm -o bench/pkg-profiling/wallet_persist_bg.wasm
 	node bench/profile.mjs $(W) $(C)
 
 # Ours in workload W on this tree's bench build against commit REF's (REF must have the bench
@@ -206,7 +209,7 @@ size-report: bootstrap
 	@command -v twiggy >/dev/null || cargo install --locked twiggy --version =0.8.0
 	cargo build --lib --release --target wasm32-unknown-unknown
 	wasm-bindgen --target web --keep-debug --out-dir $(SIZE_DIR) target/wasm32-unknown-unknown/release/wallet_persist.wasm
-	wasm-opt -O3 -g $(SIZE_DIR)/wallet_persist_bg.wasm -o $(SIZE_DIR)/named.wasm
+	wasm-opt $(WASM_OPT) -g $(SIZE_DIR)/wallet_persist_bg.wasm -o $(SIZE_DIR)/named.wasm
 	wasm-opt --strip-debug --strip-producers $(SIZE_DIR)/named.wasm -o $(SIZE_DIR)/stripped.wasm
 	@echo "stripped: $$(wc -c < $(SIZE_DIR)/stripped.wasm) bytes, gzip -9 $$(gzip -9c $(SIZE_DIR)/stripped.wasm | wc -c)," \
 	  "brotli $$(node -e 'const z=require("zlib");process.stdout.write(String(z.brotliCompressSync(require("fs").readFileSync(process.argv[1])).length))' $(SIZE_DIR)/stripped.wasm)"

@@ -125,6 +125,13 @@ fn encode_row<E: Entry>(wallet: &WalletId, value: &E, limit: usize) -> Result<Ve
     codec::encode(&(wallet, value), limit)
 }
 
+/// The changeset of `wallet` in a load's state, added empty if absent. One function, not one
+/// inlined copy per area arm of `load_row` (each copy holds a whole `WalletChangeSet` default).
+#[inline(never)]
+fn wallet_changes(state: &mut BTreeMap<WalletId, WalletChangeSet>, wallet: WalletId) -> &mut WalletChangeSet {
+    state.entry(wallet).or_default()
+}
+
 /// Decodes one stored row and checks it against the key it was found under.
 pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Result<(WalletId, E)> {
     let (wallet, mut value): (WalletId, E) = codec::decode(bytes, limit)?;
@@ -365,7 +372,7 @@ macro_rules! areas {
                 match store {
                     $( $store => {
                         let (wallet, value) = decode_row::<<$ty as Area>::Item>(key, bytes, limit)?;
-                        state.entry(wallet).or_default().$field.insert_loaded(value);
+                        wallet_changes(state, wallet).$field.insert_loaded(value);
                         Ok(())
                     } )*
                     other => Err(Error::Internal(format!("{other} is not an area store"))),
