@@ -256,6 +256,24 @@ fn entry_keys_round_trip_between_js_and_parts() {
 }
 
 #[test]
+fn ids_order_as_their_bytes() {
+    let mut ids = Vec::new();
+    for at in [0, 7, 8, 15, 16, 31] {
+        for value in [0u8, 1, 0x7f, 0x80, 0xff] {
+            let mut bytes = [0x5a; 32];
+            bytes[at] = value;
+            ids.push(bytes);
+        }
+    }
+    for a in &ids {
+        for b in &ids {
+            assert_eq!(WalletId(*a).cmp(&WalletId(*b)), a.cmp(b));
+            assert_eq!(Hash32(*a).partial_cmp(&Hash32(*b)), Some(a.cmp(b)));
+        }
+    }
+}
+
+#[test]
 fn ids_are_spelled_as_64_lowercase_hex_characters_and_parse_back() {
     let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(0xf0));
     let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
