@@ -284,8 +284,9 @@ class TapeWriter {
     }
     if (depth >= this.maxDepth) throw new Refused(8, '');
     // The own keys as Reflect.ownKeys lists them (strings, then symbols) for an ordinary object,
-    // in two calls that cost about a third of its one: V8 has no fast path for Reflect.ownKeys. A
-    // Proxy's ownKeys trap runs twice, and a symbol it lists is refused after the string keys.
+    // in two calls that V8 runs faster than its one (a quarter of its time on an object in fast
+    // mode, two thirds in dictionary mode). A Proxy's ownKeys trap runs twice, and a symbol it
+    // lists is refused after the string keys.
     let keys;
     let symbols;
     try {
