@@ -245,9 +245,32 @@ fn entry_keys_round_trip_between_js_and_parts() {
     key.to_parts(&mut parts);
     assert_eq!(parts.len(), 3);
     assert_eq!(<(u32, OutPoint)>::from_parts(&parts), Some(key));
-    assert!(u32::parse_js("007").is_err(), "non-canonical numbers are refused");
+    for bad in ["007", "00", "+5", "+0", "-0", "", " 5", "4294967296"] {
+        assert!(u32::parse_js(bad).is_err(), "non-canonical or out-of-range {bad:?} is refused");
+    }
+    for (text, n) in [("0", 0), ("10", 10), ("4294967295", u32::MAX)] {
+        assert_eq!(u32::parse_js(text).unwrap(), n);
+    }
     assert!(WalletId::from_hex(&"AB".repeat(32)).is_err(), "uppercase hex is refused");
     assert!(WalletId::from_hex("abc").is_err());
+}
+
+#[test]
+fn ids_order_as_their_bytes() {
+    let mut ids = Vec::new();
+    for at in [0, 7, 8, 15, 16, 31] {
+        for value in [0u8, 1, 0x7f, 0x80, 0xff] {
+            let mut bytes = [0x5a; 32];
+            bytes[at] = value;
+            ids.push(bytes);
+        }
+    }
+    for a in &ids {
+        for b in &ids {
+            assert_eq!(WalletId(*a).cmp(&WalletId(*b)), a.cmp(b));
+            assert_eq!(Hash32(*a).partial_cmp(&Hash32(*b)), Some(a.cmp(b)));
+        }
+    }
 }
 
 #[test]

@@ -283,30 +283,40 @@ class TapeWriter {
       throw new Refused(7, typeof name === 'string' ? name : 'object');
     }
     if (depth >= this.maxDepth) throw new Refused(8, '');
+    // The own keys as Reflect.ownKeys lists them (strings, then symbols) for an ordinary object,
+    // in two calls that V8 runs faster than its one (a quarter of its time on an object in fast
+    // mode, two thirds in dictionary mode). A Proxy's ownKeys trap runs twice, and a symbol it
+    // lists is refused after the string keys.
     let keys;
-    try { keys = Reflect.ownKeys(value); } catch (e) { throw new Refused(9, '', e); }
-    return shape === 2 ? this.list(value, keys, depth) : this.map(value, keys, depth);
+    let symbols;
+    try {
+      keys = Object.getOwnPropertyNames(value);
+      symbols = Object.getOwnPropertySymbols(value).length;
+    } catch (e) { throw new Refused(9, '', e); }
+    return shape === 2 ? this.list(value, keys, symbols, depth) : this.map(value, keys, symbols, depth);
   }
 
-  map(value, keys, depth) {
+  // `keys`: the string keys; `symbols`: how many symbol keys follow them (refused once the string
+  // keys' values are read, where Reflect.ownKeys order meets the first).
+  map(value, keys, symbols, depth) {
     this.tag(10);
     this.u32(keys.length);
     for (const key of keys) {
-      if (typeof key !== 'string') throw new Refused(10, '');
       try { this.text(key); } catch (e) { throw inKey(e); }
       let item;
       try { item = value[key]; } catch (e) { throw new Refused(11, '', e).at(key); }
       try { this.value(item, depth + 1); } catch (e) { throw stepped(e, key); }
     }
+    if (symbols > 0) throw new Refused(10, '');
   }
 
-  list(value, keys, depth) {
+  list(value, keys, symbols, depth) {
     let length;
     try { length = value.length; } catch (e) { throw new Refused(13, '', e); }
     if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > 0xffffffff) {
       throw new Refused(14, '');
     }
-    if (keys.length !== length + 1 || keys[keys.length - 1] !== 'length') throw new Refused(15, '');
+    if (symbols > 0 || keys.length !== length + 1 || keys[keys.length - 1] !== 'length') throw new Refused(15, '');
     this.tag(9);
     this.u32(length);
     for (let i = 0; i < length; i++) {

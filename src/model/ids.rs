@@ -1,5 +1,6 @@
 //! 32-byte identifiers, written as 64 lowercase hex characters everywhere outside Rust.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
@@ -8,11 +9,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::Error;
 
 /// A 32-byte hash or id: txid, identity id, token id, contact id, block hash.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Hash32(pub [u8; 32]);
 
 /// The id of one wallet: 32 bytes, 64 lowercase hex characters in JS and in IndexedDB keys.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct WalletId(pub [u8; 32]);
 
 /// The value of each lowercase hex digit; `INVALID` for every other byte.
@@ -57,6 +58,16 @@ fn hex32(bytes: &[u8; 32]) -> String {
     out
 }
 
+/// The order of the bytes (as `[u8; 32]` compares), eight at a time: in wasm a byte slice
+/// compares with `memcmp`, a loop over single bytes, and every staged change looks its wallet up
+/// in B-trees keyed by these ids (whose bytes often differ only at the end).
+fn cmp32(a: &[u8; 32], b: &[u8; 32]) -> Ordering {
+    let words = |bytes: &[u8; 32]| -> [u64; 4] {
+        std::array::from_fn(|i| u64::from_be_bytes(bytes[8 * i..8 * i + 8].try_into().expect("eight bytes")))
+    };
+    words(a).cmp(&words(b))
+}
+
 fn write_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str(&hex32(bytes))
 }
@@ -90,6 +101,16 @@ macro_rules! hex_id {
             /// 64 lowercase hex characters.
             pub fn to_hex(&self) -> String {
                 hex32(&self.0)
+            }
+        }
+        impl Ord for $ty {
+            fn cmp(&self, other: &Self) -> Ordering {
+                cmp32(&self.0, &other.0)
+            }
+        }
+        impl PartialOrd for $ty {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
             }
         }
         impl fmt::Display for $ty {

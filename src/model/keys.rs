@@ -69,9 +69,10 @@ impl EntryKey for u32 {
         self.to_string()
     }
     fn parse_js(s: &str) -> Result<Self, Error> {
-        // Canonical decimal only, so that one number has exactly one key spelling.
+        // Canonical decimal only, so that one number has exactly one key spelling: `parse` also
+        // takes a leading `+` and leading zeros.
         match s.parse::<u32>() {
-            Ok(n) if n.to_string() == s => Ok(n),
+            Ok(n) if s == "0" || !s.starts_with(['+', '0']) => Ok(n),
             _ => Err(bad_key("u32", s)),
         }
     }

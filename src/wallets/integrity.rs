@@ -93,8 +93,15 @@ pub fn check(wallet: &WalletId, changes: &WalletChangeSet, on_disk: &BTreeSet<Ke
 /// Refuses, before anything is staged, changes whose merge with `staged` (the wallet's staged
 /// changes) would tombstone an identity and upsert a child of it: within `changes` itself, or a
 /// child of an identity that `staged` deletes (store the identity again first).
-pub fn check_staging(wallet: &WalletId, changes: &WalletChangeSet, staged: Option<&WalletChangeSet>) -> Result<()> {
-    for identity in child_identities(changes) {
+pub fn check_staging<'a>(
+    wallet: &WalletId,
+    changes: &WalletChangeSet,
+    staged: impl FnOnce() -> Option<&'a WalletChangeSet>,
+) -> Result<()> {
+    let children = child_identities(changes);
+    // Looked up only when needed: most changes upsert no child of an identity.
+    let staged = if children.is_empty() { None } else { staged() };
+    for identity in children {
         let deleted_here = matches!(changes.identities.0.get(&identity), Some(None));
         let deleted_before = !changes.identities.0.contains_key(&identity)
             && staged.is_some_and(|staged| matches!(staged.identities.0.get(&identity), Some(None)));

@@ -221,7 +221,7 @@ impl<B: Backend> Persister<B> {
         self.check_writable(wallet)?;
         changes.validate(&wallet, self.options.max_blob_bytes)?;
         let mut buffer = self.buffer.borrow_mut();
-        integrity::check_staging(&wallet, &changes, buffer.get(&wallet))?;
+        integrity::check_staging(&wallet, &changes, || buffer.get(&wallet))?;
         buffer.stage(wallet, changes);
         Ok(())
     }
