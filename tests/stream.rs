@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use wallet_persist::backend::{MemoryBackend, Row};
+use wallet_persist::backend::{EncryptedBackend, MemoryBackend, Row};
+use wallet_persist::crypto::Cipher;
 use wallet_persist::layout::{AREA_STORES, UTXOS};
 use wallet_persist::model::*;
 use wallet_persist::testing::{block_on, sample_changeset, wallet_id};
@@ -123,31 +124,34 @@ fn a_load_of_some_wallets_with_a_failing_range_loads_every_row_once() {
     }
 }
 
+/// A persister over `disk` sealing with `cipher`.
+fn open_sealed(cipher: &std::rc::Rc<Cipher>, disk: &MemoryBackend) -> Persister<EncryptedBackend<MemoryBackend>> {
+    let backend = EncryptedBackend::new(disk.reopen());
+    backend.set_cipher(Some(cipher.clone()));
+    block_on(Persister::open(backend, Default::default())).expect("open")
+}
+
+/// Twelve sample wallets committed sealed with `cipher`.
+fn sealed_wallets(cipher: &std::rc::Rc<Cipher>) -> MemoryBackend {
+    let disk = MemoryBackend::new();
+    block_on(async {
+        let writer = open_sealed(cipher, &disk);
+        for n in 1..=12 {
+            writer.store(wallet_id(n), sample_changeset(n)).await.unwrap();
+        }
+        writer.commit().await.unwrap();
+    });
+    disk
+}
+
 /// Encrypted: sealed keys sort by their hash, so a store's rows come in no wallet order; a sealed
 /// store failing after some chunks still loads every row once, as a load that fails at its first
 /// chunk does.
 #[test]
 fn an_encrypted_store_failing_after_some_chunks_loads_every_row_once() {
-    use std::rc::Rc;
-    use wallet_persist::backend::EncryptedBackend;
-    use wallet_persist::crypto::Cipher;
-    let cipher = Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().unwrap()));
-    let open = |disk: &MemoryBackend| {
-        let backend = EncryptedBackend::new(disk.reopen());
-        backend.set_cipher(Some(cipher.clone()));
-        block_on(Persister::open(backend, Default::default())).expect("open")
-    };
-    let build = || {
-        let disk = MemoryBackend::new();
-        block_on(async {
-            let writer = open(&disk);
-            for n in 1..=12 {
-                writer.store(wallet_id(n), sample_changeset(n)).await.unwrap();
-            }
-            writer.commit().await.unwrap();
-        });
-        disk
-    };
+    let cipher = std::rc::Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().unwrap()));
+    let open = |disk: &MemoryBackend| open_sealed(&cipher, disk);
+    let build = || sealed_wallets(&cipher);
     let sealed = build().rows(UTXOS);
     let utxos = sealed.len() as u32;
     let total: usize = AREA_STORES.iter().map(|s| build().rows(s).len()).sum();
@@ -303,23 +307,9 @@ fn a_load_of_some_wallets_reports_only_their_unreadable_rows() {
 /// unreadable rows (under their stored keys) and nothing of other wallets.
 #[test]
 fn an_encrypted_load_of_some_wallets_reports_only_their_unreadable_rows() {
-    use std::rc::Rc;
-    use wallet_persist::backend::EncryptedBackend;
-    use wallet_persist::crypto::Cipher;
-    let cipher = Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().unwrap()));
-    let open = |disk: &MemoryBackend| {
-        let backend = EncryptedBackend::new(disk.reopen());
-        backend.set_cipher(Some(cipher.clone()));
-        block_on(Persister::open(backend, Default::default())).expect("open")
-    };
-    let disk = MemoryBackend::new();
-    block_on(async {
-        let writer = open(&disk);
-        for n in 1..=12 {
-            writer.store(wallet_id(n), sample_changeset(n)).await.unwrap();
-        }
-        writer.commit().await.unwrap();
-    });
+    let cipher = std::rc::Rc::new(Cipher::new(&wallet_persist::crypto::ops::random_key().unwrap()));
+    let open = |disk: &MemoryBackend| open_sealed(&cipher, disk);
+    let disk = sealed_wallets(&cipher);
     let (wanted, other) = (wallet_id(3), wallet_id(9));
     let only: BTreeSet<WalletId> = [wanted].into();
     let sealed_of = |owner: WalletId| {
