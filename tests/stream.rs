@@ -332,12 +332,12 @@ fn an_encrypted_load_of_some_wallets_reports_only_their_unreadable_rows() {
     }
 }
 
-/// The memory backend on which `commit` lands right before the next row-by-row read of a store,
-/// as another tab's (or this store's own) commit can land between a load's stream and the
-/// row-by-row read of a store whose bulk read failed.
-struct CommitsBeforeScan(MemoryBackend, std::cell::RefCell<Option<wallet_persist::backend::WriteBatch>>);
+/// The memory backend on which a commit lands right after a stream of `utxos` ends and right
+/// before a row-by-row read of a store, as another tab's (or this store's own) commit can land between
+/// two transactions of one load.
+struct CommitsBetweenReads(MemoryBackend, std::cell::RefCell<Option<wallet_persist::backend::WriteBatch>>);
 
-impl wallet_persist::backend::Backend for CommitsBeforeScan {
+impl wallet_persist::backend::Backend for CommitsBetweenReads {
     async fn write(&self, batch: &wallet_persist::backend::WriteBatch) -> wallet_persist::Result<()> {
         self.0.write(batch).await
     }
@@ -357,7 +357,12 @@ impl wallet_persist::backend::Backend for CommitsBeforeScan {
         groups: Option<&[&str]>,
         sink: &mut dyn FnMut(wallet_persist::backend::ReadEvent) -> wallet_persist::Result<()>,
     ) -> wallet_persist::Result<()> {
-        self.0.read_stream(stores, groups, sink).await
+        let read = self.0.read_stream(stores, groups, sink).await;
+        let batch = if stores.contains(&UTXOS) { self.1.borrow_mut().take() } else { None };
+        if let Some(batch) = batch {
+            self.0.write(&batch).await?;
+        }
+        read
     }
     async fn get(&self, store: &'static str, key: &Key) -> wallet_persist::Result<Option<Vec<u8>>> {
         self.0.get(store, key).await
@@ -379,33 +384,31 @@ impl wallet_persist::backend::Backend for CommitsBeforeScan {
 
 use wallet_persist::backend::StoreRows;
 
-/// A store whose bulk read fails is read row by row after the stream, in a transaction of its own:
-/// a commit deleting a wallet that lands in between must not leave that wallet loaded without its
-/// rows of that store (a state never on disk). The load is that of one moment: before the commit
-/// (the wallet whole) or after it (the wallet absent).
+/// A store whose bulk read fails is read row by row within the load's one snapshot: a commit
+/// deleting a wallet that lands once the stream ended (or before a row-by-row read in a
+/// transaction of its own would run) must not leave that wallet loaded without its rows of that
+/// store, a state never on disk. The load is that of the moment before the commit, exactly.
 #[test]
-#[ignore = "known gap: the row-by-row read of a failed store runs in a transaction of its own, after the stream's"]
 fn a_commit_landing_before_the_row_by_row_read_never_loads_half_a_wallet() {
     use wallet_persist::backend::{WriteBatch, WriteOp};
     let gone = wallet_id(5);
     for chunk in [1, 7, usize::MAX] {
         let disk = twelve_wallets();
         let lost = disk.rows(UTXOS).into_iter().find(|r| r.key.first() == Some(&KeyPart::Text(wallet_id(3).to_hex())));
-        disk.lose_value(UTXOS, lost.unwrap().key);
+        let lost = lost.unwrap().key;
+        disk.lose_value(UTXOS, lost.clone());
         disk.set_read_chunk_rows(chunk);
         let delete =
             WriteBatch::new(AREA_STORES.iter().map(|store| WriteOp::DeleteWallet { store, wallet: gone }).collect());
-        let backend = CommitsBeforeScan(disk.reopen(), Some(delete).into());
+        let backend = CommitsBetweenReads(disk.reopen(), Some(delete).into());
         let persister = block_on(Persister::open(backend, Default::default())).expect("open");
         let (state, report) = block_on(persister.load()).unwrap();
         assert_eq!(report.scanned_stores, vec![UTXOS], "chunk {chunk}");
         assert!(persister.backend().1.borrow().is_none(), "chunk {chunk}: the commit landed");
-        if let Some(loaded) = state.wallets.get(&gone) {
-            assert!(
-                *loaded == sample_changeset(5),
-                "chunk {chunk}: wallet 5 loaded with {} utxos",
-                loaded.utxos.0.len()
-            );
-        }
+        let loaded = state.wallets.get(&gone).unwrap_or_else(|| panic!("chunk {chunk}: wallet 5 not loaded"));
+        assert!(*loaded == sample_changeset(5), "chunk {chunk}: wallet 5 loaded with {} utxos", loaded.utxos.0.len());
+        assert_eq!(state.wallets.len(), 12, "chunk {chunk}");
+        let skipped: Vec<(&str, &str)> = report.skipped.iter().map(|s| (s.store, s.key.as_str())).collect();
+        assert_eq!(skipped, vec![(UTXOS, key_to_string(&lost).as_str())], "chunk {chunk}");
     }
 }

@@ -362,6 +362,12 @@ impl<B: Backend> EncryptedBackend<B> {
     }
 }
 
+/// The stored spelling of each of `groups` (a key's first part): one key range each.
+fn hash_groups(cipher: &Cipher, groups: &[&str]) -> Result<Vec<String>> {
+    let mut hasher = KeyHasher::new(cipher);
+    groups.iter().map(|group| hasher.text(group)).collect()
+}
+
 /// Opened rows read from the ranges of the hashed `wanted` groups: a row sealed under a real key
 /// outside them (moved there by someone holding the key) is reported in `unreadable`, never
 /// returned.
@@ -397,8 +403,8 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
     }
 
     /// Plain: the inner stream. Sealed: every row opened as its piece arrives; sealed keys sort by
-    /// their hash, not by wallet, so only the end completes a wallet. A read of some groups is read
-    /// whole (see [`Backend::read_groups`]).
+    /// their hash, not by wallet, so only the end completes a wallet. A read of some groups streams
+    /// the ranges of their hashes, as [`Backend::read_groups`] reads them.
     async fn read_stream(
         &self,
         stores: &[&'static str],
@@ -406,15 +412,26 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
         sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
     ) -> Result<()> {
         let Some(cipher) = self.cipher() else { return self.inner.read_stream(stores, groups, sink).await };
-        if groups.is_some() {
-            return super::read_whole(self, stores, groups, sink).await;
-        }
-        let mut open = |event| match event {
-            ReadEvent::Rows(rows) => sink(ReadEvent::Rows(Self::open_rows(&cipher, rows))),
-            ReadEvent::Complete(_) => Ok(()),
-            failed => sink(failed),
+        let Some(groups) = groups else {
+            let mut open = |event| match event {
+                ReadEvent::Rows(rows) => sink(ReadEvent::Rows(Self::open_rows(&cipher, rows))),
+                ReadEvent::Complete(_) => Ok(()),
+                other => sink(other),
+            };
+            return self.inner.read_stream(stores, None, &mut open).await;
         };
-        self.inner.read_stream(stores, None, &mut open).await
+        let hashed = hash_groups(&cipher, groups)?;
+        let hashed: Vec<&str> = hashed.iter().map(String::as_str).collect();
+        let wanted: std::collections::HashSet<&str> = groups.iter().copied().collect();
+        let mut open = |event| match event {
+            ReadEvent::Rows(rows) => {
+                let mut rows = Self::open_rows(&cipher, rows);
+                keep_wanted(&mut rows, &wanted);
+                sink(ReadEvent::Rows(rows))
+            }
+            other => sink(other),
+        };
+        self.inner.read_stream(stores, Some(&hashed), &mut open).await
     }
 
     /// Reads the ranges of the hashed groups (key parts are hashed one by one, so one group is
@@ -422,8 +439,7 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
     /// holding the key) is reported in `unreadable`, never returned.
     async fn read_groups(&self, stores: &[&'static str], groups: &[&str]) -> Result<Vec<Result<StoreRows>>> {
         let Some(cipher) = self.cipher() else { return self.inner.read_groups(stores, groups).await };
-        let mut hasher = KeyHasher::new(&cipher);
-        let hashed: Vec<String> = groups.iter().map(|group| hasher.text(group)).collect::<Result<_>>()?;
+        let hashed = hash_groups(&cipher, groups)?;
         let hashed: Vec<&str> = hashed.iter().map(String::as_str).collect();
         let mut reads = self.open_reads(self.inner.read_groups(stores, &hashed).await?);
         // Only looked up: a `HashSet`, whose instance the .wasm already holds, not a B-tree of its own.
@@ -459,8 +475,7 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
     /// The rows of the hashed groups' ranges, as [`EncryptedBackend::read_groups`] reads them.
     async fn scan_groups(&self, store: &'static str, groups: &[&str]) -> Result<StoreRows> {
         let Some(cipher) = self.cipher() else { return self.inner.scan_groups(store, groups).await };
-        let mut hasher = KeyHasher::new(&cipher);
-        let hashed: Vec<String> = groups.iter().map(|group| hasher.text(group)).collect::<Result<_>>()?;
+        let hashed = hash_groups(&cipher, groups)?;
         let hashed: Vec<&str> = hashed.iter().map(String::as_str).collect();
         let mut rows = Self::open_rows(&cipher, self.inner.scan_groups(store, &hashed).await?);
         keep_wanted(&mut rows, &groups.iter().copied().collect());

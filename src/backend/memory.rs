@@ -168,9 +168,10 @@ impl Backend for MemoryBackend {
     }
 
     /// As IndexedDB reads: one read per store (or per store and group, one key range each), chunk
-    /// by chunk, one chunk of each read in turn, each chunk copied when handed over; the request of
-    /// a chunk holding a lost row fails, and with it the rest of that read (its earlier chunks were
-    /// handed over). [`ReadEvent::Complete`]s only when reading every row.
+    /// by chunk, one chunk of each read in turn, each chunk copied when handed over, all of one
+    /// snapshot; the bulk request of a chunk holding a lost row fails, so that chunk is read one
+    /// row at a time ([`ReadEvent::OneByOne`]), its lost rows reported as unreadable.
+    /// [`ReadEvent::Complete`]s only when reading every row.
     async fn read_stream(
         &self,
         stores: &[&'static str],
@@ -210,18 +211,22 @@ impl Backend for MemoryBackend {
                         .map(|(key, value)| Row { key: key.clone(), value: value.clone() })
                         .collect::<Vec<_>>()
                 };
-                if chunk.iter().any(|row| self.lost.borrow().contains(&(store, row.key.clone()))) {
-                    sink(ReadEvent::Failed(store, Self::lost_error()))?;
-                    frontier.fail(read);
-                    continue;
-                }
                 let more = chunk.len() == limit;
                 let last = chunk.last().map(|row| row.key.clone());
                 let first_text = match last.as_ref().and_then(|key| key.first()) {
                     Some(KeyPart::Text(text)) => Some(text.clone()),
                     _ => None,
                 };
-                sink(ReadEvent::Rows(StoreRows { store, rows: chunk, unreadable: Vec::new() }))?;
+                let is_lost = |row: &Row| self.lost.borrow().contains(&(store, row.key.clone()));
+                let mut rows = StoreRows { store, rows: chunk, unreadable: Vec::new() };
+                if rows.rows.iter().any(is_lost) {
+                    sink(ReadEvent::OneByOne(store, Self::lost_error()))?;
+                    let (lost, kept): (Vec<Row>, Vec<Row>) = rows.rows.into_iter().partition(is_lost);
+                    rows.rows = kept;
+                    rows.unreadable =
+                        lost.iter().map(|row| (crate::model::key_to_string(&row.key), Self::lost_error())).collect();
+                }
+                sink(ReadEvent::Rows(rows))?;
                 if more {
                     after[read] = Some(last);
                 }

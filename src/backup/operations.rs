@@ -30,7 +30,7 @@ pub struct ImportReport {
 /// load (corrupt on disk) are left out and logged, so the backup always imports.
 pub async fn export<B: Backend>(db: &Db<B>, created_at_ms: u64, progress: Progress<'_>) -> Result<Vec<u8>> {
     let stores: Vec<&'static str> = backup_stores().collect();
-    let reads = db.read(&stores, None).await?;
+    let reads = db.read(&stores).await?;
     let mut dump: Vec<(&'static str, Vec<Row>)> = Vec::with_capacity(stores.len());
     for rows in reads.stores {
         let store = rows.store;

@@ -120,7 +120,7 @@ pub async fn encrypt<B: Backend, E: Backend>(
     if layer.is_encrypted() || stored_record(db).await?.is_some() {
         return Err(Error::InvalidArgument("this database is already encrypted: use changePassphrase".into()));
     }
-    let reads = db.read(&sealed_stores(), None).await?.stores;
+    let reads = db.read(&sealed_stores()).await?.stores;
     let total: u64 = reads.iter().map(|r| r.rows.len() as u64).sum();
     let mut report = EncryptReport { rows: total as u32, unreadable: 0 };
     let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;

@@ -43,12 +43,12 @@ pub struct Db<B: Backend> {
     deadline: Option<Deadline>,
 }
 
-/// The rows of a bulk read, store by store, and the stores that were read row by row because
-/// their bulk read failed as a whole.
+/// The rows of a read, store by store, and the stores that were read row by row because their
+/// bulk read failed as a whole.
 pub struct Reads {
     /// One entry per requested store, in request order.
     pub stores: Vec<StoreRows>,
-    /// The stores read again with `scan`.
+    /// The stores read row by row.
     pub scanned: Vec<&'static str>,
 }
 
@@ -229,103 +229,36 @@ impl<B: Backend> Db<B> {
         self.with_reconnect(|| self.backend.get(store, key)).await
     }
 
-    /// Reads every row of `stores` (only those whose key starts with one of `groups`, when given:
-    /// one key range per group) with one bulk read per store in one transaction; a store whose
-    /// bulk read fails as a whole is read row by row.
-    pub async fn read(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Reads> {
-        self.read_with(stores, groups, true).await
-    }
-
-    /// [`Db::read`] for all-or-nothing readers: a store whose bulk read fails fails the read.
-    pub async fn read_strict(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<StoreRows>> {
-        Ok(self.read_with(stores, groups, false).await?.stores)
-    }
-
-    /// [`Db::read`] handed to `sink` piece by piece as it arrives (see [`Backend::read_stream`]),
-    /// each attempt announced by [`ReadEvent::Restart`] (the read runs again after a reconnect).
-    /// A store whose bulk read fails is read row by row once the stream ended, its rows handed
-    /// over then. Returns the stores read row by row.
-    ///
-    /// A store's read can fail after some of its rows were handed over (at a later chunk, or in
-    /// one key range of several): those rows would come twice, and wallets below the frontier may
-    /// have been handed over without their rows of that store. So when a failed store handed over
-    /// anything, the read starts over without it (and without [`ReadEvent::Complete`]s: the end
-    /// completes every wallet) and that store is then read row by row alone.
-    pub async fn read_stream(
-        &self,
-        stores: &[&'static str],
-        groups: Option<&[&str]>,
-        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
-    ) -> Result<Vec<&'static str>> {
-        self.check_open()?;
-        let sink = RefCell::new(sink);
-        let failed: RefCell<Vec<&'static str>> = RefCell::new(Vec::new());
-        // Stores that failed after handing something over: read row by row only.
-        let mut apart: Vec<&'static str> = Vec::new();
-        loop {
-            let streamed: Vec<&'static str> = stores.iter().copied().filter(|s| !apart.contains(s)).collect();
-            // Stores that handed over rows (or unreadable rows) in this attempt.
-            let handed: RefCell<Vec<&'static str>> = RefCell::new(Vec::new());
-            self.with_reconnect(|| async {
-                failed.borrow_mut().clear();
-                handed.borrow_mut().clear();
-                (sink.borrow_mut())(ReadEvent::Restart)?;
-                let mut pass = |event| match event {
-                    ReadEvent::Failed(store, error) => {
-                        log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
-                        if !failed.borrow().contains(&store) {
-                            failed.borrow_mut().push(store);
-                        }
-                        Ok(())
-                    }
+    /// Reads every row of `stores`, store by store, as one snapshot: [`Db::read_stream`], collected
+    /// (a store whose bulk read fails as a whole is read row by row within it).
+    pub async fn read(&self, stores: &[&'static str]) -> Result<Reads> {
+        let empty =
+            || stores.iter().map(|store| StoreRows { store, rows: Vec::new(), unreadable: Vec::new() }).collect();
+        let mut out: Vec<StoreRows> = empty();
+        let scanned = self
+            .read_stream(stores, None, &mut |event| {
+                match event {
+                    ReadEvent::Restart => out = empty(),
                     ReadEvent::Rows(rows) => {
-                        let something = !(rows.rows.is_empty() && rows.unreadable.is_empty());
-                        if something && !handed.borrow().contains(&rows.store) {
-                            handed.borrow_mut().push(rows.store);
-                        }
-                        (sink.borrow_mut())(ReadEvent::Rows(rows))
+                        let slot = out
+                            .iter_mut()
+                            .find(|slot| slot.store == rows.store)
+                            .ok_or_else(|| Error::Internal(format!("rows of {} were not asked for", rows.store)))?;
+                        slot.rows.extend(rows.rows);
+                        slot.unreadable.extend(rows.unreadable);
                     }
-                    ReadEvent::Complete(_) if !apart.is_empty() => Ok(()),
-                    other => (sink.borrow_mut())(other),
-                };
-                // (IndexedDB refuses a transaction over no store.)
-                if streamed.is_empty() {
-                    return Ok(());
+                    ReadEvent::Complete(_) | ReadEvent::OneByOne(..) => {}
                 }
-                self.backend.read_stream(&streamed, groups, &mut pass).await
+                Ok(())
             })
             .await?;
-            let again: Vec<&'static str> =
-                failed.borrow().iter().copied().filter(|s| handed.borrow().contains(s)).collect();
-            if again.is_empty() {
-                break;
-            }
-            log_at!(Warn, "bulk read of {again:?} failed after handing rows over; reading again without them");
-            apart.extend(again);
-        }
-        let scanned: Vec<&'static str> =
-            stores.iter().copied().filter(|s| apart.contains(s) || failed.borrow().contains(s)).collect();
-        let sink = sink.into_inner();
-        for store in &scanned {
-            sink(ReadEvent::Rows(self.scan(store, groups).await?))?;
-        }
-        Ok(scanned)
+        Ok(Reads { stores: out, scanned })
     }
 
-    /// `store` read row by row (only the rows of `groups`, unreadable ones included, when given).
-    async fn scan(&self, store: &'static str, groups: Option<&[&str]>) -> Result<StoreRows> {
-        match groups {
-            None => self.bounded(self.backend.scan(store)).await,
-            Some(groups) => self.bounded(self.backend.scan_groups(store, groups)).await,
-        }
-    }
-
-    async fn read_with(
-        &self,
-        stores: &[&'static str],
-        groups: Option<&[&str]>,
-        scan_on_failure: bool,
-    ) -> Result<Reads> {
+    /// Reads every row of `stores` (only those whose key starts with one of `groups`, when given:
+    /// one key range per group) with one bulk read per store in one transaction, all or nothing:
+    /// a store whose bulk read fails fails the read.
+    pub async fn read_strict(&self, stores: &[&'static str], groups: Option<&[&str]>) -> Result<Vec<StoreRows>> {
         self.check_open()?;
         let reads = self
             .with_reconnect(|| async {
@@ -335,18 +268,43 @@ impl<B: Backend> Db<B> {
                 }
             })
             .await?;
-        let mut out = Reads { stores: Vec::with_capacity(stores.len()), scanned: Vec::new() };
-        for (store, read) in stores.iter().zip(reads) {
-            match read {
-                Ok(rows) => out.stores.push(rows),
-                Err(error) if !scan_on_failure => return Err(error),
-                Err(error) => {
-                    log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
-                    out.stores.push(self.scan(store, groups).await?);
-                    out.scanned.push(store);
-                }
-            }
+        reads.into_iter().collect()
+    }
+
+    /// [`Db::read`] handed to `sink` piece by piece as it arrives (see [`Backend::read_stream`]),
+    /// each attempt announced by [`ReadEvent::Restart`] (the read runs again after a reconnect).
+    /// The whole read is one snapshot: a store whose bulk read fails is read row by row within it.
+    /// Returns the stores read row by row, in the order of `stores`.
+    pub async fn read_stream(
+        &self,
+        stores: &[&'static str],
+        groups: Option<&[&str]>,
+        sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
+    ) -> Result<Vec<&'static str>> {
+        self.check_open()?;
+        // (IndexedDB refuses a transaction over no store.)
+        if stores.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let sink = RefCell::new(sink);
+        let one_by_one: RefCell<Vec<&'static str>> = RefCell::new(Vec::new());
+        self.with_reconnect(|| async {
+            one_by_one.borrow_mut().clear();
+            (sink.borrow_mut())(ReadEvent::Restart)?;
+            let mut pass = |event| match event {
+                ReadEvent::OneByOne(store, error) => {
+                    log_at!(Warn, "bulk read of {store} failed ({error}); reading it row by row");
+                    if !one_by_one.borrow().contains(&store) {
+                        one_by_one.borrow_mut().push(store);
+                    }
+                    Ok(())
+                }
+                other => (sink.borrow_mut())(other),
+            };
+            self.backend.read_stream(stores, groups, &mut pass).await
+        })
+        .await?;
+        let one_by_one = one_by_one.into_inner();
+        Ok(stores.iter().copied().filter(|store| one_by_one.contains(store)).collect())
     }
 }

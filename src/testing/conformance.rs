@@ -444,10 +444,16 @@ pub async fn failed_bulk_read_falls_back_to_row_by_row<H: Harness>(h: &H) {
     assert_eq!(report.rows["utxos"], 2);
     assert!(report.skipped.is_empty());
     assert_eq!(persister.backend().calls(Op::Scan), scans + 1);
-    // The row-by-row read failing too fails the load with its error.
+    // The row-by-row read failing too fails the load with its error; a lost connection is
+    // reconnected and the whole read runs again.
+    persister.backend().fail_store_read("utxos", 1, Error::BlobDecode("injected".into()));
+    persister.backend().fail_next(Op::Scan, 1, Error::QuotaExceeded("injected".into()));
+    assert_eq!(persister.load().await.unwrap_err().code(), 5);
     persister.backend().fail_store_read("utxos", 1, Error::BlobDecode("injected".into()));
     persister.backend().fail_next(Op::Scan, 1, Error::ConnectionLost("injected".into()));
-    assert_eq!(persister.load().await.unwrap_err().code(), 7);
+    let reconnects = persister.backend().reconnects();
+    assert_eq!(persister.load().await.unwrap().0, before);
+    assert_eq!(persister.backend().reconnects(), reconnects + 1);
     persister.close().await.unwrap();
 }
 

@@ -141,8 +141,8 @@ pub async fn load_of_chosen_wallets_falls_back_to_row_by_row<H: Harness>(h: &H) 
     persister.backend().fail_next(Op::Read, 1, Error::QuotaExceeded("injected".into()));
     assert_eq!(persister.load_wallets(&set(&[a])).await.unwrap_err().code(), 5);
     persister.backend().fail_store_read(UTXOS, 1, Error::BlobDecode("injected".into()));
-    persister.backend().fail_next(Op::Scan, 1, Error::ConnectionLost("injected".into()));
-    assert_eq!(persister.load_wallets(&set(&[a])).await.unwrap_err().code(), 7);
+    persister.backend().fail_next(Op::Scan, 1, Error::QuotaExceeded("injected".into()));
+    assert_eq!(persister.load_wallets(&set(&[a])).await.unwrap_err().code(), 5);
     let (state, _) = persister.load_wallets(&set(&[a])).await.unwrap();
     assert_eq!(state.wallets[&a], sample_changeset(41));
     persister.close().await.unwrap();

@@ -798,8 +798,8 @@ impl<'a> Loading<'a> {
                 self.ready.append(&mut rest);
                 self.drain()
             }
-            ReadEvent::Failed(store, _) => {
-                Err(Error::Internal(format!("the failed read of {store} was not passed on")))
+            ReadEvent::OneByOne(store, _) => {
+                Err(Error::Internal(format!("the row-by-row read of {store} was not taken in")))
             }
         }
     }

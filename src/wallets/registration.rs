@@ -208,7 +208,7 @@ impl<B: Backend> Persister<B> {
     /// Discards every pending registration (left by a page that died between stage and promote)
     /// in one transaction; returns the wallets discarded.
     pub(super) async fn discard_stale_pending(db: &Db<B>) -> Result<Vec<WalletId>> {
-        let Some(rows) = db.read(&[PENDING], None).await?.stores.pop() else {
+        let Some(rows) = db.read(&[PENDING]).await?.stores.pop() else {
             return Ok(Vec::new());
         };
         if rows.rows.is_empty() && rows.unreadable.is_empty() {

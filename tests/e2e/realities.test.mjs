@@ -4,11 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import nodeCrypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openPage, reload, evalInPage, pageErrors, uniqueName, setup, cdpSession, waitForReady, sleep } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
 import { bulkChangeset, digestForm } from './fixtures/realities-shared.mjs';
-import { W1, richChangeset, richLoaded, RICH_FIELDS, RICH_ROWS, NO_ROWS, asLoaded, loadReport, report, shutdownReport, client, assertPersistError, RELEASE_PAGE } from './client.mjs';
+import { W1, TX1, id, okInPage, richChangeset, richLoaded, RICH_FIELDS, RICH_ROWS, NO_ROWS, asLoaded, loadReport, report, shutdownReport, client, assertPersistError, RELEASE_PAGE } from './client.mjs';
 
 const PAGE_HELPERS = '/tests/e2e/fixtures/realities-page.mjs';
 const SANDBOXED_PAGE = '/tests/e2e/fixtures/realities-sandboxed.html';
@@ -375,4 +377,169 @@ test('a dedicated module worker: open, store, commit, close, reopen, load exactl
   } finally {
     await page.close();
   }
+});
+
+// ------------------------------------------------------------------------------------------------
+// 5. A value the browser lost
+
+/** Every file under the profile's IndexedDB blob directories (where Chromium keeps large values). */
+function blobFiles(profile) {
+  const root = path.join(profile, 'Default', 'IndexedDB');
+  const out = [];
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const at = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(at);
+      else if (at.includes('.indexeddb.blob')) out.push(at);
+    }
+  };
+  if (fs.existsSync(root)) walk(root);
+  return out;
+}
+
+test('a value whose file the browser lost: load reads that store row by row in its one snapshot, reports the row (code 11) and loads every other row exactly, with commits racing it', { timeout: 120_000 }, async () => {
+  const name = uniqueName('lost-file');
+  const W2 = id('b2');
+  const outpoints = [0, 1, 2].map((v) => `${TX1}:${v}`);
+  // Random bytes: Chromium compresses values, and a large value goes to a file of its own.
+  const big = randomValue(300 * 1024);
+  const wallets = {
+    [W1]: {
+      wallet: { network: 'testnet', label: 'one', birthHeight: 1, createdAtMs: 0n, accountSchema: 1 },
+      utxos: Object.fromEntries(outpoints.map((outpoint, v) => [outpoint, { outpoint, value: BigInt(v), script: v === 1 ? big : Uint8Array.of(v), height: v, account: 0 }])),
+    },
+    [W2]: generation(0),
+  };
+  // W2 as of commit `k`: its record and its UTXOs carry `k`, so a load mixing two commits shows.
+  function generation(k) {
+    return {
+      wallet: { network: 'testnet', label: `gen ${k}`, birthHeight: 1, createdAtMs: 0n, accountSchema: 1 },
+      utxos: Object.fromEntries(outpoints.map((outpoint) => [outpoint, { outpoint, value: BigInt(k), script: Uint8Array.of(k), height: k, account: 0 }])),
+    };
+  }
+  const profile = env.browser.userDataDir;
+  const before = new Set(blobFiles(profile));
+  let page = await env.open(RELEASE_PAGE, { ready: true });
+  await okInPage(page, async ({ WalletStore }, { name, wallets }) => {
+    const store = await WalletStore.open({ name, flushMode: 'manual' });
+    for (const [walletId, changes] of Object.entries(wallets)) await store.store(walletId, changes);
+    await store.commit();
+    await store.close();
+  }, { name, wallets });
+  await page.close();
+  await env.browser.context.close();
+  const lost = blobFiles(profile).filter((file) => !before.has(file));
+  assert.equal(lost.length, 1, `one new blob file: ${lost.join(', ')}`);
+  fs.rmSync(lost[0]);
+  await env.browser.restart();
+
+  page = await env.open(RELEASE_PAGE, { ready: true });
+  const out = await okInPage(page, async ({ WalletStore }, { name, W2, rounds }) => {
+    const store = await WalletStore.open({ name, flushMode: 'manual' });
+    const loads = [await store.load()];
+    // Each round stages the next generation of W2, then starts a load and, `delay` ms later, the
+    // commit of that generation: the commit lands while the load reads, or before, or after.
+    for (const { changes, delay } of rounds) {
+      await store.store(W2, changes);
+      const loading = store.load();
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      const [loaded] = await Promise.all([loading, store.commit()]);
+      loads.push(loaded);
+    }
+    loads.push(await store.load());
+    await store.close();
+    return loads;
+  }, { name, W2, rounds: [1, 2, 3, 4, 5, 6].map((k) => ({ changes: generation(k), delay: [0, 0, 1, 2, 4, 8][k - 1] })) });
+
+  const lostKey = JSON.stringify([W1, TX1, 1]);
+  const expectedW1 = asLoaded({ ...wallets[W1], utxos: Object.fromEntries(Object.entries(wallets[W1].utxos).filter(([o]) => o !== outpoints[1])) }, W1);
+  for (const [i, loaded] of out.entries()) {
+    const at = `load ${i}`;
+    assert.deepEqual(loaded.report.scannedStores, ['utxos'], at);
+    assert.deepEqual(loaded.report.skipped.map((s) => [s.store, s.key, s.code]), [['utxos', lostKey, 11]], at);
+    assert.match(loaded.report.skipped[0].reason, /NotReadableError/, at);
+    assert.deepEqual(toWire(loaded.wallets[W1]), toWire(expectedW1), `${at}: W1 exactly, but the lost row`);
+    // One moment: W2's record and every one of its UTXOs come from the same commit.
+    const w2 = loaded.wallets[W2];
+    const k = Number(w2.wallet.label.slice('gen '.length));
+    assert.deepEqual(toWire(w2), toWire(asLoaded(generation(k), W2)), `${at}: W2 whole, as of commit ${k}`);
+  }
+  assert.equal(Number(out.at(-1).wallets[W2].wallet.label.slice(4)), 6, 'the last load sees the last commit');
+  assert.deepEqual(pageErrors(page), []);
+  await page.close();
+});
+
+test('values lost in the first and the last of three read chunks (10,000 rows): exactly those two rows are skipped, every other row loads', { timeout: 180_000 }, async () => {
+  const name = uniqueName('lost-chunks');
+  const WALLETS = 20;
+  const PER_WALLET = 500;
+  const walletIds = Array.from({ length: WALLETS }, (_, i) => id((16 + i).toString(16)));
+  // Rows 1,000, 5,000 and 9,000 of utxos in key order (reads take 4,096 rows a request): each
+  // big value is committed on its own, so its file is known; the first and the last are lost.
+  const bigAt = [[2, 0], [10, 0], [18, 0]];
+  const profile = env.browser.userDataDir;
+  let page = await env.open(RELEASE_PAGE, { ready: true });
+  const write = ({ WalletStore }, { name, walletIds, perWallet, big, TX1 }) => (async () => {
+    const store = await WalletStore.open({ name, flushMode: 'manual' });
+    if (big) {
+      const [w, vout, bytes] = big;
+      const outpoint = `${TX1}:${vout}`;
+      await store.store(walletIds[w], { utxos: { [outpoint]: { outpoint, value: BigInt(vout), script: bytes, height: vout, account: 0 } } });
+    } else {
+      for (const walletId of walletIds) {
+        const utxos = {};
+        for (let v = 0; v < perWallet; v++) {
+          const outpoint = `${TX1}:${v}`;
+          utxos[outpoint] = { outpoint, value: BigInt(v), script: Uint8Array.of(v & 255), height: v, account: 0 };
+        }
+        await store.store(walletId, { wallet: { network: 'testnet', label: walletId.slice(0, 4), birthHeight: 1, createdAtMs: 0, accountSchema: 1 }, utxos });
+      }
+    }
+    const report = await store.commit();
+    await store.close();
+    return report.succeeded.length;
+  })();
+  assert.equal(await okInPage(page, write, { name, walletIds, perWallet: PER_WALLET, TX1 }), WALLETS);
+  const files = [];
+  for (const [w, vout] of bigAt) {
+    const before = new Set(blobFiles(profile));
+    assert.equal(await okInPage(page, write, { name, walletIds, big: [w, vout, randomValue(300 * 1024)], TX1 }), 1);
+    const added = blobFiles(profile).filter((file) => !before.has(file));
+    assert.equal(added.length, 1, `one new blob file for row ${w * PER_WALLET + vout}`);
+    files.push(added[0]);
+  }
+  await page.close();
+  await env.browser.context.close();
+  fs.rmSync(files[0]);
+  fs.rmSync(files[2]);
+  await env.browser.restart();
+
+  page = await env.open(RELEASE_PAGE, { ready: true });
+  const out = await okInPage(page, async ({ WalletStore }, { name, walletIds, perWallet, TX1 }) => {
+    const store = await WalletStore.open({ name, flushMode: 'manual' });
+    const { wallets, report } = await store.load();
+    await store.close();
+    // Every UTXO as written (the big ones but for their script), listed by wallet and vout.
+    const wrong = [];
+    const counts = {};
+    for (const walletId of walletIds) {
+      const utxos = wallets[walletId]?.utxos ?? {};
+      counts[walletId] = Object.keys(utxos).length;
+      for (const [outpoint, utxo] of Object.entries(utxos)) {
+        const v = Number(outpoint.split(':')[1]);
+        const ok = outpoint === `${TX1}:${v}` && utxo.value === BigInt(v) && utxo.height === v && (utxo.script.length > 1 || utxo.script[0] === (v & 255));
+        if (!ok) wrong.push(outpoint);
+      }
+    }
+    return { counts, wrong, skipped: report.skipped.map((s) => [s.store, s.key, s.code]), scanned: report.scannedStores, rows: report.rows.utxos, wallets: report.wallets };
+  }, { name, walletIds, perWallet: PER_WALLET, TX1 });
+  assert.deepEqual(out.scanned, ['utxos']);
+  assert.deepEqual(out.skipped, [['utxos', JSON.stringify([walletIds[2], TX1, 0]), 11], ['utxos', JSON.stringify([walletIds[18], TX1, 0]), 11]]);
+  assert.equal(out.wallets, WALLETS);
+  assert.equal(out.rows, WALLETS * PER_WALLET - 2);
+  assert.deepEqual(out.wrong, []);
+  const expected = Object.fromEntries(walletIds.map((w, i) => [w, PER_WALLET - (i === 2 || i === 18 ? 1 : 0)]));
+  assert.deepEqual(out.counts, expected);
+  assert.deepEqual(pageErrors(page), []);
+  await page.close();
 });

@@ -33,7 +33,12 @@ extern "C" {
     #[wasm_bindgen(js_name = requestSettled)]
     fn request_settled(request: &web_sys::IdbRequest) -> Promise;
     #[wasm_bindgen(js_name = chunkReader, catch)]
-    fn chunk_reader(tx: &web_sys::IdbTransaction, reads: &Array, count: u32) -> Result<ChunkReader, JsValue>;
+    fn chunk_reader(
+        tx: &web_sys::IdbTransaction,
+        reads: &Array,
+        count: u32,
+        one_by_one_on_failure: bool,
+    ) -> Result<ChunkReader, JsValue>;
     #[wasm_bindgen(js_name = packRows)]
     fn pack_rows(keys: &Array, values: &Array) -> Packed;
 
@@ -50,6 +55,9 @@ extern "C" {
     fn error(this: &Chunk) -> JsValue;
     #[wasm_bindgen(method, getter)]
     fn fatal(this: &Chunk) -> JsValue;
+    /// The failure of the chunk's bulk request, its rows then read one by one.
+    #[wasm_bindgen(method, getter, js_name = fellBack)]
+    fn fell_back(this: &Chunk) -> JsValue;
     #[wasm_bindgen(method, getter)]
     fn more(this: &Chunk) -> bool;
     #[wasm_bindgen(method, getter)]
@@ -174,11 +182,12 @@ fn push_chunk(rows: &mut StoreRows, chunk: &Packed) -> Result<()> {
     for bad in chunk.bad().iter() {
         let bad: Array = bad.unchecked_into();
         let key = bad.get(0).as_string().unwrap_or_default();
-        rows.unreadable.push(if bad.get(1).as_f64() == Some(0.0) {
-            (key, Error::EntryMismatch("key is not a wallet-persist key".into()))
-        } else {
-            (key, Error::BlobDecode("value is not a Uint8Array".into()))
-        });
+        let error = match bad.get(1).as_f64() {
+            Some(0.0) => Error::EntryMismatch("key is not a wallet-persist key".into()),
+            Some(1.0) => Error::BlobDecode("value is not a Uint8Array".into()),
+            _ => js_error(bad.get(2)),
+        };
+        rows.unreadable.push((key, error));
     }
     Ok(())
 }
@@ -247,6 +256,17 @@ const READ_SLICE_MS: f64 = 8.0;
 /// (getAllRecords does it lazily), copying them into wasm, decoding them and building the objects
 /// of the wallets they complete take a few milliseconds.
 pub const DEFAULT_READ_PIECE_ROWS: u32 = crate::backend::SLICE_ROWS as u32;
+
+/// What [`IndexedDbBackend::each_chunk`] hands over of one read.
+enum Piece {
+    /// Rows of a chunk, with its [`ChunkEnd`] when they are its last.
+    Rows(StoreRows, Option<ChunkEnd>),
+    /// The read failed as a whole: nothing more of it comes.
+    Failed(Error),
+    /// The chunk's bulk request failed (this error): its rows, read one by one in the same
+    /// transaction, come next.
+    OneByOne(Error),
+}
 
 /// Where a read is once one of its chunks was handed over whole.
 struct ChunkEnd {
@@ -529,13 +549,17 @@ impl IndexedDbBackend {
     /// current chunk arrives, so the read sees one snapshot. Each chunk is handed to `on` as it
     /// arrives, in pieces of at most `read_piece_rows` rows with the page let run between two
     /// pieces, with the index of its read (store by store, range by range within a store): its
-    /// rows (or the read's failure as a whole), and with the chunk's last piece its [`ChunkEnd`].
-    /// A read's chunks come in key order, the chunks of different reads interleaved.
+    /// rows, and with the chunk's last piece its [`ChunkEnd`]. A read's chunks come in key order,
+    /// the chunks of different reads interleaved. A chunk whose bulk request fails (a value the
+    /// browser cannot read) fails its read as a whole, or, with `one_by_one`, is read again one
+    /// row at a time in the same transaction ([`Piece::OneByOne`], then its rows, each unreadable
+    /// one reported), so the read stays one snapshot.
     async fn each_chunk(
         &self,
         stores: &[&'static str],
         groups: Option<&[&str]>,
-        on: &mut dyn FnMut(usize, &'static str, Result<StoreRows>, Option<ChunkEnd>) -> Result<()>,
+        one_by_one: bool,
+        on: &mut dyn FnMut(usize, &'static str, Piece) -> Result<()>,
     ) -> Result<()> {
         let ranges = match groups {
             None => vec![JsValue::UNDEFINED],
@@ -550,7 +574,7 @@ impl IndexedDbBackend {
             .iter()
             .flat_map(|store| ranges.iter().map(|range| Array::of2(&JsValue::from_str(store), range)))
             .collect();
-        let reader = chunk_reader(&tx, &reads, self.read_chunk_rows.get()).map_err(js_error)?;
+        let reader = chunk_reader(&tx, &reads, self.read_chunk_rows.get(), one_by_one).map_err(js_error)?;
         // A failed request does not abort the readonly transaction (see `requestDone`): one store
         // failing leaves the others readable. The page runs before a chunk and between two pieces
         // of one once this ran for `READ_SLICE_MS` since it last did (a chunk that arrived while
@@ -567,8 +591,11 @@ impl IndexedDbBackend {
             let read = chunk.read() as usize;
             let store = stores[read / ranges.len()];
             if !chunk.error().is_undefined() {
-                on(read, store, Err(js_error(chunk.error())), Some(ChunkEnd { more: false, last: None }))?;
+                on(read, store, Piece::Failed(js_error(chunk.error())))?;
                 continue;
+            }
+            if !chunk.fell_back().is_undefined() {
+                on(read, store, Piece::OneByOne(js_error(chunk.fell_back())))?;
             }
             let length = chunk.length();
             let piece = self.read_piece_rows.get();
@@ -578,7 +605,7 @@ impl IndexedDbBackend {
                 let mut rows = StoreRows { store, rows: Vec::new(), unreadable: Vec::new() };
                 push_chunk(&mut rows, &chunk.pack(from, to))?;
                 let end = (to == length).then(|| ChunkEnd { more: chunk.more(), last: chunk.last() });
-                on(read, store, Ok(rows), end)?;
+                on(read, store, Piece::Rows(rows, end))?;
                 if to == length {
                     break;
                 }
@@ -598,18 +625,18 @@ impl IndexedDbBackend {
             .iter()
             .flat_map(|store| (0..per_store).map(|_| Ok(StoreRows { store, rows: Vec::new(), unreadable: Vec::new() })))
             .collect();
-        let mut collect = |read: usize, _: &'static str, piece: Result<StoreRows>, _: Option<ChunkEnd>| {
+        let mut collect = |read: usize, _: &'static str, piece: Piece| {
             match (&mut reads[read], piece) {
-                (Ok(rows), Ok(more)) => {
+                (Ok(rows), Piece::Rows(more, _)) => {
                     rows.rows.extend(more.rows);
                     rows.unreadable.extend(more.unreadable);
                 }
-                (slot @ Ok(_), Err(error)) => *slot = Err(error),
+                (slot @ Ok(_), Piece::Failed(error) | Piece::OneByOne(error)) => *slot = Err(error),
                 (Err(_), _) => {}
             }
             Ok(())
         };
-        self.each_chunk(stores, groups, &mut collect).await?;
+        self.each_chunk(stores, groups, false, &mut collect).await?;
         let mut reads = reads.into_iter();
         let out = stores
             .iter()
@@ -683,24 +710,21 @@ impl Backend for IndexedDbBackend {
         sink: &mut dyn FnMut(ReadEvent) -> Result<()>,
     ) -> Result<()> {
         let mut frontier = Frontier::new(stores.len() * groups.map_or(1, <[&str]>::len));
-        let mut on = |read: usize, store: &'static str, piece: Result<StoreRows>, end: Option<ChunkEnd>| {
+        let mut on = |read: usize, store: &'static str, piece: Piece| {
             let raised = match piece {
-                Ok(rows) => {
+                Piece::Rows(rows, end) => {
                     sink(ReadEvent::Rows(rows))?;
                     end.and_then(|ChunkEnd { more, last }| frontier.chunk(read, more, last))
                 }
-                Err(error) => {
-                    sink(ReadEvent::Failed(store, error))?;
-                    frontier.fail(read);
-                    None
-                }
+                Piece::OneByOne(error) => return sink(ReadEvent::OneByOne(store, error)),
+                Piece::Failed(error) => return Err(error),
             };
             match raised {
                 Some(complete) if groups.is_none() => sink(complete),
                 _ => Ok(()),
             }
         };
-        self.each_chunk(stores, groups, &mut on).await
+        self.each_chunk(stores, groups, true, &mut on).await
     }
 
     async fn get(&self, store: &'static str, key: &Key) -> Result<Option<Vec<u8>>> {

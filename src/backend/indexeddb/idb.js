@@ -36,34 +36,59 @@ function after(range, last) {
 function firstText(key) {
   return Array.isArray(key) && typeof key[0] === 'string' ? key[0] : undefined;
 }
+// Up to `count` rows of `range`, one request per row (the keys first), for a range whose bulk read
+// failed as a whole: a value the browser cannot read fails only its own request, and stands as an
+// `Unreadable` in the rows. Every request is issued from the callback of the one before, so the
+// transaction that failed the bulk read reads these too.
+function oneByOne(store, range, count) {
+  return requestDone(store.getAllKeys(range, count)).then((keys) => Promise.all(
+    keys.map((key) => requestDone(store.get(key)).catch((error) => new Unreadable(error))),
+  ).then((values) => rowsOf(keys, values)));
+}
+class Unreadable {
+  constructor(error) {
+    this.error = error;
+  }
+}
 // Reads `reads` ([store name, IDBKeyRange or undefined] each) in chunks of up to `count` rows,
 // inside `tx`. `next()` gives the promise of the next chunk, or undefined after the last:
-// `{ read, more, last, length, pack(from, to) }` (`read` the index in `reads`; `more` whether the
-// read goes on; `last` the first part of its last key when text; `pack` rows [from, to) of its
-// `length` as packRows packs them, so a chunk can be handled in pieces), `{ read, error }` when
-// that read failed as a whole, or `{ read, fatal }` when a request could not be issued. Every
-// read's first request is issued at once (IndexedDB serves them back to back); a read's next
-// request is issued when its chunk arrives, before anyone handles that chunk, so the transaction
-// always has a request pending while a read goes on, and a read's chunks come in key order.
-// Chunks come in the order their requests were issued, which is the order IndexedDB completes
-// them in.
-export function chunkReader(tx, reads, count) {
+// `{ read, more, last, length, pack(from, to), fellBack }` (`read` the index in `reads`; `more`
+// whether the read goes on; `last` the first part of its last key when text; `pack` rows
+// [from, to) of its `length` as packRows packs them, so a chunk can be handed over in pieces;
+// `fellBack` the error of the chunk's bulk request when `oneByOne` is set and that request failed,
+// the chunk then read one row at a time), `{ read, error }` when that read failed as a whole, or
+// `{ read, fatal }` when a request could not be issued. Every read's first request is issued at
+// once (IndexedDB serves them back to back); a read's next request is issued when its chunk
+// arrives, before anyone handles that chunk, so the transaction always has a request pending while
+// a read goes on, and a read's chunks come in key order, all of one snapshot. Chunks come in the
+// order their first requests were issued.
+export function chunkReader(tx, reads, count, oneByOneOnFailure) {
   const queue = [];
+  const arrived = (i, rows, fellBack) => {
+    const more = rows.length === count;
+    const lastKey = rows.length > 0 ? rows.key(rows.length - 1) : undefined;
+    if (more) issue(i, after(reads[i][1], lastKey));
+    return { read: i, more, last: firstText(lastKey), length: rows.length, fellBack, pack: (from, to) => packSlice(rows, from, to) };
+  };
   const issue = (i, range) => {
-    const [name, bounds] = reads[i];
+    let store;
     let chunk;
     try {
-      chunk = readSome(tx.objectStore(name), range, count);
+      store = tx.objectStore(reads[i][0]);
+      chunk = readSome(store, range, count);
     } catch (fatal) {
       queue.push(Promise.resolve({ read: i, fatal }));
       return false;
     }
-    queue.push(chunk.then((rows) => {
-      const more = rows.length === count;
-      const lastKey = rows.length > 0 ? rows.key(rows.length - 1) : undefined;
-      if (more) issue(i, after(bounds, lastKey));
-      return { read: i, more, last: firstText(lastKey), length: rows.length, pack: (from, to) => packSlice(rows, from, to) };
-    }, (error) => ({ read: i, error })));
+    const failed = (error) => ({ read: i, error });
+    queue.push(chunk.then((rows) => arrived(i, rows, undefined), (bulk) => {
+      if (!oneByOneOnFailure) return failed(bulk);
+      try {
+        return oneByOne(store, range, count).then((rows) => arrived(i, rows, bulk), failed);
+      } catch (fatal) {
+        return { read: i, fatal };
+      }
+    }));
     return true;
   };
   for (let i = 0; i < reads.length && issue(i, reads[i][1]); i++);
@@ -75,7 +100,7 @@ const MAX_U32 = 4294967295;
 // part at that position of the key before it) or `n<number>;`, each key ended by `|`;
 // `copyValues(into)` copies every value (a Uint8Array) end to end into `into` (a view of wasm
 // memory of `size` bytes), `ends[i]` the end of row i's; `bad`, the rows whose key or value is not
-// ours, as [JSON key, 0 (key) or 1 (value)].
+// ours, as [JSON key, 0 (key) or 1 (value)], or could not be read, as [JSON key, 2, the error].
 export function packRows(keys, values) {
   return packSlice(rowsOf(keys, values), 0, keys.length);
 }
@@ -99,6 +124,7 @@ function packSlice(rows, from, to) {
       else spelled = null;
     }
     if (spelled === null) bad.push([spell(key), 0]);
+    else if (value instanceof Unreadable) bad.push([spell(key), 2, value.error]);
     else if (!(value instanceof Uint8Array)) bad.push([spell(key), 1]);
     else {
       text += `${spelled}|`;
