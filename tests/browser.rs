@@ -1221,3 +1221,105 @@ async fn an_encrypted_load_with_piece_boundaries_inside_wallets_loads_exactly_wh
     }
     IndexedDbBackend::delete(&name).await.unwrap();
 }
+
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+// Makes chosen values unreadable, as a value whose file the browser lost: a getAll, getAllRecords
+// or get request whose result holds one fails with NotReadableError, from the real request's
+// success event (so the transaction is as active as after a real failure).
+const lost = new Set();
+let installed = false;
+const spell = (bytes) => Array.prototype.join.call(bytes, ',');
+const isLost = (value) => value instanceof Uint8Array && lost.has(spell(value));
+function failing(request, fails) {
+  let onsuccess = null;
+  let onerror = null;
+  let error = null;
+  Object.defineProperty(request, 'onsuccess', { configurable: true, get: () => onsuccess, set: (f) => { onsuccess = f; } });
+  Object.defineProperty(request, 'onerror', { configurable: true, get: () => onerror, set: (f) => { onerror = f; } });
+  Object.defineProperty(request, 'error', { configurable: true, get: () => error });
+  request.addEventListener('success', (event) => {
+    if (fails(request.result)) {
+      error = new DOMException('Data lost due to missing file (injected)', 'NotReadableError');
+      if (onerror) onerror({ preventDefault() {}, target: request });
+    } else if (onsuccess) onsuccess(event);
+  });
+  return request;
+}
+export function lose_values(values) {
+  for (const value of values) lost.add(spell(value));
+  if (installed) return;
+  installed = true;
+  const wrap = (name, fails) => {
+    const original = IDBObjectStore.prototype[name];
+    if (typeof original !== 'function') return;
+    IDBObjectStore.prototype[name] = function (...args) { return failing(original.apply(this, args), fails); };
+  };
+  wrap('getAll', (values) => values.some(isLost));
+  wrap('getAllRecords', (records) => records.some((record) => isLost(record.value)));
+  wrap('get', isLost);
+}
+export function find_values() { lost.clear(); }
+"#)]
+extern "C" {
+    fn lose_values(values: &Array);
+    fn find_values();
+}
+
+/// Values the browser cannot read (NotReadableError on every request that returns one), in the
+/// first, a middle and the last wallet: at every chunk and piece size, on every engine, the load
+/// reads the failed requests' rows one by one in its own transaction, skips exactly those rows
+/// (code 11, `scannedStores`) and loads exactly what a database without them loads; a load of
+/// some wallets reports only theirs.
+#[wasm_bindgen_test]
+async fn unreadable_values_are_skipped_one_by_one_and_the_rest_loads_exactly() {
+    use wallet_persist::backend::WriteOp;
+    use wallet_persist::model::KeyPart;
+    let name = unique("unreadable-values");
+    write_sample_wallets(&name, 5).await;
+    let backend = IndexedDbBackend::open(&name).await.unwrap();
+    let of = |store: &'static str, wallet: u8, rows: &[Row]| -> (&'static str, Row) {
+        let owner = KeyPart::Text(testing::wallet_id(wallet).to_hex());
+        (store, rows.iter().find(|row| row.key.first() == Some(&owner)).unwrap().clone())
+    };
+    let reads: Vec<_> =
+        backend.read(&["transactions", "utxos"]).await.unwrap().into_iter().map(Result::unwrap).collect();
+    let lost = [of("utxos", 1, &reads[1].rows), of("transactions", 3, &reads[0].rows), of("utxos", 5, &reads[1].rows)];
+    // What a database without the lost rows loads (deleted, loaded, put back).
+    let rows = |lost: &[(&'static str, Row)]| -> Vec<WriteOp> {
+        lost.iter().map(|(store, row)| WriteOp::Put { store, key: row.key.clone(), value: row.value.clone() }).collect()
+    };
+    let deletes = lost.iter().map(|(store, row)| WriteOp::Delete { store, key: row.key.clone() }).collect();
+    backend.write(&WriteBatch::new(deletes)).await.unwrap();
+    let persister = Persister::open(IndexedDbBackend::open(&name).await.unwrap(), Default::default()).await.unwrap();
+    let (expected, _) = persister.load().await.unwrap();
+    let some: std::collections::BTreeSet<WalletId> = [testing::wallet_id(3), testing::wallet_id(4)].into();
+    let (expected_some, _) = persister.load_wallets(&some).await.unwrap();
+    persister.close().await.unwrap();
+    backend.write(&WriteBatch::new(rows(&lost))).await.unwrap();
+    backend.close();
+
+    let values: Array = lost.iter().map(|(_, row)| JsValue::from(Uint8Array::from(row.value.as_slice()))).collect();
+    lose_values(&values);
+    let spelled = |lost: &[&(&'static str, Row)]| -> Vec<(&'static str, String, u16)> {
+        lost.iter().map(|(store, row)| (*store, wallet_persist::model::key_to_string(&row.key), 11)).collect()
+    };
+    for (chunk, piece) in SIZES {
+        let at = format!("chunk {chunk} piece {piece}");
+        let backend = IndexedDbBackend::open(&name).await.unwrap();
+        backend.set_read_chunk_rows(chunk);
+        backend.set_read_piece_rows(piece);
+        let persister = Persister::open(backend, Default::default()).await.expect("open");
+        let (state, report) = persister.load().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert!(state == expected, "{at}: the load differs from that of a database without the lost rows");
+        assert_eq!(report.scanned_stores, vec!["utxos", "transactions"], "{at}");
+        let skipped: Vec<_> = report.skipped.iter().map(|s| (s.store, s.key.clone(), s.code)).collect();
+        assert_eq!(skipped, spelled(&[&lost[0], &lost[2], &lost[1]]), "{at}");
+        let (state, report) = persister.load_wallets(&some).await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert!(state == expected_some, "{at}: wallets 3 and 4 differ");
+        let skipped: Vec<_> = report.skipped.iter().map(|s| (s.store, s.key.clone(), s.code)).collect();
+        assert_eq!(skipped, spelled(&[&lost[1]]), "{at}: wallets 3 and 4");
+        persister.close().await.unwrap();
+    }
+    find_values();
+    IndexedDbBackend::delete(&name).await.unwrap();
+}

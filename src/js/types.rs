@@ -172,7 +172,7 @@ export interface LoadReport {
   skippedRows: { [store in AreaStore]: number };
   /** Every skipped row with the reason, in store order. */
   skipped: SkippedRow[];
-  /** Stores whose bulk read failed as a whole and were read row by row instead. */
+  /** Stores of which a bulk read request failed as a whole (e.g. a value whose file the browser lost); its rows were then read one by one in the same transaction, so only the unreadable ones are in `skipped`. */
   scannedStores: AreaStore[];
   /** Only for `load({walletIds})`: the requested wallets absent from `wallets`, in id order: no
    *  row of them on disk, or every row skipped (then listed in `skipped`). */

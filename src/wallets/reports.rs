@@ -110,7 +110,8 @@ pub struct LoadReport {
     pub skipped_rows: BTreeMap<&'static str, u32>,
     /// Rows that failed to decode or check, in store order, then by spelled key.
     pub skipped: Vec<SkippedRow>,
-    /// Stores whose bulk read failed as a whole and were read row by row instead.
+    /// Stores of which a bulk read request failed as a whole, its rows then read one by one (in
+    /// the same transaction), so only the unreadable ones are skipped.
     pub scanned_stores: Vec<&'static str>,
     /// A load of chosen wallets: those that loaded nothing (no row on disk, or every row skipped,
     /// then in `skipped`). `None` (not serialized) for a load of every wallet.

@@ -39,10 +39,15 @@ function firstText(key) {
 // Up to `count` rows of `range`, one request per row (the keys first), for a range whose bulk read
 // failed as a whole: a value the browser cannot read fails only its own request, and stands as an
 // `Unreadable` in the rows. Every request is issued from the callback of the one before, so the
-// transaction that failed the bulk read reads these too.
+// transaction that failed the bulk read reads these too. A request aborted with its transaction
+// (e.g. the connection closed under us) fails them all: that is no row's fault.
 function oneByOne(store, range, count) {
+  const unreadable = (error) => {
+    if (error && error.name === 'AbortError') throw error;
+    return new Unreadable(error);
+  };
   return requestDone(store.getAllKeys(range, count)).then((keys) => Promise.all(
-    keys.map((key) => requestDone(store.get(key)).catch((error) => new Unreadable(error))),
+    keys.map((key) => requestDone(store.get(key)).catch(unreadable)),
   ).then((values) => rowsOf(keys, values)));
 }
 class Unreadable {
@@ -82,7 +87,7 @@ export function chunkReader(tx, reads, count, oneByOneOnFailure) {
     }
     const failed = (error) => ({ read: i, error });
     queue.push(chunk.then((rows) => arrived(i, rows, undefined), (bulk) => {
-      if (!oneByOneOnFailure) return failed(bulk);
+      if (!oneByOneOnFailure || (bulk && bulk.name === 'AbortError')) return failed(bulk);
       try {
         return oneByOne(store, range, count).then((rows) => arrived(i, rows, bulk), failed);
       } catch (fatal) {
