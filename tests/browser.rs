@@ -1225,11 +1225,13 @@ async fn an_encrypted_load_with_piece_boundaries_inside_wallets_loads_exactly_wh
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
 // Makes chosen values unreadable, as a value whose file the browser lost: a getAll, getAllRecords
 // or get request whose result holds one fails with NotReadableError, from the real request's
-// success event (so the transaction is as active as after a real failure).
-const lost = new Set();
+// success event (so the transaction is as active as after a real failure). A value lost with
+// `name` "AbortError" fails a get as if the transaction had aborted.
+const lost = new Map();
 let installed = false;
 const spell = (bytes) => Array.prototype.join.call(bytes, ',');
-const isLost = (value) => value instanceof Uint8Array && lost.has(spell(value));
+const lostAs = (value) => (value instanceof Uint8Array ? lost.get(spell(value)) : undefined);
+const isLost = (value) => lostAs(value) !== undefined;
 function failing(request, fails) {
   let onsuccess = null;
   let onerror = null;
@@ -1238,15 +1240,16 @@ function failing(request, fails) {
   Object.defineProperty(request, 'onerror', { configurable: true, get: () => onerror, set: (f) => { onerror = f; } });
   Object.defineProperty(request, 'error', { configurable: true, get: () => error });
   request.addEventListener('success', (event) => {
-    if (fails(request.result)) {
-      error = new DOMException('Data lost due to missing file (injected)', 'NotReadableError');
+    const name = fails(request.result);
+    if (name) {
+      error = new DOMException('Data lost due to missing file (injected)', name);
       if (onerror) onerror({ preventDefault() {}, target: request });
     } else if (onsuccess) onsuccess(event);
   });
   return request;
 }
-export function lose_values(values) {
-  for (const value of values) lost.add(spell(value));
+export function lose_values(values, name) {
+  for (const value of values) lost.set(spell(value), name);
   if (installed) return;
   installed = true;
   const wrap = (name, fails) => {
@@ -1254,14 +1257,15 @@ export function lose_values(values) {
     if (typeof original !== 'function') return;
     IDBObjectStore.prototype[name] = function (...args) { return failing(original.apply(this, args), fails); };
   };
-  wrap('getAll', (values) => values.some(isLost));
-  wrap('getAllRecords', (records) => records.some((record) => isLost(record.value)));
-  wrap('get', isLost);
+  const bulk = (found) => (found ? 'NotReadableError' : undefined);
+  wrap('getAll', (values) => bulk(values.some(isLost)));
+  wrap('getAllRecords', (records) => bulk(records.some((record) => isLost(record.value))));
+  wrap('get', lostAs);
 }
 export function find_values() { lost.clear(); }
 "#)]
 extern "C" {
-    fn lose_values(values: &Array);
+    fn lose_values(values: &Array, name: &str);
     fn find_values();
 }
 
@@ -1299,7 +1303,7 @@ async fn unreadable_values_are_skipped_one_by_one_and_the_rest_loads_exactly() {
     backend.close();
 
     let values: Array = lost.iter().map(|(_, row)| JsValue::from(Uint8Array::from(row.value.as_slice()))).collect();
-    lose_values(&values);
+    lose_values(&values, "NotReadableError");
     let spelled = |lost: &[&(&'static str, Row)]| -> Vec<(&'static str, String, u16)> {
         lost.iter().map(|(store, row)| (*store, wallet_persist::model::key_to_string(&row.key), 11)).collect()
     };
@@ -1320,6 +1324,14 @@ async fn unreadable_values_are_skipped_one_by_one_and_the_rest_loads_exactly() {
         assert_eq!(skipped, spelled(&[&lost[1]]), "{at}: wallets 3 and 4");
         persister.close().await.unwrap();
     }
+    // A get of the row-by-row read aborted with its transaction is no row's fault: the load
+    // fails (retryable), it does not skip the rest of the chunk.
+    let healthy = of("utxos", 3, &reads[1].rows).1;
+    lose_values(&[JsValue::from(Uint8Array::from(healthy.value.as_slice()))].into_iter().collect(), "AbortError");
+    let persister = Persister::open(IndexedDbBackend::open(&name).await.unwrap(), Default::default()).await.unwrap();
+    let error = persister.load().await.expect_err("a load whose row-by-row read aborted");
+    assert_eq!((error.code(), error.is_transient()), (21, true), "{error}");
+    persister.close().await.unwrap();
     find_values();
     IndexedDbBackend::delete(&name).await.unwrap();
 }
