@@ -16,6 +16,7 @@
 //! the path of the first refused value. [`read`] builds a [`Value`] tree instead, for arguments
 //! whose properties are picked by hand; [`from_value`] deserializes from a part of such a tree.
 
+use std::cell::Cell;
 use std::fmt;
 
 use js_sys::{Array, Function, Object, Reflect};
@@ -33,6 +34,34 @@ extern "C" {
     /// A promise for `value` (a thenable is followed); never throws.
     #[wasm_bindgen(catch)]
     pub fn settle(value: &JsValue) -> Result<js_sys::Promise, JsValue>;
+    /// `store`'s walletId and changes on one tape (see [`read_store_args`]), written at `ptr` if it
+    /// fits in `cap` bytes; its length.
+    #[wasm_bindgen(catch, js_name = readChanges)]
+    fn read_changes(
+        wallet: &JsValue,
+        changes: &JsValue,
+        max_depth: u32,
+        max_bytes: u32,
+        ptr: u32,
+        cap: u32,
+    ) -> Result<u32, JsValue>;
+    /// The last `readChanges` tape that did not fit, written at `ptr`.
+    #[wasm_bindgen(js_name = takeTape)]
+    fn take_tape(ptr: u32);
+    /// The functions and causes of the last `readChanges` tape.
+    #[wasm_bindgen(js_name = takeSide)]
+    fn take_side() -> Array;
+    /// Gives convert.js this module's memory, for `readChanges`.
+    #[wasm_bindgen(js_name = setMemory)]
+    fn set_memory(memory: &JsValue);
+}
+
+thread_local! {
+    /// Whether convert.js has the module's memory.
+    static MEMORY_SET: Cell<bool> = const { Cell::new(false) };
+    /// The buffer `readChanges` writes into, kept between calls (all of it initialised; a call made
+    /// while another reads, from a getter, finds it taken and grows its own).
+    static CHANGES_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// How deep objects and arrays may nest in any argument.
@@ -193,9 +222,20 @@ impl Tape {
         Cursor { bytes: &self.bytes, at: 0 }.value(&self.side)
     }
 
+    /// The tape's value, to deserialize or inspect.
+    pub fn view(&self) -> TapeView<'_> {
+        TapeView(&self.bytes)
+    }
+}
+
+/// A read value's tape (see [`Tape`]), borrowed: from a [`Tape`], or from [`read_store_args`].
+#[derive(Clone, Copy)]
+pub struct TapeView<'t>(&'t [u8]);
+
+impl TapeView<'_> {
     /// Deserializes `T` from the value; the refusal names the path of the first bad value.
-    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Refusal> {
-        let refusal = match T::deserialize(TapeDeserializer(&mut Cursor { bytes: &self.bytes, at: 0 })) {
+    pub fn deserialize<T: DeserializeOwned>(self) -> Result<T, Refusal> {
+        let refusal = match T::deserialize(TapeDeserializer(&mut Cursor { bytes: self.0, at: 0 })) {
             Ok(value) => return Ok(value),
             Err(refusal) => refusal,
         };
@@ -204,18 +244,18 @@ impl Tape {
     }
 
     /// Refuses the first bigint (depth first) outside i128, naming its path.
-    pub fn check_bigints(&self) -> Result<(), Refusal> {
-        Cursor { bytes: &self.bytes, at: 0 }.skip(true)
+    pub fn check_bigints(self) -> Result<(), Refusal> {
+        Cursor { bytes: self.0, at: 0 }.skip(true)
     }
 
     /// Whether the value is a plain object.
-    pub fn is_object(&self) -> bool {
-        self.bytes.first() == Some(&tag::MAP)
+    pub fn is_object(self) -> bool {
+        self.0.first() == Some(&tag::MAP)
     }
 
     /// The first of `keys` that the (plain object) value has as a property whose value is `null`.
-    pub fn null_property(&self, keys: &[&'static str]) -> Option<&'static str> {
-        let mut cursor = Cursor { bytes: &self.bytes, at: 0 };
+    pub fn null_property(self, keys: &[&'static str]) -> Option<&'static str> {
+        let mut cursor = Cursor { bytes: self.0, at: 0 };
         let Head::Map(n) = cursor.head() else { return None };
         let mut found = Vec::new();
         for _ in 0..n {
@@ -233,6 +273,67 @@ impl Tape {
 pub fn read(value: &JsValue) -> Result<Value, Refusal> {
     Tape::read(value)?.value()
 }
+
+/// `store`'s two arguments, read in one call across the boundary: first the walletId, then, only
+/// if it is 64 lowercase hex characters, `changes` as [`Tape::read`] reads them (so for any other
+/// walletId none of the changes' getters run). `id` gets the walletId's text (`None`: not a
+/// string; a lone surrogate reads as U+FFFD) and is `Err` for anything but a wallet id, which is
+/// then the error; else `then` gets the changes' tape. A refusal of the changes is argument
+/// `what`'s.
+pub fn read_store_args<T>(
+    wallet: &JsValue,
+    changes: &JsValue,
+    what: &str,
+    id: impl FnOnce(Option<&str>) -> crate::Result<crate::model::WalletId>,
+    then: impl FnOnce(TapeView<'_>) -> Result<T, Rejection>,
+) -> Result<(crate::model::WalletId, T), Rejection> {
+    if !MEMORY_SET.get() {
+        set_memory(&wasm_bindgen::memory());
+        MEMORY_SET.set(true);
+    }
+    let mut buffer = CHANGES_BUFFER.take();
+    let result = (|| {
+        let n = read_changes(
+            wallet,
+            changes,
+            MAX_DEPTH as u32,
+            MAX_INPUT_BYTES as u32,
+            buffer.as_mut_ptr() as u32,
+            buffer.len() as u32,
+        )
+        .map_err(|e| Rejection::from_refusal(Refusal::caused("the value could not be read", e), what))?
+            as usize;
+        if n > buffer.len() {
+            buffer.resize(n.max(1024), 0);
+            take_tape(buffer.as_mut_ptr() as u32);
+        }
+        let mut cursor = Cursor { bytes: &buffer[..n], at: 0 };
+        let wallet = match cursor.byte() {
+            STORE_ID_NOT_TEXT => id(None)?,
+            STORE_ID_BAD => {
+                id(Some(cursor.text()))?;
+                return Err(Error::Internal("a wallet id was not read as one".into()).into());
+            }
+            _ => id(Some(cursor.text()))?,
+        };
+        let tape = &cursor.bytes[cursor.at..];
+        if tape.first() == Some(&tag::REFUSED) {
+            let refusal = Cursor { bytes: tape, at: 1 }.refusal(&take_side());
+            return Err(Rejection::from_refusal(refusal, what));
+        }
+        Ok((wallet, then(TapeView(tape))?))
+    })();
+    // Kept unless a large value made it large (as convert.js keeps its own tape buffer).
+    if buffer.len() <= 65536 {
+        CHANGES_BUFFER.set(buffer);
+    }
+    result
+}
+
+/// The first tag of a `readChanges` tape: the walletId is not a string.
+const STORE_ID_NOT_TEXT: u8 = 0;
+/// The walletId is a string but not a wallet id (its text follows, then nothing).
+const STORE_ID_BAD: u8 = 1;
 
 /// Tags of the tape (`readTape` in convert.js writes them).
 mod tag {
@@ -544,7 +645,7 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Refusal> {
 
 /// Reads `value` and deserializes `T` from it: the whole boundary for one argument `what`.
 pub fn parse<T: DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, Rejection> {
-    Tape::read(value).and_then(|tape| tape.deserialize()).map_err(|r| Rejection::from_refusal(r, what))
+    Tape::read(value).and_then(|tape| tape.view().deserialize()).map_err(|r| Rejection::from_refusal(r, what))
 }
 
 /// An error for JS plus the exception that caused it (`cause` on the rejection).
