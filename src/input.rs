@@ -94,8 +94,20 @@ impl de::Error for Refusal {
 /// anything else about the value (the first one, depth first): once deserializing failed, the
 /// whole tape is checked (had it succeeded, it read every bigint).
 pub fn deserialize<T: DeserializeOwned>(tape: &[u8]) -> Result<T, Refusal> {
-    let refusal = match T::deserialize(TapeDeserializer(&mut Cursor { bytes: tape, at: 0 })) {
+    let refusal = match T::deserialize(TapeDeserializer(&mut Cursor { bytes: tape, at: 0 }, None)) {
         Ok(value) => return Ok(value),
+        Err(refusal) => refusal,
+    };
+    check_bigints(tape)?;
+    Err(refusal)
+}
+
+/// [`deserialize`] of a value that is an object, also returning its properties whose value is
+/// `null` (in property order), noted while deserializing: no second pass over the tape.
+pub fn deserialize_noting_nulls<T: DeserializeOwned>(tape: &[u8]) -> Result<(T, Vec<&str>), Refusal> {
+    let mut nulls = Vec::new();
+    let refusal = match T::deserialize(TapeDeserializer(&mut Cursor { bytes: tape, at: 0 }, Some(&mut nulls))) {
+        Ok(value) => return Ok((value, nulls)),
         Err(refusal) => refusal,
     };
     check_bigints(tape)?;
@@ -284,7 +296,9 @@ impl<'t> Cursor<'t> {
 
 /// The serde deserializer of the value at a cursor of a checked tape. A visitor that reads less
 /// than the whole value (fewer items, an ignored value) leaves the cursor after it all the same.
-struct TapeDeserializer<'c, 't>(&'c mut Cursor<'t>);
+/// If the value is an object, the keys of its properties whose value is `null` are pushed onto
+/// the second field, if any, as they are read (its nested values note nothing).
+struct TapeDeserializer<'c, 't>(&'c mut Cursor<'t>, Option<&'c mut Vec<&'t str>>);
 
 #[cold]
 #[inline(never)]
@@ -297,7 +311,7 @@ impl TapeDeserializer<'_, '_> {
     fn entries<'de, V: Visitor<'de>>(self, visitor: V, fields: bool) -> Result<V::Value, Refusal> {
         match self.0.head() {
             Head::Map(n) => {
-                let mut entries = Entries { cursor: self.0, left: n, key: None, skip_undefined: fields };
+                let mut entries = Entries { cursor: self.0, left: n, key: None, skip_undefined: fields, nulls: self.1 };
                 let value = visitor.visit_map(&mut entries)?;
                 entries.finish()?;
                 Ok(value)
@@ -349,6 +363,8 @@ struct Entries<'c, 't> {
     key: Option<&'t str>,
     /// Struct fields: `undefined` means absent.
     skip_undefined: bool,
+    /// Where the keys whose value is `null` go, if anywhere.
+    nulls: Option<&'c mut Vec<&'t str>>,
 }
 
 impl Entries<'_, '_> {
@@ -377,6 +393,11 @@ impl<'de> MapAccess<'de> for Entries<'_, '_> {
             }
             self.left -= 1;
             let key = self.cursor.text();
+            if let Some(nulls) = self.nulls.as_deref_mut() {
+                if self.cursor.peek() == tag::NULL {
+                    nulls.push(key);
+                }
+            }
             if self.skip_undefined && self.cursor.peek() == tag::UNDEFINED {
                 self.cursor.byte();
                 continue;
@@ -390,7 +411,7 @@ impl<'de> MapAccess<'de> for Entries<'_, '_> {
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Refusal> {
         let key = self.key.take().ok_or_else(|| Refusal::new("a value without a key"))?;
-        seed.deserialize(TapeDeserializer(self.cursor)).map_err(|r| r.at(Step::Key(key.to_owned())))
+        seed.deserialize(TapeDeserializer(self.cursor, None)).map_err(|r| r.at(Step::Key(key.to_owned())))
     }
 }
 
@@ -420,7 +441,7 @@ impl<'de> SeqAccess<'de> for Items<'_, '_> {
         self.left -= 1;
         self.index += 1;
         let index = self.index - 1;
-        seed.deserialize(TapeDeserializer(&mut *self.cursor)).map(Some).map_err(|r| r.at(Step::Index(index)))
+        seed.deserialize(TapeDeserializer(&mut *self.cursor, None)).map(Some).map_err(|r| r.at(Step::Index(index)))
     }
 }
 
@@ -438,7 +459,7 @@ impl<'de> de::Deserializer<'de> for TapeDeserializer<'_, '_> {
             Head::Bytes(b) => visitor.visit_bytes(b),
             Head::List(n) => self.items(n, visitor),
             Head::Map(n) => {
-                let mut entries = Entries { cursor: self.0, left: n, key: None, skip_undefined: false };
+                let mut entries = Entries { cursor: self.0, left: n, key: None, skip_undefined: false, nulls: self.1 };
                 let value = visitor.visit_map(&mut entries)?;
                 entries.finish()?;
                 Ok(value)

@@ -203,10 +203,16 @@ impl Tape {
 #[derive(Clone, Copy)]
 pub struct TapeView<'t>(&'t [u8]);
 
-impl TapeView<'_> {
+impl<'t> TapeView<'t> {
     /// Deserializes `T` from the value; the refusal names the path of the first bad value.
     pub fn deserialize<T: DeserializeOwned>(self) -> Result<T, Refusal> {
         Ok(input::deserialize(self.0)?)
+    }
+
+    /// [`TapeView::deserialize`] of an object, also returning the keys of its properties whose
+    /// value is `null` (see [`input::deserialize_noting_nulls`]).
+    pub fn deserialize_noting_nulls<T: DeserializeOwned>(self) -> Result<(T, Vec<&'t str>), Refusal> {
+        Ok(input::deserialize_noting_nulls(self.0)?)
     }
 
     /// Refuses the first bigint (depth first) outside i128, naming its path.
