@@ -185,6 +185,24 @@ class TapeWriter {
     return true;
   }
 
+  // Tag 2 and `text` as `ascii` writes it if it is 64 lowercase hex characters (a wallet id) and
+  // returns true; else writes nothing and returns false.
+  walletId(text) {
+    if (text.length !== 64) return false;
+    this.reserve(69);
+    const bytes = this.bytes;
+    const start = this.at + 5;
+    for (let i = 0; i < 64; i++) {
+      const c = text.charCodeAt(i);
+      if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+      bytes[start + i] = c;
+    }
+    bytes[this.at] = 2;
+    this.view.setUint32(this.at + 1, 64, true);
+    this.at = start + 64;
+    return true;
+  }
+
   // A caller's string: well-formed, and charged its UTF-8 length.
   text(value) {
     if (value.length <= ASCII_TRY && this.used + value.length <= this.maxBytes && this.ascii(value)) {
@@ -349,22 +367,92 @@ export function readTape(value, side, maxDepth, maxBytes) {
   } catch (error) {
     if (!(error instanceof Refused)) throw error;
     const out = new TapeWriter(side, 0, Infinity);
-    out.tag(11);
-    out.tag(error.code);
-    out.utf8(error.detail);
-    out.u32(error.caused ? side.push(error.cause) - 1 : 0xffffffff);
-    out.u32(error.steps.length);
-    for (const step of error.steps) {
-      if (typeof step === 'number') {
-        out.tag(1);
-        out.u32(step);
-      } else {
-        out.tag(0);
-        out.utf8(step);
-      }
-    }
+    refusal(out, error, side);
     return out.finish();
   }
+}
+
+// The refusal record of `error` (tag 11, see convert.rs).
+function refusal(out, error, side) {
+  out.tag(11);
+  out.tag(error.code);
+  out.utf8(error.detail);
+  out.u32(error.caused ? side.push(error.cause) - 1 : 0xffffffff);
+  out.u32(error.steps.length);
+  for (const step of error.steps) {
+    if (typeof step === 'number') {
+      out.tag(1);
+      out.u32(step);
+    } else {
+      out.tag(0);
+      out.utf8(step);
+    }
+  }
+}
+
+// ---- `store`'s two arguments in one call (read by `read_changes` in convert.rs): the walletId,
+// then the changes as `readTape` writes them, into wasm memory at `ptr` when the tape fits in `cap`
+// bytes. The id comes first as a tag: 0 not a string; 1 a string that is not 64 lowercase hex
+// characters, then its UTF-8 (lone surrogates as U+FFFD, as wasm-bindgen passes strings), and the
+// changes are not read (so none of their getters run); 2 a wallet id, then its 64 characters and
+// the changes' tape. The functions and causes the tape refers to are kept for `takeSide`; a tape
+// longer than `cap` for `takeTape`.
+
+let memory = null;
+// A view of all of wasm memory, made again once growth detached its buffer (length 0).
+let memoryBytes = new Uint8Array(0);
+let lastSide = [];
+let pendingTape = null;
+
+// The module's wasm memory (set once, before the first `readChanges`).
+export function setMemory(wasmMemory) {
+  memory = wasmMemory;
+}
+
+function wasmBytes() {
+  if (memoryBytes.length === 0) memoryBytes = new Uint8Array(memory.buffer);
+  return memoryBytes;
+}
+
+// The tape's length; never throws for anything the caller's values do.
+export function readChanges(walletId, changes, maxDepth, maxBytes, ptr, cap) {
+  const side = [];
+  const writer = new TapeWriter(side, maxDepth, maxBytes);
+  if (typeof walletId !== 'string') {
+    writer.tag(0);
+  } else if (!writer.walletId(walletId)) {
+    writer.tag(1);
+    writer.utf8(walletId);
+  } else {
+    const start = writer.at;
+    try {
+      writer.value(changes, 0);
+    } catch (error) {
+      if (!(error instanceof Refused)) throw error;
+      writer.at = start;
+      refusal(writer, error, side);
+    }
+  }
+  const tape = writer.finish();
+  const n = tape.length;
+  lastSide = side;
+  // The view is checked now: a getter that called into wasm may have grown its memory.
+  if (n <= cap) wasmBytes().set(tape, ptr);
+  else pendingTape = tape.slice();
+  return n;
+}
+
+// The last tape `readChanges` could not place, into wasm memory at `ptr` (room for all of it).
+export function takeTape(ptr) {
+  wasmBytes().set(pendingTape, ptr);
+  pendingTape = null;
+}
+
+// The functions and causes of the last `readChanges` tape.
+export function takeSide() {
+  const side = lastSide;
+  lastSide = [];
+  return side;
 }
 
 // ---- Our results: load's values from the tape of src/js/tape.rs, built in one pass (the tags are

@@ -123,10 +123,14 @@ fn wallets_to_js(wallets: std::collections::BTreeMap<WalletId, WalletChangeSet>)
 }
 
 fn wallet_id(value: &JsValue) -> Result<WalletId> {
-    let hex = value
-        .as_string()
-        .ok_or_else(|| Error::InvalidArgument("walletId must be a string of 64 lowercase hex characters".into()))?;
-    WalletId::from_hex(&hex)
+    wallet_id_text(value.as_string().as_deref())
+}
+
+/// The wallet id a walletId argument spells (`None`: not a string).
+fn wallet_id_text(text: Option<&str>) -> Result<WalletId> {
+    let hex =
+        text.ok_or_else(|| Error::InvalidArgument("walletId must be a string of 64 lowercase hex characters".into()))?;
+    WalletId::from_hex(hex)
 }
 
 /// Runs `work` as a Promise; its error rejects as a `WalletPersistError`. A broken instance
@@ -255,22 +259,35 @@ fn check_options(raw: OpenOptions) -> Result<Parsed> {
 /// [`convert`] (so later mutation of the caller's object cannot change what is staged) and
 /// checked: a plain object of known areas, unknown fields refused at every level.
 fn parse_changes(wallet: &JsValue, changes: &JsValue) -> Result<(WalletId, WalletChangeSet), Rejection> {
-    let id = wallet_id(wallet)?;
+    convert::read_store_args(wallet, changes, "changes", wallet_id_text, checked_changes)
+}
+
+/// The changeset on `tape`, or why it is refused. In order: a bigint out of every range (the
+/// first), not an object, a `null` singleton, anything else (the first refused value).
+fn checked_changes(tape: convert::TapeView<'_>) -> Result<WalletChangeSet, Rejection> {
+    const SINGLETONS: [&str; 2] = ["wallet", "syncState"];
     let refused = |r| Rejection::from_refusal(r, "changes");
-    let tape = convert::Tape::read(changes).map_err(refused)?;
-    let misshapen = if !tape.is_object() {
-        Some("changes must be an object".to_string())
-    } else {
-        tape.null_property(&["wallet", "syncState"]).map(|singleton| {
-            format!("{singleton} cannot be null: a wallet's {singleton} is removed only with the whole wallet")
-        })
-    };
-    if let Some(message) = misshapen {
+    let misshapen = |message: String| -> Result<WalletChangeSet, Rejection> {
         tape.check_bigints().map_err(refused)?;
-        return Err(Error::InvalidArgument(message).into());
+        Err(Error::InvalidArgument(message).into())
+    };
+    let null = |singleton: &str| {
+        format!("{singleton} cannot be null: a wallet's {singleton} is removed only with the whole wallet")
+    };
+    if !tape.is_object() {
+        return misshapen("changes must be an object".to_string());
     }
-    let changes = tape.deserialize().map_err(refused)?;
-    Ok((id, changes))
+    match tape.deserialize_noting_nulls::<WalletChangeSet>() {
+        // Every property was read, so the null ones are all known.
+        Ok((changes, nulls)) => match SINGLETONS.into_iter().find(|key| nulls.contains(key)) {
+            None => Ok(changes),
+            Some(singleton) => misshapen(null(singleton)),
+        },
+        Err(refusal) => match tape.null_property(&SINGLETONS) {
+            Some(singleton) => misshapen(null(singleton)),
+            None => Err(refused(refusal)),
+        },
+    }
 }
 
 /// `load`'s options, read once through [`convert`]: `undefined`, `null` or `{}` for every
