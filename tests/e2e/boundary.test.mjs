@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, openPage, evalInPage, uniqueName } from './harness.mjs';
+import { okInPage } from './client.mjs';
 
 const PAGE = '/tests/e2e/fixtures/persister.html?api=hostile';
 const FAULTS = '/tests/e2e/fixtures/persister.html?api=hostile&build=fault-injection';
@@ -361,4 +362,45 @@ test('load() builds exactly the values stored: every area, BigInt u64, null, fre
   }, name);
   assert.deepEqual(diffs, []);
   assert.deepEqual(traps, []);
+});
+
+test('a getter that calls store() (growing wasm memory) while store() reads its changes: both land exactly, nothing traps', async () => {
+  const { page, name, traps } = await fresh();
+  const out = await okInPage(page, async ({ WalletStore }, { name }) => {
+    const store = await WalletStore.open({ name: `${name}-reentrant`, flushMode: 'manual' });
+    const [W1, W2, TX] = ['a1'.repeat(32), 'b2'.repeat(32), '01'.repeat(32)];
+    const wallet = (label) => ({ network: 'testnet', label, birthHeight: 1, createdAtMs: 0n, accountSchema: 1 });
+    // 12 MiB crossing in the inner call: wasm memory grows under the outer call's walk.
+    const big = new Uint8Array(12 << 20).fill(7);
+    const inner = [];
+    const outer = {
+      wallet: wallet('outer'),
+      get utxos() {
+        inner.push(store.store(W2, { wallet: wallet('inner'), transactions: { [TX]: { txid: TX, raw: big, height: null, timestampMs: null, fee: null } } }));
+        inner.push(store.store(W2, { utxos: { [`${TX}:9`]: { outpoint: `${TX}:9`, value: 9n, script: Uint8Array.of(9), height: 9, account: 0 } } }));
+        return { [`${TX}:0`]: { outpoint: `${TX}:0`, value: 5n, script: Uint8Array.of(1, 2, 3), height: 1, account: 0 } };
+      },
+    };
+    await store.store(W1, outer);
+    await Promise.all(inner);
+    await store.commit();
+    const { wallets } = await store.load();
+    await store.close();
+    const raw = wallets[W2]?.transactions?.[TX]?.raw;
+    return {
+      labels: [wallets[W1]?.wallet?.label, wallets[W2]?.wallet?.label],
+      outerUtxos: Object.keys(wallets[W1]?.utxos ?? {}),
+      outerValue: String(wallets[W1]?.utxos?.[`${TX}:0`]?.value),
+      innerUtxos: Object.keys(wallets[W2]?.utxos ?? {}),
+      raw: raw ? [raw.length, raw.every((b) => b === 7)] : null,
+    };
+  }, { name });
+  const TX = '01'.repeat(32);
+  assert.deepEqual(out.labels, ['outer', 'inner']);
+  assert.deepEqual(out.outerUtxos, [`${TX}:0`]);
+  assert.equal(out.outerValue, '5');
+  assert.deepEqual(out.innerUtxos, [`${TX}:9`]);
+  assert.deepEqual(out.raw, [12 << 20, true]);
+  assert.deepEqual(traps, []);
+  await page.close();
 });
