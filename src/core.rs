@@ -11,3 +11,4 @@ pub mod codec;
 pub mod error;
 pub mod layout;
 pub mod model;
+pub mod payload;
