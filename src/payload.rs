@@ -69,7 +69,7 @@ impl Out {
         }
     }
     /// An unsigned integer as a varint (the same bytes for `u32`, `u64` and `usize`).
-    #[inline]
+    #[inline(never)]
     pub fn varint(&mut self, value: u64) {
         if value <= 250 {
             self.byte(value as u8);
@@ -85,7 +85,7 @@ impl Out {
         }
     }
     /// A length-prefixed byte string.
-    #[inline]
+    #[inline(never)]
     pub fn byte_string(&mut self, bytes: &[u8]) {
         self.varint(bytes.len() as u64);
         self.bytes(bytes);
@@ -103,7 +103,9 @@ pub enum Fail {
     Invalid(&'static str),
 }
 
-/// Reads a payload front to back.
+/// Reads a payload front to back. The readers of strings, varints and ids, and each struct's
+/// `encode` and `decode`, are one function each (`inline(never)`): inlined into every area's
+/// row decoder they made the .wasm larger, and a call per field costs next to nothing.
 pub struct In<'a> {
     rest: &'a [u8],
     claimed: u64,
@@ -159,7 +161,7 @@ impl<'a> In<'a> {
         Ok(self.take(1)?[0])
     }
     /// A varint of at most `widest` (the marker of the widest width accepted), claiming `claim`.
-    #[inline]
+    #[inline(never)]
     fn varint(&mut self, claim: u64, widest: u8) -> Result<u64, Fail> {
         self.claim(claim)?;
         let first = self.take(1)?[0];
@@ -205,7 +207,7 @@ impl<'a> In<'a> {
         }
     }
     /// 32 raw bytes, claimed one byte at a time (bincode reads a `[u8; 32]` byte by byte).
-    #[inline]
+    #[inline(never)]
     pub fn array32(&mut self) -> Result<[u8; 32], Fail> {
         if self.claimed + 32 <= MAX_CLAIMED && self.rest.len() >= 32 {
             self.claimed += 32;
@@ -221,7 +223,7 @@ impl<'a> In<'a> {
         Ok(out)
     }
     /// A length-prefixed byte string, borrowed from the input.
-    #[inline]
+    #[inline(never)]
     pub fn byte_string(&mut self) -> Result<&'a [u8], Fail> {
         let len = self.length()?;
         self.claim(len)?;
@@ -229,7 +231,7 @@ impl<'a> In<'a> {
         self.take(len as usize)
     }
     /// A length-prefixed UTF-8 string.
-    #[inline]
+    #[inline(never)]
     pub fn string(&mut self) -> Result<String, Fail> {
         let bytes = self.byte_string()?;
         match std::str::from_utf8(bytes) {
@@ -352,7 +354,7 @@ impl Put for serde_bytes::ByteBuf {
     }
 }
 impl Take for serde_bytes::ByteBuf {
-    #[inline]
+    #[inline(never)]
     fn decode(input: &mut In<'_>) -> Result<Self, Fail> {
         input.byte_string().map(|bytes| serde_bytes::ByteBuf::from(bytes.to_vec()))
     }
@@ -386,11 +388,13 @@ impl<T: Take> Take for Option<T> {
 macro_rules! payload_struct {
     ($ty:ident { $($field:ident),* $(,)? }) => {
         impl $crate::payload::Put for $ty {
+            #[inline(never)]
             fn encode(&self, out: &mut $crate::payload::Out) {
                 $( $crate::payload::Put::encode(&self.$field, out); )*
             }
         }
         impl $crate::payload::Take for $ty {
+            #[inline(never)]
             fn decode(input: &mut $crate::payload::In<'_>) -> ::std::result::Result<Self, $crate::payload::Fail> {
                 // Struct literal fields are evaluated in the order written: the payload's order.
                 Ok($ty { $( $field: $crate::payload::Take::decode(input)?, )* })

@@ -133,18 +133,24 @@ fn wallet_changes(state: &mut BTreeMap<WalletId, WalletChangeSet>, wallet: Walle
     state.entry(wallet).or_default()
 }
 
-/// Decodes one stored row and checks it against the key it was found under.
-pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Result<(WalletId, E)> {
-    let (wallet, mut value): (WalletId, E) = codec::decode_payload(bytes, limit)?;
+/// Checks that a row's key starts with the wallet its value names. One function for every area.
+#[inline(never)]
+fn check_row_wallet(key: &[KeyPart], wallet: &WalletId) -> Result<()> {
     match key.first() {
-        Some(KeyPart::Text(hex)) if *hex == wallet.to_hex() => {}
+        Some(KeyPart::Text(hex)) if *hex == wallet.to_hex() => Ok(()),
         Some(KeyPart::Text(hex)) => {
             let found =
                 WalletId::from_hex(hex).map_err(|_| Error::EntryMismatch(format!("bad wallet key part {hex:?}")))?;
-            return Err(Error::WalletIdMismatch { expected: found, found: wallet });
+            Err(Error::WalletIdMismatch { expected: found, found: *wallet })
         }
-        _ => return Err(Error::EntryMismatch("key does not start with a wallet id".into())),
+        _ => Err(Error::EntryMismatch("key does not start with a wallet id".into())),
     }
+}
+
+/// Decodes one stored row and checks it against the key it was found under.
+pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Result<(WalletId, E)> {
+    let (wallet, mut value): (WalletId, E) = codec::decode_payload(bytes, limit)?;
+    check_row_wallet(key, &wallet)?;
     check_wallet(&wallet, &value)?;
     if entry_key(&wallet, &value.key()) != key {
         return Err(Error::EntryMismatch(format!("value's own key {:?} differs from its row key", value.key())));
