@@ -1,10 +1,11 @@
 //! wallet-persist's pure core: the domain types ([`model`]), the stored-value envelope
-//! ([`codec`]), the store names ([`layout`]) and the one error table ([`error`]).
+//! ([`codec`]) and the rows' hand-written payload format ([`payload`]), the store names
+//! ([`layout`]) and the one error table ([`error`]).
 //!
 //! A crate of its own so the release build can optimise it for speed while the rest of
 //! wallet-persist is optimised for size (Cargo.toml, `[profile.release]`): every row a load
-//! decodes and every row a commit encodes runs here, generic bincode and serde instances
-//! included. The root crate re-exports these modules under the same paths.
+//! decodes and every row a commit encodes runs here. The root crate re-exports these modules
+//! under the same paths.
 #![warn(missing_docs)]
 
 pub mod codec;
