@@ -3,11 +3,15 @@
 //!
 //! Decoding never allocates past the byte limit, refuses trailing bytes, unknown flags and schema
 //! versions newer than this build's, and never panics on any input.
+//!
+//! Wallet rows and pending registrations go through [`encode_payload`] / [`decode_payload`]: the
+//! same bytes, written and read by hand ([`crate::payload`]). Everything else goes through serde.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::payload::{Fail, In, Out, Put, Take};
 
 /// Identifies a wallet-persist envelope.
 pub const MAGIC: [u8; 4] = *b"WPST";
@@ -55,6 +59,71 @@ pub fn encode_as<T: Serialize>(value: &T, version: u16, limit: usize) -> Result<
     }
     out[7..11].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(out)
+}
+
+/// [`encode`] for a value with a hand-written payload ([`Put`]): the same bytes as bincode's.
+pub fn encode_payload<T: Put + ?Sized>(value: &T, limit: usize) -> Result<Vec<u8>> {
+    let mut out = Out::appending(plain_header());
+    value.encode(&mut out);
+    seal_length(out.finish(), limit)
+}
+
+/// The header of a plain envelope, its payload length still 0, with room for a small payload.
+#[inline(never)]
+fn plain_header() -> Vec<u8> {
+    let mut header = Vec::with_capacity(64);
+    header.extend_from_slice(&MAGIC);
+    header.push(0);
+    header.extend_from_slice(&SCHEMA_VERSION.to_le_bytes());
+    header.extend_from_slice(&[0; 4]);
+    header
+}
+
+/// Writes the payload length into the header of `envelope`; refuses a payload over `limit`.
+#[inline(never)]
+fn seal_length(mut envelope: Vec<u8>, limit: usize) -> Result<Vec<u8>> {
+    let limit = limit.min(MAX_BLOB_BYTES);
+    let len = envelope.len() - HEADER_LEN;
+    if len > limit {
+        return Err(Error::BlobTooLarge { len: len as u64, limit: limit as u64 });
+    }
+    envelope[7..11].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(envelope)
+}
+
+/// [`check_size`] for a value with a hand-written payload.
+pub fn check_payload_size<T: Put + ?Sized>(value: &T, limit: usize) -> Result<()> {
+    let limit = limit.min(MAX_BLOB_BYTES);
+    let mut size = Out::counter();
+    value.encode(&mut size);
+    if size.len() > limit {
+        return Err(Error::BlobTooLarge { len: size.len() as u64, limit: limit as u64 });
+    }
+    Ok(())
+}
+
+/// [`decode`] for a value with a hand-written payload ([`Take`]): accepts and refuses what
+/// `decode` does, with the same error kinds.
+pub fn decode_payload<T: Take>(bytes: &[u8], limit: usize) -> Result<T> {
+    let (_version, payload) = check_header(bytes, limit, SCHEMA_VERSION)?;
+    let mut input = In::new(payload);
+    match T::decode(&mut input) {
+        Ok(value) if input.rest().is_empty() => Ok(value),
+        Ok(_) => Err(payload_error(None, input.rest().len(), limit)),
+        Err(fail) => Err(payload_error(Some(fail), 0, limit)),
+    }
+}
+
+/// The error of a payload that failed to read (`fail`) or left `trailing` bytes.
+#[cold]
+#[inline(never)]
+fn payload_error(fail: Option<Fail>, trailing: usize, limit: usize) -> Error {
+    match fail {
+        None => Error::BlobDecode(format!("{trailing} trailing bytes after the payload")),
+        Some(Fail::End) => Error::BlobDecode("payload ends inside a value".into()),
+        Some(Fail::TooLarge(len)) => Error::BlobTooLarge { len, limit: limit.min(MAX_BLOB_BYTES) as u64 },
+        Some(Fail::Invalid(what)) => Error::BlobDecode(what.into()),
+    }
 }
 
 /// Refuses a value whose encoded payload would exceed `limit`, without allocating it.

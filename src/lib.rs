@@ -22,7 +22,7 @@
 //! (`make doc`).
 #![warn(missing_docs)]
 
-pub use wallet_persist_core::{codec, error, layout, model};
+pub use wallet_persist_core::{codec, error, layout, model, payload};
 
 pub mod backend;
 pub mod backup;

@@ -428,7 +428,7 @@ impl CodecBench {
         self.bincode = self
             .changesets
             .iter()
-            .map(|cs| codec::encode(cs, MAX_BLOB_BYTES))
+            .map(|cs| codec::encode_payload(cs, MAX_BLOB_BYTES))
             .collect::<Result<_>>()
             .map_err(|e| error::to_js(&e))?;
         Ok(self.bincode.iter().map(Vec::len).sum::<usize>() as f64)
@@ -439,7 +439,7 @@ impl CodecBench {
         let mut fields = 0;
         for bytes in &self.bincode {
             let (_, cs): (WalletId, WalletChangeSet) =
-                codec::decode(bytes, MAX_BLOB_BYTES).map_err(|e| error::to_js(&e))?;
+                codec::decode_payload(bytes, MAX_BLOB_BYTES).map_err(|e| error::to_js(&e))?;
             fields += cs.field_count();
         }
         Ok(fields as f64)

@@ -14,6 +14,7 @@ use crate::layout::*;
 use crate::model::entries::*;
 use crate::model::ids::WalletId;
 use crate::model::keys::{EntryKey, Key, KeyPart};
+use crate::payload::{Fail, In, Out, Put, Take};
 
 /// Merging a newer value into an older one: per key, the newer wins (tombstones included).
 pub trait Merge {
@@ -111,7 +112,7 @@ pub fn entry_key<K: EntryKey>(wallet: &WalletId, key: &K) -> Key {
 /// Checks one value before it is staged: it names no other wallet and fits the byte limit.
 fn check_value<E: Entry>(wallet: &WalletId, value: &E, limit: usize) -> Result<()> {
     check_wallet(wallet, value)?;
-    codec::check_size(&(wallet, value), limit)
+    codec::check_payload_size(&(wallet, value), limit)
 }
 
 fn check_wallet<E: Entry>(wallet: &WalletId, value: &E) -> Result<()> {
@@ -122,7 +123,7 @@ fn check_wallet<E: Entry>(wallet: &WalletId, value: &E) -> Result<()> {
 }
 
 fn encode_row<E: Entry>(wallet: &WalletId, value: &E, limit: usize) -> Result<Vec<u8>> {
-    codec::encode(&(wallet, value), limit)
+    codec::encode_payload(&(wallet, value), limit)
 }
 
 /// The changeset of `wallet` in a load's state, added empty if absent. One function, not one
@@ -132,18 +133,24 @@ fn wallet_changes(state: &mut BTreeMap<WalletId, WalletChangeSet>, wallet: Walle
     state.entry(wallet).or_default()
 }
 
-/// Decodes one stored row and checks it against the key it was found under.
-pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Result<(WalletId, E)> {
-    let (wallet, mut value): (WalletId, E) = codec::decode(bytes, limit)?;
+/// Checks that a row's key starts with the wallet its value names. One function for every area.
+#[inline(never)]
+fn check_row_wallet(key: &[KeyPart], wallet: &WalletId) -> Result<()> {
     match key.first() {
-        Some(KeyPart::Text(hex)) if *hex == wallet.to_hex() => {}
+        Some(KeyPart::Text(hex)) if *hex == wallet.to_hex() => Ok(()),
         Some(KeyPart::Text(hex)) => {
             let found =
                 WalletId::from_hex(hex).map_err(|_| Error::EntryMismatch(format!("bad wallet key part {hex:?}")))?;
-            return Err(Error::WalletIdMismatch { expected: found, found: wallet });
+            Err(Error::WalletIdMismatch { expected: found, found: *wallet })
         }
-        _ => return Err(Error::EntryMismatch("key does not start with a wallet id".into())),
+        _ => Err(Error::EntryMismatch("key does not start with a wallet id".into())),
     }
+}
+
+/// Decodes one stored row and checks it against the key it was found under.
+pub fn decode_row<E: Entry>(key: &[KeyPart], bytes: &[u8], limit: usize) -> Result<(WalletId, E)> {
+    let (wallet, mut value): (WalletId, E) = codec::decode_payload(bytes, limit)?;
+    check_row_wallet(key, &wallet)?;
     check_wallet(&wallet, &value)?;
     if entry_key(&wallet, &value.key()) != key {
         return Err(Error::EntryMismatch(format!("value's own key {:?} differs from its row key", value.key())));
@@ -276,6 +283,30 @@ impl<'de, E: Entry> Deserialize<'de> for EntryMap<E> {
     }
 }
 
+/// In a payload (a pending registration), as serde writes it: the entry count, then each entry's
+/// JS key and `Option` value, in key order.
+impl<E: Entry> Put for EntryMap<E> {
+    fn encode(&self, out: &mut Out) {
+        out.varint(self.0.len() as u64);
+        for (key, value) in &self.0 {
+            key.js_key().encode(out);
+            value.encode(out);
+        }
+    }
+}
+
+/// A key that does not parse is refused; a repeated key keeps its last value.
+impl<E: Entry> Take for EntryMap<E> {
+    fn decode(input: &mut In<'_>) -> std::result::Result<Self, Fail> {
+        let mut map = BTreeMap::new();
+        for _ in 0..input.length()? {
+            let key = E::Key::parse_js(&String::decode(input)?).map_err(|_| Fail::Invalid("malformed entry key"))?;
+            E::put(&mut map, key, Option::<E>::decode(input)?);
+        }
+        Ok(EntryMap(map))
+    }
+}
+
 /// Declares the changeset's areas once; every per-area operation below is generated from this list.
 macro_rules! areas {
     ($( $field:ident : $ty:ty => $store:ident ),* $(,)?) => {
@@ -292,6 +323,20 @@ macro_rules! areas {
         /// The object store of every area, in declaration order (equal to [`AREA_STORES`]).
         #[cfg(test)]
         const DECLARED_STORES: &[&str] = &[$($store),*];
+
+        /// Every area in declaration order (as serde's derive writes them).
+        impl Put for WalletChangeSet {
+            fn encode(&self, out: &mut Out) {
+                $( self.$field.encode(out); )*
+            }
+        }
+
+        impl Take for WalletChangeSet {
+            fn decode(input: &mut In<'_>) -> std::result::Result<Self, Fail> {
+                // Struct literal fields are evaluated in the order written: the payload's order.
+                Ok(WalletChangeSet { $( $field: Take::decode(input)?, )* })
+            }
+        }
 
         impl Merge for WalletChangeSet {
             fn merge(&mut self, newer: Self) {

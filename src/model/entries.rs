@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ids::{Hash32, WalletId};
 use crate::model::keys::{ContactKind, EntryKey, OutPoint};
+use crate::payload::{Put, Take};
+use crate::payload_struct;
 
 /// A value of one area, with the key it lives under.
-pub trait Entry: Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug {
+pub trait Entry: Serialize + DeserializeOwned + Put + Take + Clone + PartialEq + std::fmt::Debug {
     /// The key the value lives under inside its wallet.
     type Key: EntryKey;
     /// The key this value embeds (checked against the stored key on load).
@@ -232,6 +234,21 @@ pub struct Record {
     /// The opaque value.
     pub value: Bytes,
 }
+
+// Every value's payload: its fields in declaration order (as serde's derive writes them).
+payload_struct!(WalletRecord { wallet_id, network, label, birth_height, created_at_ms, account_schema });
+payload_struct!(Account { index, kind, descriptor });
+payload_struct!(AddressEntry { address, account, index, used });
+payload_struct!(Utxo { outpoint, value, script, height, account });
+payload_struct!(TransactionEntry { txid, raw, height, timestamp_ms, fee });
+payload_struct!(SyncState { height, tip_hash, last_sync_ms });
+payload_struct!(Identity { id, index, revision, balance, blob });
+payload_struct!(IdentityKey { identity, key_id, purpose, security_level, public_key });
+payload_struct!(Contact { kind, contact, request, created_ms, updated_ms });
+payload_struct!(AssetLock { account, outpoint, status, amount, proof });
+payload_struct!(TokenBalance { identity, token, amount });
+payload_struct!(PlatformAddress { address, balance, nonce });
+payload_struct!(Record { namespace, key, value });
 
 impl Entry for WalletRecord {
     type Key = ();

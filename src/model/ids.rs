@@ -140,6 +140,19 @@ macro_rules! hex_id {
                 }
             }
         }
+        /// 32 raw bytes in a payload.
+        impl $crate::payload::Put for $ty {
+            #[inline]
+            fn encode(&self, out: &mut $crate::payload::Out) {
+                out.bytes(&self.0)
+            }
+        }
+        impl $crate::payload::Take for $ty {
+            #[inline]
+            fn decode(input: &mut $crate::payload::In<'_>) -> Result<Self, $crate::payload::Fail> {
+                input.array32().map($ty)
+            }
+        }
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 if d.is_human_readable() {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 use crate::model::ids::Hash32;
+use crate::payload::{Fail, In, Out, Put, Take};
 
 /// One component of an IndexedDB array key. Numbers sort before strings, as in IndexedDB.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -188,6 +189,23 @@ impl<'de> Deserialize<'de> for OutPoint {
     }
 }
 
+/// The txid's 32 bytes, then the vout.
+impl Put for OutPoint {
+    #[inline]
+    fn encode(&self, out: &mut Out) {
+        self.txid.encode(out);
+        self.vout.encode(out);
+    }
+}
+
+impl Take for OutPoint {
+    #[inline]
+    fn decode(input: &mut In<'_>) -> Result<Self, Fail> {
+        let txid = Take::decode(input)?;
+        Ok(OutPoint { txid, vout: input.u32()? })
+    }
+}
+
 /// Which side of a contact relationship an entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -206,6 +224,31 @@ impl ContactKind {
             ContactKind::Sent => "sent",
             ContactKind::Received => "received",
             ContactKind::Established => "established",
+        }
+    }
+}
+
+/// The variant index in declaration order, as serde numbers it.
+impl Put for ContactKind {
+    #[inline]
+    fn encode(&self, out: &mut Out) {
+        let index: u32 = match self {
+            ContactKind::Sent => 0,
+            ContactKind::Received => 1,
+            ContactKind::Established => 2,
+        };
+        index.encode(out)
+    }
+}
+
+impl Take for ContactKind {
+    #[inline]
+    fn decode(input: &mut In<'_>) -> Result<Self, Fail> {
+        match input.u32()? {
+            0 => Ok(ContactKind::Sent),
+            1 => Ok(ContactKind::Received),
+            2 => Ok(ContactKind::Established),
+            _ => Err(Fail::Invalid("unknown contact kind")),
         }
     }
 }

@@ -130,7 +130,7 @@ impl<B: Backend> Persister<B> {
         if live || (!left_by_failed_rollback && self.db.get(PENDING, &pending_key(&wallet)).await?.is_some()) {
             return Err(Error::WalletAlreadyExists(wallet));
         }
-        let value = codec::encode(&(wallet, &changes), self.options.max_blob_bytes)?;
+        let value = codec::encode_payload(&(wallet, &changes), self.options.max_blob_bytes)?;
         let put = WriteOp::Put { store: PENDING, key: pending_key(&wallet), value };
         match self.db.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await {
             Ok(()) => {
@@ -154,7 +154,8 @@ impl<B: Backend> Persister<B> {
         let _flush = self.flush_lock.lock().await;
         let bytes =
             self.db.get(PENDING, &pending_key(&wallet)).await?.ok_or(Error::PendingRegistrationMissing(wallet))?;
-        let (stored, mut changes): (WalletId, WalletChangeSet) = codec::decode(&bytes, self.options.max_blob_bytes)?;
+        let (stored, mut changes): (WalletId, WalletChangeSet) =
+            codec::decode_payload(&bytes, self.options.max_blob_bytes)?;
         if stored != wallet {
             return Err(Error::WalletIdMismatch { expected: wallet, found: stored });
         }
