@@ -53,3 +53,38 @@ fn a_lost_wallet_record_fails_only_the_commit_of_its_own_wallet() {
     assert_eq!(report.failed[0].wallet_id, wallet_id(10));
     assert!(block_on(persister.close()).unwrap().not_written.is_empty());
 }
+
+/// Export leaves out every row that would not load, "so the backup always imports". A channel
+/// whose history holds one message id twice (two rows, e.g. a copy restored by hand) passed the
+/// export's row-by-row check, but import checks each channel's history as a whole and refused
+/// the backup (14): a backup that resolved fine could never be restored. The export now leaves
+/// out the later row of an id stored twice (logged), so what it writes imports.
+#[test]
+fn a_backup_of_a_history_with_an_id_stored_twice_still_imports() {
+    use wallet_persist::channels::{history_key, HistoryEntry};
+    use wallet_persist::codec::{self, MAX_BLOB_BYTES};
+    use wallet_persist::layout::CHANNEL_HISTORY;
+    use wallet_persist::model::Bytes;
+    let disk = ten_wallets();
+    let row = |seq: u32, id: &str| {
+        let entry = HistoryEntry { id: id.into(), bytes: Bytes::from(vec![seq as u8]), timestamp_ms: None };
+        (history_key("chat", seq), codec::encode(&("chat", seq, &entry), MAX_BLOB_BYTES).unwrap())
+    };
+    for (seq, id) in [(0, "m0"), (1, "m1"), (2, "m0")] {
+        let (key, value) = row(seq, id);
+        disk.put_raw(CHANNEL_HISTORY, key, value);
+    }
+    let persister = block_on(Persister::open(disk.reopen(), Default::default())).unwrap();
+    let bytes = block_on(persister.export_backup(1, &mut |_, _, _| {})).unwrap();
+    block_on(persister.close()).unwrap();
+
+    let target = MemoryBackend::new();
+    let restored = block_on(Persister::open(target.reopen(), Default::default())).unwrap();
+    let report = block_on(restored.import_backup(&bytes, false, &mut |_, _, _| {}))
+        .unwrap_or_else(|e| panic!("the backup does not import: {e}"));
+    assert_eq!(report.wallets, 10);
+    let loaded = block_on(restored.channels().load_channel::<()>("chat")).unwrap();
+    let ids: Vec<&str> = loaded.history.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["m0", "m1"]);
+    block_on(restored.close()).unwrap();
+}
