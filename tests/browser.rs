@@ -1228,9 +1228,12 @@ async fn an_encrypted_load_with_piece_boundaries_inside_wallets_loads_exactly_wh
 // success event (so the transaction is as active as after a real failure).
 const lost = new Set();
 let installed = false;
+// The failure a bulk request (getAll, getAllRecords) and a get of a lost value meet: [name, message].
+const INJECTED = ['NotReadableError', 'Data lost due to missing file (injected)'];
+let failures = { bulk: INJECTED, get: INJECTED };
 const spell = (bytes) => Array.prototype.join.call(bytes, ',');
 const isLost = (value) => value instanceof Uint8Array && lost.has(spell(value));
-function failing(request, fails) {
+function failing(request, fails, kind) {
   let onsuccess = null;
   let onerror = null;
   let error = null;
@@ -1239,7 +1242,7 @@ function failing(request, fails) {
   Object.defineProperty(request, 'error', { configurable: true, get: () => error });
   request.addEventListener('success', (event) => {
     if (fails(request.result)) {
-      error = new DOMException('Data lost due to missing file (injected)', 'NotReadableError');
+      error = new DOMException(failures[kind][1], failures[kind][0]);
       if (onerror) onerror({ preventDefault() {}, target: request });
     } else if (onsuccess) onsuccess(event);
   });
@@ -1249,20 +1252,60 @@ export function lose_values(values) {
   for (const value of values) lost.add(spell(value));
   if (installed) return;
   installed = true;
-  const wrap = (name, fails) => {
+  const wrap = (name, fails, kind) => {
     const original = IDBObjectStore.prototype[name];
     if (typeof original !== 'function') return;
-    IDBObjectStore.prototype[name] = function (...args) { return failing(original.apply(this, args), fails); };
+    IDBObjectStore.prototype[name] = function (...args) { return failing(original.apply(this, args), fails, kind); };
   };
-  wrap('getAll', (values) => values.some(isLost));
-  wrap('getAllRecords', (records) => records.some((record) => isLost(record.value)));
-  wrap('get', isLost);
+  wrap('getAll', (values) => values.some(isLost), 'bulk');
+  wrap('getAllRecords', (records) => records.some((record) => isLost(record.value)), 'bulk');
+  wrap('get', isLost, 'get');
 }
-export function find_values() { lost.clear(); }
+export function lost_values_fail_with(bulk_name, bulk_message, get_name, get_message) {
+  failures = { bulk: [bulk_name, bulk_message], get: [get_name, get_message] };
+}
+export function find_values() { lost.clear(); failures = { bulk: INJECTED, get: INJECTED }; }
 "#)]
 extern "C" {
     fn lose_values(values: &Array);
+    fn lost_values_fail_with(bulk_name: &str, bulk_message: &str, get_name: &str, get_message: &str);
     fn find_values();
+}
+
+/// A request that fails because the connection went away (WebKit: `UnknownError` "Connection to
+/// Indexed Database server lost", for every pending request) is no row's fault: the load must not
+/// resolve with those rows skipped (they are on disk), but fail the read so the Db reconnects and
+/// reads again, or rejects retryably (7). Both the bulk request failing so, and a get of the
+/// one-by-one read after a bulk NotReadableError.
+#[wasm_bindgen_test]
+#[ignore = "finding: chunkReader treats a connection-lost UnknownError as one row's failure (fix: src/backend/indexeddb/idb.js, fail the read on it as on AbortError); the run hung in this environment, not yet verified"]
+async fn a_connection_lost_under_a_load_never_skips_rows() {
+    let name = unique("lost-under-load");
+    write_sample_wallets(&name, 5).await;
+    let backend = IndexedDbBackend::open(&name).await.unwrap();
+    let reads: Vec<_> = backend.read(&["utxos"]).await.unwrap().into_iter().map(Result::unwrap).collect();
+    let value = reads[0].rows.last().unwrap().value.clone();
+    backend.close();
+    let lost_message = "Connection to Indexed Database server lost. Refresh the page to try again";
+    let cases = [
+        ("UnknownError", lost_message, "UnknownError", lost_message),
+        ("NotReadableError", "Data lost due to missing file (injected)", "UnknownError", lost_message),
+        ("NotReadableError", "Data lost due to missing file (injected)", "AbortError", "The transaction was aborted"),
+    ];
+    for (bulk_name, bulk_message, get_name, get_message) in cases {
+        let at = format!("bulk {bulk_name}, get {get_name}");
+        lose_values(&[JsValue::from(Uint8Array::from(value.as_slice()))].into_iter().collect());
+        lost_values_fail_with(bulk_name, bulk_message, get_name, get_message);
+        let persister =
+            Persister::open(IndexedDbBackend::open(&name).await.unwrap(), Default::default()).await.unwrap();
+        match persister.load().await {
+            Ok((_, report)) => panic!("{at}: the load resolved, skipping {:?}", report.skipped),
+            Err(error) => assert!(error.is_transient(), "{at}: {error}"),
+        }
+        find_values();
+        persister.close().await.unwrap();
+    }
+    IndexedDbBackend::delete(&name).await.unwrap();
 }
 
 /// Values the browser cannot read (NotReadableError on every request that returns one), in the
