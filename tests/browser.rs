@@ -1224,10 +1224,13 @@ async fn an_encrypted_load_with_piece_boundaries_inside_wallets_loads_exactly_wh
 
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
 // Makes chosen values unreadable, as a value whose file the browser lost: a getAll, getAllRecords
-// or get request whose result holds one fails with NotReadableError, from the real request's
-// success event (so the transaction is as active as after a real failure). A value lost with
-// `name` "AbortError" fails a get as if the transaction had aborted.
+// or get request whose result holds one fails, from the real request's success event (so the
+// transaction is as active as after a real failure). A get of a lost value fails with the name and
+// message it was lost with; a bulk request holding one fails with `bulk` (NotReadableError unless
+// `lost_bulk_fails_with` says otherwise).
+const INJECTED = ['NotReadableError', 'Data lost due to missing file (injected)'];
 const lost = new Map();
+let bulk = INJECTED;
 let installed = false;
 const spell = (bytes) => Array.prototype.join.call(bytes, ',');
 const lostAs = (value) => (value instanceof Uint8Array ? lost.get(spell(value)) : undefined);
@@ -1240,16 +1243,16 @@ function failing(request, fails) {
   Object.defineProperty(request, 'onerror', { configurable: true, get: () => onerror, set: (f) => { onerror = f; } });
   Object.defineProperty(request, 'error', { configurable: true, get: () => error });
   request.addEventListener('success', (event) => {
-    const name = fails(request.result);
-    if (name) {
-      error = new DOMException('Data lost due to missing file (injected)', name);
+    const failure = fails(request.result);
+    if (failure) {
+      error = new DOMException(failure[1], failure[0]);
       if (onerror) onerror({ preventDefault() {}, target: request });
     } else if (onsuccess) onsuccess(event);
   });
   return request;
 }
-export function lose_values(values, name) {
-  for (const value of values) lost.set(spell(value), name);
+export function lose_values(values, name, message) {
+  for (const value of values) lost.set(spell(value), name ? [name, message] : INJECTED);
   if (installed) return;
   installed = true;
   const wrap = (name, fails) => {
@@ -1257,16 +1260,54 @@ export function lose_values(values, name) {
     if (typeof original !== 'function') return;
     IDBObjectStore.prototype[name] = function (...args) { return failing(original.apply(this, args), fails); };
   };
-  const bulk = (found) => (found ? 'NotReadableError' : undefined);
-  wrap('getAll', (values) => bulk(values.some(isLost)));
-  wrap('getAllRecords', (records) => bulk(records.some((record) => isLost(record.value))));
+  wrap('getAll', (values) => (values.some(isLost) ? bulk : undefined));
+  wrap('getAllRecords', (records) => (records.some((record) => isLost(record.value)) ? bulk : undefined));
   wrap('get', lostAs);
 }
-export function find_values() { lost.clear(); }
+export function lost_bulk_fails_with(name, message) { bulk = [name, message]; }
+export function find_values() { lost.clear(); bulk = INJECTED; }
 "#)]
 extern "C" {
-    fn lose_values(values: &Array, name: &str);
+    /// `name` "" is NotReadableError.
+    fn lose_values(values: &Array, name: &str, message: &str);
+    fn lost_bulk_fails_with(name: &str, message: &str);
     fn find_values();
+}
+
+/// A request that fails because the connection went away (WebKit: `UnknownError` "Connection to
+/// Indexed Database server lost", for every pending request) is no row's fault: the load must not
+/// resolve with those rows skipped (they are on disk), but fail the read so the Db reconnects and
+/// reads again, or rejects retryably (7). Both the bulk request failing so, and a get of the
+/// one-by-one read after a bulk NotReadableError.
+#[wasm_bindgen_test]
+#[ignore = "finding: chunkReader treats a connection-lost UnknownError as one row's failure (fix: src/backend/indexeddb/idb.js, fail the read on it as on AbortError); the run hung in this environment, not yet verified"]
+async fn a_connection_lost_under_a_load_never_skips_rows() {
+    let name = unique("lost-under-load");
+    write_sample_wallets(&name, 5).await;
+    let backend = IndexedDbBackend::open(&name).await.unwrap();
+    let reads: Vec<_> = backend.read(&["utxos"]).await.unwrap().into_iter().map(Result::unwrap).collect();
+    let value = reads[0].rows.last().unwrap().value.clone();
+    backend.close();
+    let lost_message = "Connection to Indexed Database server lost. Refresh the page to try again";
+    let cases = [
+        ("UnknownError", lost_message, "UnknownError", lost_message),
+        ("NotReadableError", "Data lost due to missing file (injected)", "UnknownError", lost_message),
+        ("NotReadableError", "Data lost due to missing file (injected)", "AbortError", "The transaction was aborted"),
+    ];
+    for (bulk_name, bulk_message, get_name, get_message) in cases {
+        let at = format!("bulk {bulk_name}, get {get_name}");
+        lose_values(&[JsValue::from(Uint8Array::from(value.as_slice()))].into_iter().collect(), get_name, get_message);
+        lost_bulk_fails_with(bulk_name, bulk_message);
+        let persister =
+            Persister::open(IndexedDbBackend::open(&name).await.unwrap(), Default::default()).await.unwrap();
+        match persister.load().await {
+            Ok((_, report)) => panic!("{at}: the load resolved, skipping {:?}", report.skipped),
+            Err(error) => assert!(error.is_transient(), "{at}: {error}"),
+        }
+        find_values();
+        persister.close().await.unwrap();
+    }
+    IndexedDbBackend::delete(&name).await.unwrap();
 }
 
 /// Values the browser cannot read (NotReadableError on every request that returns one), in the
@@ -1303,7 +1344,7 @@ async fn unreadable_values_are_skipped_one_by_one_and_the_rest_loads_exactly() {
     backend.close();
 
     let values: Array = lost.iter().map(|(_, row)| JsValue::from(Uint8Array::from(row.value.as_slice()))).collect();
-    lose_values(&values, "NotReadableError");
+    lose_values(&values, "", "");
     let spelled = |lost: &[&(&'static str, Row)]| -> Vec<(&'static str, String, u16)> {
         lost.iter().map(|(store, row)| (*store, wallet_persist::model::key_to_string(&row.key), 11)).collect()
     };
@@ -1327,7 +1368,7 @@ async fn unreadable_values_are_skipped_one_by_one_and_the_rest_loads_exactly() {
     // A get of the row-by-row read aborted with its transaction is no row's fault: the load
     // fails (retryable), it does not skip the rest of the chunk.
     let healthy = of("utxos", 3, &reads[1].rows).1;
-    lose_values(&[JsValue::from(Uint8Array::from(healthy.value.as_slice()))].into_iter().collect(), "AbortError");
+    lose_values(&[JsValue::from(Uint8Array::from(healthy.value.as_slice()))].into_iter().collect(), "AbortError", "The transaction was aborted");
     let persister = Persister::open(IndexedDbBackend::open(&name).await.unwrap(), Default::default()).await.unwrap();
     let error = persister.load().await.expect_err("a load whose row-by-row read aborted");
     assert_eq!((error.code(), error.is_transient()), (21, true), "{error}");

@@ -769,3 +769,37 @@ fn an_unreadable_parent_among_many_fails_only_its_wallet_with_the_read_error() {
     assert!(persister.staged().is_empty());
     block_on(persister.close()).unwrap();
 }
+
+/// The first history write of a session learns the channel's seqs from one read of its history.
+/// A row that failed authentication there (edited, or opened wrong by a miscomputing engine) was
+/// left out of what it learnt: with the highest seq, the next append was put at that very seq,
+/// over a row this store could not read, and reported written; an evict of its id deleted
+/// nothing. As `loadChannel`, the write now refuses (11) and changes nothing.
+#[test]
+fn a_history_write_never_plans_over_a_row_it_could_not_read() {
+    use wallet_persist::channels::{HistoryEntry, HistoryUpdate};
+    use wallet_persist::layout::CHANNEL_HISTORY;
+    let memory = MemoryBackend::new();
+    let entry = |id: &str| HistoryEntry { id: id.into(), bytes: Bytes::from(vec![1, 2, 3]), timestamp_ms: None };
+    block_on(async {
+        let persister = open(&memory, Some(&passphrase("pw"))).await.unwrap();
+        let append = HistoryUpdate { append: vec![entry("m0"), entry("m1")], evict: vec![] };
+        persister.channels().update_history("chat", &append).await.unwrap();
+        persister.close().await.unwrap();
+    });
+    let rows = memory.rows(CHANNEL_HISTORY);
+    let last = rows.iter().find(|row| row.key.last() == Some(&KeyPart::Num(1))).expect("seq 1").clone();
+    let mut edited = last.value.clone();
+    *edited.last_mut().unwrap() ^= 1;
+    memory.put_raw(CHANNEL_HISTORY, last.key.clone(), edited);
+    let before = snapshot(&memory);
+
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    let append = HistoryUpdate { append: vec![entry("m2")], evict: vec![] };
+    let error = block_on(persister.channels().update_history("chat", &append)).unwrap_err();
+    assert_eq!(error.code(), 11, "{error}");
+    let evict = HistoryUpdate { append: vec![], evict: vec!["m1".into()] };
+    assert!(block_on(persister.channels().update_history("chat", &evict)).is_err());
+    assert_eq!(snapshot(&memory), before, "nothing written over the unreadable row");
+    block_on(persister.close()).unwrap();
+}

@@ -211,9 +211,11 @@ pub fn decode(bytes: &[u8], progress: &mut dyn FnMut(u64, u64)) -> Result<Backup
         for _ in 0..count {
             let key_len = cursor.u32("a key length")? as usize;
             let key_bytes = cursor.take(key_len, "a key")?;
+            // No key is longer than the value that repeats it (at most `MAX_BLOB_BYTES`), and the
+            // limit bounds what a hostile length inside the key can make the decoder allocate.
             let key: Key = bincode::serde::decode_from_slice::<Key, _>(
                 key_bytes,
-                bincode::config::standard().with_limit::<4096>(),
+                bincode::config::standard().with_limit::<MAX_BLOB_BYTES>(),
             )
             .ok()
             .filter(|(_, read)| *read == key_len)

@@ -5,9 +5,11 @@ use serde::Serialize;
 
 use super::format;
 use crate::backend::{Backend, Row, WriteBatch, WriteOp};
+use crate::channels::HistoryEntry;
+use crate::codec::{self, MAX_BLOB_BYTES};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::layout::{backup_stores, WALLETS};
+use crate::layout::{backup_stores, CHANNEL_HISTORY, WALLETS};
 use crate::log::log_at;
 use crate::model::{KeyPart, WalletId};
 
@@ -59,11 +61,42 @@ pub async fn export<B: Backend>(db: &Db<B>, created_at_ms: u64, progress: Progre
                 }
             }
         });
+        if *store == CHANNEL_HISTORY {
+            leave_out_repeated_ids(rows);
+        }
     }
     progress("export", total, total);
     let bytes = format::encode(&dump, created_at_ms)?;
     log_at!(Info, "exported {total} row(s), {} bytes", bytes.len());
     Ok(bytes)
+}
+
+/// Leaves out (logged) each history row whose message id an earlier row of its channel holds
+/// (rows in key order: the lowest seq is kept). `loadChannel` and import refuse a channel with an
+/// id stored twice, so a backup with one would never import.
+fn leave_out_repeated_ids(rows: &mut Vec<Row>) {
+    // One `channel length:channel id` spelling per row (`None`: not a history entry, kept), then
+    // only looked up: a `HashSet<&str>`, whose instance the .wasm already holds.
+    let spelled: Vec<Option<String>> = rows
+        .iter()
+        .map(|row| {
+            let (channel, _, entry): (String, u32, HistoryEntry) = codec::decode(&row.value, MAX_BLOB_BYTES).ok()?;
+            Some(format!("{}:{channel}{}", channel.len(), entry.id))
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut spelled = spelled.iter();
+    rows.retain(|row| match spelled.next().and_then(Option::as_deref) {
+        Some(spelling) if !seen.insert(spelling) => {
+            log_at!(
+                Error,
+                "export: left out {CHANNEL_HISTORY} {}: its message id is stored twice in its channel",
+                crate::model::key_to_string(&row.key)
+            );
+            false
+        }
+        _ => true,
+    });
 }
 
 /// Replaces the backup stores of `db` with the rows of `backup` (already validated) in one

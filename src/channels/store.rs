@@ -334,6 +334,12 @@ impl<B: Backend> Channels<'_, B> {
         if self.state.registry.borrow().index(channel).is_none() {
             let mut reads = self.read_channel(&[CHANNEL_HISTORY], channel).await?;
             let rows = reads.pop().ok_or_else(|| Error::Internal("no read of channel_history".into()))?;
+            // A row it cannot read holds a seq and an id the index would not know: a write planned
+            // without it could put a new entry over it. All or nothing, as `load_channel`.
+            if let Some((key, error)) = rows.unreadable.into_iter().next() {
+                log_at!(Warn, "channel {channel:?}: unreadable row {CHANNEL_HISTORY} {key}; history not written");
+                return Err(error);
+            }
             let (index, _) = HistoryIndex::from_rows(channel, &rows.rows, self.limit)?;
             self.state.registry.borrow_mut().set_index(channel, index);
         }

@@ -385,8 +385,19 @@ impl<B: Backend> Persister<B> {
         }
         wanted.retain(|(_, _, key)| !self.known_parents.borrow().contains(key));
         if wanted.len() > 8 {
-            for rows in self.db.read_strict(&[WALLETS, IDENTITIES], None).await? {
-                self.known_parents.borrow_mut().learn(rows.rows.into_iter().map(|row| row.key));
+            // Only a shortcut: a store that fails as a whole for good (one value the browser cannot
+            // read) leaves its parents to the single-row reads below, so it fails only the wallets
+            // whose own parent is unreadable.
+            match self.db.read_strict(&[WALLETS, IDENTITIES], None).await {
+                Ok(reads) => {
+                    for rows in reads {
+                        self.known_parents.borrow_mut().learn(rows.rows.into_iter().map(|row| row.key));
+                    }
+                }
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => {
+                    log_at!(Warn, "commit: bulk read of the parent rows failed ({error}); reading them one by one")
+                }
             }
             wanted.retain(|(_, _, key)| !self.known_parents.borrow().contains(key));
         }

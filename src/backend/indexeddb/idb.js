@@ -36,14 +36,22 @@ function after(range, last) {
 function firstText(key) {
   return Array.isArray(key) && typeof key[0] === 'string' ? key[0] : undefined;
 }
+// Whether a request's failure is no row's fault: the request was aborted with its transaction, or
+// the connection went away (WebKit fails every pending request with UnknownError "Connection to
+// Indexed Database server lost"; error.rs's from_dom_exception reads that message the same way).
+function notTheRows(error) {
+  if (!error) return false;
+  if (['AbortError', 'InvalidStateError', 'TransactionInactiveError'].includes(error.name)) return true;
+  return String(error.message).includes('Connection to Indexed Database server lost');
+}
 // Up to `count` rows of `range`, one request per row (the keys first), for a range whose bulk read
 // failed as a whole: a value the browser cannot read fails only its own request, and stands as an
 // `Unreadable` in the rows. Every request is issued from the callback of the one before, so the
-// transaction that failed the bulk read reads these too. A request aborted with its transaction
-// (e.g. the connection closed under us) fails them all: that is no row's fault.
+// transaction that failed the bulk read reads these too. A failure that is no row's fault
+// (`notTheRows`) fails them all: the rows are on disk, the read is to be made again.
 function oneByOne(store, range, count) {
   const unreadable = (error) => {
-    if (error && error.name === 'AbortError') throw error;
+    if (notTheRows(error)) throw error;
     return new Unreadable(error);
   };
   return requestDone(store.getAllKeys(range, count)).then((keys) => Promise.all(
@@ -87,7 +95,7 @@ export function chunkReader(tx, reads, count, oneByOneOnFailure) {
     }
     const failed = (error) => ({ read: i, error });
     queue.push(chunk.then((rows) => arrived(i, rows, undefined), (bulk) => {
-      if (!oneByOneOnFailure || (bulk && bulk.name === 'AbortError')) return failed(bulk);
+      if (!oneByOneOnFailure || notTheRows(bulk)) return failed(bulk);
       try {
         return oneByOne(store, range, count).then((rows) => arrived(i, rows, bulk), failed);
       } catch (fatal) {
