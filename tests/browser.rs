@@ -1280,7 +1280,6 @@ extern "C" {
 /// reads again, or rejects retryably (7). Both the bulk request failing so, and a get of the
 /// one-by-one read after a bulk NotReadableError.
 #[wasm_bindgen_test]
-#[ignore = "finding: chunkReader treats a connection-lost UnknownError as one row's failure (fix: src/backend/indexeddb/idb.js, fail the read on it as on AbortError); the run hung in this environment, not yet verified"]
 async fn a_connection_lost_under_a_load_never_skips_rows() {
     let name = unique("lost-under-load");
     write_sample_wallets(&name, 5).await;
