@@ -52,7 +52,9 @@ async fn stored_record<B: Backend>(db: &Db<B>) -> Result<Option<KeyRecord>> {
 /// - encrypted, no request → `WrongKey` (a key is needed);
 /// - encrypted, wrong secret → `WrongKey`, detected from the key record alone;
 /// - plain with rows, a request → `NotEncrypted` (open it plain, then [`encrypt`]);
-/// - empty, a request, `may_create` → a new data key and key record, written in one transaction.
+/// - empty, a request, `may_create` → a new data key and key record, written in one transaction;
+///   refused (`SchemaVersionUnsupported`, nothing written) when the schema stamp does not let
+///   this build write the database.
 ///
 /// Each read and write is bounded by `deadline` (the key derivation, CPU work, is not): a stall
 /// fails with `Timeout` (the key record of a new database may still land: opening again with the
@@ -82,6 +84,9 @@ pub async fn unlock<B: Backend>(
                     "this database is not encrypted: open it without `encryption`, then call encrypt()".into(),
                 ));
             }
+            // The key record is written before the schema gate runs: never into a database the
+            // gate would refuse, or open read-only.
+            within(deadline, crate::db::schema::check_may_write(backend.inner()), stalled).await?;
             let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;
             let batch = WriteBatch { ops: vec![record.op()?], strict: true };
             within(deadline, backend.inner().write(&batch), stalled).await?;
