@@ -843,3 +843,31 @@ fn an_encrypted_open_of_a_newer_database_writes_nothing() {
     block_on(persister.close()).unwrap();
     assert!(memory.rows(DB_META).iter().any(|row| row.key == wallet_persist::crypto::record::record_key()));
 }
+
+/// Someone who can edit the profile deletes the key record of an encrypted database. Opening it
+/// with its secret is refused with `wrong_key` (23: its rows are sealed, no secret can open them
+/// without the record), not `invalid_argument` "not encrypted, open it plain and call encrypt()";
+/// and `encrypt()` on it, opened plain, is refused the same way: before, it sealed the sealed rows
+/// again under a new key (their hashed keys taken for real ones), and the database then opened as
+/// an encrypted one holding nothing readable. Either way nothing is written.
+#[test]
+fn a_removed_key_record_is_not_taken_for_a_plain_database() {
+    use wallet_persist::backend::{Backend, WriteBatch, WriteOp};
+    let memory = written("pw");
+    let strip = WriteOp::Delete { store: DB_META, key: wallet_persist::crypto::record::record_key() };
+    block_on(memory.write(&WriteBatch::new(vec![strip]))).unwrap();
+    let before = snapshot(&memory);
+
+    let refused = block_on(open(&memory, Some(&passphrase("pw")))).err().expect("refused");
+    assert_eq!(refused.code(), 23, "{refused}");
+    assert_eq!(snapshot(&memory), before);
+
+    let persister = block_on(open(&memory, None)).unwrap();
+    let request = passphrase("new");
+    let mut progress = |_: &'static str, _: u64, _: u64| {};
+    let work = unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress);
+    let refused = block_on(persister.exclusive("encrypting", work)).err().expect("encrypt refused");
+    assert_eq!(refused.code(), 23, "{refused}");
+    block_on(persister.close()).unwrap();
+    assert_eq!(snapshot(&memory), before, "nothing written");
+}
