@@ -866,7 +866,7 @@ fn a_removed_key_record_is_not_taken_for_a_plain_database() {
     let request = passphrase("new");
     let mut progress = |_: &'static str, _: u64, _: u64| {};
     let work = unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress);
-    let refused = block_on(persister.exclusive("encrypting", work)).err().expect("encrypt refused");
+    let refused = block_on(persister.exclusive("encrypting", work)).expect_err("encrypt refused");
     assert_eq!(refused.code(), 23, "{refused}");
     block_on(persister.close()).unwrap();
     assert_eq!(snapshot(&memory), before, "nothing written");
