@@ -191,6 +191,11 @@ pub fn sealed_header(payload_len: usize) -> [u8; HEADER_LEN] {
     header
 }
 
+/// Whether `bytes` is a sealed value (magic and the sealed flag), authentic or not.
+pub fn is_sealed(bytes: &[u8]) -> bool {
+    bytes.len() >= HEADER_LEN && bytes[0..4] == MAGIC && bytes[4] == FLAG_SEALED
+}
+
 /// Splits a sealed value into its header and payload, checking the header as [`decode`] does
 /// (magic, exactly the sealed flag, schema version, length, no trailing bytes).
 pub fn split_sealed(bytes: &[u8]) -> Result<(&[u8], &[u8])> {

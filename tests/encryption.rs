@@ -803,3 +803,71 @@ fn a_history_write_never_plans_over_a_row_it_could_not_read() {
     assert_eq!(snapshot(&memory), before, "nothing written over the unreadable row");
     block_on(persister.close()).unwrap();
 }
+
+/// An empty database stamped by a newer schema, as that build creates it (stamp and `floors`).
+fn stamped_newer(floors: Option<wallet_persist::db::schema::Floors>) -> (MemoryBackend, u16) {
+    use wallet_persist::backend::{Backend, WriteBatch, WriteOp};
+    use wallet_persist::db::schema;
+    let newer = wallet_persist::codec::SCHEMA_VERSION + 1;
+    let memory = MemoryBackend::new();
+    let stamp = wallet_persist::codec::encode_as(&"a later build", newer, usize::MAX).unwrap();
+    let mut ops = vec![WriteOp::Put { store: DB_META, key: schema::stamp_key(), value: stamp }];
+    ops.extend(floors.map(|floors| schema::floors_op(floors).unwrap()));
+    block_on(memory.write(&WriteBatch::new(ops))).unwrap();
+    (memory, newer)
+}
+
+/// Opening with `encryption` a database this build may not write (a newer schema whose floors
+/// refuse it, or allow it only to read) creates no key record in it: the open is refused with
+/// code 9 (as without `encryption`) and the database is byte for byte as it was. Before, the key
+/// record was written before the schema gate ran, and the gate's refusal then left it behind.
+#[test]
+fn an_encrypted_open_of_a_newer_database_writes_nothing() {
+    use wallet_persist::db::schema::Floors;
+    let current = wallet_persist::codec::SCHEMA_VERSION;
+    for floors in [
+        None,
+        Some(Floors { read: current + 1, write: current + 1 }),
+        Some(Floors { read: current, write: current + 1 }),
+    ] {
+        let (memory, newer) = stamped_newer(floors);
+        let before = snapshot(&memory);
+        let refused = block_on(open(&memory, Some(&passphrase("pw")))).err().expect("refused");
+        assert_eq!(refused, Error::SchemaVersionUnsupported { found: newer, supported: current }, "floors {floors:?}");
+        assert_eq!(snapshot(&memory), before, "floors {floors:?}: nothing written");
+    }
+    // Floors that let this build write: the key is created, and the database opens encrypted.
+    let (memory, _) = stamped_newer(Some(Floors { read: current, write: current }));
+    let persister = block_on(open(&memory, Some(&passphrase("pw")))).unwrap();
+    assert!(persister.backend().is_encrypted());
+    block_on(persister.close()).unwrap();
+    assert!(memory.rows(DB_META).iter().any(|row| row.key == wallet_persist::crypto::record::record_key()));
+}
+
+/// Someone who can edit the profile deletes the key record of an encrypted database. Opening it
+/// with its secret is refused with `wrong_key` (23: its rows are sealed, no secret can open them
+/// without the record), not `invalid_argument` "not encrypted, open it plain and call encrypt()";
+/// and `encrypt()` on it, opened plain, is refused the same way: before, it sealed the sealed rows
+/// again under a new key (their hashed keys taken for real ones), and the database then opened as
+/// an encrypted one holding nothing readable. Either way nothing is written.
+#[test]
+fn a_removed_key_record_is_not_taken_for_a_plain_database() {
+    use wallet_persist::backend::{Backend, WriteBatch, WriteOp};
+    let memory = written("pw");
+    let strip = WriteOp::Delete { store: DB_META, key: wallet_persist::crypto::record::record_key() };
+    block_on(memory.write(&WriteBatch::new(vec![strip]))).unwrap();
+    let before = snapshot(&memory);
+
+    let refused = block_on(open(&memory, Some(&passphrase("pw")))).err().expect("refused");
+    assert_eq!(refused.code(), 23, "{refused}");
+    assert_eq!(snapshot(&memory), before);
+
+    let persister = block_on(open(&memory, None)).unwrap();
+    let request = passphrase("new");
+    let mut progress = |_: &'static str, _: u64, _: u64| {};
+    let work = unlock::encrypt(persister.db(), persister.backend(), &request, false, &mut progress);
+    let refused = block_on(persister.exclusive("encrypting", work)).expect_err("encrypt refused");
+    assert_eq!(refused.code(), 23, "{refused}");
+    block_on(persister.close()).unwrap();
+    assert_eq!(snapshot(&memory), before, "nothing written");
+}

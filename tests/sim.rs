@@ -222,6 +222,10 @@ struct Model {
     resync: BTreeSet<WalletId>,
     /// Channels whose queue a crash or a close report dropped: the same for their history.
     channel_resync: BTreeSet<String>,
+    /// Per wallet and vout, the values (`None`: a tombstone) staged late since the last check. A
+    /// commit that started before them and dropped the wallet dropped only what it had taken, so
+    /// a later commit may have landed these alone.
+    late: BTreeMap<WalletId, BTreeMap<u32, BTreeSet<Option<u64>>>>,
 }
 
 /// What finished tasks report, in completion order (the linearisation the model follows).
@@ -229,15 +233,37 @@ struct Model {
 /// what the delete restored to staging, over nothing. `MaybeMeta`: a channel commit failed, its
 /// meta may have landed. `Violation`: a guarantee a task saw broken right when its call returned.
 enum Event {
-    Staged { wallet: WalletId, vout: u32, value: Option<u64> },
+    /// `late`: staged after a commit of its group started (which may have taken the wallet's
+    /// earlier changes already).
+    Staged {
+        wallet: WalletId,
+        vout: u32,
+        value: Option<u64>,
+        late: bool,
+    },
     Dropped(Vec<WalletId>),
     Deleted(WalletId),
-    DeletedLate { wallet: WalletId, restored: WalletModel },
-    MaybeMeta { channel: String, meta: u64 },
+    DeletedLate {
+        wallet: WalletId,
+        restored: WalletModel,
+    },
+    MaybeMeta {
+        channel: String,
+        meta: u64,
+    },
     Violation(String),
-    Registered { wallet: WalletId, utxos: BTreeMap<u32, u64> },
-    ChannelMeta { channel: String, meta: u64 },
-    Appended { channel: String, id: String },
+    Registered {
+        wallet: WalletId,
+        utxos: BTreeMap<u32, u64>,
+    },
+    ChannelMeta {
+        channel: String,
+        meta: u64,
+    },
+    Appended {
+        channel: String,
+        id: String,
+    },
 }
 
 /// What is on disk: wallets, and per channel `(meta, history ids)`.
@@ -259,6 +285,8 @@ struct Sim {
     /// Each wallet's rows at the last check (the disk alone, nothing staged).
     last_disk: RefCell<BTreeMap<WalletId, WalletModel>>,
     violations: RefCell<Vec<String>>,
+    /// How many commits (or registrations, whose `init` may commit) of the running group started.
+    commits_started: Rc<Cell<u32>>,
 }
 
 fn options(clock: &VirtualClock) -> Options {
@@ -285,6 +313,7 @@ impl Sim {
             trace: RefCell::default(),
             last_disk: RefCell::default(),
             violations: RefCell::default(),
+            commits_started: Rc::default(),
         })
     }
 
@@ -325,7 +354,10 @@ impl Sim {
         let mut model = self.model.borrow_mut();
         for event in self.events.borrow_mut().drain(..) {
             match event {
-                Event::Staged { wallet, vout, value } => {
+                Event::Staged { wallet, vout, value, late } => {
+                    if late {
+                        model.late.entry(wallet).or_default().entry(vout).or_default().insert(value);
+                    }
                     let w = model.wallets.entry(wallet).or_default();
                     w.exists = true;
                     match value {
@@ -356,7 +388,20 @@ impl Sim {
         }
     }
 
+    /// A seeded number (0..=3) of polls to wait before a synchronous action runs inside its group.
+    fn polls(&self) -> impl Future<Output = ()> + 'static {
+        let mut left = self.rng.borrow_mut().below(4);
+        std::future::poll_fn(move |_| {
+            if left == 0 {
+                return Poll::Ready(());
+            }
+            left -= 1;
+            Poll::Pending
+        })
+    }
+
     fn action_task(&self, action: &Action) -> Option<Task> {
+        let commits_started = self.commits_started.clone();
         let p = self.p();
         let events = self.events.clone();
         let counter = self.counter.clone();
@@ -368,21 +413,28 @@ impl Sim {
         };
         match *action {
             Action::Store { wallet, vout, upsert } => {
-                // Synchronous: staged (or refused) at this point of the schedule.
-                let value = upsert.then(&next);
-                let mut cs = WalletChangeSet { wallet: Some(record(wallet)), ..Default::default() };
-                match value {
-                    Some(v) => cs.utxos.upsert(utxo(vout, v)),
-                    None => cs.utxos.tombstone(outpoint(vout)),
-                }
-                if p.stage(id(wallet), cs).is_ok() {
-                    events.borrow_mut().push(Event::Staged { wallet: id(wallet), vout, value });
-                }
-                None
+                // Staged (or refused) synchronously at a seeded point of the schedule: before the
+                // other tasks start, or while a commit of the same group is in flight (its
+                // changes taken: a failure must put them back under this newer one).
+                let wait = self.polls();
+                Some(Box::pin(async move {
+                    wait.await;
+                    let late = commits_started.get() > 0;
+                    let value = upsert.then(&next);
+                    let mut cs = WalletChangeSet { wallet: Some(record(wallet)), ..Default::default() };
+                    match value {
+                        Some(v) => cs.utxos.upsert(utxo(vout, v)),
+                        None => cs.utxos.tombstone(outpoint(vout)),
+                    }
+                    if p.stage(id(wallet), cs).is_ok() {
+                        events.borrow_mut().push(Event::Staged { wallet: id(wallet), vout, value, late });
+                    }
+                }))
             }
             Action::Commit | Action::Flush => {
                 let flush = matches!(action, Action::Flush);
                 Some(Box::pin(async move {
+                    commits_started.set(commits_started.get() + 1);
                     let outcome = if flush { p.flush().await } else { p.commit().await };
                     // What failed transiently (a timeout included: it may have landed) is staged
                     // again, at once.
@@ -425,6 +477,7 @@ impl Sim {
                 }))
             }
             Action::Register { wallet, init } => Some(Box::pin(async move {
+                commits_started.set(commits_started.get() + 1);
                 let wallet_id = id(wallet);
                 let stored = RefCell::new(BTreeMap::new());
                 let body = async {
@@ -465,14 +518,19 @@ impl Sim {
                 }
             })),
             Action::Append { channel } => {
-                let name = format!("c{channel}");
-                let entry =
-                    HistoryEntry { id: format!("m{}", next()), bytes: Bytes::from(vec![1]), timestamp_ms: None };
-                let id = entry.id.clone();
-                if p.channels().queue_append(&name, entry).is_ok() {
-                    events.borrow_mut().push(Event::Appended { channel: name, id });
-                }
-                None
+                // Queued at a seeded point, as a store is: possibly while a channel commit of the
+                // same group has taken the queue.
+                let wait = self.polls();
+                Some(Box::pin(async move {
+                    wait.await;
+                    let name = format!("c{channel}");
+                    let entry =
+                        HistoryEntry { id: format!("m{}", next()), bytes: Bytes::from(vec![1]), timestamp_ms: None };
+                    let id = entry.id.clone();
+                    if p.channels().queue_append(&name, entry).is_ok() {
+                        events.borrow_mut().push(Event::Appended { channel: name, id });
+                    }
+                }))
             }
             Action::ChannelCommit { channel } => {
                 let name = format!("c{channel}");
@@ -551,10 +609,22 @@ impl Sim {
         let mut model = self.model.borrow_mut();
         model.wallets.retain(|_, w| w.exists || !w.utxos.is_empty());
         // A dropped wallet's write was all or nothing: its rows are those of the last check or
-        // the model's (every change it was told about landed), nothing in between.
+        // the model's (every change it was told about landed), nothing in between. Changes
+        // staged late (after a commit of their group started) may have landed without the
+        // dropped ones: then each row is as before or one of those late values.
+        let late = std::mem::take(&mut model.late);
         for wallet in std::mem::take(&mut model.resync) {
             let now = disk.get(&wallet);
-            if now != last_disk.get(&wallet) && now != model.wallets.get(&wallet) {
+            let before = last_disk.get(&wallet);
+            let late_only = late.get(&wallet).is_some_and(|late| {
+                let (now, before) = (now.cloned().unwrap_or_default(), before.cloned().unwrap_or_default());
+                let vouts: BTreeSet<u32> = now.utxos.keys().chain(before.utxos.keys()).copied().collect();
+                vouts.iter().all(|vout| {
+                    let value = now.utxos.get(vout).copied();
+                    value == before.utxos.get(vout).copied() || late.get(vout).is_some_and(|v| v.contains(&value))
+                })
+            });
+            if now != before && now != model.wallets.get(&wallet) && !late_only {
                 return Err(format!(
                     "{context}: dropped wallet {wallet} has rows that are neither those before nor those with every change\n  on disk: {now:?}\n  before:  {:?}\n  changed: {:?}",
                     last_disk.get(&wallet),
@@ -651,6 +721,7 @@ impl Sim {
         let p = self.p();
         match step {
             Step::Concurrent(actions) => {
+                self.commits_started.set(0);
                 let tasks: Vec<Task> = actions.iter().filter_map(|a| self.action_task(a)).collect();
                 self.run_tasks(tasks)?;
                 self.check("after concurrent actions")

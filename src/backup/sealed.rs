@@ -146,6 +146,20 @@ pub fn open(bytes: &[u8], passphrase: Option<&str>, secret: Option<&Secret>) -> 
     ops::open(&derived, &[header], sealed).ok_or_else(wrong_secret)
 }
 
+/// The plain backup an import reads from `bytes`: opened by [`open`] when sealed (checked
+/// against its tag before anything reads it), else `bytes` itself. A backup passphrase says the
+/// backup is sealed with it, so a plain one is refused (`BackupInvalid`): anyone can write a plain
+/// backup, and one put in place of a sealed file must not be imported as if it were that file.
+pub fn open_import(bytes: Vec<u8>, passphrase: Option<&str>, secret: Option<&Secret>) -> Result<Vec<u8>> {
+    if !is_sealed(&bytes) {
+        if passphrase.is_some() {
+            return Err(invalid("a backupPassphrase was given, but this backup is not sealed"));
+        }
+        return Ok(bytes);
+    }
+    open(&bytes, passphrase, secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +200,22 @@ mod tests {
                 assert!(open(&sealed[..len], Some("backup pw"), Some(&secret)).is_err(), "truncated to {len}");
             }
         }
+    }
+
+    /// A backup imported with a backup passphrase must be sealed: a plain backup put in its place
+    /// (an attacker who can replace the file cannot seal one, but can write a plain one with rows
+    /// of their choosing) is refused (14), not imported. Without a backup passphrase a plain
+    /// backup is still taken as it is, and a sealed one still opens.
+    #[test]
+    fn a_plain_backup_in_place_of_a_passphrase_sealed_one_is_refused() {
+        let plain = b"WPBK plain backup bytes".to_vec();
+        let refused = open_import(plain.clone(), Some("backup pw"), None).unwrap_err();
+        assert_eq!(refused.code(), 14, "{refused}");
+        assert_eq!(open_import(plain.clone(), None, None).unwrap(), plain);
+        let secret = Secret::key(&[7; 32]).unwrap();
+        assert_eq!(open_import(plain.clone(), None, Some(&secret)).unwrap(), plain);
+        let by_pass = seal(&plain, BackupKey::Passphrase("backup pw", FAST)).unwrap();
+        assert_eq!(open_import(by_pass, Some("backup pw"), None).unwrap(), plain);
     }
 
     /// A store locked by a passphrase: its backup opens with that passphrase, in any database.

@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use super::record::record_key;
 use super::{Cipher, KdfParams, KeyRecord, Secret};
-use crate::backend::{Backend, EncryptedBackend, StoreRows, WriteBatch, WriteOp};
+use crate::backend::{Backend, EncryptedBackend, Row, StoreRows, WriteBatch, WriteOp};
 use crate::backup::Progress;
+use crate::codec;
 use crate::db::{within, Db, Deadline};
 use crate::error::{Error, Result};
 use crate::layout::{all_stores, DB_META};
@@ -43,6 +44,20 @@ async fn read_all<B: Backend>(backend: &B) -> Result<Vec<StoreRows>> {
     Ok(out)
 }
 
+/// Refuses (`WrongKey`) rows sealed by an encrypted database found where there is no key record:
+/// the record was removed (or lost), so no secret opens them. Taken for a plain database, the
+/// advice to open it plain and `encrypt()` it would seal them again, unreadable for good.
+fn refuse_sealed_without_record<'a>(mut rows: impl Iterator<Item = &'a Row>) -> Result<()> {
+    match rows.find(|row| codec::is_sealed(&row.value)) {
+        None => Ok(()),
+        Some(_) => Err(Error::WrongKey(
+            "this database holds sealed rows but no key record (it was removed or lost): no passphrase or key can \
+             open them, and nothing was written; restore the key record (db_meta) or a backup"
+                .into(),
+        )),
+    }
+}
+
 /// The key record of the database behind `db`, if it is encrypted.
 async fn stored_record<B: Backend>(db: &Db<B>) -> Result<Option<KeyRecord>> {
     KeyRecord::decode(db.get(DB_META, &record_key()).await?)
@@ -52,7 +67,9 @@ async fn stored_record<B: Backend>(db: &Db<B>) -> Result<Option<KeyRecord>> {
 /// - encrypted, no request → `WrongKey` (a key is needed);
 /// - encrypted, wrong secret → `WrongKey`, detected from the key record alone;
 /// - plain with rows, a request → `NotEncrypted` (open it plain, then [`encrypt`]);
-/// - empty, a request, `may_create` → a new data key and key record, written in one transaction.
+/// - empty, a request, `may_create` → a new data key and key record, written in one transaction;
+///   refused (`SchemaVersionUnsupported`, nothing written) when the schema stamp does not let
+///   this build write the database.
 ///
 /// Each read and write is bounded by `deadline` (the key derivation, CPU work, is not): a stall
 /// fails with `Timeout` (the key record of a new database may still land: opening again with the
@@ -77,11 +94,15 @@ pub async fn unlock<B: Backend>(
         }
         (None, Some(request)) => {
             let stores = within(deadline, read_all(backend.inner()), stalled).await?;
+            refuse_sealed_without_record(stores.iter().flat_map(|rows| &rows.rows))?;
             if !stores.iter().all(|r| r.rows.is_empty() && r.unreadable.is_empty()) || !may_create {
                 return Err(Error::NotEncrypted(
                     "this database is not encrypted: open it without `encryption`, then call encrypt()".into(),
                 ));
             }
+            // The key record is written before the schema gate runs: never into a database the
+            // gate would refuse, or open read-only.
+            within(deadline, crate::db::schema::check_may_write(backend.inner()), stalled).await?;
             let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;
             let batch = WriteBatch { ops: vec![record.op()?], strict: true };
             within(deadline, backend.inner().write(&batch), stalled).await?;
@@ -121,6 +142,7 @@ pub async fn encrypt<B: Backend, E: Backend>(
         return Err(Error::InvalidArgument("this database is already encrypted: use changePassphrase".into()));
     }
     let reads = db.read(&sealed_stores()).await?.stores;
+    refuse_sealed_without_record(reads.iter().flat_map(|rows| &rows.rows))?;
     let total: u64 = reads.iter().map(|r| r.rows.len() as u64).sum();
     let mut report = EncryptReport { rows: total as u32, unreadable: 0 };
     let (record, data_key) = KeyRecord::create(&request.secret, request.params)?;

@@ -206,6 +206,20 @@ fn rollback_access(found: u16, floors: Option<Floors>) -> Result<Access> {
     }
 }
 
+/// Refuses with `SchemaVersionUnsupported`, reading only the stamp, a database this build may not
+/// write: one stamped by a newer schema whose floors refuse this build or let it only read. A
+/// write that runs before the gate (the key record of a new encrypted database) checks this
+/// first, so the gate's refusal never finds something written.
+pub async fn check_may_write<B: Backend>(backend: &B) -> Result<()> {
+    match read_stamp(backend).await? {
+        Stamped::Known(_) => Ok(()),
+        Stamped::Newer { found, floors } => match rollback_access(found, floors)? {
+            Access::ReadWrite => Ok(()),
+            Access::ReadOnly => Err(Error::SchemaVersionUnsupported { found, supported: SCHEMA_VERSION }),
+        },
+    }
+}
+
 /// Opens a newer database under its rollback floors (or refuses it, writing nothing), migrates an
 /// older one forward (unless `read_only`), and leaves a current one untouched.
 pub async fn gate<B: Backend>(backend: &B, read_only: bool) -> Result<GateOutcome> {

@@ -126,11 +126,8 @@ pub(super) async fn seal_backup(
 /// The plain backup inside `bytes` (checked against its tag before anything reads it), or
 /// `bytes` itself when it is not sealed. `secret` opens a backup sealed with its store's key.
 pub(super) fn open_backup(secret: Option<&Secret>, bytes: Vec<u8>, passphrase: Option<String>) -> Result<Vec<u8>> {
-    if !sealed::is_sealed(&bytes) {
-        return Ok(bytes);
-    }
     let passphrase = passphrase.map(zeroize::Zeroizing::new);
-    sealed::open(&bytes, passphrase.as_deref().map(String::as_str), secret)
+    sealed::open_import(bytes, passphrase.as_deref().map(String::as_str), secret)
 }
 
 #[wasm_bindgen]
