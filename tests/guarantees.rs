@@ -720,3 +720,79 @@ fn a_load_that_stalls_between_chunks_times_out_and_changes_nothing() {
     let (state, _) = run(&world.clock, persister.load()).expect("the next load reconnects and reads");
     assert_eq!(state.wallets.len(), 1);
 }
+
+/// Polls `a` and `b` together on this thread, letting virtual time pass when both are stuck;
+/// `between` runs after every round (to resume a paused call once `b` has ended).
+fn run_both<A: Future, B: Future>(
+    clock: &VirtualClock,
+    a: A,
+    b: B,
+    mut between: impl FnMut(bool),
+) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut out_a, mut out_b) = (None, None);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..100_000 {
+        if out_a.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(&mut cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(&mut cx) {
+                out_b = Some(v);
+            }
+        }
+        if let (Some(_), Some(_)) = (&out_a, &out_b) {
+            return (out_a.unwrap(), out_b.unwrap());
+        }
+        between(out_b.is_some());
+        clock.advance(10);
+    }
+    panic!("the two futures did not complete");
+}
+
+/// Two `close()` calls at once (an unload handler and the app's own shutdown): the second must
+/// not release the connection under the first one's queued channel history write. Each close
+/// resolves with the truth, and the history lands.
+#[test]
+fn a_second_close_during_the_first_never_closes_the_database_under_its_writes() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let entry = wallet_persist::channels::HistoryEntry {
+        id: "m1".into(),
+        bytes: Bytes::from(vec![1, 2, 3]),
+        timestamp_ms: None,
+    };
+    persister.channels().queue_append("chat", entry).unwrap();
+    // Nothing is staged: the first write is the queued history's. Hold it in flight.
+    persister.backend().pause_next(Op::Write);
+    let (first, second) = run_both(&world.clock, persister.close(), persister.close(), |second_done| {
+        let backend = persister.backend();
+        if backend.is_paused() && (second_done || world.clock.now() > 1_000) {
+            backend.resume();
+        }
+    });
+    let (first, second) = (first.expect("first close"), second.expect("second close"));
+    assert!(persister.is_closed());
+    assert!(first.is_complete(), "the first close lost {:?}", first.not_written);
+    assert!(second.is_complete(), "the second close lost {:?}", second.not_written);
+    let reopened = world.open(FlushMode::Manual);
+    let loaded = run(&world.clock, reopened.channels().load_channel::<u32>("chat")).unwrap();
+    assert_eq!(loaded.history.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["m1"]);
+}
+
+/// A close after a close that lost something says so again: the store never tells a later
+/// caller (a cleanup path closing once more) that everything was written.
+#[test]
+fn a_close_after_an_incomplete_close_reports_the_same_loss() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    persister.backend().fail_wallet(wallet_id(1), 5, Error::Internal("injected".into()));
+    let first = run(&world.clock, persister.close()).expect("close");
+    assert_eq!(first.not_written.wallets, vec![wallet_id(1)]);
+    let again = run(&world.clock, persister.close()).expect("close again");
+    assert!(!again.is_complete(), "the second close said complete after wallet 1 was dropped");
+    assert_eq!(again, first);
+}
