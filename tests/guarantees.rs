@@ -796,3 +796,27 @@ fn a_close_after_an_incomplete_close_reports_the_same_loss() {
     assert!(!again.is_complete(), "the second close said complete after wallet 1 was dropped");
     assert_eq!(again, first);
 }
+
+/// Registration is all or nothing even when `init` drives the registration steps by hand: a
+/// `promote` (or `storePending`/`discardPending`) of the wallet from inside its own `init` is
+/// refused, so an `init` that then fails leaves zero rows, not a live wallet whose
+/// `registerWallet` rejected.
+#[test]
+fn init_cannot_promote_its_own_registration_by_hand() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(9);
+    let by_hand = std::cell::RefCell::new(Vec::new());
+    let init = async {
+        by_hand.borrow_mut().push(persister.promote(wallet).await.map_err(|e| e.code()));
+        by_hand.borrow_mut().push(persister.discard_pending(wallet).await.map_err(|e| e.code()));
+        Err::<(), _>("init failed")
+    };
+    let outcome =
+        run(&world.clock, persister.register_wallet(wallet, record_only(9), init)).expect("no storage failure");
+    assert_eq!(outcome, Err("init failed"));
+    assert_eq!(world.rows_of(&wallet), 0, "a failed registration left rows of the wallet");
+    assert_eq!(by_hand.into_inner(), vec![Err(3), Err(3)], "the steps by hand are refused while registering");
+    run(&world.clock, persister.close()).unwrap();
+    assert!(world.load_after_restart().wallets.is_empty(), "no ghost wallet");
+}

@@ -49,7 +49,7 @@ impl<B: Backend> Persister<B> {
             self.roll_back_registration(wallet, "its init step failed").await;
             return Ok(Err(error));
         }
-        if let Err(error) = self.promote(wallet).await {
+        if let Err(error) = self.promote_unchecked(wallet).await {
             self.roll_back_registration(wallet, "promote failed").await;
             return Err(error);
         }
@@ -148,8 +148,24 @@ impl<B: Backend> Persister<B> {
     }
 
     /// Phase two: moves the pending changeset into the live stores and deletes the pending row,
-    /// in one transaction. `PendingRegistrationMissing` if there is nothing to promote.
+    /// in one transaction. `PendingRegistrationMissing` if there is nothing to promote;
+    /// `WalletAlreadyExists` while `register_wallet` runs for the wallet (its steps are its own:
+    /// a promote by hand from inside its `init` would outlive the rollback of a failed `init`).
     pub async fn promote(&self, wallet: WalletId) -> Result<()> {
+        self.refuse_while_registering(wallet)?;
+        self.promote_unchecked(wallet).await
+    }
+
+    /// Refuses a registration step by hand for a wallet whose `register_wallet` is running.
+    fn refuse_while_registering(&self, wallet: WalletId) -> Result<()> {
+        if self.is_registering(&wallet) {
+            return Err(Error::WalletAlreadyExists(wallet));
+        }
+        Ok(())
+    }
+
+    /// [`Persister::promote`] for `register_wallet` itself.
+    async fn promote_unchecked(&self, wallet: WalletId) -> Result<()> {
         self.check_writable(wallet)?;
         let _flush = self.flush_lock.lock().await;
         let bytes =
@@ -198,8 +214,10 @@ impl<B: Backend> Persister<B> {
         Ok(())
     }
 
-    /// Deletes the pending registration of `wallet`, if any.
+    /// Deletes the pending registration of `wallet`, if any (`WalletAlreadyExists` while
+    /// `register_wallet` runs for it).
     pub async fn discard_pending(&self, wallet: WalletId) -> Result<()> {
+        self.refuse_while_registering(wallet)?;
         self.check_writable(wallet)?;
         let _flush = self.flush_lock.lock().await;
         let delete = WriteOp::Delete { store: PENDING, key: pending_key(&wallet) };
