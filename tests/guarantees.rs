@@ -820,3 +820,38 @@ fn init_cannot_promote_its_own_registration_by_hand() {
     run(&world.clock, persister.close()).unwrap();
     assert!(world.load_after_restart().wallets.is_empty(), "no ghost wallet");
 }
+
+/// Registration is all or nothing when its first step fails: changes stored for the wallet while
+/// the pending row was being written (a coordinator that found the wallet) are the
+/// registration's, so they are discarded with it, not written by the next commit as a wallet
+/// whose `registerWallet` rejected.
+#[test]
+fn a_failed_pending_write_discards_what_was_stored_for_the_wallet_meanwhile() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(4);
+    // Hold the pending step's existence check, so the store lands while the step runs; then
+    // its write fails.
+    persister.backend().pause_next(Op::Read);
+    let stored = Cell::new(false);
+    let (registered, ()) = run_both(
+        &world.clock,
+        persister.register_wallet(wallet, record_only(4), async { Ok::<(), ()>(()) }),
+        async {},
+        |_| {
+            let backend = persister.backend();
+            if backend.is_paused() && !stored.get() {
+                persister.stage(wallet, sample_changeset(4)).expect("store during the pending step");
+                stored.set(true);
+                backend.fail_next(Op::Write, 1, Error::QuotaExceeded("injected".into()));
+                backend.resume();
+            }
+        },
+    );
+    assert!(stored.get(), "the store ran while the pending step was in flight");
+    assert_eq!(registered.map(|_| ()).unwrap_err().code(), 5);
+    run(&world.clock, persister.commit()).expect("commit");
+    assert_eq!(world.rows_of(&wallet), 0, "a rejected registration left rows of the wallet");
+    run(&world.clock, persister.close()).unwrap();
+    assert!(world.load_after_restart().wallets.is_empty(), "no ghost wallet");
+}

@@ -40,7 +40,15 @@ impl<B: Backend> Persister<B> {
             return Err(Error::WalletAlreadyExists(wallet));
         }
         let _registering = Claim { set: self.registering.clone(), wallet };
-        self.store_pending(wallet, changes).await?;
+        if let Err(error) = self.store_pending(wallet, changes).await {
+            // Nothing was staged for the wallet when it began (else it is refused as existing,
+            // keeping those changes): what is staged now was stored during this step, is the
+            // registration's, and goes with it, unless the wallet turned out to exist.
+            if !matches!(error, Error::WalletAlreadyExists(_)) {
+                self.buffer.borrow_mut().take_wallet(&wallet);
+            }
+            return Err(error);
+        }
         let outcome = init.await;
         if self.aborted.borrow_mut().remove(&wallet) {
             return Err(Error::Closed);
