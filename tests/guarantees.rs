@@ -855,3 +855,28 @@ fn a_failed_pending_write_discards_what_was_stored_for_the_wallet_meanwhile() {
     run(&world.clock, persister.close()).unwrap();
     assert!(world.load_after_restart().wallets.is_empty(), "no ghost wallet");
 }
+
+/// A promote that lands after its deadline while its pending row cannot be read back (the
+/// reconnect for that check fails too): `registerWallet` rejects, so the wallet must not be left
+/// live. The rollback removes every row of the wallet (none existed before it began), so the
+/// registration stays all or nothing whichever way the promote went.
+#[test]
+fn a_late_promote_whose_check_fails_leaves_no_wallet_behind_a_rejection() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(6);
+    let init = async {
+        persister.backend().ack_late(1);
+        persister.backend().fail_reconnects(1);
+        Ok::<(), ()>(())
+    };
+    let outcome = run(&world.clock, persister.register_wallet(wallet, record_only(6), init));
+    match outcome {
+        Ok(Ok(())) => assert_eq!(world.load_after_restart().wallets[&wallet], record_only(6)),
+        Ok(Err(())) => panic!("init did not fail"),
+        Err(error) => {
+            assert!(error.is_transient(), "{error:?}");
+            assert_eq!(world.rows_of(&wallet), 0, "registerWallet rejected {} but the wallet is live", error.code());
+        }
+    }
+}

@@ -11,7 +11,7 @@ use crate::backend::{Backend, WriteBatch, WriteOp};
 use crate::codec;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::layout::{PENDING, WALLETS};
+use crate::layout::{wallet_stores, PENDING, WALLETS};
 use crate::log::log_at;
 use crate::model::{entry_key, KeyPart, Merge, WalletChangeSet, WalletId};
 
@@ -64,9 +64,21 @@ impl<B: Backend> Persister<B> {
         Ok(Ok(()))
     }
 
+    /// Discards what the registration staged and every row of the wallet: its pending row, and
+    /// the live rows of a promote that may have landed although it failed (after its deadline,
+    /// its check unreadable). The wallet had no live row when the registration began and no
+    /// flush writes it meanwhile, so every row of it is the registration's.
     async fn roll_back_registration(&self, wallet: WalletId, why: &str) {
         self.buffer.borrow_mut().take_wallet(&wallet);
-        match self.delete_pending_rows(&[wallet]).await {
+        let deleted = async {
+            let _flush = self.flush_lock.lock().await;
+            self.db.check_open()?;
+            let ops = wallet_stores().map(|store| WriteOp::DeleteWallet { store, wallet }).collect();
+            self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
+        };
+        let deleted = deleted.await;
+        self.known_parents.borrow_mut().forget_wallet(&wallet);
+        match deleted {
             Ok(()) => log_at!(Warn, "registration of wallet {wallet} rolled back: {why}"),
             Err(error) => {
                 self.failed_rollbacks.borrow_mut().insert(wallet);
