@@ -880,3 +880,38 @@ fn a_late_promote_whose_check_fails_leaves_no_wallet_behind_a_rejection() {
         }
     }
 }
+
+/// A channel `commit` whose history write is in flight (its queue taken) when `close()` runs: the
+/// close waits for it instead of releasing the connection under it, so the history lands (or,
+/// failing, is named in `not_written`), never lost behind a close that said complete.
+#[test]
+fn close_waits_for_a_channel_commit_in_flight() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let entry = wallet_persist::channels::HistoryEntry {
+        id: "m1".into(),
+        bytes: Bytes::from(vec![1, 2, 3]),
+        timestamp_ms: None,
+    };
+    persister.channels().queue_append("chat", entry).unwrap();
+    // The commit's meta write, then its history: the read of the channel's history index that
+    // precedes the history write is held, with the queue already taken.
+    persister.backend().pause_next(Op::Read);
+    let channels = persister.channels();
+    let (committed, closed) = run_both(&world.clock, channels.commit("chat", &7u32), persister.close(), |close_done| {
+        let backend = persister.backend();
+        if backend.is_paused() && (close_done || world.clock.now() > 1_000) {
+            backend.resume();
+        }
+    });
+    let committed = committed.expect("channel commit");
+    let closed = closed.expect("close");
+    if closed.is_complete() {
+        assert!(committed.history_flushed, "close said complete, the commit did not write: {committed:?}");
+        let reopened = world.open(FlushMode::Manual);
+        let loaded = run(&world.clock, reopened.channels().load_channel::<u32>("chat")).unwrap();
+        assert_eq!(loaded.history.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["m1"]);
+    } else {
+        assert_eq!(closed.not_written.channels, vec!["chat".to_string()]);
+    }
+}

@@ -638,6 +638,11 @@ impl<B: Backend> Persister<B> {
         };
         let aborted_registrations = self.abort_registrations().await;
         self.channels().flush_queues().await;
+        // A write that was waiting behind the final flush (a delete, a rollback, a page-hide
+        // channel flush) ends before the connection is released, and none starts after: the
+        // foreground ones re-check the state once they hold their lock.
+        let _flush = self.flush_lock.lock().await;
+        let _channels = self.channels.lock().await;
         let mut wallets: Vec<WalletId> = flush.failed.iter().map(|f| f.wallet_id).collect();
         wallets.extend(&aborted_registrations);
         let not_written =
