@@ -1368,7 +1368,11 @@ async fn unreadable_values_are_skipped_one_by_one_and_the_rest_loads_exactly() {
     // A get of the row-by-row read aborted with its transaction is no row's fault: the load
     // fails (retryable), it does not skip the rest of the chunk.
     let healthy = of("utxos", 3, &reads[1].rows).1;
-    lose_values(&[JsValue::from(Uint8Array::from(healthy.value.as_slice()))].into_iter().collect(), "AbortError", "The transaction was aborted");
+    lose_values(
+        &[JsValue::from(Uint8Array::from(healthy.value.as_slice()))].into_iter().collect(),
+        "AbortError",
+        "The transaction was aborted",
+    );
     let persister = Persister::open(IndexedDbBackend::open(&name).await.unwrap(), Default::default()).await.unwrap();
     let error = persister.load().await.expect_err("a load whose row-by-row read aborted");
     assert_eq!((error.code(), error.is_transient()), (21, true), "{error}");
