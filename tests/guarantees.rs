@@ -808,8 +808,9 @@ fn init_cannot_promote_its_own_registration_by_hand() {
     let wallet = wallet_id(9);
     let by_hand = std::cell::RefCell::new(Vec::new());
     let init = async {
-        by_hand.borrow_mut().push(persister.promote(wallet).await.map_err(|e| e.code()));
-        by_hand.borrow_mut().push(persister.discard_pending(wallet).await.map_err(|e| e.code()));
+        let promoted = persister.promote(wallet).await.map_err(|e| e.code());
+        let discarded = persister.discard_pending(wallet).await.map_err(|e| e.code());
+        by_hand.borrow_mut().extend([promoted, discarded]);
         Err::<(), _>("init failed")
     };
     let outcome =
