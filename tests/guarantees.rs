@@ -720,3 +720,199 @@ fn a_load_that_stalls_between_chunks_times_out_and_changes_nothing() {
     let (state, _) = run(&world.clock, persister.load()).expect("the next load reconnects and reads");
     assert_eq!(state.wallets.len(), 1);
 }
+
+/// Polls `a` and `b` together on this thread, letting virtual time pass when both are stuck;
+/// `between` runs after every round (to resume a paused call once `b` has ended).
+fn run_both<A: Future, B: Future>(
+    clock: &VirtualClock,
+    a: A,
+    b: B,
+    mut between: impl FnMut(bool),
+) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut out_a, mut out_b) = (None, None);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..100_000 {
+        if out_a.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(&mut cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(&mut cx) {
+                out_b = Some(v);
+            }
+        }
+        if let (Some(_), Some(_)) = (&out_a, &out_b) {
+            return (out_a.unwrap(), out_b.unwrap());
+        }
+        between(out_b.is_some());
+        clock.advance(10);
+    }
+    panic!("the two futures did not complete");
+}
+
+/// Two `close()` calls at once (an unload handler and the app's own shutdown): the second must
+/// not release the connection under the first one's queued channel history write. Each close
+/// resolves with the truth, and the history lands.
+#[test]
+fn a_second_close_during_the_first_never_closes_the_database_under_its_writes() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let entry = wallet_persist::channels::HistoryEntry {
+        id: "m1".into(),
+        bytes: Bytes::from(vec![1, 2, 3]),
+        timestamp_ms: None,
+    };
+    persister.channels().queue_append("chat", entry).unwrap();
+    // Nothing is staged: the first write is the queued history's. Hold it in flight.
+    persister.backend().pause_next(Op::Write);
+    let (first, second) = run_both(&world.clock, persister.close(), persister.close(), |second_done| {
+        let backend = persister.backend();
+        if backend.is_paused() && (second_done || world.clock.now() > 1_000) {
+            backend.resume();
+        }
+    });
+    let (first, second) = (first.expect("first close"), second.expect("second close"));
+    assert!(persister.is_closed());
+    assert!(first.is_complete(), "the first close lost {:?}", first.not_written);
+    assert!(second.is_complete(), "the second close lost {:?}", second.not_written);
+    let reopened = world.open(FlushMode::Manual);
+    let loaded = run(&world.clock, reopened.channels().load_channel::<u32>("chat")).unwrap();
+    assert_eq!(loaded.history.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["m1"]);
+}
+
+/// A close after a close that lost something says so again: the store never tells a later
+/// caller (a cleanup path closing once more) that everything was written.
+#[test]
+fn a_close_after_an_incomplete_close_reports_the_same_loss() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    persister.backend().fail_wallet(wallet_id(1), 5, Error::Internal("injected".into()));
+    let first = run(&world.clock, persister.close()).expect("close");
+    assert_eq!(first.not_written.wallets, vec![wallet_id(1)]);
+    let again = run(&world.clock, persister.close()).expect("close again");
+    assert!(!again.is_complete(), "the second close said complete after wallet 1 was dropped");
+    assert_eq!(again, first);
+}
+
+/// Registration is all or nothing even when `init` drives the registration steps by hand: a
+/// `promote` (or `storePending`/`discardPending`) of the wallet from inside its own `init` is
+/// refused, so an `init` that then fails leaves zero rows, not a live wallet whose
+/// `registerWallet` rejected.
+#[test]
+fn init_cannot_promote_its_own_registration_by_hand() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(9);
+    let by_hand = std::cell::RefCell::new(Vec::new());
+    let init = async {
+        let promoted = persister.promote(wallet).await.map_err(|e| e.code());
+        let discarded = persister.discard_pending(wallet).await.map_err(|e| e.code());
+        by_hand.borrow_mut().extend([promoted, discarded]);
+        Err::<(), _>("init failed")
+    };
+    let outcome =
+        run(&world.clock, persister.register_wallet(wallet, record_only(9), init)).expect("no storage failure");
+    assert_eq!(outcome, Err("init failed"));
+    assert_eq!(world.rows_of(&wallet), 0, "a failed registration left rows of the wallet");
+    assert_eq!(by_hand.into_inner(), vec![Err(3), Err(3)], "the steps by hand are refused while registering");
+    run(&world.clock, persister.close()).unwrap();
+    assert!(world.load_after_restart().wallets.is_empty(), "no ghost wallet");
+}
+
+/// Registration is all or nothing when its first step fails: changes stored for the wallet while
+/// the pending row was being written (a coordinator that found the wallet) are the
+/// registration's, so they are discarded with it, not written by the next commit as a wallet
+/// whose `registerWallet` rejected.
+#[test]
+fn a_failed_pending_write_discards_what_was_stored_for_the_wallet_meanwhile() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(4);
+    // Hold the pending step's existence check, so the store lands while the step runs; then
+    // its write fails.
+    persister.backend().pause_next(Op::Read);
+    let stored = Cell::new(false);
+    let (registered, ()) = run_both(
+        &world.clock,
+        persister.register_wallet(wallet, record_only(4), async { Ok::<(), ()>(()) }),
+        async {},
+        |_| {
+            let backend = persister.backend();
+            if backend.is_paused() && !stored.get() {
+                persister.stage(wallet, sample_changeset(4)).expect("store during the pending step");
+                stored.set(true);
+                backend.fail_next(Op::Write, 1, Error::QuotaExceeded("injected".into()));
+                backend.resume();
+            }
+        },
+    );
+    assert!(stored.get(), "the store ran while the pending step was in flight");
+    assert_eq!(registered.map(|_| ()).unwrap_err().code(), 5);
+    run(&world.clock, persister.commit()).expect("commit");
+    assert_eq!(world.rows_of(&wallet), 0, "a rejected registration left rows of the wallet");
+    run(&world.clock, persister.close()).unwrap();
+    assert!(world.load_after_restart().wallets.is_empty(), "no ghost wallet");
+}
+
+/// A promote that lands after its deadline while its pending row cannot be read back (the
+/// reconnect for that check fails too): `registerWallet` rejects, so the wallet must not be left
+/// live. The rollback removes every row of the wallet (none existed before it began), so the
+/// registration stays all or nothing whichever way the promote went.
+#[test]
+fn a_late_promote_whose_check_fails_leaves_no_wallet_behind_a_rejection() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(6);
+    let init = async {
+        persister.backend().ack_late(1);
+        persister.backend().fail_reconnects(1);
+        Ok::<(), ()>(())
+    };
+    let outcome = run(&world.clock, persister.register_wallet(wallet, record_only(6), init));
+    match outcome {
+        Ok(Ok(())) => assert_eq!(world.load_after_restart().wallets[&wallet], record_only(6)),
+        Ok(Err(())) => panic!("init did not fail"),
+        Err(error) => {
+            assert!(error.is_transient(), "{error:?}");
+            assert_eq!(world.rows_of(&wallet), 0, "registerWallet rejected {} but the wallet is live", error.code());
+        }
+    }
+}
+
+/// A channel `commit` whose history write is in flight (its queue taken) when `close()` runs: the
+/// close waits for it instead of releasing the connection under it, so the history lands (or,
+/// failing, is named in `not_written`), never lost behind a close that said complete.
+#[test]
+fn close_waits_for_a_channel_commit_in_flight() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let entry = wallet_persist::channels::HistoryEntry {
+        id: "m1".into(),
+        bytes: Bytes::from(vec![1, 2, 3]),
+        timestamp_ms: None,
+    };
+    persister.channels().queue_append("chat", entry).unwrap();
+    // The commit's meta write, then its history: the read of the channel's history index that
+    // precedes the history write is held, with the queue already taken.
+    persister.backend().pause_next(Op::Read);
+    let channels = persister.channels();
+    let (committed, closed) = run_both(&world.clock, channels.commit("chat", &7u32), persister.close(), |close_done| {
+        let backend = persister.backend();
+        if backend.is_paused() && (close_done || world.clock.now() > 1_000) {
+            backend.resume();
+        }
+    });
+    let committed = committed.expect("channel commit");
+    let closed = closed.expect("close");
+    if closed.is_complete() {
+        assert!(committed.history_flushed, "close said complete, the commit did not write: {committed:?}");
+        let reopened = world.open(FlushMode::Manual);
+        let loaded = run(&world.clock, reopened.channels().load_channel::<u32>("chat")).unwrap();
+        assert_eq!(loaded.history.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["m1"]);
+    } else {
+        assert_eq!(closed.not_written.channels, vec!["chat".to_string()]);
+    }
+}

@@ -119,13 +119,16 @@ impl<'a, B: Backend> Channels<'a, B> {
     }
 
     /// Writes every channel's queue, one history write per channel (at close, on page hide):
-    /// failures are logged, and what failed stays queued.
+    /// failures are logged, and what failed stays queued. The channel lock is taken first, even
+    /// with nothing queued: a channel write in flight (a `commit` holds its queue taken) ends
+    /// before this returns, its failure queued again and written here, so a close that follows
+    /// never releases the connection under it.
     pub async fn flush_queues(&self) {
         if self.db.check_open().is_err() {
             return;
         }
+        let _lock = self.state.lock.lock().await;
         for (channel, _) in self.state.dirty() {
-            let _lock = self.state.lock.lock().await;
             if let Err(error) = self.flush_queue(&channel).await {
                 log_at!(Error, "history changes of channel {channel:?} not durable: {error}");
             }

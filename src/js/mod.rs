@@ -737,7 +737,8 @@ impl WalletStore {
     }
 
     /// Phase two: moves the pending changes live in one transaction; rejects
-    /// `pending_registration_missing` (17) when nothing is pending.
+    /// `pending_registration_missing` (17) when nothing is pending, `wallet_already_exists` (3)
+    /// while `registerWallet` runs for the wallet.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn promote(
         &self,

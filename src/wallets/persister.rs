@@ -82,6 +82,11 @@ pub struct Persister<B: Backend> {
     observer: RefCell<Option<CommitObserver>>,
     /// Every channel's history index and queue, and the lock serialising channel writes.
     channels: ChannelState,
+    /// Held by a `close` from start to end: a second one waits for it, so the connection is never
+    /// released under another close's final writes.
+    close_lock: WriteLock,
+    /// What the close that closed this store reported; every later `close` reports the same.
+    closed_report: RefCell<Option<CloseReport>>,
 }
 
 /// A wallet marked in one of the persister's sets (being deleted, being registered) until this
@@ -126,6 +131,8 @@ impl<B: Backend> Persister<B> {
             deleting: Rc::default(),
             registering: Rc::default(),
             aborted: RefCell::default(),
+            close_lock: WriteLock::default(),
+            closed_report: RefCell::default(),
             failed_rollbacks: RefCell::default(),
             known_parents: RefCell::default(),
             observer: RefCell::new(None),
@@ -605,7 +612,14 @@ impl<B: Backend> Persister<B> {
     /// queued channel history changes are written, and the report names everything staged or
     /// queued that was not written (channel writes never fail a foreground call, so a failure
     /// there is reported, not returned).
+    ///
+    /// Closes run one at a time: a `close` called while another runs waits for it, and once the
+    /// store is closed every `close` resolves with the report of the one that closed it.
     pub async fn close(&self) -> Result<CloseReport> {
+        let _closing = self.close_lock.lock().await;
+        if let Some(report) = self.closed_report.borrow().as_ref() {
+            return Ok(report.clone());
+        }
         if self.is_closed() {
             return Ok(CloseReport::default());
         }
@@ -624,6 +638,11 @@ impl<B: Backend> Persister<B> {
         };
         let aborted_registrations = self.abort_registrations().await;
         self.channels().flush_queues().await;
+        // A write that was waiting behind the final flush (a delete, a rollback, a page-hide
+        // channel flush) ends before the connection is released, and none starts after: the
+        // foreground ones re-check the state once they hold their lock.
+        let _flush = self.flush_lock.lock().await;
+        let _channels = self.channels.lock().await;
         let mut wallets: Vec<WalletId> = flush.failed.iter().map(|f| f.wallet_id).collect();
         wallets.extend(&aborted_registrations);
         let not_written =
@@ -637,7 +656,9 @@ impl<B: Backend> Persister<B> {
             );
         }
         self.db.close();
-        Ok(CloseReport { flush, not_written, aborted_registrations })
+        let report = CloseReport { flush, not_written, aborted_registrations };
+        *self.closed_report.borrow_mut() = Some(report.clone());
+        Ok(report)
     }
 
     /// Every row of every backup store as a validated backup file (see [`crate::backup`]).

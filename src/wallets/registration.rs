@@ -11,7 +11,7 @@ use crate::backend::{Backend, WriteBatch, WriteOp};
 use crate::codec;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::layout::{PENDING, WALLETS};
+use crate::layout::{wallet_stores, PENDING, WALLETS};
 use crate::log::log_at;
 use crate::model::{entry_key, KeyPart, Merge, WalletChangeSet, WalletId};
 
@@ -40,7 +40,15 @@ impl<B: Backend> Persister<B> {
             return Err(Error::WalletAlreadyExists(wallet));
         }
         let _registering = Claim { set: self.registering.clone(), wallet };
-        self.store_pending(wallet, changes).await?;
+        if let Err(error) = self.store_pending(wallet, changes).await {
+            // Nothing was staged for the wallet when it began (else it is refused as existing,
+            // keeping those changes): what is staged now was stored during this step, is the
+            // registration's, and goes with it, unless the wallet turned out to exist.
+            if !matches!(error, Error::WalletAlreadyExists(_)) {
+                self.buffer.borrow_mut().take_wallet(&wallet);
+            }
+            return Err(error);
+        }
         let outcome = init.await;
         if self.aborted.borrow_mut().remove(&wallet) {
             return Err(Error::Closed);
@@ -49,16 +57,28 @@ impl<B: Backend> Persister<B> {
             self.roll_back_registration(wallet, "its init step failed").await;
             return Ok(Err(error));
         }
-        if let Err(error) = self.promote(wallet).await {
+        if let Err(error) = self.promote_unchecked(wallet).await {
             self.roll_back_registration(wallet, "promote failed").await;
             return Err(error);
         }
         Ok(Ok(()))
     }
 
+    /// Discards what the registration staged and every row of the wallet: its pending row, and
+    /// the live rows of a promote that may have landed although it failed (after its deadline,
+    /// its check unreadable). The wallet had no live row when the registration began and no
+    /// flush writes it meanwhile, so every row of it is the registration's.
     async fn roll_back_registration(&self, wallet: WalletId, why: &str) {
         self.buffer.borrow_mut().take_wallet(&wallet);
-        match self.delete_pending_rows(&[wallet]).await {
+        let deleted = async {
+            let _flush = self.flush_lock.lock().await;
+            self.db.check_open()?;
+            let ops = wallet_stores().map(|store| WriteOp::DeleteWallet { store, wallet }).collect();
+            self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
+        };
+        let deleted = deleted.await;
+        self.known_parents.borrow_mut().forget_wallet(&wallet);
+        match deleted {
             Ok(()) => log_at!(Warn, "registration of wallet {wallet} rolled back: {why}"),
             Err(error) => {
                 self.failed_rollbacks.borrow_mut().insert(wallet);
@@ -148,8 +168,24 @@ impl<B: Backend> Persister<B> {
     }
 
     /// Phase two: moves the pending changeset into the live stores and deletes the pending row,
-    /// in one transaction. `PendingRegistrationMissing` if there is nothing to promote.
+    /// in one transaction. `PendingRegistrationMissing` if there is nothing to promote;
+    /// `WalletAlreadyExists` while `register_wallet` runs for the wallet (its steps are its own:
+    /// a promote by hand from inside its `init` would outlive the rollback of a failed `init`).
     pub async fn promote(&self, wallet: WalletId) -> Result<()> {
+        self.refuse_while_registering(wallet)?;
+        self.promote_unchecked(wallet).await
+    }
+
+    /// Refuses a registration step by hand for a wallet whose `register_wallet` is running.
+    fn refuse_while_registering(&self, wallet: WalletId) -> Result<()> {
+        if self.is_registering(&wallet) {
+            return Err(Error::WalletAlreadyExists(wallet));
+        }
+        Ok(())
+    }
+
+    /// [`Persister::promote`] for `register_wallet` itself.
+    async fn promote_unchecked(&self, wallet: WalletId) -> Result<()> {
         self.check_writable(wallet)?;
         let _flush = self.flush_lock.lock().await;
         let bytes =
@@ -198,8 +234,10 @@ impl<B: Backend> Persister<B> {
         Ok(())
     }
 
-    /// Deletes the pending registration of `wallet`, if any.
+    /// Deletes the pending registration of `wallet`, if any (`WalletAlreadyExists` while
+    /// `register_wallet` runs for it).
     pub async fn discard_pending(&self, wallet: WalletId) -> Result<()> {
+        self.refuse_while_registering(wallet)?;
         self.check_writable(wallet)?;
         let _flush = self.flush_lock.lock().await;
         let delete = WriteOp::Delete { store: PENDING, key: pending_key(&wallet) };
