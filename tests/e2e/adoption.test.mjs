@@ -4,6 +4,8 @@
 // - onChange hears this store's own commits and deletes (origin "local"), a listener may
 //   unsubscribe itself while it runs; setLogger receives structured log lines;
 // - rejections are instances of the exported WalletPersistError, with the standard `cause`.
+// - a store freed before close() (free(), [Symbol.dispose]) writes nothing and reports what it
+//   drops in an error log line; calls on it then throw synchronously (wasm-bindgen's check).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -181,6 +183,55 @@ test('a logger that calls the store while a flush fails: nothing traps, every ch
     assert.deepEqual(new Set(result.staged), new Set(['ok']), 'every store() from the logger resolved');
     assert.deepEqual(result.succeeded, [A, C].sort());
     assert.deepEqual(result.labels, { [A]: 'a', [C]: 'warn' });
+    assert.deepEqual(pageErrors(page), []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('a store freed before close() (free, Symbol.dispose) reports what it drops in an error log line; a closed one logs nothing', async () => {
+  const page = await open();
+  try {
+    const result = await evalInPage(
+      page,
+      async (name) => {
+        const lib = window.lib;
+        const { WalletStore } = lib;
+        const A = 'a1'.repeat(32);
+        const wallet = (label) => ({ wallet: { network: 'testnet', label, birthHeight: 1, createdAtMs: 1, accountSchema: 1 } });
+        const records = [];
+        lib.setLogger((record) => records.push(record));
+        const lines = async (label, end) => {
+          records.length = 0;
+          const store = await WalletStore.open({ name, flushMode: 'manual' });
+          await store.store(A, wallet(label));
+          await end(store);
+          return records.filter((r) => r.level === 'error').map((r) => r.message);
+        };
+        const closed = await lines('closed', async (store) => store.close());
+        const freed = await lines('freed', async (store) => store.free());
+        const disposed = await lines('disposed', async (store) => store[Symbol.dispose]());
+        const reopened = await WalletStore.open({ name, flushMode: 'manual' });
+        const onDisk = Object.fromEntries(Object.entries((await reopened.load()).wallets).map(([id, w]) => [id, w.wallet.label]));
+        reopened.free();
+        let freedCall = 'no throw';
+        try {
+          reopened.load();
+        } catch {
+          freedCall = 'throws synchronously';
+        }
+        lib.setLogger(null);
+        return { freed, disposed, closed, onDisk, freedCall };
+      },
+      uniqueName('freed'),
+    );
+    const dropped = (lines) => lines.filter((line) => line.startsWith('store dropped with staged changes'));
+    assert.equal(dropped(result.freed).length, 1, `free(): ${JSON.stringify(result.freed)}`);
+    assert.match(dropped(result.freed)[0], /1 wallet\(s\)/);
+    assert.equal(dropped(result.disposed).length, 1, `[Symbol.dispose](): ${JSON.stringify(result.disposed)}`);
+    assert.deepEqual(result.closed, [], 'close() wrote what was staged: nothing to report');
+    assert.deepEqual(result.onDisk, { ['a1'.repeat(32)]: 'closed' }, 'the freed stores wrote nothing');
+    assert.equal(result.freedCall, 'throws synchronously');
     assert.deepEqual(pageErrors(page), []);
   } finally {
     await page.close();
