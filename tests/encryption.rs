@@ -633,6 +633,26 @@ fn encrypt_reconnects_when_the_connection_is_lost_during_its_write() {
     assert_eq!(block_on(open(&memory, None)).err().unwrap().code(), 23);
 }
 
+/// The conversion committed, then the connection went before its answer: the reconnect finds
+/// the key record and turns the cipher on, and the write is made again. The retry must write the
+/// rows sealed once (as the first attempt did), not seal the sealed rows a second time.
+#[test]
+fn an_encrypt_that_lands_and_loses_its_connection_seals_every_row_once() {
+    let (memory, clock) = (plain(), VirtualClock::default());
+    let persister = guarded(&memory, &clock);
+    let faults = persister.backend().inner();
+    faults.lose_after_commit(1);
+    let report = encrypt_guarded(&clock, &persister).expect("reconnected once and written");
+    assert_eq!((report.rows, faults.reconnects()), (2 * 13 + 1, 1));
+    assert!(persister.backend().is_encrypted());
+    persister.stage(wallet_id(3), sample_changeset(3)).unwrap();
+    assert_eq!(block_on_clock(&clock, persister.commit()).unwrap().succeeded, vec![wallet_id(3)]);
+    block_on_clock(&clock, persister.close()).unwrap();
+    let mut expected = two_wallets();
+    expected.push((wallet_id(3), sample_changeset(3)));
+    assert_opens_with(&memory, Some(&passphrase("pw")), &expected);
+}
+
 #[test]
 fn a_stalled_encrypt_times_out_and_leaves_the_plain_database() {
     let (memory, clock) = (plain(), VirtualClock::default());

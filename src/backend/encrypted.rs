@@ -14,7 +14,7 @@
 //! record) is stored in the clear. Without a cipher the wrapper passes everything through.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -36,12 +36,22 @@ pub struct EncryptedBackend<B> {
     /// (it failed, e.g. timed out), with the key record it wrote: the next reconnect reads the key
     /// record and starts sealing with it if that record is on disk.
     landing: RefCell<Option<(KeyRecord, Rc<Cipher>)>>,
+    /// A conversion's write is under way: its ops were sealed by the conversion itself, so they
+    /// pass through as they are, also once a reconnect inside that write (the write landed, its
+    /// answer was lost) has turned the cipher on. Only while every other writer waits.
+    presealed: Cell<bool>,
 }
 
 impl<B> EncryptedBackend<B> {
     /// A pass-through wrapper (a plain database) until [`EncryptedBackend::set_cipher`].
     pub fn new(inner: B) -> Self {
-        EncryptedBackend { inner, cipher: RefCell::new(None), landing: RefCell::new(None) }
+        EncryptedBackend { inner, cipher: RefCell::new(None), landing: RefCell::new(None), presealed: Cell::new(false) }
+    }
+
+    /// Marks the writes from now on as sealed already (`true`, for a conversion's own write, while
+    /// it holds the database alone) or not (`false`, as after it).
+    pub fn set_presealed(&self, presealed: bool) {
+        self.presealed.set(presealed);
     }
 
     /// Sets the cipher a conversion's write (of `record`) may have landed with, for the next
@@ -392,8 +402,8 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
 
     async fn write_source(&self, source: &dyn WriteSource) -> Result<()> {
         match self.cipher() {
-            None => self.inner.write_source(source).await,
-            Some(cipher) => self.inner.write_source(&Sealed { cipher: &cipher, source }).await,
+            Some(cipher) if !self.presealed.get() => self.inner.write_source(&Sealed { cipher: &cipher, source }).await,
+            _ => self.inner.write_source(source).await,
         }
     }
 

@@ -64,6 +64,8 @@ pub struct FaultyBackend<B> {
     hanging: RefCell<Vec<Op>>,
     /// How many of the next writes commit and then never answer.
     late_acks: Cell<u32>,
+    /// How many of the next writes commit and then fail with `ConnectionLost`, the connection gone.
+    lost_acks: Cell<u32>,
     /// How slow calls of each operation are (indexed by `Op`).
     slow: RefCell<[Option<Slowness>; 3]>,
 }
@@ -117,6 +119,7 @@ impl<B> FaultyBackend<B> {
             failing_reconnects: Cell::new(0),
             hanging: RefCell::new(Vec::new()),
             late_acks: Cell::new(0),
+            lost_acks: Cell::new(0),
             slow: RefCell::new([None, None, None]),
         }
     }
@@ -151,6 +154,13 @@ impl<B> FaultyBackend<B> {
     /// transaction that completes after its caller's deadline: the caller cannot know it landed.
     pub fn ack_late(&self, count: u32) {
         self.late_acks.set(count);
+    }
+
+    /// The next `count` writes reach the inner backend (they commit) and then fail with
+    /// `ConnectionLost`, the connection gone (a browser that closes the connection between the
+    /// commit and its `complete` event): the caller reconnects and cannot know it landed.
+    pub fn lose_after_commit(&self, count: u32) {
+        self.lost_acks.set(count);
     }
 
     /// Whether calls of `op` hang.
@@ -274,6 +284,7 @@ impl<B> FaultyBackend<B> {
     pub fn clear(&self) {
         self.faults.borrow_mut().clear();
         self.late_acks.set(0);
+        self.lost_acks.set(0);
     }
 
     /// How many times `op` was called (failed calls included).
@@ -365,6 +376,11 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         if self.late_acks.get() > 0 {
             self.late_acks.set(self.late_acks.get() - 1);
             std::future::pending::<()>().await;
+        }
+        if self.lost_acks.get() > 0 {
+            self.lost_acks.set(self.lost_acks.get() - 1);
+            self.lost.set(true);
+            return Err(Error::ConnectionLost("injected: the connection closed after the commit".into()));
         }
         Ok(())
     }

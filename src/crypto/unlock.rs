@@ -172,7 +172,10 @@ pub async fn encrypt<B: Backend, E: Backend>(
     progress("write", 0, total);
     // Set again after a failure: a reconnect inside the write (a lost connection) settles it.
     layer.set_landing(Some((record.clone(), cipher.clone())));
-    if let Err(error) = db.write(&WriteBatch { ops: sealed, strict }).await {
+    layer.set_presealed(true);
+    let written = db.write(&WriteBatch { ops: sealed, strict }).await;
+    layer.set_presealed(false);
+    if let Err(error) = written {
         layer.set_landing(Some((record, cipher)));
         return Err(error);
     }
