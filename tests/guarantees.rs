@@ -916,3 +916,74 @@ fn close_waits_for_a_channel_commit_in_flight() {
         assert_eq!(closed.not_written.channels, vec!["chat".to_string()]);
     }
 }
+
+fn history_entry(id: &str, byte: u8) -> wallet_persist::channels::HistoryEntry {
+    wallet_persist::channels::HistoryEntry { id: id.into(), bytes: Bytes::from(vec![byte]), timestamp_ms: None }
+}
+
+fn history_ids_after_restart(world: &World, channel: &str) -> Vec<String> {
+    let reopened = world.open(FlushMode::Manual);
+    let loaded = run(&world.clock, reopened.channels().load_channel::<u32>(channel)).unwrap();
+    run(&world.clock, reopened.close()).unwrap();
+    loaded.history.into_iter().map(|e| e.id).collect()
+}
+
+/// A queued append whose history write lands after its deadline (the commit reports 18 and keeps
+/// it queued), then an evict of that id queued over it (latest wins): the evict must remove the
+/// row that landed, so after a restart the history does not hold the evicted message.
+#[test]
+fn an_evict_queued_over_a_history_write_that_landed_late_removes_the_entry() {
+    evict_over_a_history_write_that_landed(18, |backend| backend.ack_late(1));
+}
+
+/// The same when the history write committed and the connection went before its answer, the
+/// reconnect refused (the commit reports 7).
+#[test]
+fn an_evict_queued_over_a_history_write_that_lost_its_answer_removes_the_entry() {
+    evict_over_a_history_write_that_landed(7, |backend| {
+        backend.lose_after_commit(1);
+        backend.fail_reconnects(1);
+    });
+}
+
+fn evict_over_a_history_write_that_landed(code: u16, arm: impl FnOnce(&FaultyBackend<MemoryBackend>)) {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let channels = persister.channels();
+    channels.queue_append("chat", history_entry("m1", 1)).unwrap();
+    assert!(run(&world.clock, channels.commit("chat", &1u32)).unwrap().history_flushed);
+    channels.queue_append("chat", history_entry("m2", 2)).unwrap();
+    // The meta write fails before reaching the disk; the history write commits and never answers.
+    persister.backend().fail_next(Op::Write, 1, Error::TransactionAborted("injected".into()));
+    arm(persister.backend());
+    let late = run(&world.clock, channels.commit("chat", &2u32)).unwrap();
+    assert!(!late.history_flushed, "{late:?}");
+    assert_eq!(late.failures.last().map(|f| f.code), Some(code));
+    assert_eq!(world.disk.rows(wallet_persist::layout::CHANNEL_HISTORY).len(), 2, "the late write landed");
+    channels.queue_evict("chat", "m2").unwrap();
+    let report = run(&world.clock, channels.commit("chat", &3u32)).unwrap();
+    assert!(report.meta_saved && report.history_flushed && report.pending == 0, "{report:?}");
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(history_ids_after_restart(&world, "chat"), vec!["m1"]);
+}
+
+/// The same through `updateHistory`: an append of an id already in the history (a move to the
+/// end) lands after its deadline, then the id is evicted: nothing of it may stay behind.
+#[test]
+fn an_evict_after_a_move_that_landed_late_removes_the_entry() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let channels = persister.channels();
+    let append = |ids: &[&str]| wallet_persist::channels::HistoryUpdate {
+        append: ids.iter().map(|id| history_entry(id, 7)).collect(),
+        evict: Vec::new(),
+    };
+    run(&world.clock, channels.update_history("chat", &append(&["m1", "m2"]))).unwrap();
+    persister.backend().ack_late(1);
+    let moved = run(&world.clock, channels.update_history("chat", &append(&["m1"])));
+    assert_eq!(moved.unwrap_err().code(), 18);
+    let evict = wallet_persist::channels::HistoryUpdate { append: Vec::new(), evict: vec!["m1".into()] };
+    run(&world.clock, channels.update_history("chat", &evict)).unwrap();
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(history_ids_after_restart(&world, "chat"), vec!["m2"]);
+}

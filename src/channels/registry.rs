@@ -130,6 +130,14 @@ impl ChannelRegistry {
         self.state(channel).index = Some(index);
     }
 
+    /// Forgets what is known of `channel`'s history on disk (a write that failed may have landed):
+    /// the next history write reads it again.
+    pub fn forget_index(&mut self, channel: &str) {
+        if let Some(state) = self.channels.get_mut(channel) {
+            state.index = None;
+        }
+    }
+
     /// Records a history write of `channel` that committed.
     pub fn apply(&mut self, channel: &str, change: IndexChange) {
         if let Some(index) = self.state(channel).index.as_mut() {

@@ -351,7 +351,18 @@ impl<B: Backend> Channels<'_, B> {
             let index = state.index(channel).ok_or_else(|| Error::Internal("history index missing".into()))?;
             index.plan(channel, update, self.limit)?
         };
-        self.db.write(&WriteBatch::new(ops)).await?;
+        let reconnects = self.db.reconnects();
+        if let Err(error) = self.db.write(&WriteBatch::new(ops)).await {
+            // A write that timed out, lost its connection or was retried on a new one may have
+            // landed: the index no longer knows the disk, and one missing a landed row would
+            // leave that row behind a later evict. The next write reads the history again.
+            let may_have_landed =
+                matches!(error, Error::Timeout(_) | Error::ConnectionLost(_)) || self.db.reconnects() != reconnects;
+            if may_have_landed {
+                self.state.registry.borrow_mut().forget_index(channel);
+            }
+            return Err(error);
+        }
         self.state.registry.borrow_mut().apply(channel, change);
         Ok(())
     }

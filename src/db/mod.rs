@@ -41,6 +41,8 @@ pub struct Db<B: Backend> {
     disconnected: Cell<bool>,
     /// The bound on every backend call; `None`: unbounded (host tests without a clock).
     deadline: Option<Deadline>,
+    /// How many reconnects succeeded: a write that failed across one may have landed before it.
+    reconnects: Cell<u32>,
 }
 
 /// The rows of a read, store by store, and the stores that were read row by row because their
@@ -70,6 +72,7 @@ impl<B: Backend> Db<B> {
                 gate: RefCell::new(gate),
                 disconnected: Cell::new(false),
                 deadline,
+                reconnects: Cell::new(0),
             }),
             Err(error) => {
                 log_at!(Error, "open refused: {error}");
@@ -137,6 +140,12 @@ impl<B: Backend> Db<B> {
         self.backend.close();
     }
 
+    /// How many reconnects succeeded so far (compare two readings to learn whether one happened
+    /// in between).
+    pub fn reconnects(&self) -> u32 {
+        self.reconnects.get()
+    }
+
     /// Connects again (after the database was closed under us, upgraded by another tab, or wedged
     /// by a call that never settled) and re-runs the schema gate, within the deadline. On failure
     /// the store stays open and disconnected: later calls try again.
@@ -152,6 +161,7 @@ impl<B: Backend> Db<B> {
             Ok(gate) => {
                 *self.gate.borrow_mut() = gate;
                 self.disconnected.set(false);
+                self.reconnects.set(self.reconnects.get().wrapping_add(1));
                 log_at!(Info, "reconnected to the database");
                 Ok(gate)
             }
