@@ -578,6 +578,25 @@ fn a_delete_that_lands_after_its_deadline_never_leaves_silent_orphans() {
     commit_refuses_orphans(&world, &persister, wallet);
 }
 
+/// The delete committed and the connection went before its answer, the reconnect refused:
+/// `deleteWallet` rejects 7 and restores what was staged; as after a timeout, the next flush
+/// reads the wallet record again and refuses the restored rows as orphans.
+#[test]
+fn a_delete_that_lost_its_answer_never_leaves_silent_orphans() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(2);
+    persister.stage(wallet, sample_changeset(2)).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    persister.stage(wallet, children_only(3)).unwrap();
+    persister.backend().lose_after_commit(1);
+    persister.backend().fail_reconnects(1);
+    assert_eq!(run(&world.clock, persister.delete_wallet(wallet)).unwrap_err().code(), 7);
+    assert_eq!(world.rows_of(&wallet), 0, "the delete landed before the connection went");
+    assert_eq!(persister.staged().len(), 1, "the staged changes were restored");
+    commit_refuses_orphans(&world, &persister, wallet);
+}
+
 /// The import landed late: `importBackup` rejects 18, but the stores were replaced, so what the
 /// store knew of the wallets' parent rows is read again: a change whose parent the backup did
 /// not hold is refused as an orphan (22, reported) instead of landing as a row nothing loads.

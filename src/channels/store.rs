@@ -356,9 +356,7 @@ impl<B: Backend> Channels<'_, B> {
             // A write that timed out, lost its connection or was retried on a new one may have
             // landed: the index no longer knows the disk, and one missing a landed row would
             // leave that row behind a later evict. The next write reads the history again.
-            let may_have_landed =
-                matches!(error, Error::Timeout(_) | Error::ConnectionLost(_)) || self.db.reconnects() != reconnects;
-            if may_have_landed {
+            if self.db.may_have_landed(&error, reconnects) {
                 self.state.registry.borrow_mut().forget_index(channel);
             }
             return Err(error);

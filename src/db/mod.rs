@@ -146,6 +146,14 @@ impl<B: Backend> Db<B> {
         self.reconnects.get()
     }
 
+    /// Whether a write that failed with `error` may have committed all the same, given
+    /// [`Db::reconnects`] as read before it: it timed out (a commit can land after its deadline),
+    /// lost its connection (a commit can land before its answer), or was retried on a new
+    /// connection (the first attempt may have landed before the old one went).
+    pub fn may_have_landed(&self, error: &Error, reconnects_before: u32) -> bool {
+        matches!(error, Error::Timeout(_) | Error::ConnectionLost(_)) || self.reconnects() != reconnects_before
+    }
+
     /// Connects again (after the database was closed under us, upgraded by another tab, or wedged
     /// by a call that never settled) and re-runs the schema gate, within the deadline. On failure
     /// the store stays open and disconnected: later calls try again.

@@ -459,8 +459,8 @@ impl<B: Backend> Persister<B> {
     /// Deletes every row of `wallet` in one transaction (one key-range delete per store) and
     /// discards its staged changes. From the call on, `store` for that wallet is refused with
     /// `WalletBeingDeleted` until the delete ends, so no write can resurrect it. If the delete
-    /// fails, nothing was deleted and the staged changes are restored; after a `Timeout` the delete
-    /// may have landed late, so the wallet's parent rows are read again before the next write.
+    /// fails, nothing was deleted and the staged changes are restored; after a `Timeout` or a lost
+    /// connection the delete may have landed, so the wallet's parent rows are read again first.
     /// Deleting a wallet that does not exist succeeds.
     pub async fn delete_wallet(&self, wallet: WalletId) -> Result<DeleteReport> {
         let claim = self.begin_delete(wallet)?;
@@ -484,6 +484,7 @@ impl<B: Backend> Persister<B> {
         let taken = self.buffer.borrow_mut().take_wallet(&wallet);
         let ops = wallet_stores().map(|store| WriteOp::DeleteWallet { store, wallet }).collect();
         let batch = WriteBatch { ops, strict: self.options.strict_durability };
+        let reconnects = self.db.reconnects();
         let written = self.db.write(&batch).await;
         drop(claim);
         match written {
@@ -498,10 +499,11 @@ impl<B: Backend> Persister<B> {
                 if let Some(changes) = taken {
                     self.buffer.borrow_mut().restore([(wallet, changes)]);
                 }
-                // A timed-out delete may have committed after the deadline: what this store knew of
-                // the wallet's parent rows is read again before the next write relies on it (if the
-                // delete landed, the restored changes fail with `orphan_row`, reported).
-                let may_have_landed = matches!(error, Error::Timeout(_));
+                // A delete that timed out or lost its connection may have committed all the same:
+                // what this store knew of the wallet's parent rows is read again before the next
+                // write relies on it (if the delete landed, the restored changes fail with
+                // `orphan_row`, reported).
+                let may_have_landed = self.db.may_have_landed(&error, reconnects);
                 if may_have_landed {
                     self.known_parents.borrow_mut().forget_wallet(&wallet);
                 }
@@ -509,7 +511,7 @@ impl<B: Backend> Persister<B> {
                     Warn,
                     { "walletIds" => vec![wallet.to_hex()], "code" => error.code() },
                     "delete of wallet {wallet} failed, {}: {error}",
-                    if may_have_landed { "and it may have landed after the deadline (load() tells)" } else { "nothing deleted" }
+                    if may_have_landed { "and it may have landed all the same (load() tells)" } else { "nothing deleted" }
                 );
                 Err(error)
             }
