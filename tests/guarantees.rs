@@ -560,6 +560,43 @@ fn a_pending_row_that_lands_after_its_deadline_does_not_block_the_retry() {
     assert_eq!(world.load_after_restart().wallets[&wallet], record_only(1));
 }
 
+/// The pending row committed and the connection went before its answer, the reconnect refused:
+/// the registration rejects 7, and a retry replaces that row and succeeds.
+#[test]
+fn a_pending_row_that_lost_its_answer_does_not_block_the_retry() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(1);
+    persister.backend().lose_after_commit(1);
+    persister.backend().fail_reconnects(1);
+    let first = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
+    assert_eq!(first.map(|_| ()).unwrap_err().code(), 7);
+    assert_eq!(world.disk.rows(wallet_persist::layout::PENDING).len(), 1, "the pending row landed");
+    let retry = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
+    assert!(matches!(retry, Ok(Ok(()))), "{:?}", retry.map_err(|e| e.code()));
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(1));
+}
+
+/// The promote committed and the connection went before its answer, the reconnect refused:
+/// `registerWallet` resolves (the pending row is gone, so it committed) and the wallet is live.
+#[test]
+fn a_promote_that_lost_its_answer_is_a_registration() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let wallet = wallet_id(4);
+    let init = async {
+        persister.backend().lose_after_commit(1);
+        persister.backend().fail_reconnects(1);
+        Ok::<(), ()>(())
+    };
+    let outcome = run(&world.clock, persister.register_wallet(wallet, record_only(4), init));
+    assert!(matches!(outcome, Ok(Ok(()))), "{:?}", outcome.map_err(|e| e.code()));
+    assert!(world.disk.rows(wallet_persist::layout::PENDING).is_empty());
+    run(&world.clock, persister.close()).unwrap();
+    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(4));
+}
+
 /// The delete landed late: `deleteWallet` rejects 18 and restores what was staged, but the next
 /// flush reads the wallet record again, so the restored rows are refused as orphans (22,
 /// reported) instead of landing as rows of a deleted wallet and loading as nothing.
@@ -612,6 +649,25 @@ fn an_import_that_lands_after_its_deadline_never_leaves_silent_orphans() {
     let import = run(&world.clock, persister.import_backup(&empty, true, &mut |_, _, _| {}));
     assert_eq!(import.map(|_| ()).unwrap_err().code(), 18);
     assert_eq!(world.rows_of(&wallet), 0, "the import landed after the deadline");
+    persister.stage(wallet, children_only(3)).unwrap();
+    commit_refuses_orphans(&world, &persister, wallet);
+}
+
+/// The import committed and the connection went before its answer, the reconnect refused:
+/// `importBackup` rejects 7, and as after a timeout what was known of the stores is read again.
+#[test]
+fn an_import_that_lost_its_answer_never_leaves_silent_orphans() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let empty = run(&world.clock, persister.export_backup(1, &mut |_, _, _| {})).unwrap();
+    let wallet = wallet_id(2);
+    persister.stage(wallet, sample_changeset(2)).unwrap();
+    run(&world.clock, persister.flush()).unwrap();
+    persister.backend().lose_after_commit(1);
+    persister.backend().fail_reconnects(1);
+    let import = run(&world.clock, persister.import_backup(&empty, true, &mut |_, _, _| {}));
+    assert_eq!(import.map(|_| ()).unwrap_err().code(), 7);
+    assert_eq!(world.rows_of(&wallet), 0, "the import landed before the connection went");
     persister.stage(wallet, children_only(3)).unwrap();
     commit_refuses_orphans(&world, &persister, wallet);
 }

@@ -688,10 +688,16 @@ impl<B: Backend> Persister<B> {
         let _flush = self.flush_lock.lock().await;
         let _channels = self.channels.lock().await;
         self.check_quiet("importing a backup")?;
+        let reconnects = self.db.reconnects();
         let imported = backup::import(&self.db, backup, overwrite, self.options.strict_durability, progress).await;
-        // The stores were replaced, or may have been (a write that timed out can commit after its
-        // deadline): what was known of them is stale and is read again before it is relied on.
-        if matches!(imported, Ok(_) | Err(Error::Timeout(_))) {
+        // The stores were replaced, or may have been (a write that timed out or lost its
+        // connection can have committed): what was known of them is stale and is read again
+        // before it is relied on.
+        let replaced = match &imported {
+            Ok(_) => true,
+            Err(error) => self.db.may_have_landed(error, reconnects),
+        };
+        if replaced {
             self.channels.forget();
             self.known_parents.borrow_mut().forget_all();
         }

@@ -152,14 +152,16 @@ impl<B: Backend> Persister<B> {
         }
         let value = codec::encode_payload(&(wallet, &changes), self.options.max_blob_bytes)?;
         let put = WriteOp::Put { store: PENDING, key: pending_key(&wallet), value };
+        let reconnects = self.db.reconnects();
         match self.db.write(&WriteBatch { ops: vec![put], strict: self.options.strict_durability }).await {
             Ok(()) => {
                 self.failed_rollbacks.borrow_mut().remove(&wallet);
                 Ok(())
             }
             Err(error) => {
-                // A timed-out write may still have landed: a retry must be free to replace the row.
-                if matches!(error, Error::Timeout(_)) {
+                // A write that timed out or lost its connection may have landed all the same: a
+                // retry must be free to replace the row.
+                if self.db.may_have_landed(&error, reconnects) {
                     self.failed_rollbacks.borrow_mut().insert(wallet);
                 }
                 Err(error)
@@ -207,20 +209,23 @@ impl<B: Backend> Persister<B> {
         }) {
             Ok(more) => {
                 ops.extend(more);
-                self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
+                let reconnects = self.db.reconnects();
+                match self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await {
+                    // The transaction may have committed all the same (after its deadline, or
+                    // before the connection went): its pending row tells.
+                    Err(error) if self.db.may_have_landed(&error, reconnects) => {
+                        match self.db.get(PENDING, &pending_key(&wallet)).await {
+                            Ok(None) => {
+                                log_at!(Warn, "the promote of wallet {wallet} failed ({error}) but had committed");
+                                Ok(())
+                            }
+                            Ok(Some(_)) | Err(_) => Err(error),
+                        }
+                    }
+                    other => other,
+                }
             }
             Err(error) => Err(error),
-        };
-        let written = match written {
-            // The transaction may have committed after the deadline: its pending row tells.
-            Err(Error::Timeout(why)) => match self.db.get(PENDING, &pending_key(&wallet)).await {
-                Ok(None) => {
-                    log_at!(Warn, "the promote of wallet {wallet} timed out ({why}) but had committed");
-                    Ok(())
-                }
-                Ok(Some(_)) | Err(_) => Err(Error::Timeout(why)),
-            },
-            other => other,
         };
         if let Err(error) = written {
             if let Some(staged) = staged {
