@@ -141,22 +141,20 @@ pub async fn establish<E: Environment>(
 
 /// The page is being hidden or unloaded (`reason`): writes what is staged and what channel
 /// history is queued, as the browser may end the page next. Failures are logged: the changes
-/// stay staged (a transient failure) for the next flush.
+/// stay staged (a transient failure) for the next flush. Both writes run even with nothing staged
+/// or queued now: a commit in flight holds its changes taken, and if it fails they come back
+/// after it; each write waits for the one in flight and then writes what it put back.
 pub async fn flush_on_hide<B: Backend>(persister: &Persister<B>, reason: &str) {
-    let staged = !persister.staged().is_empty();
-    let queued = !persister.queued_channels().is_empty();
-    if !(staged || queued) || persister.is_closed() || persister.options().read_only {
+    if persister.is_closed() || persister.options().read_only {
         return;
     }
-    log_at!(Info, "{reason}: flushing staged changes and queued channel history");
-    if staged {
-        if let Err(error) = persister.commit().await {
-            log_at!(Error, "{reason} flush failed: {error}");
-        }
+    if !persister.staged().is_empty() || !persister.queued_channels().is_empty() {
+        log_at!(Info, "{reason}: flushing staged changes and queued channel history");
     }
-    if queued {
-        persister.channels().flush_queues().await;
+    if let Err(error) = persister.commit().await {
+        log_at!(Error, "{reason} flush failed: {error}");
     }
+    persister.channels().flush_queues().await;
 }
 
 #[cfg(test)]

@@ -1062,3 +1062,68 @@ fn an_evict_after_a_move_that_landed_late_removes_the_entry() {
     run(&world.clock, persister.close()).unwrap();
     assert_eq!(history_ids_after_restart(&world, "chat"), vec!["m2"]);
 }
+
+/// Resolves once `ready()` holds (polled by `run_both`, which lets virtual time pass between).
+async fn once(ready: impl Fn() -> bool) {
+    std::future::poll_fn(|_| if ready() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }).await
+}
+
+/// The page hides while a commit is in flight (its changes taken, nothing staged): the hide flush
+/// waits for it, and when it fails transiently writes the changes it put back, so a page killed
+/// after the hide loses nothing.
+#[test]
+fn a_hide_flush_during_a_failing_commit_writes_what_it_put_back() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    persister.stage(wallet_id(1), sample_changeset(1)).unwrap();
+    let backend = persister.backend();
+    backend.pause_next(Op::Write);
+    backend.fail_next(Op::Write, 1, Error::TransactionAborted("injected".into()));
+    let hide = async {
+        once(|| backend.is_paused()).await;
+        wallet_persist::session::flush_on_hide(&persister, "pagehide").await
+    };
+    let (commit, ()) = run_both(&world.clock, persister.commit(), hide, |_| {
+        if backend.is_paused() && world.clock.now() > 1_000 {
+            backend.resume();
+        }
+    });
+    assert_eq!(commit.unwrap().still_pending, vec![wallet_id(1)]);
+    assert!(persister.staged().is_empty(), "the hide flush left {:?} staged", persister.staged());
+    drop(persister); // the page is killed: nothing more is written
+    assert_eq!(world.load_after_restart().wallets[&wallet_id(1)], sample_changeset(1));
+}
+
+/// The same for a channel: the hide comes while a commit's history write is in flight (the queue
+/// taken), and that write fails transiently.
+#[test]
+fn a_hide_flush_during_a_failing_channel_commit_writes_the_queue_it_put_back() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let channels = persister.channels();
+    channels.queue_append("chat", history_entry("m1", 1)).unwrap();
+    let backend = persister.backend();
+    backend.fail_store_write(wallet_persist::layout::CHANNEL_HISTORY, 1, Error::TransactionAborted("injected".into()));
+    // The meta write is held first; once released, the history write is held in its turn.
+    backend.pause_next(Op::Write);
+    let (history_held, hidden) = (Cell::new(false), Cell::new(false));
+    let hide = async {
+        once(|| history_held.get() && backend.is_paused()).await;
+        hidden.set(true);
+        wallet_persist::session::flush_on_hide(&persister, "pagehide").await
+    };
+    let (commit, ()) = run_both(&world.clock, channels.commit("chat", &1u32), hide, |_| {
+        if backend.is_paused() && !history_held.get() {
+            history_held.set(true);
+            backend.resume();
+            backend.pause_next(Op::Write);
+        } else if backend.is_paused() && hidden.get() {
+            backend.resume();
+        }
+    });
+    let commit = commit.unwrap();
+    assert!(commit.meta_saved && !commit.history_flushed, "{commit:?}");
+    assert!(persister.channels().pending("chat").is_empty(), "the hide flush left the queue");
+    drop(persister); // the page is killed: nothing more is written
+    assert_eq!(history_ids_after_restart(&world, "chat"), vec!["m1"]);
+}
