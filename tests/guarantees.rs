@@ -1127,3 +1127,57 @@ fn a_hide_flush_during_a_failing_channel_commit_writes_the_queue_it_put_back() {
     drop(persister); // the page is killed: nothing more is written
     assert_eq!(history_ids_after_restart(&world, "chat"), vec!["m1"]);
 }
+
+/// A drop called while a commit of its channel is in flight waits for it (the channel lock); an
+/// append queued after the drop's call belongs to the channel as recreated: the drop must not take
+/// it with the old queue. The next commit writes it, and only it is on disk after a restart.
+#[test]
+fn an_append_queued_after_a_drop_was_called_belongs_to_the_recreated_channel() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let channels = persister.channels();
+    channels.queue_append("chat", history_entry("m1", 1)).unwrap();
+    let backend = persister.backend();
+    backend.pause_next(Op::Write);
+    let queued_after = Cell::new(false);
+    let drop_then_queue = async {
+        once(|| backend.is_paused()).await;
+        let mut dropped = std::pin::pin!(channels.drop_channel("chat"));
+        // Polled once: the drop is called, and waits for the commit's channel lock.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(dropped.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "the drop waits for the commit in flight");
+        channels.queue_append("chat", history_entry("m2", 2)).unwrap();
+        queued_after.set(true);
+        dropped.await
+    };
+    let (commit, dropped) = run_both(&world.clock, channels.commit("chat", &1u32), drop_then_queue, |_| {
+        if backend.is_paused() && queued_after.get() {
+            backend.resume();
+        }
+    });
+    assert!(commit.unwrap().history_flushed);
+    dropped.unwrap();
+    assert_eq!(channels.pending("chat").len(), 1, "m2 stays queued for the recreated channel");
+    let after = run(&world.clock, channels.commit("chat", &2u32)).unwrap();
+    assert!(after.history_flushed && after.pending == 0, "{after:?}");
+    drop(persister);
+    assert_eq!(history_ids_after_restart(&world, "chat"), vec!["m2"]);
+}
+
+/// The same from JS: `dropChannel` not awaited, then `queueAppend` (call order is queue order).
+#[test]
+fn an_append_queued_right_after_a_drop_call_is_not_dropped() {
+    let world = World::new();
+    let persister = world.open(FlushMode::Manual);
+    let channels = persister.channels();
+    channels.queue_append("chat", history_entry("m1", 1)).unwrap();
+    run(&world.clock, channels.commit("chat", &1u32)).unwrap();
+    channels.call_drop("chat").unwrap();
+    channels.queue_append("chat", history_entry("m2", 2)).unwrap();
+    assert_eq!(persister.queued_channels(), vec![("chat".to_string(), 1)], "m2 is queued, and said to be");
+    run(&world.clock, channels.run_drop("chat")).unwrap();
+    let after = run(&world.clock, channels.commit("chat", &2u32)).unwrap();
+    assert!(after.history_flushed && after.pending == 0, "{after:?}");
+    drop(persister);
+    assert_eq!(history_ids_after_restart(&world, "chat"), vec!["m2"]);
+}

@@ -1,7 +1,7 @@
 //! The in-memory side of every channel: what is known to be on disk of its history, its queue of
 //! pending history changes, and the payloads those changes will write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::{HistoryEntry, HistoryIndex, HistoryUpdate, IndexChange, Journal, PendingOp};
 
@@ -41,6 +41,10 @@ pub struct TakenChannel(ChannelState);
 #[derive(Debug, Default)]
 pub struct ChannelRegistry {
     channels: HashMap<String, ChannelState>,
+    /// Per channel, one state per drop called and not yet holding the channel, oldest first: what
+    /// was queued after that drop's call (and before the next one's), which belongs to the channel
+    /// as recreated by that drop. Invariant: no empty list.
+    after_drops: HashMap<String, VecDeque<ChannelState>>,
 }
 
 impl ChannelRegistry {
@@ -48,43 +52,52 @@ impl ChannelRegistry {
         self.channels.entry(channel.to_owned()).or_default()
     }
 
+    /// Where a change queued now goes: after the last drop called, if one is still to run.
+    fn queued_state(&mut self, channel: &str) -> &mut ChannelState {
+        match self.after_drops.get_mut(channel).and_then(VecDeque::back_mut) {
+            Some(state) => state,
+            None => self.channels.entry(channel.to_owned()).or_default(),
+        }
+    }
+
+    /// Every state of `channel` with queued changes, oldest first.
+    fn states<'a>(&'a self, channel: &str) -> impl Iterator<Item = &'a ChannelState> + 'a {
+        self.channels.get(channel).into_iter().chain(self.after_drops.get(channel).into_iter().flatten())
+    }
+
     /// Queues `entry` to be appended (latest wins over anything queued for its id).
     pub fn queue_append(&mut self, channel: &str, entry: HistoryEntry) {
-        let state = self.state(channel);
+        let state = self.queued_state(channel);
         state.queue.queue(entry.id.clone(), PendingOp::Append);
         state.entries.insert(entry.id.clone(), entry);
     }
 
     /// Queues `id` to be evicted (latest wins over anything queued for it).
     pub fn queue_evict(&mut self, channel: &str, id: String) {
-        let state = self.state(channel);
+        let state = self.queued_state(channel);
         state.entries.remove(&id);
         state.queue.queue(id, PendingOp::Evict);
     }
 
-    /// The queued `(id, op)` of `channel`, oldest first.
+    /// The queued `(id, op)` of `channel`, oldest first (those queued after a drop that is still
+    /// to run last).
     pub fn pending(&self, channel: &str) -> Vec<(String, PendingOp)> {
-        self.channels
-            .get(channel)
-            .map(|state| state.queue.iter().map(|(id, op)| (id.to_owned(), op)).collect())
-            .unwrap_or_default()
+        self.states(channel).flat_map(|state| state.queue.iter().map(|(id, op)| (id.to_owned(), op))).collect()
     }
 
     /// How many ids are queued for `channel`.
     pub fn pending_len(&self, channel: &str) -> usize {
-        self.channels.get(channel).map_or(0, |state| state.queue.len())
+        self.states(channel).map(|state| state.queue.len()).sum()
     }
 
     /// The channels with queued changes.
     pub fn dirty(&self) -> Vec<(String, usize)> {
-        let mut dirty: Vec<(String, usize)> = self
-            .channels
-            .iter()
-            .filter(|(_, s)| !s.queue.is_empty())
-            .map(|(c, s)| (c.clone(), s.queue.len()))
-            .collect();
-        dirty.sort();
-        dirty
+        let names: std::collections::BTreeSet<&String> = self.channels.keys().chain(self.after_drops.keys()).collect();
+        names
+            .into_iter()
+            .map(|channel| (channel.clone(), self.pending_len(channel)))
+            .filter(|(_, queued)| *queued > 0)
+            .collect()
     }
 
     /// Takes the whole queue of `channel` (`None` if empty) with the one update that writes it:
@@ -145,10 +158,25 @@ impl ChannelRegistry {
         }
     }
 
-    /// Removes `channel` while its drop is written: changes queued from now on belong to the
-    /// channel as recreated.
+    /// A drop of `channel` was called: changes queued from now on belong to the channel as that
+    /// drop recreates it (see [`ChannelRegistry::take_channel`]).
+    pub fn call_drop(&mut self, channel: &str) {
+        self.after_drops.entry(channel.to_owned()).or_default().push_back(ChannelState::default());
+    }
+
+    /// The oldest drop called of `channel` holds it now: removes the channel's state while the
+    /// drop is written, and puts in its place what was queued after that drop's call.
     pub fn take_channel(&mut self, channel: &str) -> TakenChannel {
-        TakenChannel(self.channels.remove(channel).unwrap_or_default())
+        let taken = TakenChannel(self.channels.remove(channel).unwrap_or_default());
+        if let Some(states) = self.after_drops.get_mut(channel) {
+            if let Some(after) = states.pop_front() {
+                self.channels.insert(channel.to_owned(), after);
+            }
+            if states.is_empty() {
+                self.after_drops.remove(channel);
+            }
+        }
+        taken
     }
 
     /// The drop committed: nothing of the old channel is on disk.
@@ -173,5 +201,6 @@ impl ChannelRegistry {
     /// Forgets every channel (after the stores were replaced underneath, e.g. by a backup import).
     pub fn clear(&mut self) {
         self.channels.clear();
+        self.after_drops.clear();
     }
 }

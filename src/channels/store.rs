@@ -225,11 +225,27 @@ impl<B: Backend> Channels<'_, B> {
     /// store), and discards its queued changes. If the delete fails, nothing was deleted and the
     /// queue is kept. A channel recreated afterwards starts empty.
     pub async fn drop_channel(&self, channel: &str) -> Result<()> {
+        self.call_drop(channel)?;
+        self.run_drop(channel).await
+    }
+
+    /// The synchronous half of [`Channels::drop_channel`], at the call: changes queued from now on
+    /// belong to the channel as recreated, also while the drop waits for a write in flight.
+    pub fn call_drop(&self, channel: &str) -> Result<()> {
         check_id("channel id", channel)?;
         self.db.check_writable()?;
+        self.state.registry.borrow_mut().call_drop(channel);
+        Ok(())
+    }
+
+    /// The asynchronous half of [`Channels::drop_channel`], after [`Channels::call_drop`].
+    pub async fn run_drop(&self, channel: &str) -> Result<()> {
         let _lock = self.state.lock.lock().await;
-        self.db.check_writable()?;
         let taken = self.state.registry.borrow_mut().take_channel(channel);
+        if let Err(error) = self.db.check_writable() {
+            self.state.registry.borrow_mut().restore_drop(channel, taken);
+            return Err(error);
+        }
         let ops =
             CHANNEL_STORES.iter().map(|store| WriteOp::DeleteGroup { store, group: channel.to_owned() }).collect();
         let batch = WriteBatch { ops, strict: self.strict };

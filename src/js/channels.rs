@@ -225,9 +225,10 @@ impl Channels {
     pub fn drop_channel(&self, #[wasm_bindgen(unchecked_param_type = "string")] channel: JsValue) -> Promise {
         accept!(guard);
         let channel = accept!(string(&channel, "channel"));
+        accept!(self.inner.channels().call_drop(&channel));
         let inner = self.inner.clone();
         promise(async move {
-            inner.channels().drop_channel(&channel).await?;
+            inner.channels().run_drop(&channel).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
