@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPage, evalInPage, pageErrors, uniqueName, setup, cdpSession, sleep } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
-import { W1, W2, RICH_ROWS, richChangeset, smallChangeset, richLoaded, asLoaded, client, assertPersistError, raw, rowsOf } from './client.mjs';
+import { W1, W2, TX1, RICH_ROWS, richChangeset, smallChangeset, richLoaded, asLoaded, client, assertPersistError, raw, rowsOf } from './client.mjs';
 
 const PAGE = '/tests/e2e/fixtures/persister.html';
 
@@ -196,5 +196,28 @@ test('staged changes are flushed on pagehide and on visibilitychange to hidden (
   } finally {
     await a.close();
     await check.close();
+  }
+});
+
+test('after data cleared under us, a flush that needs the wallet record the clearing took is refused orphan_row (22), not written as an orphan', async () => {
+  const name = uniqueName('cleared-orphan');
+  const a = await newPage();
+  try {
+    const dbA = client(a, name);
+    await dbA.open();
+    await dbA.ok('store', W1, smallChangeset());
+    await dbA.ok('commit');
+    const cdp = await cdpSession(a);
+    await cdp.send('Storage.clearDataForOrigin', { origin: env.server.origin, storageTypes: 'indexeddb' });
+    // A UTXO alone: its wallet record went with the cleared data, so this would be an orphan.
+    const utxo = { [`${TX1}:9`]: { outpoint: `${TX1}:9`, value: 9n, script: new Uint8Array([0x51]), height: 9, account: 0 } };
+    await dbA.ok('store', W1, { utxos: utxo });
+    const report = await dbA.ok('commit');
+    assert.deepEqual(report.succeeded, [], `the orphan is not reported durable: ${JSON.stringify(report)}`);
+    assert.deepEqual(report.failed.map((f) => f.code), [22]);
+    assert.deepEqual(await rowsOf(a, name, W1), {}, 'no orphan row on disk');
+    assert.deepEqual((await dbA.ok('load')).report.skipped, []);
+  } finally {
+    await a.close();
   }
 });
