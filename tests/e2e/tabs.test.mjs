@@ -221,3 +221,34 @@ test('after data cleared under us, a flush that needs the wallet record the clea
     await a.close();
   }
 });
+
+test('an encrypted store whose database another tab deleted writes its key record again with its rows after reopen: the database still opens with its key', async () => {
+  const name = uniqueName('deleted-encrypted');
+  const key = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
+  const [a, b] = [await newPage(), await newPage()];
+  try {
+    const dbA = client(a, name);
+    await dbA.open({ encryption: { key } });
+    await dbA.ok('store', W1, smallChangeset());
+    await dbA.ok('commit');
+    // Another tab deletes the database: our connection closes itself, so the delete goes through.
+    await evalInPage(b, (n) => new Promise((resolve, reject) => {
+      const request = indexedDB.deleteDatabase(n);
+      request.onsuccess = () => resolve(true);
+      request.onerror = () => reject(request.error);
+    }), name);
+    await dbA.ok('store', W2, smallChangeset());
+    await dbA.ok('reopen');
+    assert.deepEqual(await dbA.ok('flush'), { succeeded: [W2], failed: [], stillPending: [] });
+    await dbA.ok('close');
+    const again = client(a, name);
+    const reopened = await evalInPage(a, (o) => window.wp.open(o), toWire({ name, flushMode: 'manual', encryption: { key } }));
+    assert.equal(reopened.error, undefined, `the database opens with its key: ${JSON.stringify(reopened.error)}`);
+    const loaded = await again.ok('load');
+    assert.deepEqual(Object.keys(loaded.wallets), [W2]);
+    assert.deepEqual(loaded.report.skipped, []);
+    await again.ok('close');
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
