@@ -40,12 +40,21 @@ pub struct EncryptedBackend<B> {
     /// pass through as they are, also once a reconnect inside that write (the write landed, its
     /// answer was lost) has turned the cipher on. Only while every other writer waits.
     presealed: Cell<bool>,
+    /// The key record of the cipher, and whether this store may write it (not a read-only
+    /// follower): after a reconnect the database must still be locked by that data key.
+    record: RefCell<Option<(KeyRecord, bool)>>,
 }
 
 impl<B> EncryptedBackend<B> {
     /// A pass-through wrapper (a plain database) until [`EncryptedBackend::set_cipher`].
     pub fn new(inner: B) -> Self {
-        EncryptedBackend { inner, cipher: RefCell::new(None), landing: RefCell::new(None), presealed: Cell::new(false) }
+        EncryptedBackend {
+            inner,
+            cipher: RefCell::new(None),
+            landing: RefCell::new(None),
+            presealed: Cell::new(false),
+            record: RefCell::new(None),
+        }
     }
 
     /// Marks the writes from now on as sealed already (`true`, for a conversion's own write, while
@@ -70,6 +79,12 @@ impl<B> EncryptedBackend<B> {
     /// encrypting.
     pub fn set_cipher(&self, cipher: Option<Rc<Cipher>>) {
         *self.cipher.borrow_mut() = cipher;
+    }
+
+    /// Remembers the key record on disk that the cipher belongs to, and whether this store may
+    /// write it back (`may_write`: the writer, not a read-only follower); see `reconnect`.
+    pub fn set_record(&self, record: Option<KeyRecord>, may_write: bool) {
+        *self.record.borrow_mut() = record.map(|record| (record, may_write));
     }
 
     /// The cipher, when the database is encrypted and unlocked.
@@ -395,6 +410,45 @@ fn keep_wanted(rows: &mut StoreRows, wanted: &std::collections::HashSet<&str>) {
     }
 }
 
+impl<B: Backend> EncryptedBackend<B> {
+    /// After a reconnect the database may not be the one this store unlocked (its data cleared, or
+    /// deleted by another tab and created again): its key record must still be that of the
+    /// cipher's data key (a passphrase change re-wraps it, keeping the key). A database created
+    /// again empty gets the record back from the writer, so its rows stay openable with the same
+    /// secret (a follower writes nothing and reads what the writer puts there). A database locked
+    /// by another key, or rows without a record, fail the reconnect: nothing is read or written.
+    async fn check_record(&self) -> Result<()> {
+        let Some((ours, may_write)) = self.record.borrow().clone() else { return Ok(()) };
+        match KeyRecord::read(&self.inner).await? {
+            Some(found) if found.check == ours.check => {
+                self.set_record(Some(found), may_write);
+                Ok(())
+            }
+            Some(_) => Err(Error::WrongKey(
+                "since the store reconnected, its database is locked by another key (it was replaced): nothing is \
+                 read or written; close this store and open the database with its secret"
+                    .into(),
+            )),
+            None if !may_write => Ok(()),
+            None => {
+                let stores: Vec<&'static str> = crate::layout::all_stores().filter(|s| *s != DB_META).collect();
+                for read in self.inner.read(&stores).await? {
+                    if !matches!(read, Ok(rows) if rows.rows.is_empty() && rows.unreadable.is_empty()) {
+                        return Err(Error::WrongKey(
+                            "since the store reconnected, its database holds rows but no key record: nothing is \
+                             written; close this store and open the database again"
+                                .into(),
+                        ));
+                    }
+                }
+                self.inner.write(&WriteBatch { ops: vec![ours.op()?], strict: true }).await?;
+                log_at!(Warn, "the database was created again under this store: its key record was written back");
+                Ok(())
+            }
+        }
+    }
+}
+
 impl<B: Backend> Backend for EncryptedBackend<B> {
     async fn write(&self, batch: &WriteBatch) -> Result<()> {
         self.write_source(batch).await
@@ -500,18 +554,23 @@ impl<B: Backend> Backend for EncryptedBackend<B> {
     /// is on disk (the new connection reads it after the old write finished either way).
     async fn reconnect(&self) -> Result<()> {
         self.inner.reconnect().await?;
-        let Some((record, cipher)) = self.landing.borrow().clone() else { return Ok(()) };
-        if KeyRecord::read(&self.inner).await? == Some(record) {
-            self.set_cipher(Some(cipher));
+        let landing = self.landing.borrow().clone();
+        if let Some((record, cipher)) = landing {
+            if KeyRecord::read(&self.inner).await?.as_ref() == Some(&record) {
+                self.set_cipher(Some(cipher));
+                self.set_record(Some(record), true);
+            }
+            self.set_landing(None);
+            return Ok(());
         }
-        self.set_landing(None);
-        Ok(())
+        self.check_record().await
     }
 
     /// Also wipes the keys: a closed store never opens a row again.
     fn close(&self) {
         self.set_cipher(None);
         self.set_landing(None);
+        self.set_record(None, false);
         self.inner.close()
     }
 }

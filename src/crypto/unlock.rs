@@ -90,6 +90,7 @@ pub async fn unlock<B: Backend>(
         (Some(record), Some(request)) => {
             let data_key = record.unlock(&request.secret)?;
             backend.set_cipher(Some(Rc::new(Cipher::new(&data_key))));
+            backend.set_record(Some(record), may_create);
             Ok(())
         }
         (None, Some(request)) => {
@@ -107,6 +108,7 @@ pub async fn unlock<B: Backend>(
             let batch = WriteBatch { ops: vec![record.op()?], strict: true };
             within(deadline, backend.inner().write(&batch), stalled).await?;
             backend.set_cipher(Some(Rc::new(Cipher::new(&data_key))));
+            backend.set_record(Some(record), true);
             log_at!(Info, "created an encrypted database");
             Ok(())
         }
@@ -181,16 +183,18 @@ pub async fn encrypt<B: Backend, E: Backend>(
     }
     layer.set_landing(None);
     layer.set_cipher(Some(cipher));
+    layer.set_record(Some(record), true);
     progress("write", total, total);
     log_at!(Info, "encrypted the database: {} row(s) sealed", report.rows);
     Ok(report)
 }
 
 /// Re-wraps the data key under `new` (checked first against `old`, `WrongKey` when it does not
-/// unlock): one write of the key record, so a crash leaves the old secret or the new one working.
+/// unlock) and returns the new key record: one write of the key record, so a crash leaves the old
+/// secret or the new one working.
 /// Goes through `db` like every call (bounded, reconnecting once); after a timeout the write may
 /// still land, so either secret may be the one that works.
-pub async fn change_secret<B: Backend>(db: &Db<B>, old: &Secret, new: &Request, strict: bool) -> Result<()> {
+pub async fn change_secret<B: Backend>(db: &Db<B>, old: &Secret, new: &Request, strict: bool) -> Result<KeyRecord> {
     let record = stored_record(db)
         .await?
         .ok_or_else(|| Error::NotEncrypted("this database is not encrypted: use encrypt()".into()))?;
@@ -203,7 +207,7 @@ pub async fn change_secret<B: Backend>(db: &Db<B>, old: &Secret, new: &Request, 
         other => other,
     })?;
     log_at!(Info, "the database's key was re-wrapped");
-    Ok(())
+    Ok(rewrapped)
 }
 
 #[cfg(test)]

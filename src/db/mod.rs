@@ -39,10 +39,12 @@ pub struct Db<B: Backend> {
     /// Set when the connection was lost and the reconnect failed, or a call timed out (the
     /// connection may be wedged): the next call reconnects first.
     disconnected: Cell<bool>,
+    /// Successful reconnects so far: what was learnt of the rows on one connection may not hold
+    /// on the next (the database may have been cleared or deleted and created again meanwhile),
+    /// and a write that failed across one may have landed before it.
+    reconnects: Cell<u64>,
     /// The bound on every backend call; `None`: unbounded (host tests without a clock).
     deadline: Option<Deadline>,
-    /// How many reconnects succeeded: a write that failed across one may have landed before it.
-    reconnects: Cell<u32>,
 }
 
 /// The rows of a read, store by store, and the stores that were read row by row because their
@@ -71,8 +73,8 @@ impl<B: Backend> Db<B> {
                 state: Cell::new(State::Open),
                 gate: RefCell::new(gate),
                 disconnected: Cell::new(false),
-                deadline,
                 reconnects: Cell::new(0),
+                deadline,
             }),
             Err(error) => {
                 log_at!(Error, "open refused: {error}");
@@ -100,6 +102,12 @@ impl<B: Backend> Db<B> {
     /// Where the connection is in its life.
     pub fn state(&self) -> State {
         self.state.get()
+    }
+
+    /// How many times the store reconnected: rows read or checked before a reconnect may be gone
+    /// after it (data cleared, the database deleted by another tab and created again).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.get()
     }
 
     /// Whether the connection is lost (a reconnect failed, or a call timed out): calls fail with a
@@ -140,17 +148,11 @@ impl<B: Backend> Db<B> {
         self.backend.close();
     }
 
-    /// How many reconnects succeeded so far (compare two readings to learn whether one happened
-    /// in between).
-    pub fn reconnects(&self) -> u32 {
-        self.reconnects.get()
-    }
-
     /// Whether a write that failed with `error` may have committed all the same, given
     /// [`Db::reconnects`] as read before it: it timed out (a commit can land after its deadline),
     /// lost its connection (a commit can land before its answer), or was retried on a new
     /// connection (the first attempt may have landed before the old one went).
-    pub fn may_have_landed(&self, error: &Error, reconnects_before: u32) -> bool {
+    pub fn may_have_landed(&self, error: &Error, reconnects_before: u64) -> bool {
         matches!(error, Error::Timeout(_) | Error::ConnectionLost(_)) || self.reconnects() != reconnects_before
     }
 
@@ -169,7 +171,7 @@ impl<B: Backend> Db<B> {
             Ok(gate) => {
                 *self.gate.borrow_mut() = gate;
                 self.disconnected.set(false);
-                self.reconnects.set(self.reconnects.get().wrapping_add(1));
+                self.reconnects.set(self.reconnects.get() + 1);
                 log_at!(Info, "reconnected to the database");
                 Ok(gate)
             }
@@ -209,21 +211,41 @@ impl<B: Backend> Db<B> {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
+        self.with_reconnect_on(None, true, op).await
+    }
+
+    /// [`Db::with_reconnect`]; with `Some(reconnects)`, `op` runs only on that connection: after
+    /// any other reconnect (its own included) it is not run and the call fails with a retryable
+    /// `ConnectionLost`. Without `reconnect`, a connection lost during `op` is left for the next
+    /// call to reconnect.
+    async fn with_reconnect_on<T, F, Fut>(&self, connection: Option<u64>, reconnect: bool, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         self.check_open()?;
+        let run = || async {
+            match connection {
+                Some(connection) if connection != self.reconnects.get() => Err(Error::ConnectionLost(
+                    "the store reconnected since this write was checked against the database".into(),
+                )),
+                _ => self.bounded(op()).await,
+            }
+        };
         if self.disconnected.get() {
             if let Err(error) = self.reopen().await {
                 log_at!(Warn, "still disconnected: {error}");
                 return Err(Error::ConnectionLost(format!("disconnected; the reconnect failed: {error}")));
             }
         }
-        match self.bounded(op()).await {
-            Err(Error::ConnectionLost(cause)) => {
+        match run().await {
+            Err(Error::ConnectionLost(cause)) if reconnect && connection.is_none_or(|c| c == self.reconnects.get()) => {
                 log_at!(Warn, "connection lost ({cause}); reconnecting once");
                 if let Err(error) = self.reopen().await {
                     log_at!(Warn, "reconnect failed: {error}");
                     return Err(Error::ConnectionLost(cause));
                 }
-                self.bounded(op()).await
+                run().await
             }
             other => other,
         }
@@ -239,6 +261,16 @@ impl<B: Backend> Db<B> {
     pub async fn write_source(&self, source: &dyn WriteSource) -> Result<()> {
         self.check_open()?;
         self.with_reconnect(|| self.backend.write_source(source)).await
+    }
+
+    /// [`Db::write_source`] on the connection `connection` ([`Db::reconnects`] when the write was
+    /// checked) only: after a reconnect it is not run (the database may have been replaced, so
+    /// what the checks relied on may be gone) and fails with a retryable `ConnectionLost`. With
+    /// `reconnect`, a connection lost during the write is reconnected (for the caller to check
+    /// and write again), else left for the next call.
+    pub async fn write_source_on(&self, source: &dyn WriteSource, connection: u64, reconnect: bool) -> Result<()> {
+        self.check_open()?;
+        self.with_reconnect_on(Some(connection), reconnect, || self.backend.write_source(source)).await
     }
 
     /// Reads one row.

@@ -171,7 +171,8 @@ impl WalletStore {
         let inner = self.inner.clone();
         promise(async move {
             inner.db().check_writable()?;
-            unlock::change_secret(inner.db(), &old.secret, &new, true).await?;
+            let record = unlock::change_secret(inner.db(), &old.secret, &new, true).await?;
+            encrypting_layer(&inner).set_record(Some(record), true);
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -202,6 +202,8 @@ pub struct KnownParents {
     keys: BTreeSet<Key>,
     /// Bumped by every removal: a read that started before a removal may hold the removed row.
     removals: u64,
+    /// The connection (the `Db`'s reconnect count) what is known was found on.
+    connection: u64,
 }
 
 impl std::ops::Deref for KnownParents {
@@ -242,6 +244,15 @@ impl KnownParents {
     pub fn forget_wallet(&mut self, wallet: &WalletId) {
         self.removals += 1;
         self.keys.retain(|key| !belongs_to(key, wallet));
+    }
+
+    /// Forgets everything when `connection` is not the connection it was learnt on: across a
+    /// reconnect the database may have been cleared or deleted and created again.
+    pub fn follow(&mut self, connection: u64) {
+        if connection != self.connection {
+            self.forget_all();
+            self.connection = connection;
+        }
     }
 
     /// Everything (the stores were replaced).

@@ -276,59 +276,79 @@ impl<B: Backend> Persister<B> {
         }
         memory_mark!("commit: taken");
 
-        // Referential integrity: each wallet's parents are on disk or in its own changes.
+        // Referential integrity: each wallet's parents are on disk or in its own changes, on the
+        // connection the write then goes to. A write that finds the store reconnected since its
+        // check is not run (the database may have been cleared meanwhile): checked again, once.
         let mut wallets: Vec<WalletId> = taken.keys().copied().collect();
-        match self.learn_parents(&taken).await {
-            Ok(unreadable) => {
-                wallets.retain(|wallet| !unreadable.contains_key(wallet));
-                report.failed.extend(unreadable.into_iter().map(|(wallet, error)| WalletFailure::new(wallet, error)));
+        for attempt in 0..2 {
+            let connection = self.db.reconnects();
+            match self.learn_parents(&taken).await {
+                Ok(unreadable) => {
+                    wallets.retain(|wallet| !unreadable.contains_key(wallet));
+                    report
+                        .failed
+                        .extend(unreadable.into_iter().map(|(wallet, error)| WalletFailure::new(wallet, error)));
+                }
+                Err(error) => {
+                    log_at!(Warn, "commit: could not read the parent rows ({error}); every change stays staged");
+                    self.buffer.borrow_mut().restore(wallets.iter().filter_map(|w| taken.remove_entry(w)));
+                    report.still_pending.extend(wallets);
+                    report.retry_cause = Some(error);
+                    return Ok(report);
+                }
             }
-            Err(error) => {
-                log_at!(Warn, "commit: could not read the parent rows ({error}); every change stays staged");
-                self.buffer.borrow_mut().restore(std::mem::take(&mut taken));
-                report.still_pending.extend(wallets);
-                report.retry_cause = Some(error);
+            {
+                let known = self.known();
+                wallets.retain(|wallet| match integrity::check(wallet, &taken[wallet], &known) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        report.failed.push(WalletFailure::new(*wallet, error));
+                        false
+                    }
+                });
+            }
+            for failure in &report.failed {
+                taken.remove(&failure.wallet_id);
+            }
+            if wallets.is_empty() {
+                self.log_failures(&report);
                 return Ok(report);
             }
-        }
-        {
-            let known = self.known_parents.borrow();
-            wallets.retain(|wallet| match integrity::check(wallet, &taken[wallet], &known) {
-                Ok(()) => true,
-                Err(error) => {
-                    report.failed.push(WalletFailure::new(*wallet, error));
-                    false
-                }
-            });
-        }
-        for failure in &report.failed {
-            taken.remove(&failure.wallet_id);
-        }
-        if wallets.is_empty() {
-            self.log_failures(&report);
-            return Ok(report);
-        }
 
-        // One transaction; every value is encoded as the backend pulls it, chunk by chunk, so the
-        // encoded rows are never all held at once. A value that fails to encode fails the write,
-        // and then only its own wallet (isolated below).
-        let limit = self.options.max_blob_bytes;
-        let written = self.db.write_source(&FlushSource::new(wallets.iter().map(|w| (*w, &taken[w])), limit)).await;
-        memory_mark!("commit: written");
-        match written {
-            Ok(()) => report.succeeded = wallets,
-            Err(error) if error.is_transient() || wallets.len() == 1 => {
-                self.settle_failure(&mut report, &mut taken, wallets, error);
-            }
-            Err(error) => {
-                log_at!(Warn, "commit of {} wallets failed ({error}); isolating per wallet", wallets.len());
-                for wallet in wallets {
-                    match self.db.write_source(&FlushSource::new([(wallet, &taken[&wallet])], limit)).await {
-                        Ok(()) => report.succeeded.push(wallet),
-                        Err(error) => self.settle_failure(&mut report, &mut taken, vec![wallet], error),
+            // One transaction; every value is encoded as the backend pulls it, chunk by chunk, so the
+            // encoded rows are never all held at once. A value that fails to encode fails the write,
+            // and then only its own wallet (isolated below).
+            let limit = self.options.max_blob_bytes;
+            let written = self
+                .db
+                .write_source_on(
+                    &FlushSource::new(wallets.iter().map(|w| (*w, &taken[w])), limit),
+                    connection,
+                    attempt == 0,
+                )
+                .await;
+            memory_mark!("commit: written");
+            match written {
+                Ok(()) => report.succeeded = std::mem::take(&mut wallets),
+                Err(_) if attempt == 0 && self.db.reconnects() != connection => {
+                    log_at!(Info, "commit: the store reconnected before the write; checking the parent rows again");
+                    continue;
+                }
+                Err(error) if error.is_transient() || wallets.len() == 1 => {
+                    self.settle_failure(&mut report, &mut taken, std::mem::take(&mut wallets), error);
+                }
+                Err(error) => {
+                    log_at!(Warn, "commit of {} wallets failed ({error}); isolating per wallet", wallets.len());
+                    for wallet in std::mem::take(&mut wallets) {
+                        let source = FlushSource::new([(wallet, &taken[&wallet])], limit);
+                        match self.db.write_source_on(&source, connection, attempt == 0).await {
+                            Ok(()) => report.succeeded.push(wallet),
+                            Err(error) => self.settle_failure(&mut report, &mut taken, vec![wallet], error),
+                        }
                     }
                 }
             }
+            break;
         }
         for wallet in &report.succeeded {
             if let Some(changes) = taken.get(wallet) {
@@ -390,7 +410,7 @@ impl<B: Backend> Persister<B> {
             }
             wanted.extend(identities.iter().map(|id| (*wallet, IDENTITIES, integrity::identity_key(wallet, id))));
         }
-        wanted.retain(|(_, _, key)| !self.known_parents.borrow().contains(key));
+        wanted.retain(|(_, _, key)| !self.known().contains(key));
         if wanted.len() > 8 {
             // Only a shortcut: a store that fails as a whole for good (one value the browser cannot
             // read) leaves its parents to the single-row reads below, so it fails only the wallets
@@ -398,7 +418,7 @@ impl<B: Backend> Persister<B> {
             match self.db.read_strict(&[WALLETS, IDENTITIES], None).await {
                 Ok(reads) => {
                     for rows in reads {
-                        self.known_parents.borrow_mut().learn(rows.rows.into_iter().map(|row| row.key));
+                        self.known().learn(rows.rows.into_iter().map(|row| row.key));
                     }
                 }
                 Err(error) if error.is_transient() => return Err(error),
@@ -406,7 +426,7 @@ impl<B: Backend> Persister<B> {
                     log_at!(Warn, "commit: bulk read of the parent rows failed ({error}); reading them one by one")
                 }
             }
-            wanted.retain(|(_, _, key)| !self.known_parents.borrow().contains(key));
+            wanted.retain(|(_, _, key)| !self.known().contains(key));
         }
         // Each parent still unknown is read on its own, so one that is there but unreadable fails
         // its wallets with the read error, whichever way the others were found.
@@ -414,7 +434,7 @@ impl<B: Backend> Persister<B> {
         for (wallet, store, key) in wanted {
             match self.db.get(store, &key).await {
                 Ok(Some(_)) => {
-                    self.known_parents.borrow_mut().learn([key]);
+                    self.known().learn([key]);
                 }
                 Ok(None) => {}
                 Err(error) if error.is_transient() => return Err(error),
@@ -426,10 +446,18 @@ impl<B: Backend> Persister<B> {
         Ok(unreadable)
     }
 
+    /// What is known of the parent rows on disk, for the current connection: what was learnt
+    /// before a reconnect is forgotten (the database may have been cleared or deleted since).
+    pub(super) fn known(&self) -> std::cell::RefMut<'_, integrity::KnownParents> {
+        let mut known = self.known_parents.borrow_mut();
+        known.follow(self.db.reconnects());
+        known
+    }
+
     /// Records the parent rows a successful write of `changes` added and removed.
     pub(super) fn learn_written(&self, wallet: &WalletId, changes: &WalletChangeSet) {
         let (added, gone) = integrity::parents_written(wallet, changes);
-        let mut known = self.known_parents.borrow_mut();
+        let mut known = self.known();
         known.learn(added);
         if !gone.is_empty() {
             known.forget(gone);
@@ -489,7 +517,7 @@ impl<B: Backend> Persister<B> {
         drop(claim);
         match written {
             Ok(()) => {
-                self.known_parents.borrow_mut().forget_wallet(&wallet);
+                self.known().forget_wallet(&wallet);
                 self.notify(&[wallet]);
                 let discarded = taken.map_or(0, |cs| cs.field_count()) as u32;
                 log_at!(Info, "deleted wallet {wallet} (discarded {discarded} staged field(s))");
@@ -505,7 +533,7 @@ impl<B: Backend> Persister<B> {
                 // `orphan_row`, reported).
                 let may_have_landed = self.db.may_have_landed(&error, reconnects);
                 if may_have_landed {
-                    self.known_parents.borrow_mut().forget_wallet(&wallet);
+                    self.known().forget_wallet(&wallet);
                 }
                 log_at!(
                     Warn,
@@ -580,7 +608,7 @@ impl<B: Backend> Persister<B> {
     ) -> Result<LoadReport> {
         // Parents removed by a write that commits while this load reads may still be in what it
         // read: what it learnt is kept only if nothing was removed meanwhile.
-        let removals = self.known_parents.borrow().removals();
+        let removals = self.known().removals();
         let hex: Vec<String> = only.into_iter().flatten().map(WalletId::to_hex).collect();
         let groups: Vec<&str> = hex.iter().map(String::as_str).collect();
         let mut loading = Loading::new(out, self.options.max_blob_bytes);
@@ -603,7 +631,7 @@ impl<B: Backend> Persister<B> {
             let at = |store| AREA_STORES.iter().position(|s| *s == store);
             (at(a.store), &a.key).cmp(&(at(b.store), &b.key))
         });
-        self.known_parents.borrow_mut().learn_loaded(removals, parents);
+        self.known().learn_loaded(removals, parents);
         report.not_found = only.map(|wallets| wallets.iter().filter(|w| !found.contains(w)).copied().collect());
         Ok(report)
     }
@@ -699,7 +727,7 @@ impl<B: Backend> Persister<B> {
         };
         if replaced {
             self.channels.forget();
-            self.known_parents.borrow_mut().forget_all();
+            self.known().forget_all();
         }
         let (report, wallets) = imported?;
         self.notify(&wallets);

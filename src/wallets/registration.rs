@@ -77,7 +77,7 @@ impl<B: Backend> Persister<B> {
             self.db.write(&WriteBatch { ops, strict: self.options.strict_durability }).await
         };
         let deleted = deleted.await;
-        self.known_parents.borrow_mut().forget_wallet(&wallet);
+        self.known().forget_wallet(&wallet);
         match deleted {
             Ok(()) => log_at!(Warn, "registration of wallet {wallet} rolled back: {why}"),
             Err(error) => {
@@ -204,7 +204,7 @@ impl<B: Backend> Persister<B> {
         }
         let mut ops = vec![WriteOp::Delete { store: PENDING, key: pending_key(&wallet) }];
         let written = match changeset_ops(&wallet, &changes, self.options.max_blob_bytes).and_then(|more| {
-            integrity::check(&wallet, &changes, &self.known_parents.borrow())?;
+            integrity::check(&wallet, &changes, &self.known())?;
             Ok(more)
         }) {
             Ok(more) => {

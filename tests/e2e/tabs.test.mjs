@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPage, evalInPage, pageErrors, uniqueName, setup, cdpSession, sleep } from './harness.mjs';
 import { toWire, fromWire } from './fixtures/wire.mjs';
-import { W1, W2, RICH_ROWS, richChangeset, smallChangeset, richLoaded, asLoaded, client, assertPersistError, raw, rowsOf } from './client.mjs';
+import { W1, W2, TX1, RICH_ROWS, richChangeset, smallChangeset, richLoaded, asLoaded, client, assertPersistError, raw, rowsOf } from './client.mjs';
 
 const PAGE = '/tests/e2e/fixtures/persister.html';
 
@@ -196,5 +196,59 @@ test('staged changes are flushed on pagehide and on visibilitychange to hidden (
   } finally {
     await a.close();
     await check.close();
+  }
+});
+
+test('after data cleared under us, a flush that needs the wallet record the clearing took is refused orphan_row (22), not written as an orphan', async () => {
+  const name = uniqueName('cleared-orphan');
+  const a = await newPage();
+  try {
+    const dbA = client(a, name);
+    await dbA.open();
+    await dbA.ok('store', W1, smallChangeset());
+    await dbA.ok('commit');
+    const cdp = await cdpSession(a);
+    await cdp.send('Storage.clearDataForOrigin', { origin: env.server.origin, storageTypes: 'indexeddb' });
+    // A UTXO alone: its wallet record went with the cleared data, so this would be an orphan.
+    const utxo = { [`${TX1}:9`]: { outpoint: `${TX1}:9`, value: 9n, script: new Uint8Array([0x51]), height: 9, account: 0 } };
+    await dbA.ok('store', W1, { utxos: utxo });
+    const report = await dbA.ok('commit');
+    assert.deepEqual(report.succeeded, [], `the orphan is not reported durable: ${JSON.stringify(report)}`);
+    assert.deepEqual(report.failed.map((f) => f.code), [22]);
+    assert.deepEqual(await rowsOf(a, name, W1), {}, 'no orphan row on disk');
+    assert.deepEqual((await dbA.ok('load')).report.skipped, []);
+  } finally {
+    await a.close();
+  }
+});
+
+test('an encrypted store whose database another tab deleted writes its key record again with its rows after reopen: the database still opens with its key', async () => {
+  const name = uniqueName('deleted-encrypted');
+  const key = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
+  const [a, b] = [await newPage(), await newPage()];
+  try {
+    const dbA = client(a, name);
+    await dbA.open({ encryption: { key } });
+    await dbA.ok('store', W1, smallChangeset());
+    await dbA.ok('commit');
+    // Another tab deletes the database: our connection closes itself, so the delete goes through.
+    await evalInPage(b, (n) => new Promise((resolve, reject) => {
+      const request = indexedDB.deleteDatabase(n);
+      request.onsuccess = () => resolve(true);
+      request.onerror = () => reject(request.error);
+    }), name);
+    await dbA.ok('store', W2, smallChangeset());
+    await dbA.ok('reopen');
+    assert.deepEqual(await dbA.ok('flush'), { succeeded: [W2], failed: [], stillPending: [] });
+    await dbA.ok('close');
+    const again = client(a, name);
+    const reopened = await evalInPage(a, (o) => window.wp.open(o), toWire({ name, flushMode: 'manual', encryption: { key } }));
+    assert.equal(reopened.error, undefined, `the database opens with its key: ${JSON.stringify(reopened.error)}`);
+    const loaded = await again.ok('load');
+    assert.deepEqual(Object.keys(loaded.wallets), [W2]);
+    assert.deepEqual(loaded.report.skipped, []);
+    await again.ok('close');
+  } finally {
+    await Promise.all([a.close(), b.close()]);
   }
 });
