@@ -367,8 +367,43 @@ struct Entries<'c, 't> {
     nulls: Option<&'c mut Vec<&'t str>>,
 }
 
-impl Entries<'_, '_> {
+impl<'t> Entries<'_, 't> {
+    /// The next key whose value is to be read, after passing over the value of the previous key
+    /// if the visitor did not read it (noting it if its value is `null`; for struct fields,
+    /// passing over keys whose value is `undefined`); `None` after the last. Not generic: one
+    /// function for every visitor.
+    #[inline(never)]
+    fn next_key(&mut self) -> Result<Option<&'t str>, Refusal> {
+        if self.key.take().is_some() {
+            self.cursor.skip(true)?;
+        }
+        loop {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            let key = self.cursor.text();
+            if let Some(nulls) = self.nulls.as_deref_mut() {
+                if self.cursor.peek() == tag::NULL {
+                    nulls.push(key);
+                }
+            }
+            if self.skip_undefined && self.cursor.peek() == tag::UNDEFINED {
+                self.cursor.byte();
+                continue;
+            }
+            return Ok(Some(key));
+        }
+    }
+
+    /// The key whose value is next.
+    #[inline(never)]
+    fn value_key(&mut self) -> Result<&'t str, Refusal> {
+        self.key.take().ok_or_else(|| Refusal::new("a value without a key"))
+    }
+
     /// Passes over what the visitor did not read.
+    #[inline(never)]
     fn finish(mut self) -> Result<(), Refusal> {
         if self.key.take().is_some() {
             self.cursor.skip(true)?;
@@ -384,35 +419,25 @@ impl Entries<'_, '_> {
 impl<'de> MapAccess<'de> for Entries<'_, '_> {
     type Error = Refusal;
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Refusal> {
-        if self.key.take().is_some() {
-            self.cursor.skip(true)?;
-        }
-        let key = loop {
-            if self.left == 0 {
-                return Ok(None);
-            }
-            self.left -= 1;
-            let key = self.cursor.text();
-            if let Some(nulls) = self.nulls.as_deref_mut() {
-                if self.cursor.peek() == tag::NULL {
-                    nulls.push(key);
-                }
-            }
-            if self.skip_undefined && self.cursor.peek() == tag::UNDEFINED {
-                self.cursor.byte();
-                continue;
-            }
-            break key;
+        let Some(key) = self.next_key()? else {
+            return Ok(None);
         };
         let found: de::value::StrDeserializer<'_, Refusal> = key.into_deserializer();
-        let found = seed.deserialize(found).map(Some).map_err(|r| r.at(Step::Key(key.to_string())));
+        let found = seed.deserialize(found).map(Some).map_err(|r| at_key(r, key));
         self.key = Some(key);
         found
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Refusal> {
-        let key = self.key.take().ok_or_else(|| Refusal::new("a value without a key"))?;
-        seed.deserialize(TapeDeserializer(self.cursor, None)).map_err(|r| r.at(Step::Key(key.to_owned())))
+        let key = self.value_key()?;
+        seed.deserialize(TapeDeserializer(self.cursor, None)).map_err(|r| at_key(r, key))
     }
+}
+
+/// The refusal `refusal` one property further out. One function, not one copy per visitor.
+#[cold]
+#[inline(never)]
+fn at_key(refusal: Refusal, key: &str) -> Refusal {
+    refusal.at(Step::Key(key.to_owned()))
 }
 
 /// A list's items, read in order.
@@ -422,8 +447,26 @@ struct Items<'c, 't> {
     index: usize,
 }
 
+/// The refusal `refusal` one array index further out. One function, not one copy per visitor.
+#[cold]
+#[inline(never)]
+fn at_index(refusal: Refusal, index: usize) -> Refusal {
+    refusal.at(Step::Index(index))
+}
+
 impl Items<'_, '_> {
+    /// The index of the next item, `None` after the last.
+    fn next_index(&mut self) -> Option<usize> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.index += 1;
+        Some(self.index - 1)
+    }
+
     /// Passes over the items the visitor did not read.
+    #[inline(never)]
     fn finish(self) -> Result<(), Refusal> {
         for _ in 0..self.left {
             self.cursor.skip(true)?;
@@ -435,13 +478,10 @@ impl Items<'_, '_> {
 impl<'de> SeqAccess<'de> for Items<'_, '_> {
     type Error = Refusal;
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Refusal> {
-        if self.left == 0 {
+        let Some(index) = self.next_index() else {
             return Ok(None);
-        }
-        self.left -= 1;
-        self.index += 1;
-        let index = self.index - 1;
-        seed.deserialize(TapeDeserializer(&mut *self.cursor, None)).map(Some).map_err(|r| r.at(Step::Index(index)))
+        };
+        seed.deserialize(TapeDeserializer(&mut *self.cursor, None)).map(Some).map_err(|r| at_index(r, index))
     }
 }
 

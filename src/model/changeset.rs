@@ -308,6 +308,12 @@ impl<E: Entry> Take for EntryMap<E> {
 }
 
 /// Declares the changeset's areas once; every per-area operation below is generated from this list.
+///
+/// The operations off the hot paths (a pending registration's payload, counts, shapes) are
+/// `#[inline]`: compiled in the crate that calls them, the size-optimised root crate, with every
+/// area's generic code they reach, not here at opt-level 3 (see core.rs). Loading (`load_row`),
+/// encoding (`encode_store_from`), `validate` and `merge` stay here: each `store()`, load or commit
+/// runs them.
 macro_rules! areas {
     ($( $field:ident : $ty:ty => $store:ident ),* $(,)?) => {
         /// Staged changes of one wallet, area by area.
@@ -326,12 +332,14 @@ macro_rules! areas {
 
         /// Every area in declaration order (as serde's derive writes them).
         impl Put for WalletChangeSet {
+            #[inline]
             fn encode(&self, out: &mut Out) {
                 $( self.$field.encode(out); )*
             }
         }
 
         impl Take for WalletChangeSet {
+            #[inline]
             fn decode(input: &mut In<'_>) -> std::result::Result<Self, Fail> {
                 // Struct literal fields are evaluated in the order written: the payload's order.
                 Ok(WalletChangeSet { $( $field: Take::decode(input)?, )* })
@@ -361,6 +369,7 @@ macro_rules! areas {
 
         impl WalletChangeSet {
             /// Every area's JS shape, in declaration order.
+            #[inline]
             pub fn area_shapes() -> Vec<AreaShape> {
                 let names = crate::model::introspect::field_names::<WalletChangeSet>();
                 let shapes = [$( (<$ty as Area>::KEYED, crate::model::introspect::field_names::<<$ty as Area>::Item>()) ),*];
@@ -369,6 +378,7 @@ macro_rules! areas {
 
             /// Every area's store, its entries (upserts and tombstones) and whether any of them is
             /// an upsert, in declaration order, empty areas included.
+            #[inline]
             pub fn area_counts(&self) -> Vec<(&'static str, usize, bool)> {
                 vec![$( ($store, Area::len(&self.$field), self.$field.upserts()) ),*]
             }
@@ -445,6 +455,7 @@ areas! {
 
 impl WalletChangeSet {
     /// Upserts plus tombstones over all areas.
+    #[inline]
     pub fn field_count(&self) -> usize {
         self.area_counts().iter().map(|(_, n, _)| n).sum()
     }
