@@ -82,9 +82,6 @@ pub struct Persister<B: Backend> {
     observer: RefCell<Option<CommitObserver>>,
     /// Every channel's history index and queue, and the lock serialising channel writes.
     channels: ChannelState,
-    /// Held by a `close` from start to end: a second one waits for it, so the connection is never
-    /// released under another close's final writes.
-    close_lock: WriteLock,
     /// What the close that closed this store reported; every later `close` reports the same.
     closed_report: RefCell<Option<CloseReport>>,
 }
@@ -131,7 +128,6 @@ impl<B: Backend> Persister<B> {
             deleting: Rc::default(),
             registering: Rc::default(),
             aborted: RefCell::default(),
-            close_lock: WriteLock::default(),
             closed_report: RefCell::default(),
             failed_rollbacks: RefCell::default(),
             known_parents: RefCell::default(),
@@ -643,10 +639,10 @@ impl<B: Backend> Persister<B> {
     /// queued that was not written (channel writes never fail a foreground call, so a failure
     /// there is reported, not returned).
     ///
-    /// Closes run one at a time: a `close` called while another runs waits for it, and once the
-    /// store is closed every `close` resolves with the report of the one that closed it.
+    /// A `close` called while another runs waits for its channel and wallet writes (the locks
+    /// below) before it releases the connection, and once the store is closed every `close`
+    /// resolves with the report of the one that closed it.
     pub async fn close(&self) -> Result<CloseReport> {
-        let _closing = self.close_lock.lock().await;
         if let Some(report) = self.closed_report.borrow().as_ref() {
             return Ok(report.clone());
         }
@@ -673,6 +669,10 @@ impl<B: Backend> Persister<B> {
         // foreground ones re-check the state once they hold their lock.
         let _flush = self.flush_lock.lock().await;
         let _channels = self.channels.lock().await;
+        // Another close ran meanwhile and closed the store: its report is the one.
+        if let Some(report) = self.closed_report.borrow().as_ref() {
+            return Ok(report.clone());
+        }
         let mut wallets: Vec<WalletId> = flush.failed.iter().map(|f| f.wallet_id).collect();
         wallets.extend(&aborted_registrations);
         let not_written =
