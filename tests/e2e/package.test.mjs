@@ -79,11 +79,11 @@ test('npm pack ships exactly the package files', () => {
 // The .wasm's size ceiling, gzipped at level 9 as a server would send it: the release build's
 // size plus a small margin, so that code that grows it (a dependency, a monomorphised generic,
 // float formatting) fails here and is measured before it lands (`twiggy top` on a named build).
-// The release build is 341,205 bytes gzipped here (Node's zlib, level 9; 339,070 with `gzip -9`):
+// The release build is 346,322 bytes gzipped here (Node's zlib, level 9; 344,523 with `gzip -9`):
 // this crate at opt-level "z", wallet-persist-core (the row codec and the model) at 3 (Cargo.toml,
 // [profile.release]) but for the changeset's cold operations (#[inline], compiled here),
 // wasm-opt -O3 -ocimfs 0.
-const WASM_GZIP_CEILING = 343_000;
+const WASM_GZIP_CEILING = 348_000;
 
 test('the .wasm stays under its gzipped size ceiling', () => {
   const wasm = fs.readFileSync(path.join(PKG, 'wallet_persist_bg.wasm'));
