@@ -522,154 +522,103 @@ fn registering_a_wallet_with_staged_changes_is_refused_and_keeps_them() {
     assert_eq!(world.load_after_restart().wallets.len(), 1);
 }
 
-// A write that commits and then misses its deadline (`ack_late`): the caller got `timeout` (18)
-// although the transaction landed. Each path either learns the outcome or stays able to recover.
+// A write that commits and yet fails: it misses its deadline (`ack_late`: `timeout`, 18), or the
+// connection goes before its answer and the reconnect is refused (`connection_lost`, 7). Each
+// path either learns the outcome or stays able to recover, for both.
 
-/// The promote landed late: `registerWallet` resolves (the pending row is gone, so it committed),
-/// the wallet is live, and nothing is rolled back.
+/// Arms the next write to land and fail as `name` says, with the code the caller then gets.
+type LandsAndFails = (&'static str, fn(&FaultyBackend<MemoryBackend>), u16);
+const LANDS_AND_FAILS: [LandsAndFails; 2] = [
+    ("landed after its deadline", |backend| backend.ack_late(1), 18),
+    (
+        "lost its answer",
+        |backend| {
+            backend.lose_after_commit(1);
+            backend.fail_reconnects(1);
+        },
+        7,
+    ),
+];
+
+/// The promote landed but failed: `registerWallet` resolves (the pending row is gone, so it
+/// committed), the wallet is live, and nothing is rolled back.
 #[test]
-fn a_promote_that_lands_after_its_deadline_is_a_registration() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let wallet = wallet_id(4);
-    let init = async {
-        persister.backend().ack_late(1);
-        Ok::<(), ()>(())
-    };
-    let outcome = run(&world.clock, persister.register_wallet(wallet, record_only(4), init));
-    assert!(matches!(outcome, Ok(Ok(()))), "{:?}", outcome.map_err(|e| e.code()));
-    assert!(world.disk.rows(wallet_persist::layout::PENDING).is_empty());
-    run(&world.clock, persister.close()).unwrap();
-    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(4));
+fn a_promote_that_landed_but_failed_is_a_registration() {
+    for (how, arm, _) in LANDS_AND_FAILS {
+        let world = World::new();
+        let persister = world.open(FlushMode::Manual);
+        let wallet = wallet_id(4);
+        let init = async {
+            arm(persister.backend());
+            Ok::<(), ()>(())
+        };
+        let outcome = run(&world.clock, persister.register_wallet(wallet, record_only(4), init));
+        assert!(matches!(outcome, Ok(Ok(()))), "{how}: {:?}", outcome.map_err(|e| e.code()));
+        assert!(world.disk.rows(wallet_persist::layout::PENDING).is_empty(), "{how}");
+        run(&world.clock, persister.close()).unwrap();
+        assert_eq!(world.load_after_restart().wallets[&wallet], record_only(4), "{how}");
+    }
 }
 
-/// The pending row landed late: the registration rejects 18, and a retry replaces that row and
-/// succeeds instead of being refused as an existing registration (3).
+/// The pending row landed but failed: the registration rejects with the failure's code, and a
+/// retry replaces that row and succeeds instead of being refused as an existing registration (3).
 #[test]
-fn a_pending_row_that_lands_after_its_deadline_does_not_block_the_retry() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let wallet = wallet_id(1);
-    persister.backend().ack_late(1);
-    let first = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
-    assert_eq!(first.map(|_| ()).unwrap_err().code(), 18);
-    assert_eq!(world.disk.rows(wallet_persist::layout::PENDING).len(), 1, "the late write landed");
-    let retry = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
-    assert!(matches!(retry, Ok(Ok(()))), "{:?}", retry.map_err(|e| e.code()));
-    run(&world.clock, persister.close()).unwrap();
-    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(1));
+fn a_pending_row_that_landed_but_failed_does_not_block_the_retry() {
+    for (how, arm, code) in LANDS_AND_FAILS {
+        let world = World::new();
+        let persister = world.open(FlushMode::Manual);
+        let wallet = wallet_id(1);
+        arm(persister.backend());
+        let first = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
+        assert_eq!(first.map(|_| ()).unwrap_err().code(), code, "{how}");
+        assert_eq!(world.disk.rows(wallet_persist::layout::PENDING).len(), 1, "{how}: the pending row landed");
+        let retry = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
+        assert!(matches!(retry, Ok(Ok(()))), "{how}: {:?}", retry.map_err(|e| e.code()));
+        run(&world.clock, persister.close()).unwrap();
+        assert_eq!(world.load_after_restart().wallets[&wallet], record_only(1), "{how}");
+    }
 }
 
-/// The pending row committed and the connection went before its answer, the reconnect refused:
-/// the registration rejects 7, and a retry replaces that row and succeeds.
+/// The delete landed but failed: `deleteWallet` rejects with the failure's code and restores what
+/// was staged, but the next flush reads the wallet record again, so the restored rows are refused
+/// as orphans (22, reported) instead of landing as rows of a deleted wallet and loading as nothing.
 #[test]
-fn a_pending_row_that_lost_its_answer_does_not_block_the_retry() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let wallet = wallet_id(1);
-    persister.backend().lose_after_commit(1);
-    persister.backend().fail_reconnects(1);
-    let first = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
-    assert_eq!(first.map(|_| ()).unwrap_err().code(), 7);
-    assert_eq!(world.disk.rows(wallet_persist::layout::PENDING).len(), 1, "the pending row landed");
-    let retry = run(&world.clock, persister.register_wallet(wallet, record_only(1), async { Ok::<(), ()>(()) }));
-    assert!(matches!(retry, Ok(Ok(()))), "{:?}", retry.map_err(|e| e.code()));
-    run(&world.clock, persister.close()).unwrap();
-    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(1));
+fn a_delete_that_landed_but_failed_never_leaves_silent_orphans() {
+    for (how, arm, code) in LANDS_AND_FAILS {
+        let world = World::new();
+        let persister = world.open(FlushMode::Manual);
+        let wallet = wallet_id(2);
+        persister.stage(wallet, sample_changeset(2)).unwrap();
+        run(&world.clock, persister.flush()).unwrap();
+        persister.stage(wallet, children_only(3)).unwrap();
+        arm(persister.backend());
+        assert_eq!(run(&world.clock, persister.delete_wallet(wallet)).unwrap_err().code(), code, "{how}");
+        assert_eq!(world.rows_of(&wallet), 0, "{how}: the delete landed");
+        assert_eq!(persister.staged().len(), 1, "{how}: the staged changes were restored");
+        commit_refuses_orphans(&world, &persister, wallet);
+    }
 }
 
-/// The promote committed and the connection went before its answer, the reconnect refused:
-/// `registerWallet` resolves (the pending row is gone, so it committed) and the wallet is live.
+/// The import landed but failed: `importBackup` rejects with the failure's code, but the stores
+/// were replaced, so what the store knew of the wallets' parent rows is read again: a change whose
+/// parent the backup did not hold is refused as an orphan (22, reported) instead of landing as a
+/// row nothing loads.
 #[test]
-fn a_promote_that_lost_its_answer_is_a_registration() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let wallet = wallet_id(4);
-    let init = async {
-        persister.backend().lose_after_commit(1);
-        persister.backend().fail_reconnects(1);
-        Ok::<(), ()>(())
-    };
-    let outcome = run(&world.clock, persister.register_wallet(wallet, record_only(4), init));
-    assert!(matches!(outcome, Ok(Ok(()))), "{:?}", outcome.map_err(|e| e.code()));
-    assert!(world.disk.rows(wallet_persist::layout::PENDING).is_empty());
-    run(&world.clock, persister.close()).unwrap();
-    assert_eq!(world.load_after_restart().wallets[&wallet], record_only(4));
-}
-
-/// The delete landed late: `deleteWallet` rejects 18 and restores what was staged, but the next
-/// flush reads the wallet record again, so the restored rows are refused as orphans (22,
-/// reported) instead of landing as rows of a deleted wallet and loading as nothing.
-#[test]
-fn a_delete_that_lands_after_its_deadline_never_leaves_silent_orphans() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let wallet = wallet_id(2);
-    persister.stage(wallet, sample_changeset(2)).unwrap();
-    run(&world.clock, persister.flush()).unwrap();
-    persister.stage(wallet, children_only(3)).unwrap();
-    persister.backend().ack_late(1);
-    assert_eq!(run(&world.clock, persister.delete_wallet(wallet)).unwrap_err().code(), 18);
-    assert_eq!(world.rows_of(&wallet), 0, "the delete landed after the deadline");
-    assert_eq!(persister.staged().len(), 1, "the staged changes were restored");
-    commit_refuses_orphans(&world, &persister, wallet);
-}
-
-/// The delete committed and the connection went before its answer, the reconnect refused:
-/// `deleteWallet` rejects 7 and restores what was staged; as after a timeout, the next flush
-/// reads the wallet record again and refuses the restored rows as orphans.
-#[test]
-fn a_delete_that_lost_its_answer_never_leaves_silent_orphans() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let wallet = wallet_id(2);
-    persister.stage(wallet, sample_changeset(2)).unwrap();
-    run(&world.clock, persister.flush()).unwrap();
-    persister.stage(wallet, children_only(3)).unwrap();
-    persister.backend().lose_after_commit(1);
-    persister.backend().fail_reconnects(1);
-    assert_eq!(run(&world.clock, persister.delete_wallet(wallet)).unwrap_err().code(), 7);
-    assert_eq!(world.rows_of(&wallet), 0, "the delete landed before the connection went");
-    assert_eq!(persister.staged().len(), 1, "the staged changes were restored");
-    commit_refuses_orphans(&world, &persister, wallet);
-}
-
-/// The import landed late: `importBackup` rejects 18, but the stores were replaced, so what the
-/// store knew of the wallets' parent rows is read again: a change whose parent the backup did
-/// not hold is refused as an orphan (22, reported) instead of landing as a row nothing loads.
-#[test]
-fn an_import_that_lands_after_its_deadline_never_leaves_silent_orphans() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let empty = run(&world.clock, persister.export_backup(1, &mut |_, _, _| {})).unwrap();
-    let wallet = wallet_id(2);
-    persister.stage(wallet, sample_changeset(2)).unwrap();
-    run(&world.clock, persister.flush()).unwrap();
-    persister.backend().ack_late(1);
-    let import = run(&world.clock, persister.import_backup(&empty, true, &mut |_, _, _| {}));
-    assert_eq!(import.map(|_| ()).unwrap_err().code(), 18);
-    assert_eq!(world.rows_of(&wallet), 0, "the import landed after the deadline");
-    persister.stage(wallet, children_only(3)).unwrap();
-    commit_refuses_orphans(&world, &persister, wallet);
-}
-
-/// The import committed and the connection went before its answer, the reconnect refused:
-/// `importBackup` rejects 7, and as after a timeout what was known of the stores is read again.
-#[test]
-fn an_import_that_lost_its_answer_never_leaves_silent_orphans() {
-    let world = World::new();
-    let persister = world.open(FlushMode::Manual);
-    let empty = run(&world.clock, persister.export_backup(1, &mut |_, _, _| {})).unwrap();
-    let wallet = wallet_id(2);
-    persister.stage(wallet, sample_changeset(2)).unwrap();
-    run(&world.clock, persister.flush()).unwrap();
-    persister.backend().lose_after_commit(1);
-    persister.backend().fail_reconnects(1);
-    let import = run(&world.clock, persister.import_backup(&empty, true, &mut |_, _, _| {}));
-    assert_eq!(import.map(|_| ()).unwrap_err().code(), 7);
-    assert_eq!(world.rows_of(&wallet), 0, "the import landed before the connection went");
-    persister.stage(wallet, children_only(3)).unwrap();
-    commit_refuses_orphans(&world, &persister, wallet);
+fn an_import_that_landed_but_failed_never_leaves_silent_orphans() {
+    for (how, arm, code) in LANDS_AND_FAILS {
+        let world = World::new();
+        let persister = world.open(FlushMode::Manual);
+        let empty = run(&world.clock, persister.export_backup(1, &mut |_, _, _| {})).unwrap();
+        let wallet = wallet_id(2);
+        persister.stage(wallet, sample_changeset(2)).unwrap();
+        run(&world.clock, persister.flush()).unwrap();
+        arm(persister.backend());
+        let import = run(&world.clock, persister.import_backup(&empty, true, &mut |_, _, _| {}));
+        assert_eq!(import.map(|_| ()).unwrap_err().code(), code, "{how}");
+        assert_eq!(world.rows_of(&wallet), 0, "{how}: the import landed");
+        persister.stage(wallet, children_only(3)).unwrap();
+        commit_refuses_orphans(&world, &persister, wallet);
+    }
 }
 
 /// The staged changes of `wallet` (whose record is not on disk) fail with `orphan_row` (22),
